@@ -9,7 +9,18 @@ from __future__ import annotations
 import typer
 
 from eegvision import __version__
-from eegvision.cli import analysis_cmds, data_cmds, decode_cmds, demo_cmds, recon_cmds, text_cmds
+from eegvision.cli import (
+    analysis_cmds,
+    convert_cmds,
+    decode_cmds,
+    demo_cmds,
+    features_cmds,
+    meg_cmds,
+    recon_cmds,
+    simulate_cmds,
+    text_cmds,
+)
+from eegvision.cli._apps import convert_app, preprocess_app, prior_app
 
 app = typer.Typer(
     name="eegvision",
@@ -33,8 +44,15 @@ def _root(
     """eegvision: EEG/MEG → CLIP space → retrieval, images and captions."""
 
 
-for _module in (data_cmds, decode_cmds, recon_cmds, text_cmds, analysis_cmds, demo_cmds):
+for _module in (
+    convert_cmds, meg_cmds, simulate_cmds, features_cmds, decode_cmds, recon_cmds, text_cmds, analysis_cmds,
+    demo_cmds,
+):
     _module.register(app)
+
+app.add_typer(convert_app, name="convert")
+app.add_typer(preprocess_app, name="preprocess")
+app.add_typer(prior_app, name="prior")
 
 
 def main() -> None:  # pragma: no cover - console entry point

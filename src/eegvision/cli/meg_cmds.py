@@ -1,4 +1,4 @@
-"""CLI commands: data. (Filled in by its owner; each command wraps a library function.)"""
+"""CLI commands: meg. (Filled in by its owner; each command wraps a library function.)"""
 
 from __future__ import annotations
 
