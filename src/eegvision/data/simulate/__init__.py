@@ -1,0 +1,26 @@
+"""A simulated THINGS-like dataset with known ground truth.
+
+* :mod:`.world` — concepts of attributes, images rendered from them, captions, latent factors.
+* :mod:`.embedding` — the stand-in "CLIP-like" image/text features of the world.
+* :mod:`.forward` — the neural forward model (ERP components, montage patterns, 1/f + alpha noise,
+  jitter, subjects; EEG and MEG-shaped layouts; viewing and imagination paradigms).
+* :mod:`.writers` — the real on-disk layouts (THINGS-EEG2 pickles, images, ATM feature files).
+* :mod:`.ceiling` — the Bayes decoder that knows the model and a ridge baseline.
+* :mod:`.presets`, :mod:`.pipeline` — ``simulate(out, preset=...)``.
+"""
+
+from eegvision.data.simulate.ceiling import bayes_ceiling, bayes_scores, ridge_retrieval, topk_from_scores
+from eegvision.data.simulate.embedding import RandomFeatureMap
+from eegvision.data.simulate.forward import (
+    EEG_COMPONENTS, PARADIGMS, ForwardModel, ForwardParams, Layout, SubjectModel, eeg_layout, meg_layout,
+)
+from eegvision.data.simulate.pipeline import SimulationResult, simulate
+from eegvision.data.simulate.presets import PRESETS, Preset, get_preset
+from eegvision.data.simulate.world import LATENT_DIM, Concept, ImageSpec, World, make_world, render_image
+
+__all__ = [
+    "EEG_COMPONENTS", "LATENT_DIM", "PARADIGMS", "PRESETS", "Concept", "ForwardModel", "ForwardParams",
+    "ImageSpec", "Layout", "Preset", "RandomFeatureMap", "SimulationResult", "SubjectModel", "World",
+    "bayes_ceiling", "bayes_scores", "eeg_layout", "get_preset", "make_world", "meg_layout", "render_image",
+    "ridge_retrieval", "simulate", "topk_from_scores",
+]

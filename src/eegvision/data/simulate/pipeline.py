@@ -1,0 +1,295 @@
+"""``simulate()``: write a complete simulated THINGS-EEG2-style dataset and its ground truth.
+
+Output folder (the layouts of the real data, so the real readers are exercised)::
+
+    OUT/Preprocessed_data_250Hz/sub-XX/preprocessed_eeg_{training,test}.npy
+    OUT/Raw_data/sub-XX/ses-0S/raw_eeg_{training,test}.npy           (unless write_raw=False)
+    OUT/training_images/NNNNN_concept/*.jpg, OUT/test_images/NNNNN_concept/*.jpg
+    OUT/sim_features_{train,test}.pt                                   ATM-style feature caches
+    OUT/captions_{training,test}.tsv                                   one row per image
+    OUT/simulation_latents.npz                                         latent factors of every image
+    OUT/simulation.json                                                preset, seed, model, ground truth
+
+The raw files are a separate recording of the same subjects from the same model (another draw of
+jitter and noise, 1000 Hz, stimulus-onset-asynchrony 200 ms as in the RSVP of THINGS-EEG2, with
+overlapping responses); preprocessing them gives data with the statistics of the preprocessed
+files, not the same numbers. Preprocessed data are in arbitrary units with noise variance ≈ 1
+per channel (like MVNN-whitened data, but spatially correlated); raw data are in volts.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+
+from eegvision.data.simulate.ceiling import bayes_ceiling, decimate_mean, ridge_retrieval
+from eegvision.data.simulate.embedding import RandomFeatureMap
+from eegvision.data.simulate.forward import PARADIGMS, ForwardModel, ForwardParams, SubjectModel, eeg_layout
+from eegvision.data.simulate.presets import Preset, get_preset
+from eegvision.data.simulate.world import World, make_world
+from eegvision.data.simulate.writers import (
+    write_features, write_images, write_preprocessed_eeg, write_raw_eeg, write_tsv,
+)
+from eegvision.progress import track
+from eegvision.utils import write_text_atomic
+
+FORMAT_VERSION = 1
+RAW_SFREQ = 1000.0
+RAW_SCALE = 1e-5            # volts per model unit (noise of ~10 µV per channel)
+TARGET_CODE = 99999
+SOA = 0.2                   # s between image onsets in a sequence
+SEQUENCE = 20               # images per RSVP sequence
+_BLOCK = 16                 # conditions per random-number block (fixes determinism across chunkings)
+_RIDGE_DECIM = 10           # 250 Hz -> 25 Hz for the ridge baseline
+
+
+@dataclass
+class SimulationResult:
+    """What :func:`simulate` wrote and what the data allow."""
+
+    root: Path
+    preset: Preset
+    seed: int
+    paradigm: str
+    subjects: list[str]
+    ceiling: dict
+    ridge: dict
+    chance_top1: float
+    wall_s: float
+    paths: dict[str, list[str]] = field(default_factory=dict)
+    world: World | None = field(default=None, repr=False)
+    feature_map: RandomFeatureMap | None = field(default=None, repr=False)
+    model: ForwardModel | None = field(default=None, repr=False)
+
+
+def simulate(
+    out: str | Path,
+    preset: str | Preset = "demo",
+    n_subjects: int | None = None,
+    seed: int = 0,
+    paradigm: str = "viewing",
+    write_raw: bool | None = None,
+    images: bool = True,
+    params: ForwardParams | None = None,
+    overwrite: bool = False,
+) -> SimulationResult:
+    """Simulate a dataset with known ground truth in the real THINGS-EEG2 layouts.
+
+    Parameters
+    ----------
+    out
+        Output folder; must be empty or absent (unless ``overwrite``).
+    preset
+        ``"tiny"``, ``"demo"``, ``"things"`` (see :mod:`~eegvision.data.simulate.presets`) or a :class:`Preset`.
+    n_subjects
+        Overrides the preset's number of subjects.
+    seed
+        Every random step derives from it: same seed, identical files.
+    paradigm
+        ``"viewing"`` or ``"imagination"`` (weaker, later, more variable responses).
+    write_raw
+        Write 1000 Hz raw sessions; default: the preset's choice (off for ``things``, ≈ 8 GB).
+    images
+        Write the JPEG folders (needed by readers that map images to conditions).
+    params
+        Forward-model parameters (default :class:`ForwardParams`); ``paradigm`` overrides its field.
+    overwrite
+        Allow writing into a non-empty folder (files are replaced).
+
+    Returns
+    -------
+    SimulationResult
+        Paths, the Bayes ceiling and the ridge baseline (mean over subjects and per subject).
+    """
+    t0 = time.perf_counter()
+    if paradigm not in PARADIGMS:
+        raise ValueError(f"Unknown paradigm {paradigm!r}; use one of {', '.join(PARADIGMS)}.")
+    if isinstance(preset, Preset):
+        pr = replace(preset, n_subjects=n_subjects or preset.n_subjects)
+        pr.validate()
+    else:
+        pr = get_preset(preset, n_subjects=n_subjects)
+    write_raw = pr.write_raw if write_raw is None else write_raw
+    if write_raw and pr.name == "things":
+        raise ValueError("Raw files at full THINGS size would take about 8 GB per subject and session set; "
+                         "simulate the 'things' preset with write_raw=False (--no-raw), or raw with 'demo'.")
+    root = Path(out)
+    if root.exists() and not root.is_dir():
+        raise FileExistsError(f"Output {root} exists and is not a folder; choose another path.")
+    if root.exists() and any(root.iterdir()) and not overwrite:
+        raise FileExistsError(f"Output folder {root} is not empty; choose a new folder or pass overwrite=True "
+                              f"(--overwrite).")
+    root.mkdir(parents=True, exist_ok=True)
+    params = ForwardParams(**{**(params or ForwardParams()).to_dict(), "paradigm": paradigm})
+
+    world = make_world(pr.n_train_concepts, pr.n_test_concepts, pr.n_train_images, 1, seed=seed)
+    fmap = RandomFeatureMap(dim=pr.feature_dim, seed=seed)
+    z = {"training": world.latents("training"), "test": world.latents("test")}
+    feats = {s: fmap.image(z[s]) for s in z}
+    paths: dict[str, list[str]] = {"features": [], "images": [], "preprocessed": [], "raw": [], "tables": []}
+    for split, tag in (("training", "train"), ("test", "test")):
+        text = fmap.text(world.concept_latents(split))
+        paths["features"].append(str(write_features(root / f"sim_features_{tag}.pt", feats[split], text)))
+        folders, files, rel = _image_names(world, split)
+        if images:
+            specs = world.images(split)
+            write_images(root / f"{split}_images", folders, files,
+                         lambda i, specs=specs: world.render(specs[i], pr.image_size), description=f"{split} images")
+            paths["images"].append(str(root / f"{split}_images"))
+        rows = [(i, s.concept_index, s.concept.name, rel[i], s.caption, s.concept.caption)
+                for i, s in enumerate(world.images(split))]
+        paths["tables"].append(str(write_tsv(
+            root / f"captions_{split}.tsv",
+            ["condition", "concept_index", "concept", "image", "caption", "concept_caption"], rows)))
+    np.savez(root / "simulation_latents.npz", training=z["training"], test=z["test"])
+
+    layout = eeg_layout()
+    model = ForwardModel(layout, params, seed=seed)
+    subjects = [f"sub-{i + 1:02d}" for i in range(pr.n_subjects)]
+    per_ceiling, per_ridge, subj_info = [], [], []
+    groups = np.repeat(np.arange(pr.n_train_concepts), pr.n_train_images)
+    for si, sub in enumerate(subjects):
+        subj = model.subject(si)
+        avgs = {}
+        for split, reps in (("training", pr.train_reps), ("test", pr.test_reps)):
+            path = root / "Preprocessed_data_250Hz" / sub / f"preprocessed_eeg_{split}.npy"
+            acc = _Averager(len(z[split]), decim=_RIDGE_DECIM if split == "training" else 1)
+            shape = (len(z[split]), reps, layout.n_chans, layout.n_times)
+            chunks = _epoch_blocks(subj, z[split], reps, [seed, si, 0 if split == "training" else 1], acc,
+                                   description=f"{sub} {split}")
+            write_preprocessed_eeg(path, shape, chunks, layout.ch_names)
+            paths["preprocessed"].append(str(path))
+            avgs[split] = acc.mean
+        ceil = bayes_ceiling(subj, avgs["test"], z["test"], pr.test_reps)
+        ridge = ridge_retrieval(avgs["training"].reshape(len(groups), -1), feats["training"],
+                                decimate_mean(avgs["test"], _RIDGE_DECIM).reshape(len(z["test"]), -1),
+                                feats["test"], groups, seed=seed)
+        per_ceiling.append(ceil)
+        per_ridge.append(ridge)
+        subj_info.append({"subject": sub, "latency_offset_s": subj.latency, "source_gains": subj.gains.tolist(),
+                          "ceiling": ceil, "ridge": ridge})
+        if write_raw:
+            paths["raw"] += [str(p) for p in _write_raw_sessions(root, sub, subj, z, pr, [seed, si])]
+
+    def mean(rows: list[dict]) -> dict:
+        return {k: float(np.mean([r[k] for r in rows])) for k in ("top1", "top5")}
+
+    ceiling = {**mean(per_ceiling), "per_subject": per_ceiling}
+    ridge = {**mean(per_ridge), "per_subject": per_ridge}
+    wall = time.perf_counter() - t0
+    from eegvision import __version__
+
+    meta = {
+        "format_version": FORMAT_VERSION, "eegvision_version": __version__, "generator": "eegvision.simulate",
+        "preset": pr.to_dict(), "seed": seed, "paradigm": paradigm, "subjects": subjects,
+        "n_conditions": {"training": len(z["training"]), "test": len(z["test"])},
+        "repetitions": {"training": pr.train_reps, "test": pr.test_reps},
+        "eeg": {"sfreq": layout.sfreq, "n_times": layout.n_times, "ch_names": list(layout.ch_names),
+                "units": "arbitrary (noise variance ~1 per channel)"},
+        "raw": ({"sfreq": RAW_SFREQ, "volts_per_unit": RAW_SCALE, "soa_s": SOA, "sequence_length": SEQUENCE,
+                 "target_code": TARGET_CODE, "n_sessions": pr.n_sessions,
+                 "channel_order": "alphabetical EEG, then stim"} if write_raw else None),
+        "forward_model": params.to_dict(),
+        "feature_map": {"kind": "RandomFeatureMap", "dim": fmap.dim, "hidden": fmap.hidden, "gain": fmap.gain,
+                        "gap": fmap.gap, "seed": fmap.seed, "normalized": True},
+        "ground_truth": {"bayes_ceiling": ceiling, "ridge": ridge, "chance_top1": 1.0 / len(z["test"]),
+                         "chance_top5": min(1.0, 5.0 / len(z["test"])), "subjects": subj_info},
+        "paths": {k: [str(Path(p).relative_to(root)) for p in v] for k, v in paths.items()},
+        "wall_s": wall,
+    }
+    write_text_atomic(root / "simulation.json", json.dumps(meta, indent=2) + "\n")
+    return SimulationResult(root, pr, seed, paradigm, subjects, ceiling, ridge, 1.0 / len(z["test"]), wall,
+                            paths, world, fmap, model)
+
+
+def _image_names(world: World, split: str) -> tuple[list[str], list[list[str]], list[str]]:
+    """Folder names, file names per folder, and each image's path relative to OUT (condition order)."""
+    n_img = world.n_train_images if split == "training" else world.n_test_images
+    folders = [f"{i + 1:05d}_{c.name}" for i, c in enumerate(world.concepts(split))]
+    files = [[f"{c.name}_{j + 1:02d}s.jpg" for j in range(n_img)] for c in world.concepts(split)]
+    rel = [f"{split}_images/{f}/{name}" for f, names in zip(folders, files) for name in names]
+    return folders, files, rel
+
+
+class _Averager:
+    """Running mean over repetitions (optionally decimated in time) of the blocks being written."""
+
+    def __init__(self, n: int, decim: int = 1) -> None:
+        self.n, self.decim, self.mean = n, decim, None
+
+    def add(self, start: int, block: np.ndarray) -> None:
+        m = block.mean(1)
+        if self.decim > 1:
+            m = decimate_mean(m, self.decim)
+        if self.mean is None:
+            self.mean = np.zeros((self.n, *m.shape[1:]))
+        self.mean[start:start + len(m)] = m
+
+
+def _epoch_blocks(subj: SubjectModel, z: np.ndarray, reps: int, key: list[int], acc: _Averager,
+                  description: str):
+    """Yield ``(block, reps, n_chans, n_times)`` float64 epochs, block by block (constant memory)."""
+    lay = subj.model.layout
+    starts = range(0, len(z), _BLOCK)
+    for b, start in enumerate(track(starts, description=description)):
+        zb = z[start:start + _BLOCK]
+        rng = np.random.default_rng(np.random.SeedSequence([*key, b]))
+        x = subj.trials(np.repeat(zb, reps, axis=0), rng).reshape(len(zb), reps, lay.n_chans, lay.n_times)
+        acc.add(start, x)
+        yield x
+
+
+def _write_raw_sessions(root: Path, sub: str, subj: SubjectModel, z: dict, pr: Preset, key: list[int]) -> list[Path]:
+    """Continuous 1000 Hz sessions with a stim channel, in the THINGS-EEG2 raw layout."""
+    lay = subj.model.layout
+    order = sorted(range(lay.n_chans), key=lambda i: lay.ch_names[i].lower())
+    ch_names = [lay.ch_names[i] for i in order] + ["stim"]
+    ch_types = ["eeg"] * lay.n_chans + ["stim"]
+    half = np.random.default_rng(np.random.SeedSequence([*key, 0xA1])).permutation(len(z["training"])) % 2
+    written = []
+    for ses in track(range(pr.n_sessions), description=f"{sub} raw sessions"):
+        for split in ("training", "test"):
+            if split == "test":
+                conds, reps = np.arange(len(z["test"])), pr.test_reps // pr.n_sessions
+            else:
+                conds = np.arange(len(z["training"]))
+                if pr.n_sessions > 1:
+                    conds = conds[half == ses % 2]
+                reps = pr.train_reps // pr.train_sessions_per_condition
+            rng = np.random.default_rng(np.random.SeedSequence([*key, 0xA2, ses, split == "test"]))
+            data = _raw_recording(subj, z[split], np.repeat(conds, reps), rng)
+            data = np.concatenate([data[:-1][order], data[-1:]])
+            path = root / "Raw_data" / sub / f"ses-{ses + 1:02d}" / f"raw_eeg_{split}.npy"
+            written.append(write_raw_eeg(path, data, ch_names, ch_types, RAW_SFREQ))
+    return written
+
+
+def _raw_recording(subj: SubjectModel, z: np.ndarray, trials: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """``(n_chans + 1, n_samples)``: RSVP sequences of ``trials`` (condition indices) plus ~6 % target
+    trials (code 99999), overlapping evoked responses, continuous noise, channel offsets, stim last."""
+    n_targets = max(1, int(round(0.06 * len(trials))))
+    codes = np.concatenate([trials + 1, np.full(n_targets, TARGET_CODE)])
+    codes = codes[rng.permutation(len(codes))]
+    seq = np.arange(len(codes)) // SEQUENCE
+    onsets_s = 1.0 + np.arange(len(codes)) * SOA + seq * 0.75
+    onsets = np.round(onsets_s * RAW_SFREQ).astype(int)
+    n_samples = int(onsets[-1] + 1.5 * RAW_SFREQ)
+    n_chans = subj.model.layout.n_chans
+    data = np.zeros((n_chans + 1, n_samples))
+    data[:n_chans] = subj.model.noise(rng, 1, n_samples, RAW_SFREQ)[0]
+    rel = np.arange(int(-0.2 * RAW_SFREQ), int(1.0 * RAW_SFREQ)) / RAW_SFREQ
+    zz = np.where((codes == TARGET_CODE)[:, None], 0.0, z[np.minimum(codes, len(z)) - 1])
+    for start in range(0, len(codes), 128):
+        ev = subj.evoked(zz[start:start + 128], rel, rng)
+        for i, e in enumerate(ev):
+            o = onsets[start + i] + int(rel[0] * RAW_SFREQ)
+            data[:n_chans, o:o + len(rel)] += e
+    data[:n_chans] += rng.normal(0.0, 3.0, (n_chans, 1))
+    data[:n_chans] *= RAW_SCALE
+    for o, c in zip(onsets, codes):
+        data[n_chans, o:o + 10] = c
+    return data
