@@ -1,0 +1,342 @@
+"""Any MNE ``-epo.fif`` plus a metadata table → an eegvision store.
+
+For users whose paradigm is not THINGS: one row of metadata per epoch (CSV or TSV) with
+
+* ``image_path`` – the image shown (its identity, unless ``image_id`` is given),
+* ``concept`` – its concept / category name (used for text prompts),
+* ``split`` – ``training`` or ``test``,
+* optional ``subject`` (``sub-01``, ``1``, ...; otherwise the ``subject`` argument) and ``image_id``.
+
+Epochs are grouped into **conditions = unique images**, ordered by concept, then image path (then
+``image_id``), so the order does not depend on the presentation order. **Repetitions** are the
+epochs of one image, in recording order. A 4-D store needs the same number of repetitions for every
+condition of a split: unequal counts are an error that lists them, unless ``min_reps`` is given;
+then images with fewer than ``min_reps`` epochs are dropped and every kept image keeps its first
+*k* epochs, *k* being the smallest count left (a warning says how many images and epochs were
+dropped). Nothing is padded.
+
+Values are stored in µV (EEG) and fT (magnetometers) or fT/cm (gradiometers) rather than MNE's volts
+and teslas, whose magnitudes (1e-5, 1e-13) float16 cannot represent (``units=None`` keeps SI, for
+data that are already scaled, e.g. z-scored). Epoch data are read lazily (``preload=False``) in
+chunks of conditions, straight into the store writer, so memory stays bounded for recordings of
+any size.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from eegvision.utils import close_matches
+
+__all__ = ["LazyEpochsArray", "convert_epochs", "data_picks", "group_repetitions", "read_metadata_table",
+           "time_slice", "STORE_UNITS"]
+
+SPLITS = ("training", "test")
+#: Units the store holds (MNE keeps SI: volts and teslas, far below float16's smallest normal number).
+STORE_UNITS = {"eeg": "uV", "seeg": "uV", "ecog": "uV", "dbs": "uV", "eog": "uV", "mag": "fT", "grad": "fT/cm"}
+REQUIRED_COLUMNS = ("image_path", "concept", "split")
+
+
+def group_repetitions(
+    condition: np.ndarray,
+    n_conditions: int,
+    min_reps: int | None = None,
+    what: str = "split",
+    labels: Sequence[str] | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Arrange epochs into a ``(condition, repetition)`` grid of epoch indices.
+
+    Parameters
+    ----------
+    condition : ndarray of int, (n_epochs,)
+        Condition of each epoch (``0 .. n_conditions-1``); ``-1`` marks epochs to ignore.
+    n_conditions : int
+    min_reps : int, optional
+        Allow unequal counts: drop conditions with fewer epochs, truncate the others to the
+        smallest remaining count. Without it, unequal counts raise ``ValueError``.
+    what : str
+        Name of the group for messages (e.g. ``"sub-01 training"``).
+    labels : sequence of str, optional
+        Condition names used in messages.
+
+    Returns
+    -------
+    kept : ndarray of int
+        The conditions kept, ascending.
+    slots : ndarray of int, (len(kept), n_reps)
+        Epoch indices; row *i* lists the epochs of condition ``kept[i]`` in recording order.
+    """
+    condition = np.asarray(condition, dtype=np.int64)
+    valid = np.flatnonzero(condition >= 0)
+    counts = np.bincount(condition[valid], minlength=n_conditions)
+    if n_conditions == 0 or counts.max(initial=0) == 0:
+        raise ValueError(f"{what}: no epochs.")
+    name = (lambda c: repr(labels[c])) if labels is not None else (lambda c: f"condition {c}")
+    if min_reps is None:
+        if counts.min() != counts.max():
+            vals, freq = np.unique(counts, return_counts=True)
+            low = int(np.argmin(counts))
+            dist = ", ".join(f"{f} with {v}" for v, f in zip(vals, freq))
+            raise ValueError(
+                f"{what}: conditions (unique images) have unequal numbers of epochs ({dist}; e.g. {name(low)} has "
+                f"{counts[low]}). A store needs equal repetitions per condition: pass --min-reps N (min_reps=N) to "
+                f"drop images with fewer than N epochs and keep the first k of the others, k being the "
+                f"smallest count left (e.g. --min-reps {int(vals[0])} keeps every image with {int(vals[0])} "
+                "repetitions each)."
+            )
+        kept = np.arange(n_conditions)
+        n_rep = int(counts[0])
+    else:
+        if min_reps < 1:
+            raise ValueError(f"min_reps must be at least 1; got {min_reps}.")
+        kept = np.flatnonzero(counts >= min_reps)
+        if len(kept) == 0:
+            raise ValueError(
+                f"{what}: no condition has {min_reps} or more epochs (most: {int(counts.max())}); lower --min-reps."
+            )
+        n_rep = int(counts[kept].min())
+        dropped = n_conditions - len(kept)
+        extra = int(counts[kept].sum() - n_rep * len(kept)) + int(counts[counts < min_reps].sum())
+        if dropped or extra:
+            warnings.warn(
+                f"{what}: kept {len(kept)} of {n_conditions} conditions with {n_rep} repetitions each; dropped "
+                f"{dropped} condition(s) with fewer than {min_reps} epochs and {extra} epoch(s) in all.",
+                stacklevel=2,
+            )
+    order = valid[np.argsort(condition[valid], kind="stable")]  # grouped by condition, recording order
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    slots = order[starts[kept][:, None] + np.arange(n_rep)[None, :]]
+    return kept, slots
+
+
+def data_picks(info: Any) -> np.ndarray:
+    """Indices of the data channels (EEG, MEG without reference sensors, sEEG, ECoG, DBS, fNIRS),
+    bad channels included (their status is the user's call; the channel list is stored)."""
+    import mne
+
+    picks = mne.pick_types(info, meg=True, eeg=True, seeg=True, ecog=True, dbs=True, fnirs=True, ref_meg=False,
+                           exclude=[])
+    if len(picks) == 0:
+        shown = ", ".join(info["ch_names"][:6])
+        raise ValueError(f"No EEG/MEG data channels among {info['nchan']} channels ({shown}, ...).")
+    return picks
+
+
+class LazyEpochsArray:
+    """A 4-D ``(condition, repetition, channel, time)`` view of MNE epochs, read on slicing.
+
+    ``arr[a:b]`` reads only the epochs of conditions ``a..b-1`` (in file order) with
+    ``epochs.get_data(item=...)``; :class:`eegvision.data.store.StoreWriter` streams it chunk by
+    chunk, so the whole array never exists in memory.
+    """
+
+    def __init__(self, epochs: Any, slots: np.ndarray, picks: np.ndarray, time_slice: slice,
+                 dtype: Any = np.float32, units: dict[str, str] | None = None) -> None:
+        self.epochs = epochs
+        self.units = units
+        self.slots = np.asarray(slots, dtype=np.int64)
+        self.picks = np.asarray(picks)
+        self.time_slice = time_slice
+        n_times = len(range(*time_slice.indices(len(epochs.times))))
+        self.shape = (self.slots.shape[0], self.slots.shape[1], len(self.picks), n_times)
+        self.dtype = np.dtype(dtype)
+        self.ndim = 4
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        out = self[:]
+        return out if dtype is None else out.astype(dtype)
+
+    def __getitem__(self, key: Any) -> np.ndarray:
+        if not isinstance(key, slice):
+            key = slice(int(key), int(key) + 1) if np.isscalar(key) else key
+            if not isinstance(key, slice):
+                raise TypeError("LazyEpochsArray supports slices of conditions only.")
+        sub = self.slots[key]
+        flat = sub.ravel()
+        order = np.argsort(flat, kind="stable")  # read in file order
+        out = np.empty((len(flat), *self.shape[2:]), dtype=self.dtype)
+        if len(flat):
+            data = self.epochs.get_data(item=flat[order], picks=self.picks, units=self.units)[..., self.time_slice]
+            out[order] = data
+        return out.reshape(sub.shape[0], sub.shape[1], *self.shape[2:])
+
+
+def time_slice(times: np.ndarray, tmin: float | None, tmax: float | None) -> slice:
+    """Samples with ``tmin <= t <= tmax`` (both inclusive, like ``Epochs.crop``)."""
+    times = np.asarray(times)
+    half = 0.5 * float(np.median(np.diff(times))) if len(times) > 1 else 0.0
+    lo = 0 if tmin is None else int(np.searchsorted(times, tmin - half))
+    hi = len(times) if tmax is None else int(np.searchsorted(times, tmax + half))
+    if hi <= lo:
+        raise ValueError(f"The window {tmin}..{tmax} s holds no sample of epochs spanning "
+                         f"{times[0]:.3f}..{times[-1]:.3f} s.")
+    if (tmin is not None and tmin < times[0] - half) or (tmax is not None and tmax > times[-1] + half):
+        raise ValueError(f"The window {tmin}..{tmax} s reaches outside the epochs ({times[0]:.3f}..{times[-1]:.3f} s).")
+    return slice(lo, hi)
+
+
+def read_metadata_table(path: str | os.PathLike) -> pd.DataFrame:
+    """Read a CSV/TSV metadata table (separator from the extension, else sniffed), all as text."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"Metadata table not found: {path}")
+    sep = "\t" if path.suffix.lower() in (".tsv", ".tab") else ("," if path.suffix.lower() == ".csv" else None)
+    frame = pd.read_csv(path, sep=sep, engine="python" if sep is None else "c", dtype=str, keep_default_na=False)
+    frame.columns = [str(c).strip() for c in frame.columns]
+    return frame
+
+
+def _check_metadata(meta: pd.DataFrame, n_epochs: int, source: str) -> pd.DataFrame:
+    missing = [c for c in REQUIRED_COLUMNS if c not in meta.columns]
+    if missing:
+        hints = {m: close_matches(m, list(meta.columns)) for m in missing}
+        detail = "; ".join(f"{m!r}" + (f" (did you mean {', '.join(map(repr, h))}?)" if h else "")
+                           for m, h in hints.items())
+        raise ValueError(
+            f"{source}: missing column(s) {detail}. Needed: image_path, concept, split (training/test); optional: "
+            f"subject, image_id. Found: {', '.join(map(str, meta.columns))}."
+        )
+    if len(meta) != n_epochs:
+        raise ValueError(
+            f"{source} has {len(meta)} rows but the epochs file holds {n_epochs} epochs; give exactly one row per "
+            "epoch, in epoch order (after any dropped epochs)."
+        )
+    split = meta["split"].str.strip()
+    bad = sorted(set(split) - set(SPLITS))
+    if bad:
+        hint = "; ".join(f"{b!r} → {close_matches(b, SPLITS)[0]!r}?" for b in bad if close_matches(b, SPLITS))
+        raise ValueError(
+            f"{source}: unknown split value(s) {', '.join(map(repr, bad[:5]))}; use 'training' or 'test'"
+            + (f" ({hint})" if hint else "") + "."
+        )
+    empty = meta.index[(meta["image_path"].str.strip() == "") | (meta["concept"].str.strip() == "")]
+    if len(empty):
+        raise ValueError(f"{source}: row(s) {', '.join(str(i + 2) for i in empty[:5])} have an empty image_path or "
+                         "concept (line numbers count the header as line 1).")
+    out = meta.copy()
+    out["split"] = split
+    return out
+
+
+def _conditions(meta: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
+    """Unique images of one group, sorted by concept then path (then id); condition per epoch."""
+    key = "image_id" if "image_id" in meta.columns else "image_path"
+    cols = ["concept", "image_path"] + (["image_id"] if key == "image_id" else [])
+    images = meta[cols].drop_duplicates()
+    if images[key].duplicated().any():
+        dup = images[images[key].duplicated(keep=False)].head(4).to_dict("records")
+        raise ValueError(f"The same {key} appears with different concept/image_path: {dup}.")
+    images = images.sort_values(cols, kind="stable").reset_index(drop=True)
+    cond = pd.Index(images[key]).get_indexer(meta[key])
+    concepts = sorted(images["concept"].unique())
+    images["concept_index"] = pd.Index(concepts).get_indexer(images["concept"])
+    images["image_index"] = images.groupby("concept_index").cumcount()
+    return images, cond
+
+
+def convert_epochs(
+    fif: str | os.PathLike,
+    metadata: str | os.PathLike | pd.DataFrame,
+    store: str | os.PathLike,
+    subject: str = "sub-01",
+    min_reps: int | None = None,
+    dtype: str = "float16",
+    tmin: float | None = None,
+    tmax: float | None = None,
+    images: str | os.PathLike | None = None,
+    dataset: str = "epochs",
+    prompt_template: str | None = None,
+    units: dict[str, str] | None = STORE_UNITS,
+    overwrite: bool = False,
+) -> Path:
+    """Convert an MNE epochs file and a per-epoch metadata table into an eegvision store.
+
+    Parameters
+    ----------
+    fif : path-like
+        An MNE epochs file (``*-epo.fif``), read lazily.
+    metadata : path-like or DataFrame
+        One row per epoch (epoch order) with ``image_path``, ``concept``, ``split`` and optionally
+        ``subject`` and ``image_id`` (see the module docs).
+    store : path-like
+        Output store folder.
+    subject : str
+        Subject name when the table has no ``subject`` column.
+    min_reps : int, optional
+        Accept unequal repetition counts (see :func:`group_repetitions`).
+    dtype : {"float16", "float32"}
+        Store dtype.
+    tmin, tmax : float, optional
+        Keep only this window (s, inclusive); the whole epoch by default.
+    images : path-like, optional
+        Folder the ``image_path`` values are relative to; recorded in the store, and relative paths
+        are stored joined onto it.
+    dataset : str
+        Dataset name recorded in the manifest.
+    prompt_template : str, optional
+        Text prompt template recorded in the manifest.
+    units : dict, optional
+        MNE ``get_data(units=...)`` per channel type; :data:`STORE_UNITS` (µV, fT, fT/cm) by default,
+        ``None`` keeps the file's SI values.
+    overwrite : bool
+        Replace a store with other settings.
+
+    Returns
+    -------
+    Path
+        The store folder.
+    """
+    import mne
+
+    from eegvision.data.store import StoreWriter, normalize_subject
+
+    fif = Path(fif)
+    if not fif.is_file():
+        raise FileNotFoundError(f"Epochs file not found: {fif}")
+    epochs = mne.read_epochs(fif, preload=False, verbose=False)
+    if isinstance(metadata, pd.DataFrame):
+        table, table_name, sources = metadata.astype(str), "metadata table", [fif]
+    else:
+        table, table_name = read_metadata_table(metadata), str(metadata)
+        sources = [fif, Path(metadata)]
+    table = _check_metadata(table, len(epochs), table_name)
+    subjects = (table["subject"].map(normalize_subject) if "subject" in table.columns
+                else pd.Series([normalize_subject(subject)] * len(table)))
+    picks = data_picks(epochs.info)
+    window = time_slice(epochs.times, tmin, tmax)
+    ch_names = [epochs.ch_names[i] for i in picks]
+    if images is not None:
+        root = Path(images).expanduser().absolute()
+        table["image_path"] = [p if Path(p).is_absolute() else str(root / p) for p in table["image_path"]]
+    roots = {s: (str(images) if images is not None else None) for s in SPLITS if (table["split"] == s).any()}
+    with StoreWriter(store, dataset=dataset, ch_names=ch_names, sfreq=float(epochs.info["sfreq"]),
+                     times=epochs.times[window], dtype=dtype, ch_types=epochs.get_channel_types(picks=picks),
+                     images=roots, prompt_template=prompt_template, overwrite=overwrite) as writer:
+        for sub in sorted(subjects.unique()):
+            for split in SPLITS:
+                rows = np.flatnonzero(((subjects == sub) & (table["split"] == split)).to_numpy())
+                if len(rows) == 0:
+                    continue
+                part = table.iloc[rows]
+                conds, cond_of_row = _conditions(part)
+                labels = conds["image_id" if "image_id" in conds.columns else "image_path"].tolist()
+                kept, slots = group_repetitions(cond_of_row, len(conds), min_reps, f"{sub} {split}", labels)
+                conds = conds.iloc[kept].reset_index(drop=True)
+                # keep concept_index dense over the concepts that remain
+                names = sorted(conds["concept"].unique())
+                conds["concept_index"] = pd.Index(names).get_indexer(conds["concept"])
+                conds["image_index"] = conds.groupby("concept_index").cumcount()
+                lazy = LazyEpochsArray(epochs, rows[slots], picks, window, units=units)
+                writer.add(subject=sub, split=split, data=lazy,
+                           metadata=conds, sources=sources)
+    return Path(store)
