@@ -1,1 +1,23 @@
-"""eegvision.evaluation"""
+"""Zero-shot evaluation: exact and Monte-Carlo k-way accuracy, CSLS (transductive), result rows, statistics.
+
+* :mod:`~eegvision.evaluation.kway` — k-way top-t accuracy for every k from one similarity matrix;
+* :mod:`~eegvision.evaluation.csls` — hubness correction, reported separately (transductive);
+* :mod:`~eegvision.evaluation.results` — result rows (fractions), CSV/JSON;
+* :mod:`~eegvision.evaluation.stats` — mean ± std, bootstrap CIs, tests against chance, paired comparisons;
+* :mod:`~eegvision.evaluation.embeddings` — evaluate precomputed test embeddings (files or arrays).
+"""
+
+from eegvision.evaluation.csls import csls_scores
+from eegvision.evaluation.embeddings import evaluate_embedding_files, evaluate_embeddings, load_embeddings
+from eegvision.evaluation.kway import KWayAccuracy, cosine_similarity, kway_exact, kway_montecarlo
+from eegvision.evaluation.results import RESULT_COLUMNS, make_rows, read_results, results_frame, write_results
+from eegvision.evaluation.stats import (
+    bootstrap_ci, chance_level, paired_comparison, permutation_test_chance, query_bootstrap_ci, summarize,
+)
+
+__all__ = [
+    "KWayAccuracy", "RESULT_COLUMNS", "bootstrap_ci", "chance_level", "cosine_similarity", "csls_scores",
+    "evaluate_embedding_files", "evaluate_embeddings", "kway_exact", "kway_montecarlo", "load_embeddings",
+    "make_rows", "paired_comparison", "permutation_test_chance", "query_bootstrap_ci", "read_results",
+    "results_frame", "summarize", "write_results",
+]

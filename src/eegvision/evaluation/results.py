@@ -1,0 +1,188 @@
+"""Result rows: one row per (run, modality, method, k), written as CSV or JSON and read back.
+
+Accuracies are **fractions in [0, 1]**, never percent. Every row records the protocol knobs that make
+published numbers incomparable (``anchors.md`` §0): dataset, subject, encoder, seed, protocol, model-selection
+rule, channel count, time window, features (backbone/layer), number of training samples.
+
+``best_epoch_on_test_top1`` is an optional, clearly named extra column for comparison with papers that select
+the epoch with the best *test* accuracy (ATM does; ``atm.md`` §6.1). It is never used as the main number.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from eegvision.utils import atomic_path
+
+#: Identification columns, filled from the ``info`` mapping of :func:`make_rows`.
+INFO_COLUMNS: tuple[str, ...] = (
+    "dataset", "subject", "encoder", "seed", "protocol", "selection", "n_train", "n_chans", "window", "features",
+)
+#: Columns of every result row, in order.
+RESULT_COLUMNS: tuple[str, ...] = (
+    "dataset", "subject", "encoder", "seed", "protocol", "selection",
+    "modality", "method", "transductive", "k", "top1", "top5",
+    "n_queries", "n_candidates", "n_train", "n_chans", "window", "features",
+)
+#: Optional columns, written only when some row has them.
+OPTIONAL_COLUMNS: tuple[str, ...] = (
+    "top1_draw_std", "top5_draw_std", "n_draws", "ties", "best_epoch_on_test_top1",
+)
+MODALITIES = ("image", "text")
+METHODS = ("exact", "montecarlo", "csls")
+
+__all__ = [
+    "INFO_COLUMNS", "METHODS", "MODALITIES", "OPTIONAL_COLUMNS", "RESULT_COLUMNS", "make_rows", "read_results",
+    "results_frame", "write_results",
+]
+
+
+def _clean(value):
+    """JSON/CSV-friendly scalar: numpy types to Python, NaN to None."""
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if isinstance(value, (list, tuple)):
+        return json.dumps([_clean(v) for v in value]) if value else None
+    return value
+
+
+def make_rows(acc, *, modality: str, method: str | None = None, info: Mapping | None = None,
+              n_candidates: int | None = None) -> list[dict]:
+    """Turn a :class:`~eegvision.evaluation.kway.KWayAccuracy` into result rows (one per k).
+
+    Parameters
+    ----------
+    acc : KWayAccuracy
+        Must contain top-1 and top-5 (other top-t values become ``top{t}`` columns).
+    modality : {"image", "text"}
+        What the candidates are: image features (retrieval) or concept text features (classification).
+    method : {"exact", "montecarlo", "csls"}, optional
+        Defaults to ``acc.method``. ``"csls"`` rows are marked ``transductive=True``.
+    info : mapping, optional
+        Values for :data:`INFO_COLUMNS` (missing ones are left empty) plus optional extras such as
+        ``best_epoch_on_test_top1``. Unknown keys raise, so a typo never silently drops a field.
+    n_candidates : int, optional
+        Number of candidates in the pool (``N``); recorded for the chance level.
+    """
+    if modality not in MODALITIES:
+        raise ValueError(f"modality must be one of {MODALITIES}, got {modality!r}")
+    method = method or acc.method
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    info = dict(info or {})
+    allowed = set(INFO_COLUMNS) | {"best_epoch_on_test_top1"}
+    unknown = sorted(set(info) - allowed)
+    if unknown:
+        raise ValueError(f"unknown result info keys {unknown}; allowed: {sorted(allowed)}")
+    rows = []
+    for a, k in enumerate(acc.ks):
+        row = {c: _clean(info.get(c)) for c in INFO_COLUMNS}
+        row.update(modality=modality, method=method, transductive=(method == "csls"), k=int(k))
+        for b, t in enumerate(acc.tops):
+            row[f"top{t}"] = float(acc.accuracy[a, b])
+            if acc.draw_std is not None:
+                row[f"top{t}_draw_std"] = float(acc.draw_std[a, b])
+        row["n_queries"] = acc.n_queries
+        row["n_candidates"] = n_candidates
+        if acc.n_draws is not None:
+            row["n_draws"] = acc.n_draws
+        if "ties" in acc.extra:
+            row["ties"] = acc.extra["ties"]
+        if "best_epoch_on_test_top1" in info:
+            row["best_epoch_on_test_top1"] = _clean(info["best_epoch_on_test_top1"])
+        rows.append(row)
+    return rows
+
+
+def _columns(rows: Sequence[Mapping]) -> list[str]:
+    present = set().union(*(r.keys() for r in rows)) if rows else set()
+    cols = [c for c in RESULT_COLUMNS if c in present or c in ("top1", "top5")]
+    extra_tops = sorted((c for c in present if c.startswith("top") and c[3:].isdigit() and c not in cols),
+                        key=lambda c: int(c[3:]))
+    cols += extra_tops
+    cols += [c for c in OPTIONAL_COLUMNS if c in present]
+    cols += sorted(present - set(cols))
+    return cols
+
+
+def write_results(rows: Iterable[Mapping], path: str | os.PathLike) -> Path:
+    """Write result rows atomically to ``.csv`` or ``.json`` (chosen by the suffix).
+
+    JSON holds ``{"columns": [...], "rows": [...]}``; CSV has one header line and empty cells for missing
+    values. Accuracies are fractions.
+    """
+    rows = [{k: _clean(v) for k, v in r.items()} for r in rows]
+    path = Path(path)
+    cols = _columns(rows)
+    suffix = path.suffix.lower()
+    if suffix not in (".csv", ".json"):
+        raise ValueError(f"results file must end in .csv or .json, got {path.name!r}")
+    with atomic_path(path) as tmp:
+        if suffix == ".json":
+            tmp.write_text(json.dumps({"columns": cols, "rows": rows}, indent=1) + "\n")
+        else:
+            with open(tmp, "w", newline="") as f:
+                w = csv.DictWriter(f, fieldnames=cols, extrasaction="ignore")
+                w.writeheader()
+                for r in rows:
+                    w.writerow({c: ("" if r.get(c) is None else r.get(c)) for c in cols})
+    return path
+
+
+_INT_COLS = {"k", "seed", "n_queries", "n_candidates", "n_train", "n_chans", "n_draws"}
+_FLOAT_PREFIX = ("top", "best_epoch")
+
+
+def _parse_cell(col: str, value: str):
+    if value == "":
+        return None
+    if col == "transductive":
+        return value.lower() == "true"
+    if col in _INT_COLS:
+        try:
+            return int(value)
+        except ValueError:
+            return value
+    if col.startswith(_FLOAT_PREFIX):
+        return float(value)
+    return value
+
+
+def read_results(path: str | os.PathLike) -> list[dict]:
+    """Read rows written by :func:`write_results` (CSV or JSON) back as a list of dicts.
+
+    The JSON form may also be a plain list of rows (as in ``RUN/metrics.json`` written by other tools).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"results file not found: {path}")
+    if path.suffix.lower() == ".json":
+        data = json.loads(path.read_text())
+        rows = data["rows"] if isinstance(data, dict) and "rows" in data else data
+        if not isinstance(rows, list):
+            raise ValueError(f"{path} does not hold result rows (expected a list or {{'rows': [...]}})")
+        return [dict(r) for r in rows]
+    with open(path, newline="") as f:
+        return [{c: _parse_cell(c, v) for c, v in r.items()} for r in csv.DictReader(f)]
+
+
+def results_frame(rows_or_path):
+    """Result rows (a list, or a CSV/JSON path, or several paths) as a pandas DataFrame."""
+    import pandas as pd
+
+    if isinstance(rows_or_path, (str, os.PathLike)):
+        rows = read_results(rows_or_path)
+    elif isinstance(rows_or_path, (list, tuple)) and rows_or_path and isinstance(rows_or_path[0], (str, os.PathLike)):
+        rows = [r for p in rows_or_path for r in read_results(p)]
+    else:
+        rows = list(rows_or_path)
+    return pd.DataFrame(rows, columns=_columns(rows) if rows else list(RESULT_COLUMNS))
