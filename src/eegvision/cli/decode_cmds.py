@@ -1,9 +1,256 @@
-"""CLI commands: decode. (Filled in by its owner; each command wraps a library function.)"""
+"""CLI commands: ``fit``, ``evaluate``, ``embed``, ``benchmark`` (contrastive decoding).
+
+Each command wraps a documented library function of :mod:`eegvision.training`.
+"""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import typer
+
+from eegvision.cli._common import console, user_errors
+
+
+def _csv(text: str | None) -> list[str] | None:
+    return [t.strip() for t in text.split(",") if t.strip()] if text else None
+
+
+def _ints(text: str | None) -> list[int] | None:
+    items = _csv(text)
+    if items is None:
+        return None
+    try:
+        return [int(t) for t in items]
+    except ValueError:
+        raise ValueError(f"Expected comma-separated integers, got {text!r}.") from None
+
+
+def _options(pairs: list[str] | None) -> dict:
+    out = {}
+    for pair in pairs or []:
+        if "=" not in pair:
+            raise ValueError(f"--encoder-option takes KEY=VALUE (VALUE as JSON, e.g. dropout=0.1), got {pair!r}.")
+        key, value = pair.split("=", 1)
+        try:
+            out[key.strip()] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key.strip()] = value
+    return out
+
+
+def _config_fields(**given) -> dict:
+    """CLI values that were given (not None), converted to FitConfig fields."""
+    fields = {k: v for k, v in given.items() if v is not None}
+    if "window" in fields:
+        parts = _csv(fields["window"]) or []
+        try:
+            fields["window"] = [float(p) for p in parts]
+        except ValueError:
+            raise ValueError(f"--window takes TMIN,TMAX in seconds (e.g. 0,0.5), got {given['window']!r}.") from None
+    if "channels" in fields and "," in fields["channels"]:
+        fields["channels"] = _csv(fields["channels"])
+    if fields.get("devices") is not None and str(fields["devices"]).isdigit():
+        fields["devices"] = int(fields["devices"])
+    return fields
+
+
+def _build_config(preset: str | None, fields: dict):
+    from eegvision.training.config import FitConfig
+    from eegvision.training.presets import preset_config
+
+    return preset_config(preset, **fields) if preset else FitConfig(**fields)
+
+
+def _print_rows(rows: list[dict], title: str) -> None:
+    from rich.table import Table
+
+    table = Table(title=title)
+    for col in ("subject", "modality", "method", "k", "top1", "top5"):
+        table.add_column(col)
+    for r in rows:
+        if r.get("method") == "montecarlo":
+            continue
+        table.add_row(str(r.get("subject") or ""), r["modality"], r["method"], str(r["k"]),
+                      f"{r['top1']:.3f}", f"{r.get('top5', float('nan')):.3f}")
+    console.print(table)
+
+
+_COMMON_HELP = {
+    "features_train": "Training-split features (.safetensors, or ATM .pt with --features-normalized).",
+    "features_test": "Test-split features (default: DATA/features/test.safetensors).",
+}
+
+
+def fit_cmd(
+    data: str = typer.Option(..., "--data", help="Store directory or THINGS-EEG2 folder (read in place)."),
+    subject: str = typer.Option(None, "--subject", help="Subject(s), comma-separated (LOSO: held-out ones)."),
+    encoder: str = typer.Option(None, "--encoder", help="Encoder name (atms, nice, eegproject, braindecode:EEGNet)."),
+    out: Path = typer.Option(..., "--out", help="Run directory to create (or to resume)."),
+    features_train: str = typer.Option(None, "--features-train", help=_COMMON_HELP["features_train"]),
+    features_test: str = typer.Option(None, "--features-test", help=_COMMON_HELP["features_test"]),
+    features_normalized: bool = typer.Option(None, "--features-normalized/--no-features-normalized",
+                                             help="Required for ATM .pt features: normalise them or keep raw."),
+    objective: str = typer.Option(None, "--objective", help="retrieval (default) or generation."),
+    protocol: str = typer.Option(None, "--protocol", help="within (default), loso or joint."),
+    epochs: int = typer.Option(None, "--epochs", min=1),
+    batch_size: int = typer.Option(None, "--batch-size", min=1, help="Effective batch over all devices."),
+    lr: float = typer.Option(None, "--lr"),
+    weight_decay: float = typer.Option(None, "--weight-decay"),
+    schedule: str = typer.Option(None, "--schedule", help="none or cosine."),
+    seed: int = typer.Option(None, "--seed"),
+    average_train: bool = typer.Option(None, "--average-train/--single-trials",
+                                       help="Train on repetition-averaged trials or single trials."),
+    channels: str = typer.Option(None, "--channels", help="Region (occipito-parietal) or names (O1,Oz,O2)."),
+    window: str = typer.Option(None, "--window", help="Time window TMIN,TMAX in seconds."),
+    val_fraction: float = typer.Option(None, "--val-fraction", help="Fraction of training concepts held out."),
+    selection: str = typer.Option(None, "--selection", help="val_top1 (default) or val_loss."),
+    report_test_curve: bool = typer.Option(None, "--report-test-curve",
+                                           help="Also record per-epoch test top-1 (labelled extra)."),
+    same_concept_positives: bool = typer.Option(None, "--same-concept-positives",
+                                                help="Samples of one concept in a batch are positives."),
+    reference_loss: bool = typer.Option(None, "--reference-loss", help="Reference ClipLoss: raw logit scale."),
+    encoder_option: list[str] = typer.Option(None, "--encoder-option", help="KEY=VALUE encoder option."),
+    preset: str = typer.Option(None, "--preset", help="Named config: atm-table8-within, atm-table8-loso, nice, "
+                                                     "ubp-vanilla."),
+    devices: str = typer.Option(None, "--devices", help="Number of devices (or auto)."),
+    strategy: str = typer.Option(None, "--strategy", help="auto or ddp."),
+    accelerator: str = typer.Option(None, "--accelerator", help="auto (CUDA when present), cpu or gpu."),
+    precision: str = typer.Option(None, "--precision", help="32, 16-mixed or bf16-mixed."),
+    num_workers: int = typer.Option(None, "--num-workers", min=0),
+    resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run in OUT."),
+    quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
+) -> None:
+    """Train an EEG encoder against CLIP features; select on held-out training concepts; evaluate on test.
+
+    Example: eegvision fit --data store/ --subject sub-01 --encoder atms --out runs/atms-sub-01
+    """
+    from eegvision.training.fit import fit
+
+    with user_errors():
+        fields = _config_fields(
+            data=data, subjects=_csv(subject), encoder=encoder, features_train=features_train,
+            features_test=features_test, features_normalized=features_normalized, objective=objective,
+            protocol=protocol, epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay,
+            schedule=schedule, seed=seed, average_train=average_train, channels=channels, window=window,
+            val_fraction=val_fraction, selection=selection, report_test_curve=report_test_curve,
+            same_concept_positives=same_concept_positives, reference_loss=reference_loss,
+            encoder_options=_options(encoder_option) or None, devices=devices, strategy=strategy,
+            accelerator=accelerator, precision=precision, num_workers=num_workers,
+        )
+        fields["progress"] = not quiet
+        cfg = _build_config(preset, fields)
+        run = fit(cfg, out, resume=resume)
+    rows = json.loads((run / "metrics.json").read_text())["rows"]
+    _print_rows([r for r in rows if r["method"] == "exact" and r["k"] in (2, 200, max(x["k"] for x in rows))],
+                f"{cfg.encoder} {cfg.protocol}")
+    console.print(f"wrote {run}")
+
+
+def evaluate_cmd(
+    run: Path = typer.Argument(None, help="Run directory made by `eegvision fit`."),
+    eeg_embeds: Path = typer.Option(None, "--eeg-embeds", help="Precomputed test embeddings (.pt/.npy/.safetensors)."),
+    image_features: Path = typer.Option(None, "--image-features", help="Test image features for --eeg-embeds."),
+    text_features: Path = typer.Option(None, "--text-features", help="Test text features (optional)."),
+    out: Path = typer.Option(None, "--out", help="Directory for metrics.json/csv (with --eeg-embeds)."),
+    ks: str = typer.Option(None, "--ks", help="k values, e.g. 2,4,10,50,100,200."),
+    methods: str = typer.Option(None, "--methods", help="exact,montecarlo,csls."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the Monte-Carlo draws (--eeg-embeds)."),
+) -> None:
+    """Zero-shot k-way retrieval/classification of a run (writes RUN/metrics.json) or of embedding files.
+
+    Example: eegvision evaluate runs/atms-sub-01
+    Example: eegvision evaluate --eeg-embeds sub08_test.pt --image-features test.safetensors --out results/
+    """
+    with user_errors():
+        if (run is None) == (eeg_embeds is None):
+            raise ValueError("Give either a RUN directory or --eeg-embeds F --image-features F (not both).")
+        if run is not None:
+            from eegvision.training.run import evaluate_run
+
+            rows = evaluate_run(run, ks=_ints(ks), methods=_csv(methods))
+            where = run / "metrics.json"
+        else:
+            from eegvision.evaluation.embeddings import evaluate_embedding_files
+
+            if image_features is None:
+                raise ValueError("--eeg-embeds needs --image-features (the test-image CLIP features).")
+            kw = {"seed": seed}
+            if ks:
+                kw["ks"] = _ints(ks)
+            kw["methods"] = _csv(methods) or ["exact", "montecarlo", "csls"]
+            rows = evaluate_embedding_files(eeg_embeds, image_features, text_features, out=out, **kw)
+            where = (out / "metrics.json") if out else None
+    _print_rows(rows, "zero-shot evaluation")
+    if where is not None:
+        console.print(f"wrote {where}")
+
+
+def embed_cmd(
+    run: Path = typer.Argument(..., help="Run directory made by `eegvision fit`."),
+    data: str = typer.Option(..., "--data", help="Store directory or THINGS-EEG2 folder."),
+    out: Path = typer.Option(..., "--out", help="Output .safetensors (one tensor per subject)."),
+    subject: str = typer.Option(None, "--subject", help="Subject(s) to embed (default: the run's test subjects)."),
+    split: str = typer.Option("test", "--split", help="test or training."),
+    average: bool = typer.Option(True, "--average/--single-trials", help="Average repetitions per condition."),
+    unit: str = typer.Option(None, "--unit", help="Fold of a multi-fold run (its held-out subject)."),
+    device: str = typer.Option(None, "--device", help="cuda or cpu (default: cuda if available)."),
+) -> None:
+    """Embed EEG with a trained run's selected encoder.
+
+    Example: eegvision embed runs/atms-sub-01 --data store/ --out sub-01_test.safetensors
+    """
+    from eegvision.training.run import embed_run
+
+    with user_errors():
+        path = embed_run(run, data, out, subjects=_csv(subject), split=split, average=average, unit=unit,
+                         device=device)
+    console.print(f"wrote {path}")
+
+
+def benchmark_cmd(
+    data: str = typer.Option(..., "--data", help="Store directory or THINGS-EEG2 folder."),
+    encoders: str = typer.Option(..., "--encoders", help="Comma-separated encoder names."),
+    subjects: str = typer.Option(..., "--subjects", help="Comma-separated subjects."),
+    seeds: str = typer.Option("0", "--seeds", help="Comma-separated seeds."),
+    out: Path = typer.Option(..., "--out", help="Output directory (runs/, results.csv, summary.csv)."),
+    protocol: str = typer.Option(None, "--protocol", help="within (default), loso or joint."),
+    preset: str = typer.Option(None, "--preset", help="Base config (encoder is replaced per run)."),
+    features_train: str = typer.Option(None, "--features-train", help=_COMMON_HELP["features_train"]),
+    features_test: str = typer.Option(None, "--features-test", help=_COMMON_HELP["features_test"]),
+    epochs: int = typer.Option(None, "--epochs", min=1),
+    batch_size: int = typer.Option(None, "--batch-size", min=1),
+    lr: float = typer.Option(None, "--lr"),
+    average_train: bool = typer.Option(None, "--average-train/--single-trials"),
+    channels: str = typer.Option(None, "--channels"),
+    quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
+) -> None:
+    """Train several encoders x subjects x seeds; write one results table, a summary and paired comparisons.
+
+    Example: eegvision benchmark --data store/ --encoders atms,nice --subjects sub-01,sub-02 --seeds 0,1 --out bench/
+    """
+    from eegvision.training.benchmark import benchmark
+
+    with user_errors():
+        fields = _config_fields(data=data, subjects=_csv(subjects), protocol=protocol, features_train=features_train,
+                                features_test=features_test, epochs=epochs, batch_size=batch_size, lr=lr,
+                                average_train=average_train, channels=channels)
+        fields["progress"] = not quiet
+        base = _build_config(preset, fields)
+        paths = benchmark(base, _csv(encoders) or [], _ints(seeds) or [0], out)
+    import pandas as pd
+
+    summary = pd.read_csv(paths["summary"])
+    sel = summary[(summary.get("modality") == "image") & (summary.get("method") == "exact")] \
+        if "modality" in summary else summary
+    console.print(sel.to_string(index=False))
+    console.print(f"wrote {out}")
 
 
 def register(app: typer.Typer) -> None:
     """Attach this topic's commands to the root app."""
+    app.command("fit")(fit_cmd)
+    app.command("evaluate")(evaluate_cmd)
+    app.command("embed")(embed_cmd)
+    app.command("benchmark")(benchmark_cmd)

@@ -1,0 +1,168 @@
+"""``FitConfig``: every choice of a training run, as a JSON-able dataclass.
+
+A run directory records its ``FitConfig`` in ``config.json``; ``fit`` refuses to write into a
+directory that holds a run with a different config (see :func:`FitConfig.differences`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+PROTOCOLS = ("within", "loso", "joint")
+SELECTIONS = ("val_top1", "val_loss")
+PRECISIONS = ("32", "32-true", "16-mixed", "bf16-mixed")
+
+#: Fields that may change between an interrupted run and its ``--resume`` (they do not change
+#: what is computed, or extend it: ``epochs`` may grow to continue training).
+RESUMABLE_FIELDS = frozenset({
+    "epochs", "devices", "strategy", "accelerator", "num_workers", "progress", "data", "features_train",
+    "features_test",
+})
+
+
+@dataclass
+class FitConfig:
+    """Configuration of one training run (one model per fold).
+
+    Parameters
+    ----------
+    data : str
+        A store directory (``manifest.json``) or a THINGS-EEG2 folder (``Preprocessed_data_250Hz/``).
+    subjects : list of str
+        ``within``: the subject(s) to train and test on (one model per subject).
+        ``loso``: the held-out test subjects (one fold and one fresh model each); the model
+        trains on ``train_subjects`` or, if empty, every other subject of the data.
+        ``joint``: all subjects trained together (per-sample subject ids) and tested each.
+    encoder : str
+        Encoder name of ``eegvision.models.list_models()``; ``encoder_options`` go to its constructor.
+    objective : {"retrieval", "generation"}
+        See :mod:`eegvision.training.losses`.
+    features_train, features_test : str, optional
+        Feature files (safetensors, or ATM-style ``.pt`` with ``features_normalized`` set).
+        Default: ``DATA/features/{train,test}.safetensors``.
+    average_train : bool
+        Train on repetition-averaged trials (UBP/NICE style) instead of single trials (ATM).
+    channels : str or list, optional
+        Channel subset (region name such as ``"occipito-parietal"``, or names).
+    window : tuple of float, optional
+        Time window in seconds ``(tmin, tmax)``.
+    val_fraction : float
+        Fraction of the training concepts held out for validation/model selection.
+    selection : {"val_top1", "val_loss"}
+        Model-selection rule on the validation split (never the test set).
+    report_test_curve : bool
+        Also record per-epoch test top-1 ("best epoch on test", a labelled extra, never used
+        for selection).
+    """
+
+    data: str = ""
+    subjects: list[str] = field(default_factory=list)
+    protocol: str = "within"
+    train_subjects: list[str] = field(default_factory=list)
+    encoder: str = "atms"
+    encoder_options: dict[str, Any] = field(default_factory=dict)
+    objective: str = "retrieval"
+    features_train: str | None = None
+    features_test: str | None = None
+    features_normalized: bool | None = None
+    average_train: bool = False
+    channels: str | list[str] | None = None
+    window: list[float] | None = None
+    epochs: int = 40
+    batch_size: int = 64
+    lr: float = 3e-4
+    weight_decay: float = 0.01
+    schedule: str = "none"
+    seed: int = 0
+    val_fraction: float = 0.05
+    selection: str = "val_top1"
+    init_temperature: float = 0.07
+    logit_scale_mode: str = "exp"
+    normalize_embeddings: bool = True
+    same_concept_positives: bool = False
+    reference_loss: bool = False
+    report_test_curve: bool = False
+    eval_ks: list[int] = field(default_factory=lambda: [2, 4, 10, 50, 100, 200])
+    eval_tops: list[int] = field(default_factory=lambda: [1, 5])
+    eval_methods: list[str] = field(default_factory=lambda: ["exact", "montecarlo", "csls"])
+    precision: str = "32"
+    accelerator: str = "auto"
+    devices: int | str = 1
+    strategy: str = "auto"
+    num_workers: int = 0
+    deterministic: bool = True
+    progress: bool = False
+    preset: str | None = None
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        """Raise ``ValueError`` on inconsistent values (message says which and how to fix)."""
+        def choice(name: str, value: Any, options: tuple) -> None:
+            if value not in options:
+                raise ValueError(f"{name} must be one of {', '.join(map(str, options))}; got {value!r}.")
+
+        choice("protocol", self.protocol, PROTOCOLS)
+        choice("objective", self.objective, ("retrieval", "generation"))
+        choice("selection", self.selection, SELECTIONS)
+        choice("schedule", self.schedule, ("none", "cosine"))
+        choice("precision", str(self.precision), PRECISIONS)
+        choice("logit_scale_mode", self.logit_scale_mode, ("exp", "raw"))
+        if isinstance(self.subjects, str):
+            self.subjects = [s for s in self.subjects.split(",") if s]
+        if isinstance(self.train_subjects, str):
+            self.train_subjects = [s for s in self.train_subjects.split(",") if s]
+        for name in ("epochs", "batch_size"):
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}.")
+        if self.lr <= 0:
+            raise ValueError(f"lr must be > 0, got {self.lr}.")
+        if not 0 < self.val_fraction < 1:
+            raise ValueError(f"val_fraction must be in (0, 1), got {self.val_fraction}.")
+        if self.window is not None:
+            self.window = [float(v) for v in self.window]
+            if len(self.window) != 2 or self.window[0] >= self.window[1]:
+                raise ValueError(f"window must be (tmin, tmax) with tmin < tmax, got {self.window}.")
+
+    # -- JSON round trip -------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict (JSON-able)."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> FitConfig:
+        """Build from a dict; unknown keys raise ``ValueError`` with close matches."""
+        from eegvision.utils import close_matches
+
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = [k for k in d if k not in names]
+        if unknown:
+            hints = {k: close_matches(k, sorted(names)) for k in unknown}
+            raise ValueError(f"Unknown FitConfig field(s) {unknown}; did you mean {hints}?")
+        return cls(**d)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text_or_path: str | Path) -> FitConfig:
+        """Parse JSON text, or read a ``config.json`` path (whose ``fit`` key holds the config)."""
+        p = Path(text_or_path) if not str(text_or_path).lstrip().startswith("{") else None
+        d = json.loads(p.read_text() if p is not None else str(text_or_path))
+        if "fit" in d and isinstance(d["fit"], dict):
+            d = d["fit"]
+        return cls.from_dict(d)
+
+    def replace(self, **changes: Any) -> FitConfig:
+        """A copy with some fields changed."""
+        return dataclasses.replace(self, **changes)
+
+    def differences(self, other: FitConfig, ignore: frozenset[str] = RESUMABLE_FIELDS) -> dict[str, tuple]:
+        """Fields whose values differ (``{name: (self, other)}``), ignoring ``ignore``."""
+        a, b = self.to_dict(), other.to_dict()
+        return {k: (a[k], b[k]) for k in a if k not in ignore and a[k] != b[k]}

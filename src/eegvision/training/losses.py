@@ -1,0 +1,233 @@
+"""Contrastive and regression losses for aligning brain embeddings with CLIP features.
+
+The building blocks are:
+
+* :class:`LogitScale` — a learnable temperature. The default (CLIP-style) stores
+  ``log(1/τ)`` and uses ``exp(log_scale)`` clamped to at most 100, so the effective scale is
+  always positive and bounded. ``mode="raw"`` reproduces the reference (ATM / LAVIS
+  ``ClipLoss``) which multiplies the logits by the parameter *as is* (it can become negative,
+  which inverts the ranking; ``atm.md`` §6.2 item 10).
+* :func:`info_nce` — symmetric InfoNCE (CLIP loss). Embeddings are L2-normalised by default;
+  ``normalize=False`` uses raw embeddings like the reference. With ``concepts`` given
+  (same-concept positives), every pair of samples sharing a concept counts as a positive:
+  the target of row *i* is uniform over all columns *j* with ``concepts[j] == concepts[i]``
+  (soft targets, cross-entropy against that distribution). When no concept occurs twice in
+  the batch this is exactly the standard one-hot InfoNCE.
+* :class:`Objective` — the weighted mixes used for training:
+
+  ``retrieval``
+      ``0.99 · InfoNCE(eeg, image) + 0.01 · InfoNCE(eeg, text of the sample's concept)``
+      (ATM ``ATMS_retrieval.py``). Targets are the *normalised* CLIP features. Without text
+      features the image term gets weight 1.
+  ``generation``
+      ``10 · (0.9 · MSE(eeg, image) + 0.1 · InfoNCE(eeg, image))`` (ATM
+      ``ATMS_reconstruction.py``). Targets are the *raw* (unnormalised) image embeddings,
+      because the diffusion prior and IP-Adapter consume raw embeddings.
+
+  ``reference=True`` switches to the reference's exact ``ClipLoss`` arithmetic: raw logit
+  scale (initialised at ``log(1/0.07) ≈ 2.66`` and used without ``exp``) and raw EEG embeddings.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+OBJECTIVES = ("retrieval", "generation")
+
+#: Loss weights of each objective: (image InfoNCE, text InfoNCE, MSE, overall factor).
+OBJECTIVE_WEIGHTS: dict[str, tuple[float, float, float, float]] = {
+    "retrieval": (0.99, 0.01, 0.0, 1.0),
+    "generation": (0.1, 0.0, 0.9, 10.0),
+}
+
+
+class LogitScale(nn.Module):
+    """Learnable inverse temperature of the contrastive logits.
+
+    Parameters
+    ----------
+    init_temperature : float
+        Initial temperature τ; the parameter starts at ``log(1/τ)`` (CLIP uses 0.07).
+    mode : {"exp", "raw"}
+        ``"exp"`` (default): scale = ``exp(log_scale)`` clamped to ``max_scale``.
+        ``"raw"``: scale = the parameter itself (reference behaviour, unclamped).
+    max_scale : float
+        Upper clamp of the exponentiated scale (CLIP uses 100).
+    """
+
+    def __init__(self, init_temperature: float = 0.07, mode: str = "exp", max_scale: float = 100.0) -> None:
+        super().__init__()
+        if mode not in ("exp", "raw"):
+            raise ValueError(f"LogitScale mode must be 'exp' or 'raw', got {mode!r}.")
+        if init_temperature <= 0:
+            raise ValueError(f"init_temperature must be > 0, got {init_temperature}.")
+        self.mode = mode
+        self.max_scale = float(max_scale)
+        self.log_scale = nn.Parameter(torch.tensor(math.log(1.0 / init_temperature), dtype=torch.float32))
+
+    def forward(self) -> Tensor:
+        if self.mode == "raw":
+            return self.log_scale
+        return self.log_scale.exp().clamp(max=self.max_scale)
+
+    @property
+    def temperature(self) -> float:
+        """Current temperature 1/scale (a float, for logging)."""
+        with torch.no_grad():
+            return float(1.0 / self.forward())
+
+
+def info_nce(
+    a: Tensor,
+    b: Tensor,
+    scale: Tensor | float,
+    *,
+    concepts: Tensor | None = None,
+    normalize: bool = True,
+) -> Tensor:
+    """Symmetric InfoNCE between two batches of paired embeddings.
+
+    Parameters
+    ----------
+    a, b : Tensor
+        ``(batch, dim)`` embeddings; row *i* of ``a`` is paired with row *i* of ``b``.
+    scale : Tensor or float
+        Multiplier of the similarity logits (inverse temperature).
+    concepts : Tensor, optional
+        ``(batch,)`` integer concept labels. When given, samples sharing a concept are all
+        positives for each other (soft targets uniform over positives); otherwise only the
+        diagonal is positive and duplicates count as negatives (reference behaviour).
+    normalize : bool
+        L2-normalise ``a`` and ``b`` before the dot product (cosine logits).
+
+    Returns
+    -------
+    Tensor
+        Scalar: ``(CE(logits, targets) + CE(logits.T, targets.T)) / 2``.
+    """
+    if a.shape != b.shape or a.ndim != 2:
+        raise ValueError(f"info_nce needs two (batch, dim) tensors of equal shape, got {tuple(a.shape)} "
+                         f"and {tuple(b.shape)}.")
+    a = a.float()
+    b = b.float()
+    if normalize:
+        a = F.normalize(a, dim=-1)
+        b = F.normalize(b, dim=-1)
+    logits = scale * (a @ b.T)
+    if concepts is None:
+        labels = torch.arange(a.shape[0], device=a.device)
+        return 0.5 * (F.cross_entropy(logits, labels) + F.cross_entropy(logits.T, labels))
+    positives = (concepts[:, None] == concepts[None, :]).float()
+    targets = positives / positives.sum(dim=1, keepdim=True)  # symmetric mask → same targets both ways
+    loss_a = -(targets * F.log_softmax(logits, dim=1)).sum(dim=1).mean()
+    loss_b = -(targets * F.log_softmax(logits.T, dim=1)).sum(dim=1).mean()
+    return 0.5 * (loss_a + loss_b)
+
+
+def reference_clip_loss(eeg: Tensor, features: Tensor, logit_scale: Tensor) -> Tensor:
+    """The reference's LAVIS ``ClipLoss`` (world size 1): raw embeddings, raw logit scale.
+
+    ``logits = s · E @ F.T`` with ``s`` used without ``exp``; in-batch duplicates are negatives.
+    Kept for fidelity experiments; prefer :func:`info_nce` with an exponentiated scale.
+    """
+    return info_nce(eeg, features, logit_scale, normalize=False)
+
+
+@dataclass
+class LossOutput:
+    """Total loss and its named parts (detached parts are for logging)."""
+
+    loss: Tensor
+    parts: dict[str, Tensor]
+
+
+class Objective(nn.Module):
+    """The training objective: a weighted mix of InfoNCE (image, text) and MSE (image).
+
+    Parameters
+    ----------
+    name : {"retrieval", "generation"}
+        Which mix (see the module docstring for weights and target normalisation).
+    init_temperature : float
+        Initial temperature of the learnable logit scale.
+    logit_scale_mode : {"exp", "raw"}
+        See :class:`LogitScale`.
+    normalize : bool
+        L2-normalise embeddings inside the InfoNCE terms (cosine logits).
+    same_concept_positives : bool
+        Treat samples of the same concept in a batch as positives (see :func:`info_nce`).
+    reference : bool
+        Reference mode: raw logit scale and raw embeddings (overrides the two options above).
+    weights : tuple, optional
+        Override ``(image_nce, text_nce, mse, factor)``.
+    """
+
+    def __init__(
+        self,
+        name: str = "retrieval",
+        *,
+        init_temperature: float = 0.07,
+        logit_scale_mode: str = "exp",
+        normalize: bool = True,
+        same_concept_positives: bool = False,
+        reference: bool = False,
+        weights: tuple[float, float, float, float] | None = None,
+    ) -> None:
+        super().__init__()
+        if name not in OBJECTIVES:
+            raise ValueError(f"Unknown objective {name!r}; choose one of {', '.join(OBJECTIVES)}.")
+        self.name = name
+        if reference:
+            logit_scale_mode, normalize = "raw", False
+        self.logit_scale = LogitScale(init_temperature, mode=logit_scale_mode)
+        self.normalize = normalize
+        self.same_concept_positives = same_concept_positives
+        self.weights = tuple(weights) if weights is not None else OBJECTIVE_WEIGHTS[name]
+
+    @property
+    def expects_normalized_targets(self) -> bool:
+        """Normalised CLIP features for retrieval, raw ones for the generation encoder."""
+        return self.name == "retrieval"
+
+    def forward(
+        self,
+        eeg: Tensor,
+        image: Tensor,
+        text: Tensor | None = None,
+        concepts: Tensor | None = None,
+    ) -> LossOutput:
+        """Loss of a batch.
+
+        Parameters
+        ----------
+        eeg : Tensor
+            ``(batch, dim)`` encoder outputs.
+        image : Tensor
+            ``(batch, dim)`` image features of each sample's image.
+        text : Tensor, optional
+            ``(batch, dim)`` text features of each sample's concept.
+        concepts : Tensor, optional
+            ``(batch,)`` concept labels (used only with ``same_concept_positives``).
+        """
+        w_img, w_txt, w_mse, factor = self.weights
+        scale = self.logit_scale()
+        pos = concepts if self.same_concept_positives else None
+        parts: dict[str, Tensor] = {}
+        total = eeg.new_zeros((), dtype=torch.float32)
+        if text is None:
+            w_img, w_txt = w_img + w_txt, 0.0  # no text features: the image term takes the text weight
+        if w_img:
+            parts["image_nce"] = info_nce(eeg, image, scale, concepts=pos, normalize=self.normalize)
+            total = total + w_img * parts["image_nce"]
+        if w_txt and text is not None:
+            parts["text_nce"] = info_nce(eeg, text, scale, concepts=pos, normalize=self.normalize)
+            total = total + w_txt * parts["text_nce"]
+        if w_mse:
+            parts["mse"] = F.mse_loss(eeg.float(), image.float())
+            total = total + w_mse * parts["mse"]
+        return LossOutput(loss=factor * total, parts={k: v.detach() for k, v in parts.items()})

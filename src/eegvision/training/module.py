@@ -1,0 +1,341 @@
+"""The Lightning module that trains an EEG encoder against CLIP features.
+
+Data sources are duck-typed: anything with ``len(data)`` and ``data.get_batch(indices)``
+returning a dict of tensors ``eeg (B, C, T)``, ``subject``, ``condition``, ``concept`` (as
+:class:`eegvision.data.dataset.EEGDataset` does). Target features are looked up **by index on
+the device**: the image feature of a sample is row ``condition`` of the split's image matrix,
+its text feature row ``concept`` of the text matrix. No strings or per-item Python work in the
+training loop.
+
+Distributed training (DDP): the configured batch size is the *effective* batch. With ``W``
+processes each device gets ``batch_size / W`` samples of one shared random permutation (the
+union of the per-device batches is exactly the single-process batch), and the embeddings,
+targets and concept labels are gathered with ``all_gather(..., sync_grads=True)`` before the
+contrastive loss. Every rank then computes the loss over the full batch, the gather's backward
+sums the gradient contributions of all ranks and DDP averages them, so the parameter gradients
+equal the single-process gradients (up to float reduction order). Models with BatchNorm still
+see per-device batch statistics.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Mapping
+from typing import Any
+
+import lightning.pytorch as pl
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from eegvision.training.losses import Objective
+
+HISTORY_COLUMNS = ("epoch", "train_loss", "val_loss", "val_top1", "val_top5", "lr", "temperature")
+
+
+# ----------------------------------------------------------------------------- data plumbing
+class EpochBatchSampler(Sampler):
+    """Batches of one seeded permutation per epoch, split across ``world_size`` ranks.
+
+    Epoch ``e`` uses ``randperm(n, seed + e)``; rank ``r`` takes every ``world_size``-th index
+    starting at ``r`` and cuts it into batches of ``batch_size`` (the per-device size). The
+    union over ranks of batch ``i`` is therefore ``perm[i·B·W : (i+1)·B·W]``, the same samples
+    a single process with batch ``B·W`` sees. Lightning calls :meth:`set_epoch`.
+    """
+
+    def __init__(self, n: int, batch_size: int, *, shuffle: bool = True, seed: int = 0, drop_last: bool = True,
+                 rank: int = 0, world_size: int = 1) -> None:
+        if n < 1:
+            raise ValueError("Cannot sample batches from an empty dataset.")
+        self.n, self.batch_size, self.shuffle, self.seed = n, batch_size, shuffle, seed
+        self.drop_last, self.rank, self.world_size = drop_last, rank, world_size
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def _rank_indices(self) -> Tensor:
+        if self.shuffle:
+            g = torch.Generator().manual_seed(self.seed + self.epoch)
+            perm = torch.randperm(self.n, generator=g)
+        else:
+            perm = torch.arange(self.n)
+        usable = (self.n // self.world_size) * self.world_size
+        return perm[:usable][self.rank::self.world_size]
+
+    def __iter__(self):
+        idx = self._rank_indices()
+        stop = len(idx) - len(idx) % self.batch_size if self.drop_last else len(idx)
+        for start in range(0, stop, self.batch_size):
+            yield idx[start:start + self.batch_size].numpy()
+
+    def __len__(self) -> int:
+        m = self.n // self.world_size
+        return m // self.batch_size if self.drop_last else -(-m // self.batch_size)
+
+
+class _BatchFetcher(Dataset):
+    """Map-style view whose items are whole batches: ``fetcher[indices] = data.get_batch(indices)``."""
+
+    def __init__(self, data: Any) -> None:
+        self.data = data
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def __getitem__(self, indices: Any) -> dict:
+        return self.data.get_batch(np.asarray(indices))
+
+
+def batch_loader(data: Any, batch_size: int, *, shuffle: bool = False, seed: int = 0, drop_last: bool = False,
+                 rank: int = 0, world_size: int = 1, num_workers: int = 0) -> DataLoader:
+    """A DataLoader over ``data`` that fetches each batch with one vectorised ``get_batch`` call."""
+    sampler = EpochBatchSampler(len(data), batch_size, shuffle=shuffle, seed=seed, drop_last=drop_last,
+                                rank=rank, world_size=world_size)
+    return DataLoader(_BatchFetcher(data), sampler=sampler, batch_size=None, num_workers=num_workers,
+                      persistent_workers=num_workers > 0)
+
+
+def call_encoder(encoder: nn.Module, eeg: Tensor, subject: Tensor | None) -> Tensor:
+    """``encoder(eeg, subject_ids)`` (the eegvision encoder signature)."""
+    return encoder(eeg, subject)
+
+
+@torch.no_grad()
+def embed_data(encoder: nn.Module, data: Any, *, batch_size: int = 256, device: str | torch.device | None = None,
+               ) -> tuple[Tensor, Tensor]:
+    """Encode every sample of ``data`` in order.
+
+    Returns
+    -------
+    (embeddings, conditions) : tuple of Tensor
+        ``(n, n_outputs)`` float32 on CPU and the ``(n,)`` condition index of each row.
+    """
+    device = torch.device(device) if device is not None else next(encoder.parameters()).device
+    was_training = encoder.training
+    encoder.eval()
+    outs, conds = [], []
+    n = len(data)
+    for start in range(0, n, batch_size):
+        b = data.get_batch(np.arange(start, min(n, start + batch_size)))
+        outs.append(call_encoder(encoder, b["eeg"].to(device), b["subject"].to(device)).float().cpu())
+        conds.append(b["condition"].cpu())
+    encoder.train(was_training)
+    return torch.cat(outs), torch.cat(conds)
+
+
+# ----------------------------------------------------------------------------- metrics
+def kway_topk(sims: Tensor, targets: Tensor, k: int | None, tops: tuple[int, ...] = (1, 5)) -> dict[int, float]:
+    """Exact expected k-way top-t accuracy (``k=None``: all candidates) via
+    :func:`eegvision.evaluation.kway.kway_exact` (ties count against the true candidate)."""
+    from eegvision.evaluation.kway import kway_exact
+
+    n_cand = sims.shape[1]
+    k = n_cand if k is None or k >= n_cand else k
+    acc = kway_exact(sims, targets.cpu().numpy(), ks=[k], tops=tops)
+    return {t: acc.get(k, t) for t in tops}
+
+
+# ----------------------------------------------------------------------------- module
+class ContrastiveModule(pl.LightningModule):
+    """Encoder + objective, trained with AdamW on index-looked-up CLIP targets.
+
+    Parameters
+    ----------
+    encoder : nn.Module
+        ``forward(eeg, subject_ids) -> (batch, dim)``.
+    objective : Objective
+        The loss (holds the learnable temperature).
+    image_features : Tensor
+        ``(n_images, dim)`` features of the training split (row = condition).
+    text_features : Tensor, optional
+        ``(n_concepts, dim)`` text features of the training concepts (row = concept index).
+    train_data, val_data : data sources
+        ``val_data`` holds averaged trials of the held-out training concepts (indices into the
+        same training feature rows). ``None`` disables validation.
+    test_data : mapping of str to data source, optional
+        Averaged test trials per subject; used only for ``report_test_curve``.
+    test_image_features : Tensor, optional
+        ``(n_test_images, dim)`` (only for ``report_test_curve``).
+    batch_size : int
+        Effective (global) batch size; divided by the number of processes.
+    lr, weight_decay : float
+        AdamW; no weight decay on the temperature, norms and biases (parameters with < 2 dims).
+    schedule : {"none", "cosine"}
+        Cosine annealing of the learning rate over all steps.
+    seed : int
+        Seeds the batch order (per epoch) and the dropout RNG (reseeded per batch, so a resumed
+        run continues exactly as an uninterrupted one).
+    val_k : int
+        k of the validation k-way retrieval (200, or all validation images when fewer).
+    """
+
+    def __init__(
+        self,
+        encoder: nn.Module,
+        objective: Objective,
+        image_features: Tensor,
+        text_features: Tensor | None = None,
+        *,
+        train_data: Any = None,
+        val_data: Any = None,
+        test_data: Mapping[str, Any] | None = None,
+        test_image_features: Tensor | None = None,
+        batch_size: int = 64,
+        lr: float = 3e-4,
+        weight_decay: float = 0.01,
+        schedule: str = "none",
+        seed: int = 0,
+        num_workers: int = 0,
+        report_test_curve: bool = False,
+        val_k: int = 200,
+        eval_batch_size: int = 256,
+    ) -> None:
+        super().__init__()
+        self.encoder = encoder
+        self.objective = objective
+        self.register_buffer("image_features", image_features.float(), persistent=False)
+        self.register_buffer("text_features", None if text_features is None else text_features.float(),
+                             persistent=False)
+        self.register_buffer("test_image_features",
+                             None if test_image_features is None else test_image_features.float(), persistent=False)
+        self.train_data, self.val_data, self.test_data = train_data, val_data, dict(test_data or {})
+        self.batch_size, self.lr, self.weight_decay = int(batch_size), float(lr), float(weight_decay)
+        self.schedule, self.seed, self.num_workers = schedule, int(seed), int(num_workers)
+        self.report_test_curve, self.val_k, self.eval_batch_size = report_test_curve, int(val_k), eval_batch_size
+        self.history: list[dict[str, float]] = []
+        self._train_sum = torch.zeros(())
+        self._train_count = 0
+        self._val_out: list[tuple[Tensor, Tensor, Tensor]] = []
+
+    # -- data ---------------------------------------------------------------------------
+    def _world(self) -> tuple[int, int]:
+        if self._trainer is None:
+            return 0, 1
+        return self.trainer.global_rank, self.trainer.world_size
+
+    def train_dataloader(self) -> DataLoader:
+        rank, world = self._world()
+        if self.batch_size % world:
+            raise ValueError(f"batch_size {self.batch_size} is not divisible by the {world} processes; the batch "
+                             "size is the effective batch over all devices. Pick a multiple of the device count.")
+        per_device = self.batch_size // world
+        if len(self.train_data) // world < per_device:
+            raise ValueError(f"Only {len(self.train_data)} training samples for a batch of {self.batch_size}: "
+                             "lower --batch-size.")
+        return batch_loader(self.train_data, per_device, shuffle=True, seed=self.seed, drop_last=True,
+                            rank=rank, world_size=world, num_workers=self.num_workers)
+
+    def val_dataloader(self) -> DataLoader | list:
+        if self.val_data is None:
+            return []
+        # every rank validates on all of the (small) validation set: identical metrics, no gather
+        return batch_loader(self.val_data, self.eval_batch_size, shuffle=False)
+
+    # -- steps ---------------------------------------------------------------------------
+    def _targets(self, batch: dict, image_features: Tensor, text_features: Tensor | None
+                 ) -> tuple[Tensor, Tensor | None]:
+        img = image_features[batch["condition"]]
+        txt = text_features[batch["concept"]] if text_features is not None else None
+        return img, txt
+
+    def _gather(self, t: Tensor | None, grads: bool = False) -> Tensor | None:
+        if t is None or self._world()[1] == 1:
+            return t
+        g = self.all_gather(t, sync_grads=grads)
+        return g.reshape(-1, *t.shape[1:])
+
+    def forward(self, eeg: Tensor, subject_ids: Tensor | None = None) -> Tensor:
+        return call_encoder(self.encoder, eeg, subject_ids)
+
+    def training_step(self, batch: dict, batch_idx: int) -> Tensor:
+        emb = self(batch["eeg"], batch["subject"])
+        img, txt = self._targets(batch, self.image_features, self.text_features)
+        emb = self._gather(emb, grads=True)
+        img, txt, concepts = self._gather(img), self._gather(txt), self._gather(batch["concept"])
+        out = self.objective(emb, img, txt, concepts)
+        self.log("train_loss", out.loss, on_step=True, on_epoch=False, prog_bar=True, batch_size=emb.shape[0])
+        self._train_sum = self._train_sum + out.loss.detach().cpu()
+        self._train_count += 1
+        return out.loss
+
+    def _step_seed(self, batch_idx: int) -> int:
+        return (self.seed * 1_000_003 + self.current_epoch * 100_003 + batch_idx * 7919 + self._world()[0]) % 2**63
+
+    def on_train_epoch_start(self) -> None:
+        s = self._step_seed(0) % 2**32
+        random.seed(s)
+        np.random.seed(s)
+        self._train_sum, self._train_count = torch.zeros(()), 0
+
+    def on_train_batch_start(self, batch: dict, batch_idx: int) -> None:
+        # dropout masks are a function of (seed, epoch, batch, rank) only, whatever else consumed the
+        # global RNG (data-loader iterators, validation): a resumed run reproduces an uninterrupted one
+        torch.manual_seed(self._step_seed(batch_idx))
+
+    def validation_step(self, batch: dict, batch_idx: int) -> None:
+        emb = self(batch["eeg"], batch["subject"])
+        img, txt = self._targets(batch, self.image_features, self.text_features)
+        loss = self.objective(emb, img, txt, batch["concept"]).loss
+        self._val_out.append((emb.float(), batch["condition"], loss.detach() * emb.shape[0]))
+
+    def on_validation_epoch_end(self) -> None:
+        if self.trainer.sanity_checking or not self._val_out:
+            self._val_out = []
+            return
+        emb = torch.cat([o[0] for o in self._val_out])
+        cond = torch.cat([o[1] for o in self._val_out])
+        val_loss = float(sum(o[2] for o in self._val_out) / emb.shape[0])
+        self._val_out = []
+        cands = torch.unique(cond)  # sorted validation image rows
+        sims = F.normalize(emb, dim=-1) @ F.normalize(self.image_features[cands], dim=-1).T
+        acc = kway_topk(sims, torch.searchsorted(cands, cond), self.val_k, (1, 5))
+        self.log_dict({"val_loss": val_loss, "val_top1": acc[1], "val_top5": acc[5]}, prog_bar=True)
+        row = {
+            "epoch": int(self.current_epoch),
+            "train_loss": float(self._train_sum / max(self._train_count, 1)),
+            "val_loss": val_loss, "val_top1": acc[1], "val_top5": acc[5],
+            "lr": float(self.trainer.optimizers[0].param_groups[0]["lr"]),
+            "temperature": self.objective.logit_scale.temperature,
+        }
+        if self.report_test_curve and self.test_data and self.test_image_features is not None:
+            row["test_top1_curve"] = self.test_top1()
+            self.log("test_top1_curve", row["test_top1_curve"])
+        self.history.append(row)
+
+    def test_top1(self) -> float:
+        """200-way (all test images) top-1 of the current weights, mean over test subjects.
+
+        Only for the labelled "best epoch on test" extra; never used for model selection.
+        """
+        accs = []
+        for data in self.test_data.values():
+            emb, cond = embed_data(self.encoder, data, batch_size=self.eval_batch_size, device=self.device)
+            sims = F.normalize(emb.to(self.device), dim=-1) @ F.normalize(self.test_image_features, dim=-1).T
+            accs.append(kway_topk(sims, cond.to(self.device), None, (1,))[1])
+        return float(np.mean(accs))
+
+    # -- optimisation --------------------------------------------------------------------
+    def configure_optimizers(self):
+        decay, no_decay = [], []
+        for _, p in self.named_parameters():
+            if p.requires_grad:
+                (decay if p.ndim >= 2 else no_decay).append(p)
+        opt = torch.optim.AdamW([
+            {"params": decay, "weight_decay": self.weight_decay},
+            {"params": no_decay, "weight_decay": 0.0},
+        ], lr=self.lr)
+        if self.schedule == "cosine":
+            steps = max(1, int(self.trainer.estimated_stepping_batches))
+            sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps)
+            return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+        return opt
+
+    # -- checkpoint state ----------------------------------------------------------------
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["eegvision_history"] = list(self.history)
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        self.history = list(checkpoint.get("eegvision_history", []))

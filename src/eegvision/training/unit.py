@@ -1,0 +1,222 @@
+"""Train, select, save and evaluate one unit (one fresh model) of a run; see :mod:`eegvision.training.fit`."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+from typing import Any
+
+import lightning.pytorch as pl
+import numpy as np
+import torch
+from lightning.pytorch.callbacks import Callback, ModelCheckpoint
+
+from eegvision import __version__
+from eegvision.training.config import FitConfig
+from eegvision.training.losses import Objective
+from eegvision.training.module import HISTORY_COLUMNS, ContrastiveModule, embed_data
+from eegvision.utils import atomic_path, write_text_atomic
+
+
+class HistoryWriter(Callback):
+    """Rewrite ``history.csv`` (atomically) after every validation, on the main process."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+
+    def _write(self, trainer: pl.Trainer, module: ContrastiveModule) -> None:
+        if trainer.global_rank != 0 or trainer.sanity_checking or not module.history:
+            return
+        cols = list(HISTORY_COLUMNS) + sorted({k for r in module.history for k in r} - set(HISTORY_COLUMNS))
+        with atomic_path(self.path) as tmp, open(tmp, "w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=cols)
+            w.writeheader()
+            w.writerows(module.history)
+
+    def on_validation_end(self, trainer: pl.Trainer, module: ContrastiveModule) -> None:
+        self._write(trainer, module)
+
+
+def _datasets(config: FitConfig, store: Any, unit: dict) -> dict[str, Any]:
+    from eegvision.data.dataset import EEGDataset
+    from eegvision.data.splits import validation_split
+
+    train_ids = {s: i for i, s in enumerate(unit["train_subjects"])}
+    split = validation_split(store, "training", fraction=config.val_fraction, seed=config.seed)
+    common = {"channels": config.channels, "window": config.window}
+    train = EEGDataset(store, unit["train_subjects"], "training", average=config.average_train,
+                       conditions=split.train_conditions, subject_ids=train_ids, **common)
+    val = EEGDataset(store, unit["train_subjects"], "training", average=True,
+                     conditions=split.val_conditions, subject_ids=train_ids, **common)
+    test = {s: EEGDataset(store, [s], "test", average=True, subject_ids={s: train_ids.get(s, -1)}, **common)
+            for s in unit["test_subjects"]}
+    return {"train": train, "val": val, "test": test, "split": split, "subject_ids": train_ids}
+
+
+def build_module(config: FitConfig, data: dict[str, Any], train_feats: Any, test_feats: Any,
+                 ) -> ContrastiveModule:
+    """Fresh encoder + objective + module for one unit (seed the RNG first)."""
+    from eegvision.models import create_encoder
+
+    train = data["train"]
+    encoder = create_encoder(config.encoder, n_chans=train.n_chans, n_times=train.n_times,
+                             n_outputs=train_feats.dim, sfreq=train.sfreq,
+                             n_subjects=max(1, len(data["subject_ids"])), **config.encoder_options)
+    objective = Objective(config.objective, init_temperature=config.init_temperature,
+                          logit_scale_mode=config.logit_scale_mode, normalize=config.normalize_embeddings,
+                          same_concept_positives=config.same_concept_positives, reference=config.reference_loss)
+    enc_scale = getattr(encoder, "logit_scale", None)
+    if config.reference_loss and isinstance(enc_scale, torch.nn.Parameter):
+        objective.logit_scale.log_scale = enc_scale  # the reference trains the encoder's own raw logit_scale
+    n_val_images = len(np.unique(data["split"].val_conditions))
+    return ContrastiveModule(
+        encoder, objective, train_feats.image, train_feats.text,
+        train_data=train, val_data=data["val"], test_data=data["test"], test_image_features=test_feats.image,
+        batch_size=config.batch_size, lr=config.lr, weight_decay=config.weight_decay, schedule=config.schedule,
+        seed=config.seed, num_workers=config.num_workers, report_test_curve=config.report_test_curve,
+        val_k=min(200, n_val_images),
+    )
+
+
+def resolve_strategy(name: str) -> Any:
+    """Lightning strategy for ``name``; plain DDP tolerates parameters without gradients.
+
+    Some encoders carry parameters that a forward pass does not use (the reference ATM-S has
+    dead layers; see ``atm.md`` §6.2), which plain DDP rejects, so ``"ddp"``/``"ddp_spawn"`` set
+    ``find_unused_parameters=True``. Pass ``"ddp_find_unused_parameters_false"`` for speed.
+    """
+    if name in ("ddp", "ddp_spawn"):
+        from lightning.pytorch.strategies import DDPStrategy
+
+        return DDPStrategy(find_unused_parameters=True, start_method="spawn" if name == "ddp_spawn" else "popen")
+    return name
+
+
+def make_trainer(config: FitConfig, unit_dir: Path, callbacks: list[Callback]) -> pl.Trainer:
+    """The Lightning Trainer of a unit (CPU/CUDA via ``accelerator="auto"``, DDP via ``strategy``)."""
+    callbacks = list(callbacks)
+    if config.progress:
+        from lightning.pytorch.callbacks import RichProgressBar
+
+        callbacks.append(RichProgressBar())
+    precision = "32-true" if str(config.precision) in ("32", "32-true") else config.precision
+    return pl.Trainer(
+        max_epochs=config.epochs, accelerator=config.accelerator, devices=config.devices,
+        strategy=resolve_strategy(config.strategy),
+        precision=precision, deterministic="warn" if config.deterministic else False, logger=False,
+        callbacks=callbacks, enable_progress_bar=config.progress, enable_model_summary=False,
+        num_sanity_val_steps=0, use_distributed_sampler=False, default_root_dir=str(unit_dir),
+        log_every_n_steps=1,
+    )
+
+
+def fit_unit(config: FitConfig, store: Any, unit: dict, unit_dir: Path, train_feats: Any, test_feats: Any, *,
+             resume: bool = False, primary: bool = True) -> list[dict]:
+    """Train one fresh model for ``unit``, keep the validation-selected epoch, save and evaluate it.
+
+    Returns the result rows (empty on non-primary DDP processes).
+    """
+    from eegvision.training.fit import _quiet_lightning, torch_load_checkpoint
+
+    unit_dir = Path(unit_dir)
+    unit_dir.mkdir(parents=True, exist_ok=True)
+    with _quiet_lightning(not config.progress):
+        pl.seed_everything(config.seed, workers=True, verbose=False)
+        data = _datasets(config, store, unit)
+        module = build_module(config, data, train_feats, test_feats)
+        if primary:
+            _write_unit_config(config, unit, unit_dir, data, train_feats, test_feats)
+        monitor, mode = ("val_top1", "max") if config.selection == "val_top1" else ("val_loss", "min")
+        ckpt = ModelCheckpoint(dirpath=unit_dir, filename="best-{epoch:03d}", monitor=monitor, mode=mode,
+                               save_top_k=1, save_last=True, auto_insert_metric_name=False)
+        trainer = make_trainer(config, unit_dir, [ckpt, HistoryWriter(unit_dir / "history.csv")])
+        last = unit_dir / "last.ckpt"
+        trainer.fit(module, ckpt_path=str(last) if resume and last.is_file() else None)
+        if trainer.global_rank != 0:
+            return []
+        best = Path(ckpt.best_model_path) if ckpt.best_model_path else last
+        state = torch_load_checkpoint(best)
+        module.load_state_dict(state["state_dict"])
+        selected_epoch = int(state.get("epoch", -1))
+        history = list(module.history)
+    return _finish_unit(config, unit, unit_dir, module, data, test_feats, history, selected_epoch)
+
+
+def _write_unit_config(config: FitConfig, unit: dict, unit_dir: Path, data: dict, train_feats: Any,
+                       test_feats: Any) -> None:
+    train = data["train"]
+    desc = {
+        "fit": config.to_dict(), "eegvision_version": __version__, "unit": unit,
+        "subject_ids": data["subject_ids"],
+        "test_subject_ids": {s: d.subject_ids[s] for s, d in data["test"].items()},
+        "data": {"path": str(config.data), "n_chans": train.n_chans, "n_times": train.n_times,
+                 "sfreq": train.sfreq, "ch_names": list(train.ch_names),
+                 "times": [float(train.times[0]), float(train.times[-1])],
+                 "n_train": len(train), "n_val": len(data["val"]),
+                 "n_val_conditions": int(len(data["split"].val_conditions)),
+                 "average_train": config.average_train},
+        "features": {"train": dict(train_feats.metadata), "test": dict(test_feats.metadata),
+                     "dim": train_feats.dim},
+    }
+    path = unit_dir / "config.json"
+    if path.is_file():  # a one-unit run: keep the run-level keys written by fit()
+        desc = {**json.loads(path.read_text()), **desc}
+    write_text_atomic(path, json.dumps(desc, indent=2, default=str) + "\n")
+
+
+def _finish_unit(config: FitConfig, unit: dict, unit_dir: Path, module: ContrastiveModule, data: dict,
+                 test_feats: Any, history: list[dict], selected_epoch: int) -> list[dict]:
+    from safetensors.torch import save_file
+
+    from eegvision.evaluation.embeddings import evaluate_embeddings
+    from eegvision.evaluation.results import write_results
+    from eegvision.models import save_pretrained
+
+    encoder = module.encoder.cpu().eval()
+    save_pretrained(encoder, unit_dir / "encoder")
+    embeds = {}
+    for subject, ds in data["test"].items():
+        emb, cond = embed_data(encoder, ds, device="cpu")
+        if not torch.equal(cond, torch.arange(len(cond))):
+            raise ValueError(f"{subject}: test conditions are not 0..n-1 in order; cannot pair them with features.")
+        embeds[subject] = emb.contiguous()
+    meta = {"eegvision_version": __version__, "encoder": config.encoder, "rows": "test condition order",
+            "subject_ids": json.dumps({s: d.subject_ids[s] for s, d in data["test"].items()})}
+    with atomic_path(unit_dir / "test_embeddings.safetensors", suffix=".safetensors") as tmp:
+        save_file(embeds, str(tmp), metadata=meta)
+    extra = {}
+    curve = [r["test_top1_curve"] for r in history if r.get("test_top1_curve") is not None]
+    if curve:
+        extra["best_epoch_on_test_top1"] = float(max(curve))
+    rows = []
+    for subject, emb in embeds.items():
+        info = run_info(config, subject, len(data["train"]), data["train"].n_chans, test_feats) | extra
+        rows += evaluate_embeddings(emb, test_feats.image, test_feats.text, ks=config.eval_ks,
+                                    tops=config.eval_tops, methods=config.eval_methods, seed=config.seed, info=info)
+    write_results(rows, unit_dir / "metrics.json")
+    write_results(rows, unit_dir / "metrics.csv")
+    summary = {"selected_epoch": selected_epoch, "selection": config.selection,
+               "best_val": _best_val(history, config.selection)}
+    write_text_atomic(unit_dir / "selection.json", json.dumps(summary, indent=2) + "\n")
+    return rows
+
+
+def _best_val(history: list[dict], selection: str) -> float | None:
+    vals = [r[selection] for r in history if r.get(selection) is not None]
+    if not vals:
+        return None
+    return float(max(vals) if selection == "val_top1" else min(vals))
+
+
+def run_info(config: FitConfig, subject: str, n_train: int, n_chans: int, feats: Any) -> dict:
+    """The identification columns of result rows (see :mod:`eegvision.evaluation.results`)."""
+    meta = getattr(feats, "metadata", {}) or {}
+    model = meta.get("model") or ""
+    layer = meta.get("layer") or ""
+    return {
+        "dataset": Path(str(config.data)).name, "subject": subject, "encoder": config.encoder, "seed": config.seed,
+        "protocol": config.protocol, "selection": config.selection, "n_train": int(n_train),
+        "n_chans": int(n_chans), "window": list(config.window) if config.window else None,
+        "features": f"{model}{'/' + layer if layer and layer != 'final' else ''}" or None,
+    }
