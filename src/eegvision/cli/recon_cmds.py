@@ -1,9 +1,266 @@
-"""CLI commands: recon. (Filled in by its owner; each command wraps a library function.)"""
+"""CLI: Stage I prior (``prior fit``/``prior sample``), ``reconstruct`` and ``score-images``."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
+
+from eegvision.cli._apps import prior_app
+from eegvision.cli._common import console, user_errors
+
+
+# ---------------------------------------------------------------------------- inputs
+def _things_test_concepts(n: int) -> tuple[list[str], list[int]] | None:
+    """THINGS-EEG2 test concepts (1-based folder index, name) when there are 200 rows."""
+    if n != 200:
+        return None
+    import importlib.resources as ir
+
+    import pandas as pd
+
+    with ir.as_file(ir.files("eegvision") / "resources" / "things" / "test_images.tsv") as p:
+        df = pd.read_csv(p, sep="\t")
+    return list(df["things_uniqueID"]), [int(i) for i in df["eeg2_test_index"]]
+
+
+def _read_concepts(path: Path | None, n: int) -> tuple[list[str], list[int]]:
+    import pandas as pd
+
+    if path is not None:
+        df = pd.read_csv(path, sep=None, engine="python")
+        if not {"concept_index", "concept"} <= set(df.columns) or len(df) != n:
+            raise ValueError(f"{path} must be a table with columns concept_index, concept and {n} rows (one per "
+                             f"embedding row); got columns {list(df.columns)} and {len(df)} rows.")
+        return [str(c) for c in df["concept"]], [int(i) for i in df["concept_index"]]
+    things = _things_test_concepts(n)
+    if things is not None:
+        return things
+    return [f"concept{i + 1}" for i in range(n)], list(range(1, n + 1))
+
+
+def _test_embeddings(source: Path, subject: str | None) -> dict:
+    """``{subject: (n, d) tensor}`` from a run directory or an embedding file."""
+    import torch
+
+    if source.is_dir():
+        from eegvision.training.run import list_units, read_test_embeddings
+
+        out = {}
+        for unit in list_units(source):
+            out.update(read_test_embeddings(unit))
+    else:
+        from eegvision.evaluation.embeddings import load_embeddings
+
+        out = {subject or "sub-01": torch.as_tensor(load_embeddings(source))}
+    if subject is not None:
+        if subject not in out:
+            raise ValueError(f"No test embeddings for {subject!r} in {source}; it has {sorted(out)}.")
+        out = {subject: out[subject]}
+    return out
+
+
+# ---------------------------------------------------------------------------- prior fit / sample
+@prior_app.command("fit")
+def prior_fit_cmd(
+    run: Path = typer.Argument(..., help="Run directory (encoder trained with the `generation` objective)."),
+    embeddings: Path = typer.Option(None, help="Per-trial training EEG embeddings (.pt/.npy/.safetensors) instead "
+                                                "of embedding the run's training data."),
+    image_features: Path = typer.Option(None, help="Raw (unnormalised) training image features; default: the "
+                                                    "run's training feature file."),
+    data: Path = typer.Option(None, help="Store or THINGS-EEG2 folder (default: the run's data)."),
+    subject: str = typer.Option(None, help="Subject whose training trials condition the prior."),
+    out: Path = typer.Option(None, help="Output folder (default RUN/prior)."),
+    architecture: str = typer.Option("unet", help="unet (reference MLP U-Net) or transformer (PriorTransformer)."),
+    epochs: int = typer.Option(150), batch_size: int = typer.Option(1024), lr: float = typer.Option(1e-3),
+    val_fraction: float = typer.Option(0.1, help="Fraction of training images held out."),
+    standardize: bool = typer.Option(False, help="Diffuse per-dimension standardised embeddings."),
+    eval_steps: int = typer.Option(50), eval_guidance: float = typer.Option(5.0),
+    seed: int = typer.Option(0), device: str = typer.Option(None),
+) -> None:
+    """Fit the Stage I diffusion prior (EEG embedding → raw CLIP image embedding) and report whether it helps.
+
+    Example: eegvision prior fit runs/atms-gen-sub-08 --epochs 150
+    """
+    with user_errors():
+        import numpy as np
+        import torch
+
+        from eegvision.data.features import load_features
+        from eegvision.training.prior_fit import PriorFitConfig, fit_prior, save_fit
+
+        cfg = PriorFitConfig(architecture=architecture, epochs=epochs, batch_size=batch_size, learning_rate=lr,
+                             val_fraction=val_fraction, standardize=standardize, eval_steps=eval_steps,
+                             eval_guidance=eval_guidance, seed=seed, device=device)
+        if embeddings is not None:
+            from eegvision.evaluation.embeddings import load_embeddings
+
+            eeg = torch.as_tensor(load_embeddings(embeddings))
+            if image_features is None:
+                raise ValueError("--embeddings needs --image-features (the raw training image features).")
+        else:
+            import json
+
+            from eegvision.training.fit import open_data
+            from eegvision.training.run import load_run
+
+            top = json.loads((run / "config.json").read_text()) if (run / "config.json").is_file() else {}
+            trained = load_run(run, unit=subject if top.get("unit_dirs") else None)
+            store = open_data(data or trained.config.data)
+            subj = subject or next(iter(trained.subject_ids), None)
+            if subj is None:
+                raise ValueError("Say which subject's training trials to use with --subject.")
+            eeg = trained.embed(store, subj, "training", average=False, device=device)
+            image_features = image_features or Path(top.get("feature_files", {}).get("train", ""))
+        feats = load_features(image_features, expect_normalized=False)
+        n_img = len(feats)
+        if len(eeg) % n_img:
+            raise ValueError(f"{len(eeg)} EEG rows are not a whole number of repetitions of {n_img} images; rows "
+                             "must be condition-major (all repetitions of image 0, then image 1, ...).")
+        reps = len(eeg) // n_img
+        groups = np.arange(len(eeg)) // reps
+        res = fit_prior(eeg, feats.image[torch.as_tensor(groups)], groups, cfg)
+        target = out or run / "prior"
+        save_fit(res, target)
+        m = res.metrics
+        console.print(f"prior saved to {target}")
+        if "prior_top1" in m:
+            line = f"validation ({int(m['n_candidates'])} images): prior top-1 {m['prior_top1']:.3f}, cosine " \
+                   f"{m['prior_cosine']:.3f}"
+            if "raw_top1" in m:
+                line += f"; raw EEG embedding top-1 {m['raw_top1']:.3f}, cosine {m['raw_cosine']:.3f}"
+            console.print(line + f"; chance {m['chance_top1']:.3f}")
+
+
+@prior_app.command("sample")
+def prior_sample_cmd(
+    prior: Path = typer.Argument(..., help="Prior folder (from `eegvision prior fit`)."),
+    embeddings: Path = typer.Option(..., help="EEG embeddings (n, d) to map to image embeddings."),
+    out: Path = typer.Option(..., help="Output .safetensors with tensor `image_embeds`."),
+    steps: int = typer.Option(50), guidance: float = typer.Option(5.0), seed: int = typer.Option(0),
+    scheduler: str = typer.Option("ddpm", help="ddpm or ddim."), device: str = typer.Option(None),
+) -> None:
+    """Sample image embeddings from a fitted prior for a file of EEG embeddings.
+
+    Example: eegvision prior sample runs/x/prior --embeddings test_emb.pt --out image_embeds.safetensors
+    """
+    with user_errors():
+        import torch
+        from safetensors.torch import save_file
+
+        from eegvision.evaluation.embeddings import load_embeddings
+        from eegvision.models.prior import DiffusionPrior
+        from eegvision.utils import atomic_path, default_device
+
+        model = DiffusionPrior.from_pretrained(prior, device=default_device(device))
+        eeg = torch.as_tensor(load_embeddings(embeddings))
+        h = model.sample(eeg, num_inference_steps=steps, guidance_scale=guidance, seed=seed, scheduler=scheduler)
+        with atomic_path(out, suffix=".safetensors") as tmp:
+            save_file({"image_embeds": h.cpu().contiguous()}, str(tmp),
+                      metadata={"prior": str(prior), "steps": str(steps), "guidance": str(guidance),
+                                "seed": str(seed)})
+        console.print(f"{len(h)} image embeddings → {out}")
+
+
+# ---------------------------------------------------------------------------- reconstruct
+def reconstruct_cmd(
+    run: Path = typer.Argument(..., help="Run directory (its test embeddings) or an EEG test-embedding file."),
+    generator: Path = typer.Option(..., help="Local diffusers pipeline folder (e.g. sdxl-turbo)."),
+    out: Path = typer.Option(..., help="Output folder (images/ + manifest)."),
+    prior: Path = typer.Option(None, help="Prior folder; default RUN/prior when it exists."),
+    no_prior: bool = typer.Option(False, "--no-prior", help="Feed the EEG embeddings to the generator directly."),
+    ip_adapter: Path = typer.Option(None, help="Folder with sdxl_models/ip-adapter_sdxl_vit-h.safetensors."),
+    subject: str = typer.Option(None, help="Only this subject."),
+    concepts: Path = typer.Option(None, help="Table (concept_index, concept) per embedding row; default THINGS "
+                                             "test concepts for 200 rows."),
+    samples: int = typer.Option(10), seed: int = typer.Option(0), steps: int = typer.Option(4),
+    guidance: float = typer.Option(0.0), prior_steps: int = typer.Option(50),
+    prior_guidance: float = typer.Option(5.0), height: int = typer.Option(None), width: int = typer.Option(None),
+    batch_size: int = typer.Option(10, help="Images per pipeline call (samples of one concept)."),
+    low_level: Path = typer.Option(None, help="safetensors file with `latents` (n, 4, h, w): low-level img2img "
+                                              "init per concept (see docs/reconstruction.md)."),
+    strength: float = typer.Option(0.5, help="img2img strength with --low-level."),
+    prompt: str = typer.Option("", help="One text prompt for every image."),
+    captions: Path = typer.Option(None, help="Text file, one caption per concept (used as prompts)."),
+    device: str = typer.Option(None), dtype: str = typer.Option(None, help="float16/float32 (default fp16 on GPU)."),
+    resume: bool = typer.Option(False, help="Keep existing images and fill in the missing ones."),
+) -> None:
+    """Two-stage reconstruction: EEG test embeddings → prior → image embeddings → images, with a manifest.
+
+    Example: eegvision reconstruct runs/atms-gen-sub-08 --generator weights/sdxl-turbo --ip-adapter weights/IP-Adapter --out recon/sub-08
+    """
+    with user_errors():
+        from eegvision.generation.generator import load_generator
+        from eegvision.generation.reconstruct import ReconstructionSettings, distributed_rank, reconstruct
+        from eegvision.models.prior import DiffusionPrior
+        from eegvision.utils import default_device
+
+        per_subject = _test_embeddings(run, subject)
+        _, world, local = distributed_rank()
+        dev = default_device(device)
+        if world > 1 and dev == "cuda":
+            dev = f"cuda:{local}"
+        prior_dir = None if no_prior else (prior or (run / "prior" if run.is_dir() else None))
+        if prior_dir is not None and not (prior_dir / "config.json").is_file():
+            if prior is not None:
+                raise FileNotFoundError(f"No prior in {prior_dir}; fit one with `eegvision prior fit`.")
+            prior_dir = None
+        if prior_dir is None and not no_prior:
+            console.print("[yellow]no prior found: EEG embeddings go to the generator directly (--no-prior)[/]")
+        model = DiffusionPrior.from_pretrained(prior_dir, device=dev) if prior_dir else None
+        gen = load_generator(generator, ip_adapter=ip_adapter, device=dev, dtype=dtype)
+        settings = ReconstructionSettings(samples=samples, seed=seed, steps=steps, guidance=guidance,
+                                          prior_steps=prior_steps, prior_guidance=prior_guidance,
+                                          batch_size=batch_size, height=height, width=width, strength=strength,
+                                          resume=resume)
+        latents = None
+        if low_level is not None:
+            from safetensors.torch import load_file
+
+            latents = load_file(str(low_level))["latents"]
+        for subj, emb in per_subject.items():
+            names, idx = _read_concepts(concepts, len(emb))
+            prompts = None
+            if captions is not None:
+                prompts = [line.rstrip("\n") for line in captions.read_text().splitlines()]
+            elif prompt:
+                prompts = [prompt] * len(emb)
+            target = out if len(per_subject) == 1 else out / subj
+            path = reconstruct(emb, names, idx, gen, target, prior=model, settings=settings, subject=subj,
+                               prompts=prompts, init_latents=latents,
+                               extra={"run": str(run), "prior_path": str(prior_dir) if prior_dir else None,
+                                      "ip_adapter": getattr(gen, "ip_adapter", None)})
+            console.print(f"{subj}: images and manifest in {path.parent}")
+
+
+# ---------------------------------------------------------------------------- score
+def score_images_cmd(
+    gt: Path = typer.Argument(..., help="test_images/ root with NNNNN_concept folders."),
+    recon: Path = typer.Argument(..., help="Reconstruction folder (with manifest.json) or folder of subjects."),
+    out: Path = typer.Option(..., help="Result table (.csv, .tsv or .md)."),
+    weights: Path = typer.Option(None, help="Folder with the metric networks (see docs/reconstruction.md)."),
+    metrics: str = typer.Option(None, help="Comma-separated subset, e.g. 'PixCorr,SSIM,CLIP'."),
+    no_resize_256: bool = typer.Option(False, "--no-resize-256", help="Skip MindEye's first 256-px resize."),
+    batch_size: int = typer.Option(32), device: str = typer.Option(None),
+) -> None:
+    """Score reconstructions with the MindEye suite (PixCorr, SSIM, AlexNet, Inception, CLIP, EffNet, SwAV).
+
+    Example: eegvision score-images data/test_images recon/ --weights weights/metrics --out recon_scores.csv
+    """
+    with user_errors():
+        from rich.markdown import Markdown
+
+        from eegvision.metrics.pairing import format_table, score_images, write_results
+
+        res = score_images(gt, recon, weights_dir=weights,
+                           metrics=[m.strip() for m in metrics.split(",")] if metrics else None,
+                           base_size=None if no_resize_256 else 256, batch_size=batch_size, device=device)
+        write_results(res, out)
+        console.print(Markdown(format_table(res.table, "first")))
+        console.print(f"table: {out} (rules 'first' and 'mean'; per-image scores beside it)")
 
 
 def register(app: typer.Typer) -> None:
-    """Attach this topic's commands to the root app."""
+    """Attach ``reconstruct`` and ``score-images`` to the root app (``prior`` lives on the shared prior_app)."""
+    app.command("reconstruct")(reconstruct_cmd)
+    app.command("score-images")(score_images_cmd)

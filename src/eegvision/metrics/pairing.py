@@ -1,0 +1,376 @@
+"""Score a folder of reconstructions against the ground-truth test images: pairing, the metric suite, the table.
+
+Pairing is by **concept index** — the number in the ground truth's ``NNNNN_concept`` folder and the
+``concept_index`` column of the reconstruction manifest — never by directory listing order (the ATM metrics
+notebook pairs by unsorted ``os.listdir``). Concept names are checked as well: if every name agrees only after a
+constant index offset (a 0-based store index against THINGS' 1-based folders), that offset is used and recorded;
+any other disagreement is an error.
+
+Several reconstructions per concept are reduced by two documented rules, both reported:
+
+* ``first``: only the lowest sample index of each concept is scored;
+* ``mean``: every reconstruction is scored against the ground truth; per-concept scores are averaged over samples,
+  then over concepts. For two-way identification each reconstruction is compared with all N − 1 other ground
+  truths of the paired set.
+
+Result table (long format): one row per (subject, rule, metric) with ``direction`` (↑/↓), ``chance``, ``value``,
+``n_concepts``, ``n_images``, ``base_size`` (256 when MindEye's 256-px resize came first, else ``none``) and the
+pairing offset; subject ``all`` rows hold the mean and standard deviation over subjects.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from eegvision.metrics.identification import (
+    FEATURE_METRICS, FeatureExtractors, correlation_distance, correlation_matrix, find_weights,
+    two_way_identification,
+)
+from eegvision.metrics.images import MINDEYE_BASE_SIZE, load_image_uint8, pixcorr, ssim, to_float_batch
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
+PIXEL_METRICS = ("PixCorr", "SSIM")
+GENACC_METRICS = ("GenAcc top-1", "GenAcc top-5")
+ALL_METRICS = PIXEL_METRICS + tuple(FEATURE_METRICS) + GENACC_METRICS
+DIRECTION = {"PixCorr": "↑", "SSIM": "↑", "AlexNet(2)": "↑", "AlexNet(5)": "↑", "Inception": "↑", "CLIP": "↑",
+             "EffNet-B": "↓", "SwAV": "↓", "GenAcc top-1": "↑", "GenAcc top-5": "↑"}
+RULES = ("first", "mean")
+_FOLDER = re.compile(r"^(\d+)_(.+)$")
+
+
+def normalize_concept(name: str) -> str:
+    """Lower case, spaces and hyphens as underscores ("aircraft carrier" == "aircraft_carrier")."""
+    return re.sub(r"[\s\-]+", "_", str(name).strip().lower())
+
+
+def scan_ground_truth(root: str | Path) -> pd.DataFrame:
+    """Index a ``test_images/`` root of ``NNNNN_concept`` folders, one image each.
+
+    Returns
+    -------
+    DataFrame with ``concept_index`` (int, from the folder number), ``concept`` and ``path``, sorted by index.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise FileNotFoundError(f"Ground-truth folder {root} does not exist; give the test_images/ root that holds "
+                                "NNNNN_concept folders.")
+    rows = []
+    for d in root.iterdir():
+        m = _FOLDER.match(d.name)
+        if not d.is_dir() or not m:
+            continue
+        images = sorted(p for p in d.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        if len(images) != 1:
+            raise ValueError(f"{d} holds {len(images)} images; a ground-truth concept folder must hold exactly one "
+                             "(the THINGS-EEG2 test set has one image per concept).")
+        rows.append({"concept_index": int(m.group(1)), "concept": m.group(2), "path": str(images[0])})
+    if not rows:
+        raise ValueError(f"No NNNNN_concept folders in {root}; expected e.g. {root}/00001_aircraft_carrier/*.jpg.")
+    df = pd.DataFrame(rows).sort_values("concept_index", kind="stable").reset_index(drop=True)
+    dup = df["concept_index"][df["concept_index"].duplicated()]
+    if len(dup):
+        raise ValueError(f"Concept index {int(dup.iloc[0])} appears in several folders of {root}.")
+    return df
+
+
+def read_manifest(recon_dir: str | Path) -> pd.DataFrame:
+    """The reconstruction manifest (``manifest.json``, else ``manifest.csv``) with absolute ``path`` column.
+
+    A folder without a manifest but with ``<subject>/manifest.json`` sub-folders (one reconstruction run per
+    subject) is read as the union of those manifests.
+    """
+    recon_dir = Path(recon_dir)
+    if not (recon_dir / "manifest.json").is_file() and not (recon_dir / "manifest.csv").is_file():
+        subdirs = sorted(d for d in recon_dir.glob("*/manifest.json")) if recon_dir.is_dir() else []
+        if subdirs:  # one folder per subject, each written by `eegvision reconstruct`
+            parts = []
+            for m in subdirs:
+                part = read_manifest(m.parent)
+                part["file"] = [f"{m.parent.name}/{f}" for f in part["file"]]
+                parts.append(part)
+            return pd.concat(parts, ignore_index=True)
+    if (recon_dir / "manifest.json").is_file():
+        rows = json.loads((recon_dir / "manifest.json").read_text())["images"]
+        df = pd.DataFrame(rows)
+    elif (recon_dir / "manifest.csv").is_file():
+        df = pd.read_csv(recon_dir / "manifest.csv")
+    else:
+        raise FileNotFoundError(f"No manifest.json or manifest.csv in {recon_dir}; score a folder written by "
+                                "`eegvision reconstruct` (the manifest links each image to its concept).")
+    needed = {"file", "concept_index"}
+    if not needed <= set(df.columns):
+        raise ValueError(f"Manifest in {recon_dir} lacks columns {sorted(needed - set(df.columns))}.")
+    df = df.copy()
+    df["path"] = [str(recon_dir / f) for f in df["file"]]
+    for col, default in (("subject", "all"), ("sample", 0), ("concept", None)):
+        if col not in df.columns:
+            df[col] = default
+    df["subject"] = df["subject"].astype(str)
+    return df
+
+
+def pair_reconstructions(gt: pd.DataFrame, recon: pd.DataFrame) -> tuple[pd.DataFrame, int]:
+    """Attach to each reconstruction the row of its ground truth (column ``gt_row``).
+
+    Returns
+    -------
+    (recon with ``gt_row``, offset) where ``gt concept_index = recon concept_index + offset``.
+    """
+    gt_pos = {int(i): r for r, i in enumerate(gt["concept_index"])}
+    gt_names = [normalize_concept(n) for n in gt["concept"]]
+    rec_idx = recon["concept_index"].astype(int).to_numpy()
+    has_names = recon["concept"].notna().all()
+    chosen = None
+    for offset in (0, 1, -1):
+        rows = [gt_pos.get(i + offset) for i in rec_idx]
+        if any(r is None for r in rows):
+            continue
+        if has_names and any(gt_names[r] != normalize_concept(n) for r, n in zip(rows, recon["concept"])):
+            continue
+        chosen = (offset, rows)
+        break
+    if chosen is None:
+        missing = sorted({int(i) for i in rec_idx if i not in gt_pos})[:5]
+        raise ValueError(
+            "Cannot pair reconstructions with ground truth by concept index"
+            + (f": indices {missing} have no NNNNN_ folder" if missing else "")
+            + (": concept names disagree with the ground-truth folders at every index offset (0, ±1)"
+               if has_names else "")
+            + ". Check that GT is the test_images/ root of the same split.")
+    offset, rows = chosen
+    out = recon.copy()
+    out["gt_row"] = rows
+    return out, offset
+
+
+@dataclass
+class ScoreResult:
+    """Output of :func:`score_images`: long summary table, per-image scores and the protocol."""
+
+    table: pd.DataFrame
+    per_image: pd.DataFrame
+    protocol: dict = field(default_factory=dict)
+
+
+def _load_batch(paths, base_size):
+    return to_float_batch([load_image_uint8(p) for p in paths], base_size=base_size)
+
+
+def score_images(gt_root: str | Path, recon_dir: str | Path, weights_dir: str | Path | None = None,
+                 metrics: list[str] | None = None, base_size: int | None = MINDEYE_BASE_SIZE,
+                 batch_size: int = 32, device: str | None = None) -> ScoreResult:
+    """Score reconstructions against ground truth with the MindEye suite (plus generation accuracy).
+
+    Parameters
+    ----------
+    gt_root : path
+        ``test_images/`` root with ``NNNNN_concept`` folders.
+    recon_dir : path
+        Folder written by :func:`eegvision.generation.reconstruct.reconstruct` (has ``manifest.json``).
+    weights_dir : path, optional
+        Folder with the metric networks (see :mod:`eegvision.metrics.identification`). Without it only
+        PixCorr and SSIM are computed.
+    metrics : list of str, optional
+        Subset of :data:`ALL_METRICS`; default all that ``weights_dir`` allows. A requested network metric whose
+        weights are missing raises :class:`FileNotFoundError` naming the file.
+    base_size : int or None
+        MindEye's first step: resize every image to ``base_size`` px (256). ``None`` skips it (then all images
+        must share one size). Recorded in the table.
+    batch_size : int
+        Images per forward pass.
+
+    Returns
+    -------
+    ScoreResult
+    """
+    from eegvision.progress import track
+
+    gt = scan_ground_truth(gt_root)
+    recon, offset = pair_reconstructions(gt, read_manifest(recon_dir))
+    if metrics is None:
+        metrics = list(PIXEL_METRICS)
+        if weights_dir is not None:
+            for name, m in FEATURE_METRICS.items():
+                try:
+                    find_weights(weights_dir, m.network)
+                    metrics.append(name)
+                except FileNotFoundError:
+                    pass
+            if "CLIP" in metrics:
+                metrics += list(GENACC_METRICS)
+    unknown = [m for m in metrics if m not in ALL_METRICS]
+    if unknown:
+        raise ValueError(f"Unknown metrics {unknown}; choose from {list(ALL_METRICS)}.")
+    feat_names = [m for m in metrics if m in FEATURE_METRICS]
+    genacc = [m for m in metrics if m in GENACC_METRICS]
+    if (feat_names or genacc) and weights_dir is None:
+        raise ValueError(f"Metrics {feat_names + genacc} need network weights; pass weights_dir (--weights DIR).")
+    net_names = sorted(set(feat_names) | ({"CLIP"} if genacc else set()))
+    extractor = FeatureExtractors(weights_dir, net_names, device=device) if net_names else None
+
+    # ground-truth features for every GT image (generation accuracy ranks among all of them)
+    gt_feats: dict[str, torch.Tensor] = {}
+    if extractor is not None:
+        chunks = []
+        for s in track(range(0, len(gt), batch_size), "ground-truth features"):
+            chunks.append(extractor(_load_batch(gt["path"].iloc[s:s + batch_size], base_size)))
+        gt_feats = {k: torch.cat([c[k] for c in chunks]) for k in chunks[0]}
+
+    per_image_parts, chance_parts = [], []
+    for subject, rec in recon.groupby("subject", sort=True):
+        rec = rec.sort_values(["concept_index", "sample"], kind="stable").reset_index(drop=True)
+        paired = np.unique(rec["gt_row"].to_numpy())          # the subject's paired GT set
+        local = {int(g): i for i, g in enumerate(paired)}
+        target = np.array([local[int(g)] for g in rec["gt_row"]])
+        scores = {m: np.zeros(len(rec)) for m in metrics}
+        for s in track(range(0, len(rec), batch_size), f"scoring {subject}"):
+            sl = slice(s, s + batch_size)
+            imgs = _load_batch(rec["path"].iloc[sl], base_size)
+            gts = _load_batch(gt["path"].iloc[rec["gt_row"].iloc[sl]], base_size)
+            if "PixCorr" in metrics:
+                scores["PixCorr"][sl] = pixcorr(gts, imgs).numpy()
+            if "SSIM" in metrics:
+                scores["SSIM"][sl] = ssim(gts, imgs).numpy()
+            if extractor is not None:
+                feats = extractor(imgs)
+                for name in feat_names:
+                    corr = correlation_matrix(gt_feats[name][paired], feats[name])
+                    fn = two_way_identification if FEATURE_METRICS[name].kind == "two_way" else correlation_distance
+                    scores[name][sl] = fn(corr, target[sl]).numpy()
+                if genacc:
+                    sims = _cosine(feats["CLIP"], gt_feats["CLIP"])                    # (B, N_all_gt)
+                    own = sims.gather(1, torch.tensor(rec["gt_row"].iloc[sl].to_numpy(), dtype=torch.long)[:, None])
+                    rank = (sims > own).sum(1).numpy()
+                    for m, k in (("GenAcc top-1", 1), ("GenAcc top-5", 5)):
+                        if m in metrics:
+                            scores[m][sl] = (rank < k).astype(float)
+        df = rec[["subject", "concept_index", "concept", "sample", "file"]].copy()
+        for m in metrics:
+            df[m] = scores[m]
+        per_image_parts.append(df)
+        chance_parts.append(_chance(subject, rec, paired, target, metrics, feat_names, gt, gt_feats, base_size,
+                                    batch_size))
+    per_image = pd.concat(per_image_parts, ignore_index=True)
+    chance = {k: v for part in chance_parts for k, v in part.items()}
+    table = summarize(per_image, metrics, chance, n_gt=len(gt), base_size=base_size, offset=offset)
+    protocol = {"base_size": base_size, "pairing": "concept_index", "index_offset": offset, "rules": list(RULES),
+                "metrics": metrics, "n_ground_truth": len(gt), "weights_dir": str(weights_dir) if weights_dir else None}
+    return ScoreResult(table=table, per_image=per_image, protocol=protocol)
+
+
+def _cosine(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    a = torch.nn.functional.normalize(a.double(), dim=-1)
+    b = torch.nn.functional.normalize(b.double(), dim=-1)
+    return a @ b.T
+
+
+def _chance(subject, rec, paired, target, metrics, feat_names, gt, gt_feats, base_size, batch_size) -> dict:
+    """Empirical chance levels from mismatched pairs (first sample of each concept vs another concept's GT)."""
+    out: dict[tuple[str, str], float] = {}
+    n = len(paired)
+    for m in metrics:
+        if m in FEATURE_METRICS and FEATURE_METRICS[m].kind == "two_way":
+            out[(subject, m)] = 0.5
+        elif m in GENACC_METRICS:
+            out[(subject, m)] = min(1.0, (1 if m.endswith("1") else 5) / len(gt))
+    first = rec.groupby("concept_index", sort=True).head(1).reset_index(drop=True)
+    if n < 2:
+        return out
+    shifted = np.roll(np.arange(len(first)), -1)               # concept i's reconstruction vs concept i+1's GT
+    pix = [m for m in PIXEL_METRICS if m in metrics]
+    if pix:
+        vals = {m: [] for m in pix}
+        for s in range(0, len(first), batch_size):
+            sl = slice(s, s + batch_size)
+            imgs = _load_batch(first["path"].iloc[sl], base_size)
+            gts = _load_batch(gt["path"].iloc[first["gt_row"].iloc[shifted[sl]]], base_size)
+            if "PixCorr" in pix:
+                vals["PixCorr"].append(pixcorr(gts, imgs).numpy())
+            if "SSIM" in pix:
+                vals["SSIM"].append(ssim(gts, imgs).numpy())
+        out.update({(subject, m): float(np.mean(np.concatenate(v))) for m, v in vals.items()})
+    for m in feat_names:
+        if FEATURE_METRICS[m].kind == "distance":               # all mismatched GT pairs of the paired set
+            corr = correlation_matrix(gt_feats[m][paired], gt_feats[m][paired])
+            off = ~torch.eye(n, dtype=torch.bool)
+            out[(subject, m)] = float((1 - corr[off]).mean())
+    return out
+
+
+def summarize(per_image: pd.DataFrame, metrics: list[str], chance: dict, n_gt: int,
+              base_size: int | None, offset: int) -> pd.DataFrame:
+    """Long table per (subject, rule, metric), plus ``all`` rows with mean and std over subjects."""
+    rows = []
+    for subject, df in per_image.groupby("subject", sort=True):
+        first = df.sort_values(["concept_index", "sample"]).groupby("concept_index").head(1)
+        for rule, data in (("first", first), ("mean", df)):
+            per_concept = data.groupby("concept_index")[metrics].mean()
+            for m in metrics:
+                rows.append({"subject": subject, "rule": rule, "metric": m, "direction": DIRECTION[m],
+                             "chance": chance.get((subject, m), np.nan), "value": float(per_concept[m].mean()),
+                             "std": np.nan, "n_subjects": 1, "n_concepts": len(per_concept),
+                             "n_images": len(data)})
+    table = pd.DataFrame(rows)
+    agg = []
+    for (rule, m), df in table.groupby(["rule", "metric"], sort=False):
+        agg.append({"subject": "all", "rule": rule, "metric": m, "direction": DIRECTION[m],
+                    "chance": float(df["chance"].mean()), "value": float(df["value"].mean()),
+                    "std": float(df["value"].std(ddof=1)) if len(df) > 1 else np.nan, "n_subjects": len(df),
+                    "n_concepts": int(df["n_concepts"].sum()), "n_images": int(df["n_images"].sum())})
+    table = pd.concat([table, pd.DataFrame(agg)], ignore_index=True)
+    table["base_size"] = base_size if base_size is not None else "none"
+    table["pairing"] = f"concept_index{offset:+d}" if offset else "concept_index"
+    order = {m: i for i, m in enumerate(ALL_METRICS)}
+    table["_o"] = table["metric"].map(order)
+    return table.sort_values(["rule", "subject", "_o"], kind="stable").drop(columns="_o").reset_index(drop=True)
+
+
+def format_table(table: pd.DataFrame, rule: str = "first") -> str:
+    """A Markdown table: one row per subject (and ``mean ± std``), one column per metric with its direction."""
+    t = table[table["rule"] == rule]
+    metrics = list(dict.fromkeys(t["metric"]))
+    head = "| subject | " + " | ".join(f"{m} {DIRECTION[m]}" for m in metrics) + " |"
+    lines = [head, "|" + "---|" * (len(metrics) + 1)]
+    chance = t[t["subject"] == "all"].set_index("metric")["chance"]
+    for subject, df in t.groupby("subject", sort=True):
+        v = df.set_index("metric")
+        if subject == "all":
+            cells = [f"{v.loc[m, 'value']:.3f}" + (f" ± {v.loc[m, 'std']:.3f}" if np.isfinite(v.loc[m, "std"])
+                                                     else "") for m in metrics]
+            label = "mean ± std"
+        else:
+            cells, label = [f"{v.loc[m, 'value']:.3f}" for m in metrics], subject
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    lines.append("| chance | " + " | ".join(f"{chance.get(m, np.nan):.3f}" for m in metrics) + " |")
+    base = t["base_size"].iloc[0] if len(t) else "?"
+    lines.append(f"\nrule: {rule}; images first resized to {base} px; paired by {t['pairing'].iloc[0]}")
+    return "\n".join(lines)
+
+
+def write_results(result: ScoreResult, path: str | Path) -> list[Path]:
+    """Write the table (``.csv``/``.tsv``; ``.md`` gives the Markdown view) plus ``*.per_image.csv`` and
+    ``*.protocol.json`` beside it (atomically)."""
+    from eegvision.utils import atomic_path, write_text_atomic
+
+    path = Path(path)
+    written = []
+    if path.suffix == ".md":
+        write_text_atomic(path, "\n\n".join(format_table(result.table, r) for r in RULES) + "\n")
+    else:
+        with atomic_path(path) as tmp:
+            result.table.to_csv(tmp, sep="\t" if path.suffix == ".tsv" else ",", index=False)
+    written.append(path)
+    stem = path.with_suffix("")
+    with atomic_path(f"{stem}.per_image.csv") as tmp:
+        result.per_image.to_csv(tmp, index=False)
+    written.append(Path(f"{stem}.per_image.csv"))
+    write_text_atomic(f"{stem}.protocol.json", json.dumps(result.protocol, indent=2) + "\n")
+    written.append(Path(f"{stem}.protocol.json"))
+    return written
