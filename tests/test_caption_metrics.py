@@ -1,0 +1,135 @@
+"""Caption metrics against values computed by hand on tiny examples."""
+
+import math
+
+import numpy as np
+import pytest
+
+from eegvision.metrics.captions import (
+    align_captions, bleu, meteor, read_caption_file, rouge_l, score_captions, sentence_similarity, tokenize,
+)
+from eegvision.metrics.cider import cider_d
+
+pytest.importorskip("nltk")
+
+
+def test_tokenize_lowercases_and_drops_punctuation():
+    assert tokenize("A red Circle, on the LEFT.") == ["a", "red", "circle", "on", "the", "left"]
+
+
+def test_bleu1_with_brevity_penalty_by_hand():
+    # hypothesis 4 words, 3 of them in the 6-word reference: p1 = 3/4, BP = exp(1 - 6/4)
+    corpus, per = bleu([["the cat sat on the mat"]], ["the cat sat down"])
+    expected = 0.75 * math.exp(1 - 6 / 4)
+    assert corpus["BLEU-1"] == pytest.approx(expected, abs=1e-9)
+    assert per["BLEU-1"][0] == pytest.approx(expected, abs=1e-9)
+
+
+def test_bleu_clips_repeated_words():
+    # "the the the the" against "the cat": count of "the" clipped to 1 → p1 = 1/4, c = 4 > r = 2 → BP = 1
+    corpus, _ = bleu([["the cat"]], ["the the the the"])
+    assert corpus["BLEU-1"] == pytest.approx(0.25, abs=1e-9)
+
+
+def test_bleu4_corpus_by_hand():
+    # one 5-word hypothesis equal to the first 5 words of a 5-word reference: all p_n = 1, BP = 1 → 1;
+    # second hypothesis: "a b c d" vs ref "a b c e": p1 = 3/4, p2 = 2/3, p3 = 1/2, p4 = 0/1
+    # corpus counts: p1 = (5+3)/(5+4), p2 = (4+2)/(4+3), p3 = (3+1)/(3+2), p4 = (2+0)/(2+1); c = r = 9 → BP = 1
+    corpus, _ = bleu([["v w x y z"], ["a b c e"]], ["v w x y z", "a b c d"])
+    p = [8 / 9, 6 / 7, 4 / 5, 2 / 3]
+    assert corpus["BLEU-4"] == pytest.approx(math.exp(sum(math.log(x) for x in p) / 4), abs=1e-9)
+
+
+def test_rouge_l_from_hand_counted_lcs():
+    hyp = "a red big circle on the left"          # 7 words
+    ref = "a big red circle at the far left"      # 8 words
+    # LCS = a, big (or red), circle, the, left → 5
+    p, r, beta = 5 / 7, 5 / 8, 1.2
+    expected = (1 + beta ** 2) * p * r / (r + beta ** 2 * p)
+    assert rouge_l([[ref]], [hyp])[0] == pytest.approx(expected, abs=1e-12)
+
+
+def test_rouge_l_max_over_references():
+    # P and R are each maximised over the references (COCO): P from ref 1 (3/3), R from ref 2 (2/2)
+    out = rouge_l([["x a b c y z", "a b"]], ["a b c"])
+    p, r, beta = 1.0, 1.0, 1.2
+    assert out[0] == pytest.approx((1 + beta ** 2) * p * r / (r + beta ** 2 * p))
+
+
+def test_meteor_exact_matches_and_fragmentation_by_hand():
+    # hyp "a cat sat" vs ref "a dog sat": m = 2, P = R = 2/3 → Fmean = 2/3; chunks: "a" and "sat" are not
+    # adjacent → 2 chunks, frag = 2/2 = 1, penalty = 0.5 · 1³ → METEOR = 2/3 · 0.5
+    name, score = meteor([["a dog sat"]], ["a cat sat"], use_wordnet=False)
+    assert name == "METEOR_exact_stem"
+    assert score[0] == pytest.approx(1 / 3, abs=1e-9)
+
+
+def test_meteor_stem_matches_by_hand():
+    # "cats running" vs "cat runs": both match on Porter stems (cat, run), m = 2, P = R = 1, one chunk,
+    # frag = 1/2, penalty = 0.5 · (1/2)³ = 0.0625 → 0.9375
+    _, score = meteor([["cat runs"]], ["cats running"], use_wordnet=False)
+    assert score[0] == pytest.approx(0.9375, abs=1e-9)
+
+
+def test_cider_d_two_image_corpus_step_by_step():
+    refs = [[["red", "circle"]], [["red", "square"]]]
+    cands = [["red", "circle"], ["a", "red", "square"]]
+    corpus, per = cider_d(refs, cands)
+    # N = 2 images, idf(g) = ln 2 − ln df(g). "red" is in both reference sets → idf 0.
+    # image 1: 1-grams: only "circle" (ln 2) on both sides → cos 1; 2-grams: "red circle" → cos 1;
+    #          3-, 4-grams empty → 0. Same length → no penalty. 10 · (1 + 1 + 0 + 0) / 4 = 5.
+    assert per[0] == pytest.approx(5.0, abs=1e-12)
+    # image 2: candidate 1-grams a (df 0 → ln 2), red (0), square (ln 2): norm √2 ln 2; reference square: ln 2
+    #          → cos = ln2² / (√2 ln2 · ln2) = 1/√2; 2-grams "a red" (ln 2), "red square" (ln 2) vs "red square"
+    #          → 1/√2; 3-gram has no reference counterpart → 0. Length 3 vs 2 → penalty exp(−1/72).
+    expected2 = 10 * math.exp(-1 / 72) * (2 / math.sqrt(2)) / 4
+    assert per[1] == pytest.approx(expected2, abs=1e-12)
+    assert corpus == pytest.approx((5.0 + expected2) / 2, abs=1e-12)
+
+
+def test_cider_d_clips_candidate_weights():
+    # repeating a reference word increases the candidate's tf but the numerator is clipped at the reference's
+    refs = [[["red", "circle"]], [["blue", "square"]]]
+    _, once = cider_d(refs, [["circle"], ["square"]])
+    _, thrice = cider_d(refs, [["circle", "circle", "circle"], ["square"]])
+    assert thrice[0] < once[0]
+
+
+def test_identical_captions_score_one():
+    refs = ["a small red circle on the left, on a white background", "a large blue star at the top"]
+    scores = score_captions(refs, refs, metrics=["BLEU-1", "BLEU-4", "ROUGE-L", "SentSim"])
+    assert scores.corpus["BLEU-1"] == pytest.approx(1.0)
+    assert scores.corpus["BLEU-4"] == pytest.approx(1.0)
+    assert scores.corpus["ROUGE-L"] == pytest.approx(1.0)
+    assert scores.corpus["SentSim"] == pytest.approx(1.0, abs=1e-4)
+    np.testing.assert_allclose(scores.per_caption["BLEU-4"], 1.0)
+
+
+def test_minilm_paraphrase_beats_unrelated():
+    refs = [["a dog is running across the grass"], ["a dog is running across the grass"]]
+    sim = sentence_similarity(refs, ["a puppy runs over the lawn", "the stock market fell sharply today"])
+    assert sim[0] > sim[1] + 0.2
+
+
+def test_unknown_metric_and_count_mismatch_are_clear():
+    with pytest.raises(ValueError, match="did you mean 'CIDEr-D'"):
+        score_captions(["a"], ["a"], metrics=["CIDEr"])
+    with pytest.raises(ValueError, match="one hypothesis per image"):
+        score_captions(["a", "b"], ["a"], metrics=["BLEU-1"])
+
+
+def test_caption_files_group_references_and_align(tmp_path):
+    ref = tmp_path / "refs.tsv"
+    ref.write_text("condition\tcaption\n0\ta red circle\n1\ta blue star\n0\ta circle that is red\n")
+    hyp = tmp_path / "hyp.tsv"
+    hyp.write_text("condition\tcaption\n1\ta blue star\n0\ta red circle\n")
+    key, keys, groups = read_caption_file(ref)
+    assert key == "condition" and keys == [0, 1]
+    assert groups == [["a red circle", "a circle that is red"], ["a blue star"]]
+    refs, hyps = align_captions(ref, hyp)
+    assert hyps == ["a blue star", "a red circle"]
+    assert refs == [["a blue star"], ["a red circle", "a circle that is red"]]
+    txt = tmp_path / "hyp.txt"
+    txt.write_text("only one\n")
+    with pytest.raises(ValueError, match="2 images but"):
+        align_captions(ref, txt)
