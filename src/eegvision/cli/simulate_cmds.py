@@ -18,6 +18,8 @@ def simulate_cmd(
     raw: bool = typer.Option(None, "--raw/--no-raw", help="Write 1000 Hz raw sessions (default: the preset's)."),
     images: bool = typer.Option(True, "--images/--no-images", help="Write the JPEG image folders."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Write into a non-empty folder."),
+    trial_seed: int = typer.Option(None, "--trial-seed", help="Seed of trial noise/jitter only (default: --seed); "
+                                   "same --seed + another --trial-seed = a new recording of the same world and subjects."),
 ) -> None:
     """Simulate a THINGS-EEG2-style dataset with known ground truth (Bayes ceiling, ridge baseline).
 
@@ -32,7 +34,7 @@ def simulate_cmd(
 
     with user_errors():
         res = simulate(out, preset=preset, n_subjects=subjects, seed=seed, paradigm=paradigm,
-                       write_raw=raw, images=images, overwrite=overwrite)
+                       write_raw=raw, images=images, overwrite=overwrite, trial_seed=trial_seed)
     pr = res.preset
     table = Table(title=f"simulated {pr.name} ({res.paradigm}, seed {res.seed}) → {res.root}")
     table.add_column("subject")
