@@ -304,3 +304,59 @@ def test_cli_convert_and_info(tmp_path):
     assert res.exit_code == 2 and "sub-03" in res.output
     res = runner.invoke(app, ["convert", "things-eeg2", "--help"])
     assert "Example:" in res.output
+
+
+def _simulated_layout(root: Path, n_concepts: int, per: int, n_rep: int = 2) -> np.ndarray:
+    """A THINGS-layout dataset with ``per`` images per training concept (as the simulator writes)."""
+    data = _eeg(7, n_concepts * per, n_rep)
+    _write(root / "Preprocessed_data_250Hz" / "sub-01" / "preprocessed_eeg_training.npy", _content(data))
+    _write(root / "Preprocessed_data_250Hz" / "sub-01" / "preprocessed_eeg_test.npy", _content(_eeg(8, 2, 2)))
+    for c in range(n_concepts):
+        d = root / "training_images" / f"{c + 1:05d}_thing{c}"
+        d.mkdir(parents=True)
+        for j in range(per):
+            (d / f"thing{c}_{j + 1:02d}s.jpg").write_bytes(b"jpg")
+    for c in range(2):
+        d = root / "test_images" / f"{c + 1:05d}_probe{c}"
+        d.mkdir(parents=True)
+        (d / f"probe{c}_01s.jpg").write_bytes(b"jpg")
+    return data
+
+
+@pytest.mark.parametrize("per", [2, 4])
+def test_images_per_concept_inferred_from_folders(tmp_path, per):
+    from eegvision.data.things_eeg2 import images_per_concept
+
+    n_concepts = 3
+    data = _simulated_layout(tmp_path, n_concepts, per)
+    src = open_things_eeg2(tmp_path)
+    assert images_per_concept("training", n_concepts * per, src.image_set("training")) == per
+    assert src.concepts("training") == [f"thing{c}" for c in range(n_concepts)]
+    meta = src.metadata("sub-01", "training")
+    first = meta[meta.repetition == 0]
+    # hand reference: condition c shows image c % per of concept c // per
+    expect_concept = [c // per for c in range(n_concepts * per)]
+    expect_image = [c % per for c in range(n_concepts * per)]
+    assert first.concept_index.tolist() == expect_concept and first.image_index.tolist() == expect_image
+    assert [Path(p).name for p in first.image_path] == [f"thing{c // per}_{c % per + 1:02d}s.jpg"
+                                                        for c in range(n_concepts * per)]
+    st = open_store(convert_things_eeg2(tmp_path, tmp_path / "store"))
+    smeta = st.metadata("sub-01", "training")
+    assert smeta.concept_index.tolist() == meta.concept_index.tolist()
+    np.testing.assert_allclose(st.array("sub-01", "training"), data.astype(np.float16))
+
+
+def test_images_per_concept_without_folders_keeps_things_ten():
+    from eegvision.data.things_eeg2 import images_per_concept
+
+    assert len(things_eeg2_concepts("training")) == 1654
+    assert images_per_concept("training", 16540) == 10 and images_per_concept("test", 200) == 1
+
+
+def test_nonuniform_image_folders_are_refused(tmp_path):
+    _simulated_layout(tmp_path, 3, 4)
+    (tmp_path / "training_images" / "00002_thing1" / "thing1_01s.jpg").unlink()
+    (tmp_path / "training_images" / "00003_thing2" / "thing2_99s.jpg").write_bytes(b"jpg")
+    with pytest.raises(ValueError, match=r"00002_thing1 \(3\), 00003_thing2 \(5\)"):
+        convert_things_eeg2(tmp_path, tmp_path / "store")
+    assert not (tmp_path / "store").exists()

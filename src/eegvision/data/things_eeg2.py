@@ -16,9 +16,12 @@ samples are ``times[50:]`` (0.000 ... 0.996 s). :func:`open_preprocessed` drops 
 The pickles are parsed by :mod:`eegvision.data.safe_pickle` (no code is ever executed) and the EEG
 array is memory-mapped where it lies in the file, so opening a subject costs no memory.
 
-Condition order: training condition ``c`` shows image ``c % 10`` of concept ``c // 10``
-(1654 concepts x 10 images); test condition ``c`` shows the single image of concept ``c``
-(200 concepts). Both follow the sorted THINGS image folders.
+Condition order: training condition ``c`` shows image ``c % n`` of concept ``c // n`` with ``n``
+images per concept (THINGS-EEG2: 1654 concepts x 10 images); test condition ``c`` shows the single
+image of concept ``c`` (200 concepts). Both follow the sorted THINGS image folders. ``n`` is
+inferred (:func:`images_per_concept`): from the image folders when given (every folder must hold the
+same number), else from the published conditions ÷ the shipped concept table (16540 / 1654 = 10), so
+smaller THINGS-layout datasets such as eegvision's simulations read correctly.
 """
 
 from __future__ import annotations
@@ -46,6 +49,7 @@ __all__ = [
     "PreprocessedFile",
     "ThingsEEG2Folder",
     "convert_things_eeg2",
+    "images_per_concept",
     "open_preprocessed",
     "open_things_eeg2",
     "things_eeg2_concepts",
@@ -57,7 +61,8 @@ logger = logging.getLogger(__name__)
 PREPROCESSED_DIR = "Preprocessed_data_250Hz"
 SPLITS = ("training", "test")
 FILE_NAME = "preprocessed_eeg_{split}.npy"
-#: Images per training concept; training condition c is image c % 10 of concept c // 10.
+#: Images per training concept of the published dataset (16540 conditions / 1654 concepts); other
+#: datasets in this layout are inferred from their image folders (see :func:`images_per_concept`).
 IMAGES_PER_TRAINING_CONCEPT = 10
 #: Sizes of the published dataset (used in messages; smaller files, e.g. simulations, are accepted).
 PUBLISHED_CONDITIONS = {"training": 16540, "test": 200}
@@ -245,16 +250,62 @@ def things_eeg2_concepts(split: str) -> list[str]:
     return [concept_from_folder(r["folder"]) for r in rows]
 
 
-def _condition_concepts(split: str, n_conditions: int) -> tuple[np.ndarray, np.ndarray]:
+def images_per_concept(split: str, n_conditions: int, images: ImageSet | None = None, where: str = "") -> int:
+    """Images per concept of ``split``: how condition ``c`` maps to concept ``c // n``, image ``c % n``.
+
+    ``"test"`` is always 1. For ``"training"``: with image folders, the number of images per folder
+    (which must be the same in every folder, and folders x images must equal ``n_conditions``);
+    without, the published dataset's conditions divided by the concepts of the shipped THINGS
+    table (16540 / 1654 = 10).
+
+    Raises
+    ------
+    ValueError
+        The image folders do not hold the same number of images each, or do not match ``n_conditions``.
+    """
+    if split != "training":
+        return 1
+    if images is None:
+        n_table = len(things_eeg2_concepts("training"))
+        return PUBLISHED_CONDITIONS["training"] // n_table
+    counts = images.counts
+    per = int(counts[0]) if len(counts) else 0
+    if len(counts) == 0 or per == 0 or np.any(counts != per) or per * len(counts) != n_conditions:
+        published = PUBLISHED_CONDITIONS[split]
+        shown = ""
+        if len(counts) and np.any(counts != per):
+            if n_conditions % len(counts) == 0:
+                common, label = n_conditions // len(counts), "the EEG needs"
+            else:
+                values, freq = np.unique(counts, return_counts=True)
+                common, label = int(values[np.argmax(freq)]), "most hold"
+            bad = np.flatnonzero(counts != common)
+            shown = (f" Folders do not all hold the same number of images ({label} {common}); these differ: "
+                     + ", ".join(f"{images.folders[i]} ({counts[i]})" for i in bad[:5]) + ".")
+        raise ValueError(
+            f"{where or split}: found {len(images)} images in {len(images.folders)} concept folders under {images.root}, "
+            f"but the EEG has {n_conditions} {split} conditions; training condition c shows image c % n of "
+            f"concept c // n, so every concept folder must hold the same number n of images and folders x n must "
+            f"equal the conditions (the full THINGS-EEG2 {split} set is {published // IMAGES_PER_TRAINING_CONCEPT}"
+            f" x {IMAGES_PER_TRAINING_CONCEPT}).{shown} Check that --images points at the folder holding "
+            f"{split}_images/ and that no image is missing."
+        )
+    return per
+
+
+def _condition_concepts(split: str, n_conditions: int, per: int = 1) -> tuple[np.ndarray, np.ndarray]:
     cond = np.arange(n_conditions, dtype=np.int64)
     if split == "training":
-        return cond // IMAGES_PER_TRAINING_CONCEPT, cond % IMAGES_PER_TRAINING_CONCEPT
+        return cond // per, cond % per
     return cond, np.zeros(n_conditions, dtype=np.int64)
 
 
-def _check_images(images: ImageSet, split: str, n_conditions: int, where: str) -> None:
-    per = IMAGES_PER_TRAINING_CONCEPT if split == "training" else 1
-    n_concepts = -(-n_conditions // per)
+def _check_images(images: ImageSet, split: str, n_conditions: int, where: str) -> int:
+    """Validate the image folders against the EEG; return images per concept."""
+    if split == "training":
+        return images_per_concept(split, n_conditions, images, where=where)
+    per = 1
+    n_concepts = n_conditions
     if len(images) != n_conditions or len(images.folders) != n_concepts:
         published = PUBLISHED_CONDITIONS[split]
         raise ValueError(
@@ -264,10 +315,11 @@ def _check_images(images: ImageSet, split: str, n_conditions: int, where: str) -
             f"--images points at the folder holding {split}_images/ and that no image is missing."
         )
     counts = images.counts
-    bad = np.flatnonzero(counts[: n_conditions // per] != per)
+    bad = np.flatnonzero(counts != per)
     if bad.size:
         shown = ", ".join(f"{images.folders[i]} ({counts[i]})" for i in bad[:5])
         raise ValueError(f"{where}: every {split} concept folder must hold {per} image(s); these do not: {shown}.")
+    return per
 
 
 def things_eeg2_metadata(
@@ -278,9 +330,12 @@ def things_eeg2_metadata(
     Columns: ``condition``, ``concept_index``, ``concept``, ``image_index``, ``image_path``
     (empty without images).
     """
-    concept_index, image_index = _condition_concepts(split, n_conditions)
     if images is not None:
-        _check_images(images, split, n_conditions, f"{subject} {split}")
+        per = _check_images(images, split, n_conditions, f"{subject} {split}")
+    else:
+        per = images_per_concept(split, n_conditions)
+    concept_index, image_index = _condition_concepts(split, n_conditions, per)
+    if images is not None:
         names = images.concepts
         paths = [str(p) for p in images.paths]
     else:
@@ -385,8 +440,10 @@ class ThingsEEG2Folder(Store):
 
     def concepts(self, split: str) -> list[str]:
         n_cond = self._n_conditions(split)
-        n_concepts = int(_condition_concepts(split, n_cond)[0][-1]) + 1 if n_cond else 0
         images = self.image_set(split)
+        per = (_check_images(images, split, n_cond, f"{self.root} {split}") if images is not None
+               else images_per_concept(split, n_cond))
+        n_concepts = int(_condition_concepts(split, n_cond, per)[0][-1]) + 1 if n_cond else 0
         names = images.concepts if images is not None else things_eeg2_concepts(split)
         return list(names[:n_concepts])
 
