@@ -10,7 +10,7 @@ from pathlib import Path
 
 import typer
 
-from eegvision.cli._common import console, user_errors
+from eegvision.cli._common import console, parse_options, user_errors
 
 
 def _csv(text: str | None) -> list[str] | None:
@@ -27,17 +27,6 @@ def _ints(text: str | None) -> list[int] | None:
         raise ValueError(f"Expected comma-separated integers, got {text!r}.") from None
 
 
-def _options(pairs: list[str] | None) -> dict:
-    out = {}
-    for pair in pairs or []:
-        if "=" not in pair:
-            raise ValueError(f"--encoder-option takes KEY=VALUE (VALUE as JSON, e.g. dropout=0.1), got {pair!r}.")
-        key, value = pair.split("=", 1)
-        try:
-            out[key.strip()] = json.loads(value)
-        except json.JSONDecodeError:
-            out[key.strip()] = value
-    return out
 
 
 def _config_fields(**given) -> dict:
@@ -136,7 +125,7 @@ def fit_cmd(
             schedule=schedule, seed=seed, average_train=average_train, channels=channels, window=window,
             val_fraction=val_fraction, selection=selection, report_test_curve=report_test_curve,
             same_concept_positives=same_concept_positives, reference_loss=reference_loss,
-            encoder_options=_options(encoder_option) or None, devices=devices, strategy=strategy,
+            encoder_options=parse_options(encoder_option) or None, devices=devices, strategy=strategy,
             accelerator=accelerator, precision=precision, num_workers=num_workers,
         )
         fields["progress"] = not quiet

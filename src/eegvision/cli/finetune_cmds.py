@@ -10,20 +10,9 @@ from pathlib import Path
 
 import typer
 
-from eegvision.cli._common import console, user_errors
+from eegvision.cli._common import console, parse_options, user_errors
 
 
-def _options(pairs: list[str] | None) -> dict:
-    out = {}
-    for pair in pairs or []:
-        if "=" not in pair:
-            raise ValueError(f"--encoder-option takes KEY=VALUE (VALUE as JSON), got {pair!r}.")
-        key, value = pair.split("=", 1)
-        try:
-            out[key.strip()] = json.loads(value)
-        except json.JSONDecodeError:
-            out[key.strip()] = value
-    return out
 
 
 def _common(freeze: str, epochs: int, min_steps: int, lr: float, batch_size: int | None, seed: int,
@@ -32,7 +21,7 @@ def _common(freeze: str, epochs: int, min_steps: int, lr: float, batch_size: int
             features_normalized: bool | None, val_fraction: float | None) -> dict:
     return {"freeze": freeze, "epochs": epochs, "min_steps": min_steps, "lr": lr, "batch_size": batch_size,
             "seed": seed, "subject_token": subject_token, "unit": unit, "init": init,
-            "pretrained": None if pretrained is None else str(pretrained), "encoder_options": _options(encoder_option),
+            "pretrained": None if pretrained is None else str(pretrained), "encoder_options": parse_options(encoder_option),
             "features_train": features_train, "features_test": features_test,
             "features_normalized": features_normalized, "val_fraction": val_fraction}
 
