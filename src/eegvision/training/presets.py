@@ -63,7 +63,7 @@ PRESETS: dict[str, Preset] = {p.name: p for p in (
         _VIT_H,
         {"top1": 0.2613, "top1_std": 0.0815, "top5": 0.5532, "top5_std": 0.1057},
         "ATM NeurIPS 2024 camera-ready Table 8, ATM-S in-subject (arXiv v7: 0.2864 / 0.5847); "
-        "docs: ATM NeurIPS 2024 Table 8 (camera-ready and arXiv v7). Selected by max test accuracy over epochs.",
+        "The paper selected by max test accuracy over epochs.",
         {**_ATM_COMMON, "protocol": "within"},
     ),
     Preset(
