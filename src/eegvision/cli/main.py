@@ -15,10 +15,12 @@ from eegvision.cli import (
     decode_cmds,
     demo_cmds,
     features_cmds,
+    finetune_cmds,
     meg_cmds,
     recon_cmds,
     simulate_cmds,
     text_cmds,
+    world_cmds,
 )
 from eegvision.cli._apps import convert_app, preprocess_app, prior_app
 
@@ -46,7 +48,7 @@ def _root(
 
 for _module in (
     convert_cmds, meg_cmds, simulate_cmds, features_cmds, decode_cmds, recon_cmds, text_cmds, analysis_cmds,
-    demo_cmds,
+    demo_cmds, world_cmds, finetune_cmds,
 ):
     _module.register(app)
 

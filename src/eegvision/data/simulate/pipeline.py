@@ -76,6 +76,8 @@ def simulate(
     images: bool = True,
     params: ForwardParams | None = None,
     overwrite: bool = False,
+    trial_seed: int | None = None,
+    feature_model: str = "random",
 ) -> SimulationResult:
     """Simulate a dataset with known ground truth in the real THINGS-EEG2 layouts.
 
@@ -99,6 +101,15 @@ def simulate(
         Forward-model parameters (default :class:`ForwardParams`); ``paradigm`` overrides its field.
     overwrite
         Allow writing into a non-empty folder (files are replaced).
+    trial_seed
+        Seed of the per-trial jitter and noise only (default: ``seed``). The world, the features and
+        the subjects' neural code derive from ``seed`` alone, so ``simulate(a, seed=0)`` and
+        ``simulate(b, seed=0, paradigm="imagination", trial_seed=1)`` are two recordings of the same
+        subjects and images (viewing, then imagination) with independent noise, as transfer studies need.
+    feature_model
+        ``"random"`` (the stand-in :class:`RandomFeatureMap` of the latents, ``preset.feature_dim``-d) or
+        ``"world-clip"`` (the shipped world CLIP's embeddings of the rendered images and concept captions,
+        see :mod:`eegvision.world`). Only the feature files and the ridge baseline depend on it.
 
     Returns
     -------
@@ -130,10 +141,17 @@ def simulate(
     fmap = RandomFeatureMap(dim=pr.feature_dim, seed=seed)
     z = {"training": world.latents("training"), "test": world.latents("test")}
     feats = {s: fmap.image(z[s]) for s in z}
+    texts = {s: fmap.text(world.concept_latents(s)) for s in z}
+    if feature_model == "world-clip":
+        from eegvision.world.features import world_clip_features
+
+        wc = world_clip_features(world, pr.image_size)
+        feats, texts = {s: wc[s][0] for s in z}, {s: wc[s][1] for s in z}
+    elif feature_model != "random":
+        raise ValueError(f"Unknown feature_model {feature_model!r}; use 'random' or 'world-clip'.")
     paths: dict[str, list[str]] = {"features": [], "images": [], "preprocessed": [], "raw": [], "tables": []}
     for split, tag in (("training", "train"), ("test", "test")):
-        text = fmap.text(world.concept_latents(split))
-        paths["features"].append(str(write_features(root / f"sim_features_{tag}.pt", feats[split], text)))
+        paths["features"].append(str(write_features(root / f"sim_features_{tag}.pt", feats[split], texts[split])))
         folders, files, rel = _image_names(world, split)
         if images:
             specs = world.images(split)
@@ -147,6 +165,7 @@ def simulate(
             ["condition", "concept_index", "concept", "image", "caption", "concept_caption"], rows)))
     np.savez(root / "simulation_latents.npz", training=z["training"], test=z["test"])
 
+    trial_seed = seed if trial_seed is None else int(trial_seed)
     layout = eeg_layout()
     model = ForwardModel(layout, params, seed=seed)
     subjects = [f"sub-{i + 1:02d}" for i in range(pr.n_subjects)]
@@ -159,7 +178,7 @@ def simulate(
             path = root / "Preprocessed_data_250Hz" / sub / f"preprocessed_eeg_{split}.npy"
             acc = _Averager(len(z[split]), decim=_RIDGE_DECIM if split == "training" else 1)
             shape = (len(z[split]), reps, layout.n_chans, layout.n_times)
-            chunks = _epoch_blocks(subj, z[split], reps, [seed, si, 0 if split == "training" else 1], acc,
+            chunks = _epoch_blocks(subj, z[split], reps, [trial_seed, si, 0 if split == "training" else 1], acc,
                                    description=f"{sub} {split}")
             write_preprocessed_eeg(path, shape, chunks, layout.ch_names)
             paths["preprocessed"].append(str(path))
@@ -173,7 +192,7 @@ def simulate(
         subj_info.append({"subject": sub, "latency_offset_s": subj.latency, "source_gains": subj.gains.tolist(),
                           "ceiling": ceil, "ridge": ridge})
         if write_raw:
-            paths["raw"] += [str(p) for p in _write_raw_sessions(root, sub, subj, z, pr, [seed, si])]
+            paths["raw"] += [str(p) for p in _write_raw_sessions(root, sub, subj, z, pr, [trial_seed, si])]
 
     def mean(rows: list[dict]) -> dict:
         return {k: float(np.mean([r[k] for r in rows])) for k in ("top1", "top5")}
@@ -185,7 +204,7 @@ def simulate(
 
     meta = {
         "format_version": FORMAT_VERSION, "eegvision_version": __version__, "generator": "eegvision.simulate",
-        "preset": pr.to_dict(), "seed": seed, "paradigm": paradigm, "subjects": subjects,
+        "preset": pr.to_dict(), "seed": seed, "trial_seed": trial_seed, "paradigm": paradigm, "subjects": subjects,
         "n_conditions": {"training": len(z["training"]), "test": len(z["test"])},
         "repetitions": {"training": pr.train_reps, "test": pr.test_reps},
         "eeg": {"sfreq": layout.sfreq, "n_times": layout.n_times, "ch_names": list(layout.ch_names),
@@ -195,7 +214,8 @@ def simulate(
                  "channel_order": "alphabetical EEG, then stim"} if write_raw else None),
         "forward_model": params.to_dict(),
         "feature_map": {"kind": "RandomFeatureMap", "dim": fmap.dim, "hidden": fmap.hidden, "gain": fmap.gain,
-                        "gap": fmap.gap, "seed": fmap.seed, "normalized": True},
+                        "gap": fmap.gap, "seed": fmap.seed, "normalized": True} if feature_model == "random"
+                       else _world_clip_info(),
         "ground_truth": {"bayes_ceiling": ceiling, "ridge": ridge, "chance_top1": 1.0 / len(z["test"]),
                          "chance_top5": min(1.0, 5.0 / len(z["test"])), "subjects": subj_info},
         "paths": {k: [str(Path(p).relative_to(root)) for p in v] for k, v in paths.items()},
@@ -293,3 +313,10 @@ def _raw_recording(subj: SubjectModel, z: np.ndarray, trials: np.ndarray, rng: n
     for o, c in zip(onsets, codes):
         data[n_chans, o:o + 10] = c
     return data
+
+
+def _world_clip_info() -> dict:
+    from eegvision.world.assets import shipped_world_models
+    from eegvision.world.features import world_clip_feature_info
+
+    return world_clip_feature_info(shipped_world_models())

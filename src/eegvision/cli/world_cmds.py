@@ -1,0 +1,64 @@
+"""CLI commands: world-train (:func:`eegvision.world.train_world_models`) and world-features
+(:func:`eegvision.world.features.rewrite_simulation_features`)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+
+from eegvision.cli._common import console, user_errors
+
+
+def world_train_cmd(
+    out: Path = typer.Argument(..., help="Output folder for the weights, configs and world.json."),
+    seed: int = typer.Option(0, "--seed", help="World draw and training seed (shipped: 0)."),
+    clip_steps: int = typer.Option(None, "--clip-steps", help="World-CLIP steps (default: the shipped 500)."),
+    classifier_steps: int = typer.Option(None, "--classifier-steps", help="Classifier steps (default: shipped)."),
+    generator_steps: int = typer.Option(None, "--generator-steps", help="Generator steps (default: shipped)."),
+    steps: int = typer.Option(None, "--steps", help="Use this many steps for all three models (quick runs)."),
+    device: str = typer.Option(None, "--device", help="cpu or cuda (default: cuda when available)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing world.json in OUT."),
+) -> None:
+    """Train the world's CLIP, attribute classifier and generator; this reproduces the shipped weights.
+
+    Example: eegvision world-train src/eegvision/resources/world --overwrite
+    """
+    from eegvision.world.train import SHIPPED_STEPS, train_world_models
+
+    def pick(value: int | None, name: str) -> int:
+        return value if value is not None else (steps if steps is not None else SHIPPED_STEPS[name])
+
+    with user_errors():
+        meta = train_world_models(out, seed=seed, clip_steps=pick(clip_steps, "clip"),
+                                  classifier_steps=pick(classifier_steps, "classifier"),
+                                  generator_steps=pick(generator_steps, "generator"), device=device,
+                                  overwrite=overwrite)
+    q = meta["quality"]
+    console.print(f"world models written to {out}")
+    console.print(f"world-CLIP test top-1 {q['clip_top1']:.3f} (chance {q['clip_chance_top1']:.3f}); "
+                  f"classifier {json.dumps({k: round(v, 3) for k, v in q['classifier'].items()})}; "
+                  f"generator colour {q['generator']['colour']:.3f}, shape {q['generator']['shape']:.3f}")
+
+
+def world_features_cmd(
+    sim: Path = typer.Argument(..., help="A folder written by `eegvision simulate`."),
+    models: Path = typer.Option(None, "--models", help="World-model folder (default: the shipped models)."),
+) -> None:
+    """Replace a simulated folder's sim_features_{train,test}.pt with world-CLIP embeddings of its images.
+
+    Example: eegvision world-features sim-data
+    """
+    from eegvision.world.assets import load_world_models
+    from eegvision.world.features import rewrite_simulation_features
+
+    with user_errors():
+        paths = rewrite_simulation_features(sim, load_world_models(models) if models else None)
+    for p in paths:
+        console.print(f"wrote {p}")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("world-train")(world_train_cmd)
+    app.command("world-features")(world_features_cmd)

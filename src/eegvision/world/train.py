@@ -1,0 +1,174 @@
+"""``train_world_models``: the one command that reproduces the shipped world models.
+
+It renders the world's training images (every attribute combination except the held-out concepts,
+:func:`~eegvision.world.data.training_concepts`), trains the world CLIP, the attribute classifier and the
+generator (conditioned on the trained CLIP's image embeddings), measures each on the held-out ``demo``
+test concepts and writes the weights, their configs and ``world.json`` (world version, seeds, steps,
+sha256 of every file, measured quality) into one folder — the layout of
+``eegvision/resources/world/``::
+
+    eegvision world-train src/eegvision/resources/world --overwrite
+
+The defaults are the settings of the shipped weights. Results are deterministic for a given seed and
+number of CPU threads (floating-point reduction order can differ across machines and thread counts).
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from eegvision.world.classifier import WorldClassifier, accuracy, attribute_match, train_classifier
+from eegvision.world.clip_model import WorldCLIP, retrieval_top1, train_clip
+from eegvision.world.data import (
+    IMAGE_SIZE, WORLD_SEED, WORLD_VERSION, WorldImages, demo_test_concepts, render_concepts, to_model_input,
+    training_concepts,
+)
+from eegvision.world.generator import WorldGenerator, train_generator
+
+#: Steps of the shipped weights (the defaults of :func:`train_world_models`).
+SHIPPED_STEPS = {"clip": 500, "classifier": 600, "generator": 1000}
+TRAIN_IMAGES_PER_CONCEPT = 8
+TEST_IMAGES_PER_CONCEPT = 2
+FILES = ("clip", "classifier", "generator")
+
+
+@dataclass
+class WorldData:
+    train: WorldImages
+    test: WorldImages
+
+
+def world_data(seed: int = WORLD_SEED, n_train_images: int = TRAIN_IMAGES_PER_CONCEPT,
+               n_test_images: int = TEST_IMAGES_PER_CONCEPT, n_train_concepts: int | None = None) -> WorldData:
+    """Training images (training concepts) and evaluation images (the demo's 200 test concepts)."""
+    concepts = training_concepts(seed)
+    if n_train_concepts is not None:
+        concepts = concepts[:: max(1, len(concepts) // n_train_concepts)][:n_train_concepts]
+    return WorldData(render_concepts(concepts, n_train_images, seed, "rendering training images"),
+                     render_concepts(demo_test_concepts(seed), n_test_images, seed + 1, "rendering test images"))
+
+
+def evaluate_generator(generator: WorldGenerator, clip: WorldCLIP, classifier: WorldClassifier, test: WorldImages,
+                       n: int = 200, steps: int = 20, guidance_scale: float = 2.0, seed: int = 0) -> dict[str, float]:
+    """Attribute match of samples generated from the true world-CLIP embeddings of ``n`` test images.
+
+    Also returns the two-way identification accuracy of the samples in world-CLIP space
+    (``clip_2way``: how often a sample is closer to its own image than to another test image of a
+    different concept) and sampling speed.
+    """
+    idx = np.linspace(0, len(test.images) - 1, min(n, len(test.images))).astype(int)
+    emb = clip.embed_images(test.images[idx])
+    t0 = time.perf_counter()
+    samples = generator.generate(emb, steps=steps, guidance_scale=guidance_scale, seed=seed)
+    wall = time.perf_counter() - t0
+    labels = {a: v[idx] for a, v in test.labels.items()}
+    out = attribute_match(classifier, samples, labels)
+    se = clip.embed_images(samples)
+    sim = (se @ emb.T).numpy()
+    diff = test.concept_ids[idx][:, None] != test.concept_ids[idx][None, :]
+    out["clip_2way"] = float(((np.diag(sim)[:, None] > sim) & diff).sum() / diff.sum())
+    out["n_samples"] = len(idx)
+    out["sample_steps"] = steps
+    out["guidance_scale"] = guidance_scale
+    out["samples_per_s"] = len(idx) / wall
+    return out
+
+
+def train_world_models(out: str | Path, seed: int = WORLD_SEED, clip_steps: int = SHIPPED_STEPS["clip"],
+                       classifier_steps: int = SHIPPED_STEPS["classifier"],
+                       generator_steps: int = SHIPPED_STEPS["generator"], n_train_concepts: int | None = None,
+                       n_eval_samples: int = 200, device: str | None = None, overwrite: bool = False) -> dict:
+    """Train the world CLIP, attribute classifier and generator and write them with ``world.json``.
+
+    Parameters
+    ----------
+    out
+        Output folder (must not hold a ``world.json`` unless ``overwrite``).
+    seed
+        World draw and training seed (the shipped models use 0, the simulator's default).
+    clip_steps, classifier_steps, generator_steps
+        Optimisation steps of each model (defaults: the shipped weights).
+    n_train_concepts
+        Train on a subset of the training concepts (for quick tests); ``None``: all of them.
+    n_eval_samples
+        Generator samples used to measure attribute match.
+
+    Returns
+    -------
+    dict
+        The ``world.json`` content (including the measured quality under ``"quality"``).
+    """
+    from eegvision.utils import default_device, write_text_atomic
+
+    out = Path(out)
+    if (out / "world.json").exists() and not overwrite:
+        raise FileExistsError(f"{out / 'world.json'} exists; choose another folder or pass overwrite=True "
+                              f"(--overwrite).")
+    if min(clip_steps, classifier_steps, generator_steps) < 1:
+        raise ValueError(f"Step counts must be >= 1; got clip={clip_steps}, classifier={classifier_steps}, "
+                         f"generator={generator_steps}.")
+    device = default_device(device)
+    t0 = time.perf_counter()
+    data = world_data(seed, n_train_concepts=n_train_concepts)
+    walls = {}
+    t = time.perf_counter()
+    clip = train_clip(data.train, steps=clip_steps, seed=seed, device=device)
+    walls["clip_train_s"] = time.perf_counter() - t
+    t = time.perf_counter()
+    classifier = train_classifier(data.train, steps=classifier_steps, seed=seed, device=device)
+    walls["classifier_train_s"] = time.perf_counter() - t
+    t = time.perf_counter()
+    emb = clip.embed_images(data.train.images)
+    generator = train_generator(to_model_input(data.train.images), emb, steps=generator_steps, seed=seed,
+                                device=device)
+    walls["generator_train_s"] = time.perf_counter() - t
+    quality = measure_quality(clip, classifier, generator, data.test, n_eval_samples)
+    out.mkdir(parents=True, exist_ok=True)
+    for model in (clip, classifier, generator):
+        model.save(out)
+    meta = world_manifest(out, seed, {"clip": clip_steps, "classifier": classifier_steps,
+                                      "generator": generator_steps}, n_train_concepts, quality,
+                          {**walls, "total_s": time.perf_counter() - t0})
+    write_text_atomic(out / "world.json", json.dumps(meta, indent=1) + "\n")
+    return meta
+
+
+def measure_quality(clip: WorldCLIP, classifier: WorldClassifier, generator: WorldGenerator, test: WorldImages,
+                    n_eval_samples: int = 200) -> dict:
+    """CLIP retrieval, classifier accuracy and generator attribute match on held-out test concepts."""
+    n_con = len(test.concepts)
+    return {
+        "eval_set": f"{n_con} held-out demo test concepts x {len(test.images) // n_con} images (seed+1)",
+        "clip_top1": retrieval_top1(clip, test), "clip_chance_top1": 1.0 / n_con,
+        "classifier": accuracy(classifier, test),
+        "generator": evaluate_generator(generator, clip, classifier, test, n=n_eval_samples),
+    }
+
+
+def world_manifest(out: Path, seed: int, steps: dict, n_train_concepts: int | None, quality: dict,
+                   walls: dict) -> dict:
+    """The ``world.json`` content for the model files in ``out``."""
+    from eegvision import __version__
+    from eegvision.utils import sha256_file
+
+    files = {}
+    for name in FILES:
+        for ext in ("safetensors", "json"):
+            p = out / f"{name}.{ext}"
+            files[p.name] = {"sha256": sha256_file(p), "size": p.stat().st_size}
+    return {
+        "world_version": WORLD_VERSION, "eegvision_version": __version__, "seed": seed, "image_size": IMAGE_SIZE,
+        "steps": steps, "n_train_concepts": n_train_concepts or len(training_concepts(seed)),
+        "train_images_per_concept": TRAIN_IMAGES_PER_CONCEPT, "files": files, "quality": quality,
+        "training": {**walls, "torch": torch.__version__, "threads": torch.get_num_threads(),
+                     "machine": platform.machine()},
+        "command": (f"eegvision world-train OUT --seed {seed} --clip-steps {steps['clip']} "
+                    f"--classifier-steps {steps['classifier']} --generator-steps {steps['generator']}"),
+    }

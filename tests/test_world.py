@@ -1,0 +1,151 @@
+"""The world's trained models: shipped weights verified and measured on held-out concepts; training reruns."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+from eegvision.data.simulate.world import make_world
+from eegvision.world import (
+    ATTRIBUTES, SHIPPED_DIR, WorldTokenizer, demo_test_concepts, held_out_concepts, load_world_models,
+    shipped_world_models, to_model_input, training_concepts,
+)
+from eegvision.world.data import render_concepts
+
+# Measured on the shipped weights (docs/world.md) with margin; see world.json "quality".
+CLIP_TOP1_100 = 0.45        # image -> concept caption among 100 held-out concepts (measured 0.62; chance 0.01)
+CLASSIFIER_MIN = {"colour": 0.95, "background": 0.95, "shape": 0.45, "texture": 0.45}  # measured 1.0, 1.0, 0.63, 0.66
+GEN_MIN_OF_16 = {"colour": 5, "background": 10}  # of 16 samples; chance 2 and 2.7; measured 8 and 14
+
+
+@pytest.fixture(scope="module")
+def models():
+    return shipped_world_models()
+
+
+@pytest.fixture(scope="module")
+def test_images():
+    return render_concepts(demo_test_concepts()[::2], 1, seed=1, description="test images")
+
+
+def test_held_out_split_is_disjoint_and_matches_simulator():
+    held, train = set(held_out_concepts()), training_concepts()
+    assert len(held) == 400 and len(train) == 8 * 8 * 6 * 6 - 400 and not held & set(train)
+    assert demo_test_concepts() == make_world(250, 200, 1, 1, seed=0).test_concepts
+
+
+def test_tokenizer_ids_by_hand():
+    tok = WorldTokenizer()
+    ids, mask = tok(["a red Circle, on a sky background", "zebra"])
+    v = tok.index
+    expect = [tok.bos_id, v["a"], v["red"], v["circle"], v[","], v["on"], v["a"], v["sky"], v["background"], tok.eos_id]
+    assert ids[0, :10].tolist() == expect and ids[0, 10:].eq(0).all() and mask[0].sum() == 10
+    assert ids[1, :3].tolist() == [tok.bos_id, 1, tok.eos_id]          # unknown word -> <unk>
+    assert tok.eos_id == len(tok.vocab) - 1 == ids.max()
+
+
+def test_to_model_input_area_downsamples():
+    rng = np.random.default_rng(0)
+    img = rng.integers(0, 256, (2, 64, 64, 3), dtype=np.uint8)
+    x = to_model_input(img)
+    ref = img.astype(np.float64).reshape(2, 32, 2, 32, 2, 3).mean((2, 4)) / 127.5 - 1
+    np.testing.assert_allclose(x.permute(0, 2, 3, 1).numpy(), ref, atol=1e-5)
+    with pytest.raises(ValueError, match="batch of images"):
+        to_model_input(np.zeros((32, 32, 3), np.uint8))
+
+
+def test_shipped_manifest_verified_and_tamper_detected(tmp_path):
+    meta = json.loads((SHIPPED_DIR / "world.json").read_text())
+    total = sum(f["size"] for f in meta["files"].values())
+    assert total < 15e6 and {"clip.safetensors", "classifier.safetensors", "generator.safetensors"} <= set(meta["files"])
+    bad = tmp_path / "world"
+    shutil.copytree(SHIPPED_DIR, bad)
+    data = bytearray((bad / "classifier.safetensors").read_bytes())
+    data[-1] ^= 1
+    (bad / "classifier.safetensors").write_bytes(bytes(data))
+    with pytest.raises(ValueError, match="sha256"):
+        load_world_models(bad)
+    with pytest.raises(FileNotFoundError, match="world.json"):
+        load_world_models(tmp_path)
+
+
+def test_clip_retrieval_on_held_out_concepts(models, test_images):
+    img = models.embed_images(test_images.images)
+    txt = models.embed_texts([c.caption for c in test_images.concepts])
+    np.testing.assert_allclose(img.norm(dim=1).numpy(), 1.0, atol=1e-5)
+    sims = img.numpy().astype(np.float64) @ txt.numpy().T.astype(np.float64)
+    # brute force: count concepts scoring higher than the true one
+    true = sims[np.arange(len(sims)), test_images.concept_ids]
+    top1 = float(np.mean([(row > t).sum() == 0 for row, t in zip(sims, true)]))
+    assert top1 >= CLIP_TOP1_100, f"world-CLIP top-1 {top1:.3f} among {len(sims)} held-out concepts"
+
+
+def test_classifier_accuracy_on_held_out_concepts(models, test_images):
+    pred = models.classify(test_images.images)
+    labels = test_images.labels
+    for attr, floor in CLASSIFIER_MIN.items():
+        acc = float((pred[attr] == labels[attr]).mean())
+        assert acc >= floor, f"{attr} accuracy {acc:.3f} < {floor}"
+    # attribute_match agrees with the brute-force count, whatever form the truth is given in
+    by_concept = models.attribute_match(test_images.images, [s.concept for s in test_images.specs])
+    by_name = models.attribute_match(test_images.images, {a: [ATTRIBUTES[a][i] for i in v] for a, v in labels.items()})
+    for attr in ATTRIBUTES:
+        ref = float((pred[attr] == labels[attr]).mean())
+        assert by_concept[attr] == pytest.approx(ref) and by_name[attr] == pytest.approx(ref)
+        assert by_concept[f"{attr}_chance"] == pytest.approx(1 / len(ATTRIBUTES[attr]))
+    with pytest.raises(ValueError, match="Unknown colour"):
+        models.attribute_match(test_images.images[:1], {"colour": ["mauve"]})
+
+
+def test_generator_samples_have_the_concepts_colour(models, test_images):
+    idx = np.arange(16) * 6
+    emb = models.embed_images(test_images.images[idx])
+    a = models.generate(emb, steps=10, seed=0)
+    b = models.generate(emb[:2], steps=10, seed=0)
+    assert a.shape == (16, 3, 32, 32) and a.min() >= -1 and a.max() <= 1
+    torch.testing.assert_close(a[:2], b)                                # seeded, batch-independent noise
+    pred = models.classify(a)
+    hits = {k: int((pred[k] == test_images.labels[k][idx]).sum()) for k in ("colour", "background")}
+    # chance: 2 of 16 colours, 2.7 of 16 backgrounds
+    assert hits["colour"] >= GEN_MIN_OF_16["colour"], f"{hits} of 16 samples right"
+    assert hits["background"] >= GEN_MIN_OF_16["background"], f"{hits} of 16 samples right"
+
+
+def test_simulate_with_world_clip_features(tmp_path, models):
+    from eegvision.data.simulate import simulate
+    from eegvision.data.simulate.world import make_world as mw
+
+    res = simulate(tmp_path / "sim", preset="tiny", n_subjects=1, write_raw=False, images=False,
+                   feature_model="world-clip")
+    feats = torch.load(tmp_path / "sim" / "sim_features_test.pt", weights_only=True)
+    world = mw(res.preset.n_train_concepts, res.preset.n_test_concepts, res.preset.n_train_images, 1, seed=0)
+    ref = models.embed_images(np.stack([world.render(s, 64) for s in world.images("test")]))
+    torch.testing.assert_close(feats["img_features"], ref, atol=1e-5, rtol=0)
+    ref_t = models.embed_texts([c.caption for c in world.concepts("test")])
+    torch.testing.assert_close(feats["text_features"], ref_t, atol=1e-5, rtol=0)
+    meta = json.loads((tmp_path / "sim" / "simulation.json").read_text())
+    assert meta["feature_map"]["kind"] == "world-clip" and meta["feature_map"]["dim"] == models.clip.dim
+    with pytest.raises(ValueError, match="feature_model"):
+        simulate(tmp_path / "sim2", preset="tiny", n_subjects=1, write_raw=False, images=False, feature_model="vit")
+
+
+@pytest.mark.slow
+def test_train_world_models_reduced_reproduces_loadable_models(tmp_path):
+    from eegvision.world.train import train_world_models
+
+    meta = train_world_models(tmp_path / "w", seed=0, clip_steps=50, classifier_steps=50, generator_steps=20,
+                              n_train_concepts=60, n_eval_samples=8, device="cpu")
+    m = load_world_models(tmp_path / "w", device="cpu")
+    assert meta["steps"] == {"clip": 50, "classifier": 50, "generator": 20}
+    assert m.manifest["files"]["clip.safetensors"]["sha256"] == meta["files"]["clip.safetensors"]["sha256"]
+    imgs = render_concepts(demo_test_concepts()[:4], 1, seed=1).images
+    assert m.embed_images(imgs).shape == (4, m.clip.dim)
+    assert m.generate(m.embed_images(imgs), steps=2).shape == (4, 3, 32, 32)
+    # 50 steps already read the background colour far above chance (1/6)
+    assert meta["quality"]["classifier"]["background"] > 0.4
+    with pytest.raises(FileExistsError):
+        train_world_models(tmp_path / "w", clip_steps=1, classifier_steps=1, generator_steps=1)
