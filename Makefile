@@ -9,7 +9,7 @@ export TRANSFORMERS_OFFLINE := 1
 export HF_DATASETS_OFFLINE := 1
 export MPLBACKEND := Agg
 
-.PHONY: install demo test test-slow bench clean
+.PHONY: install demo test test-slow bench clean chromium
 
 install: $(STAMP)
 
@@ -22,12 +22,16 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: install
-	$(VENV)/bin/eegvision demo --out demo-output
+	$(VENV)/bin/eegvision demo --out demo-output --overwrite
 
-test: install
+test: install chromium
 	$(PY) -m pytest -q
 
-test-slow: install
+# Headless Chromium for the report test (Debian's package; browser downloads by test tools fail offline).
+chromium:
+	@command -v chromium >/dev/null 2>&1 || (apt-get update && apt-get install -y chromium)
+
+test-slow: install chromium
 	$(PY) -m pytest -q -m slow
 
 bench: install

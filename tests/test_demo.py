@@ -1,0 +1,146 @@
+"""``run_demo`` end to end: the quick (tiny-world) demo in a test, the full demo as a slow test."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from eegvision.demo import DemoResult, headline_text, run_demo
+from eegvision.evaluation.results import read_results
+
+CORE = ("simulate", "convert", "features", "fit", "evaluate")
+OPTIONAL = ("prior", "reconstruct", "caption", "score", "analysis")
+
+
+@pytest.fixture(scope="module")
+def quick_demo(tmp_path_factory) -> DemoResult:
+    return run_demo(tmp_path_factory.mktemp("demo") / "out", quick=True, seed=0, progress=False)
+
+
+def _brute_force_topk(emb: np.ndarray, feats: np.ndarray, k: int) -> tuple[float, float]:
+    """Exact k-way top-1/top-5 over all distractor sets, by counting: with r = number of other candidates scored
+    above the truth (N - 1 others), P(rank < t) = sum_{j < t} C(r, j) C(N-1-r, k-1-j) / C(N-1, k-1)."""
+    from math import comb
+
+    e = emb / np.linalg.norm(emb, axis=1, keepdims=True)
+    f = feats / np.linalg.norm(feats, axis=1, keepdims=True)
+    s = e @ f.T
+    n = len(s)
+    out = []
+    for t in (1, 5):
+        acc = []
+        for i in range(n):
+            r = int((np.delete(s[i], i) >= s[i, i]).sum())  # ties count against (pessimistic)
+            acc.append(sum(comb(r, j) * comb(n - 1 - r, k - 1 - j) for j in range(min(t, k))) / comb(n - 1, k - 1))
+        out.append(float(np.mean(acc)))
+    return out[0], out[1]
+
+
+def test_quick_demo_stages_and_files(quick_demo):
+    out = quick_demo.out
+    status = {s.name: s for s in quick_demo.stages}
+    for name in (*CORE, "report"):
+        assert status[name].status == "ran", (name, status[name].reason)
+    for name in OPTIONAL:  # each optional stage either ran or says why not
+        assert status[name].status in ("ran", "skipped", "failed")
+        if status[name].status != "ran":
+            assert status[name].reason
+    for rel in ("data/simulation.json", "data/Preprocessed_data_250Hz/sub-01/preprocessed_eeg_test.npy",
+                "store/manifest.json", "store/features/train.safetensors", "run/metrics.json", "demo.json",
+                "report/index.html", "report/figures/kway.png", "report/figures/training.png"):
+        assert (out / rel).is_file(), rel
+    summary = json.loads((out / "demo.json").read_text())
+    assert [s["name"] for s in summary["stages"]] == [s.name for s in quick_demo.stages]
+    text = headline_text(quick_demo)
+    assert "Report:" in text and f"{quick_demo.headline['top1']:.3f}" in text
+
+
+def test_quick_demo_retrieval_is_real(quick_demo):
+    """The headline equals metrics.json, metrics.json equals a brute-force recount from the stored embeddings,
+    and zero-shot top-1 is well above chance."""
+    from eegvision.data.features import load_features
+    from eegvision.training.run import read_test_embeddings
+
+    out = quick_demo.out
+    rows = read_results(out / "run" / "metrics.json")
+    h = quick_demo.headline
+    k = h["k"]
+    feats = load_features(out / "store" / "features" / "test.safetensors").image.numpy()
+    assert k == len(feats) == 20
+    top1s = []
+    for sub in ("sub-01",):
+        row = next(r for r in rows if r["subject"] == sub and r["modality"] == "image" and r["method"] == "exact"
+                   and r["k"] == k)
+        emb = read_test_embeddings(out / "run" / sub if (out / "run" / sub).is_dir() else out / "run")[sub]
+        t1, t5 = _brute_force_topk(emb.numpy(), feats, k)
+        assert row["top1"] == pytest.approx(t1, abs=1e-9) and row["top5"] == pytest.approx(t5, abs=1e-9)
+        top1s.append(row["top1"])
+    assert h["top1"] == pytest.approx(np.mean(top1s), abs=1e-12)
+    assert h["chance_top1"] == pytest.approx(1 / k)
+    # the simulator's Bayes ceiling bounds what any decoder reaches; the encoder is far above chance
+    sim = json.loads((out / "data" / "simulation.json").read_text())
+    assert h["ceiling_top1"] == pytest.approx(sim["ground_truth"]["bayes_ceiling"]["top1"])
+    # the quick world is small (800 training trials): margins are modest but far outside seed noise
+    assert h["top1"] > h["chance_top1"], h
+    assert h["top5"] >= h["chance_top5"] + 0.1, h
+    two_way = next(r for r in rows if r["subject"] == "sub-01" and r["modality"] == "image" and r["method"] == "exact"
+                   and r["k"] == 2)
+    assert two_way["top1"] >= 0.6, two_way
+
+
+def test_quick_demo_report_numbers_equal_metrics(quick_demo):
+    from tests.test_report import _Collect, _check_numbers
+
+    out = quick_demo.out
+    page = _Collect()
+    page.feed((out / "report" / "index.html").read_text())
+    rows = read_results(out / "run" / "metrics.json")
+    summary = json.loads((out / "demo.json").read_text())
+    _check_numbers(page, summary, rows)
+    for img in page.imgs:
+        assert (out / "report" / img["src"]).is_file()
+
+
+def test_quick_demo_is_seeded(quick_demo, tmp_path):
+    """Same seed, same simulated data (byte for byte) and same features."""
+    from eegvision.data.simulate import get_preset, simulate
+
+    s = quick_demo.stage("simulate")
+    assert s.status == "ran"
+    from eegvision.data.simulate import ForwardParams
+
+    settings = json.loads((quick_demo.out / "demo.json").read_text())["settings"]
+    pr = get_preset("tiny", n_subjects=1, **settings["preset_overrides"])
+    again = simulate(tmp_path / "sim", preset=pr, seed=0, write_raw=False, images=False,
+                     params=ForwardParams(**settings["forward_params"]))
+    a = (quick_demo.out / "data" / "Preprocessed_data_250Hz" / "sub-01" / "preprocessed_eeg_test.npy").read_bytes()
+    b = (again.root / "Preprocessed_data_250Hz" / "sub-01" / "preprocessed_eeg_test.npy").read_bytes()
+    assert a == b
+
+
+def test_demo_refuses_non_empty_folder(tmp_path):
+    (tmp_path / "x").write_text("keep me")
+    with pytest.raises(FileExistsError, match="not empty"):
+        run_demo(tmp_path, quick=True)
+    assert (tmp_path / "x").read_text() == "keep me"
+    with pytest.raises(ValueError, match="preset"):
+        run_demo(tmp_path / "new", preset="things")
+
+
+@pytest.mark.slow
+def test_full_demo(tmp_path):
+    """The `make demo` run: 200-way, well above chance and ridge, in under 15 minutes."""
+    import time
+
+    t0 = time.perf_counter()
+    res = run_demo(tmp_path / "demo", preset="demo", seed=0, progress=False)
+    wall = time.perf_counter() - t0
+    h = res.headline
+    assert h["k"] == 200
+    assert h["top1"] > 10 * h["chance_top1"] and h["top1"] > h["ridge_top1"]
+    assert wall < 15 * 60
+    assert torch.isfinite(torch.tensor(h["top5"]))

@@ -1,0 +1,194 @@
+"""The static HTML report: built from result files, opened in headless Chromium, numbers checked against the files."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+from html.parser import HTMLParser
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from eegvision.evaluation.results import write_results
+from eegvision.report.html import build_report, metric_key
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def _rows() -> list[dict]:
+    rng = np.random.default_rng(3)
+    rows = []
+    for sub in ("sub-01", "sub-02"):
+        for modality in ("image", "text"):
+            for method in ("exact", "montecarlo"):
+                for k in (2, 10, 20):
+                    top1 = float(rng.uniform(1 / k, 1))
+                    rows.append({"subject": sub, "modality": modality, "method": method, "k": k, "top1": top1,
+                                 "top5": float(min(1.0, top1 + 0.2)), "encoder": "eegproject"})
+    return rows
+
+
+def make_demo_folder(root: Path) -> dict:
+    """A finished-demo layout written by hand: demo.json, run/metrics.json, history.csv, test images."""
+    from PIL import Image
+
+    rows = _rows()
+    write_results(rows, root / "run" / "metrics.json")
+    for sub in ("sub-01", "sub-02"):
+        (root / "run" / sub).mkdir(parents=True, exist_ok=True)
+        lines = ["epoch,train_loss,val_loss,val_top1,val_top5,lr,temperature"]
+        lines += [f"{e},{3 - 0.2 * e},{3.1 - 0.1 * e},{0.1 * e},{0.2 * e},0.001,0.07" for e in range(5)]
+        (root / "run" / sub / "history.csv").write_text("\n".join(lines) + "\n")
+    per = {}
+    for sub in ("sub-01", "sub-02"):
+        pick = {r["modality"]: r for r in rows if r["subject"] == sub and r["method"] == "exact" and r["k"] == 20}
+        per[sub] = {"top1": pick["image"]["top1"], "top5": pick["image"]["top5"], "text_top1": pick["text"]["top1"],
+                    "text_top5": pick["text"]["top5"], "ceiling_top1": 0.9, "ceiling_top5": 1.0,
+                    "ridge_top1": 0.2, "ridge_top5": 0.5}
+    headline = {"k": 20, "top1": float(np.mean([v["top1"] for v in per.values()])),
+                "top5": float(np.mean([v["top5"] for v in per.values()])), "ceiling_top1": 0.9, "ceiling_top5": 1.0,
+                "ridge_top1": 0.2, "ridge_top5": 0.5, "chance_top1": 0.05, "chance_top5": 0.25, "n_test": 20}
+    # a reconstruction stage with real image files, to exercise the image grid
+    for i, colour in enumerate([(200, 30, 30), (30, 200, 30)]):
+        d = root / "recon" / f"{i:05d}"
+        d.mkdir(parents=True)
+        Image.new("RGB", (16, 16), colour).save(d / "gt.png")
+        Image.new("RGB", (16, 16), colour[::-1]).save(d / "0.png")
+    stages = [
+        {"name": "fit", "status": "ran", "wall_s": 1.0, "reason": "", "outputs": {}},
+        {"name": "reconstruct", "status": "ran", "wall_s": 1.0, "reason": "", "outputs": {
+            "grid": [[f"recon/{i:05d}/gt.png", f"recon/{i:05d}/0.png"] for i in range(2)], "labels": ["a", "b"]}},
+        {"name": "score", "status": "ran", "wall_s": 1.0, "reason": "", "outputs": {
+            "metrics": {"pixcorr": 0.123456, "ssim": 0.5}, "note": "world image space"}},
+        {"name": "caption", "status": "skipped", "wall_s": 0.0, "reason": "no captioner", "outputs": {}},
+    ]
+    summary = {"eegvision_demo": 1, "seed": 0, "settings": {"encoder": "eegproject", "epochs": 5},
+               "preset": {"name": "tiny"}, "headline": headline, "per_subject": per,
+               "units": {"sub-01": "run/sub-01", "sub-02": "run/sub-02"}, "stages": stages, "wall_s": 4.0,
+               "metrics_file": "run/metrics.json"}
+    (root / "demo.json").write_text(json.dumps(summary))
+    return summary
+
+
+class _Collect(HTMLParser):
+    """Collect (data-key, data-value, text) of every element with a data-key, and img attributes."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.values: dict[str, tuple[float | None, str]] = {}
+        self.imgs: list[dict] = []
+        self.body: dict = {}
+        self._open: list[str] = []
+        self._text: dict[str, str] = {}
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        if tag == "img":
+            self.imgs.append(a)
+        if tag == "body":
+            self.body = a
+        if "data-key" in a:
+            key = a["data-key"]
+            self.values[key] = (float(a["data-value"]) if "data-value" in a else None, "")
+            self._open.append(key)
+            self._text[key] = ""
+        else:
+            self._open.append("")
+
+    def handle_endtag(self, tag):
+        if tag == "img" or not self._open:
+            return
+        key = self._open.pop()
+        if key:
+            self.values[key] = (self.values[key][0], self._text[key].strip())
+
+    def handle_data(self, data):
+        for k in self._open:
+            if k:
+                self._text[k] += data
+
+
+def _check_numbers(page: Collector, summary: dict, rows: list[dict]) -> None:
+    for r in rows:
+        for col in ("top1", "top5"):
+            value, text = page.values[f"{metric_key(r)}/{col}"]
+            assert value == pytest.approx(r[col], abs=1e-12)
+            assert text == f"{r[col]:.3f}"
+    for key in ("top1", "top5", "ceiling_top1", "ridge_top1", "chance_top1"):
+        value, text = page.values[f"headline/{key}"]
+        assert value == pytest.approx(summary["headline"][key], abs=1e-12) and text == f"{summary['headline'][key]:.3f}"
+    for sub, v in summary["per_subject"].items():
+        for col, want in v.items():
+            value, text = page.values[f"per_subject/{sub}/{col}"]
+            assert value == pytest.approx(want, abs=1e-12) and text == f"{want:.3f}"
+
+
+Collector = _Collect
+
+
+def test_report_html_matches_result_files(tmp_path):
+    summary = make_demo_folder(tmp_path)
+    path = build_report(tmp_path)
+    page = _Collect()
+    page.feed(path.read_text())
+    rows = json.loads((tmp_path / "run" / "metrics.json").read_text())["rows"]
+    _check_numbers(page, summary, rows)
+    srcs = [i["src"] for i in page.imgs]
+    assert set(srcs) == {"figures/kway.png", "figures/training.png", "figures/reconstructions.png"}
+    for s in srcs:  # relative paths beside the page, real PNGs
+        assert not Path(s).is_absolute() and (path.parent / s).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert page.values["score/pixcorr"][1] == "0.123"
+    text = path.read_text()
+    assert "no captioner" in text and "skipped" in text
+
+
+def test_report_needs_demo_json(tmp_path):
+    with pytest.raises(FileNotFoundError, match="demo.json"):
+        build_report(tmp_path)
+
+
+def _chromium(args: list[str], tmp_path: Path) -> subprocess.CompletedProcess:
+    cmd = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+           "--disable-background-networking", "--disable-component-update", "--disable-sync",
+           "--disable-dev-shm-usage", f"--user-data-dir={tmp_path / 'chrome-profile'}", *args]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (`make test` installs Debian's chromium: "
+                                             "apt-get install -y chromium)")
+def test_report_renders_in_chromium(tmp_path):
+    summary = make_demo_folder(tmp_path / "demo")
+    path = build_report(tmp_path / "demo")
+    url = path.resolve().as_uri()
+    dom = _chromium(["--virtual-time-budget=5000", "--dump-dom", url], tmp_path)
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    page = _Collect()
+    page.feed(dom.stdout)
+    # the page's own script ran after load and marked every image
+    assert page.body.get("data-images-loaded") == f"{len(page.imgs)}/{len(page.imgs)}", page.body
+    assert len(page.imgs) == 3 and all(i.get("data-loaded") == "true" for i in page.imgs)
+    rows = json.loads((tmp_path / "demo" / "run" / "metrics.json").read_text())["rows"]
+    _check_numbers(page, summary, rows)
+    # and a screenshot is drawn (not blank)
+    shot = tmp_path / "shot.png"
+    res = _chromium(["--window-size=1000,1400", f"--screenshot={shot}", url], tmp_path)
+    assert res.returncode == 0 and shot.is_file()
+    from PIL import Image
+
+    arr = np.asarray(Image.open(shot).convert("L"), dtype=float)
+    assert arr.std() > 5  # text and figures, not a blank page
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed")
+def test_broken_image_is_reported_by_the_page(tmp_path):
+    make_demo_folder(tmp_path / "demo")
+    path = build_report(tmp_path / "demo")
+    (path.parent / "figures" / "training.png").unlink()
+    dom = _chromium(["--virtual-time-budget=5000", "--dump-dom", path.resolve().as_uri()], tmp_path)
+    page = _Collect()
+    page.feed(dom.stdout)
+    assert page.body.get("data-images-loaded") == "2/3"
+    assert re.search(r'id="img-warning" style="display: block', dom.stdout)
