@@ -115,8 +115,10 @@ def test_quick_demo_is_seeded(quick_demo, tmp_path):
 
     settings = json.loads((quick_demo.out / "demo.json").read_text())["settings"]
     pr = get_preset("tiny", n_subjects=1, **settings["preset_overrides"])
+    sim = json.loads((quick_demo.out / "data" / "simulation.json").read_text())
+    model = "world-clip" if sim["feature_map"]["kind"] == "world-clip" else "random"
     again = simulate(tmp_path / "sim", preset=pr, seed=0, write_raw=False, images=False,
-                     params=ForwardParams(**settings["forward_params"]))
+                     params=ForwardParams(**settings["forward_params"]), feature_model=model)
     a = (quick_demo.out / "data" / "Preprocessed_data_250Hz" / "sub-01" / "preprocessed_eeg_test.npy").read_bytes()
     b = (again.root / "Preprocessed_data_250Hz" / "sub-01" / "preprocessed_eeg_test.npy").read_bytes()
     assert a == b

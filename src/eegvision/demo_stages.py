@@ -322,7 +322,16 @@ def _time_and_region_figures(state: dict) -> dict:
     feats = {"features_train": str(state["features"]["train"]), "features_test": str(state["features"]["test"])}
     timing = time_analysis(state["store"], sub, out / "time", **feats)
     regions = region_analysis(state["store"], sub, out / "regions", **feats)
+    from eegvision.analysis.embedding_map import tsne_for_run
+    from eegvision.analysis.rsa import rsa_for_run
+
+    unit = state["run"] / sub if (state["run"] / sub).is_dir() else state["run"]
+    rsa = rsa_for_run(unit, out / "rsa", subject=sub, features_test=feats["features_test"], seed=state["seed"])
+    tsne = tsne_for_run(unit, out / "tsne", subject=sub, data=str(state["out"] / "data"), seed=state["seed"])
     return {
+        "rsa": {"figure": _rel(rsa.figure, state["out"]), "csv": _rel(rsa.csv, state["out"]),
+                "rho": float(rsa.rho), "p_value": float(rsa.p_value)},
+        "tsne": {"figure": _rel(tsne.figure, state["out"]), "csv": _rel(tsne.csv, state["out"])},
         "time": {"figure": _rel(timing.figure, state["out"]), "csv": _rel(timing.csv, state["out"]),
                  "best_window": [float(x) for x in timing.best_window], "best_top1": float(timing.best_top1)},
         "regions": {"figure": _rel(regions.figure, state["out"]), "csv": _rel(regions.csv, state["out"]),

@@ -328,7 +328,9 @@ def _analysis_section(demo_dir: Path, stage: Mapping | None, fig_dir: Path) -> s
                          title=f"{sub}: {v.get('what', 'channel importance')}")
         parts.append(_img(f"figures/{p.name}", f"topomap {sub}"))
     captions = {"time": "When: ridge decoding accuracy in sliding 100-ms windows (chance line dashed).",
-                "regions": "Where: ridge decoding accuracy from each scalp region's channels."}
+                "regions": "Where: ridge decoding accuracy from each scalp region's channels.",
+                "rsa": "Representations: EEG-embedding vs image-embedding dissimilarity matrices (Spearman RSA).",
+                "tsne": "t-SNE of the test EEG embeddings, coloured by the concept's shape."}
     for name, fig in out.get("figures", {}).items():
         src = demo_dir / fig["figure"]
         if src.is_file():
