@@ -109,7 +109,9 @@ def simulate(
     feature_model
         ``"random"`` (the stand-in :class:`RandomFeatureMap` of the latents, ``preset.feature_dim``-d) or
         ``"world-clip"`` (the shipped world CLIP's embeddings of the rendered images and concept captions,
-        see :mod:`eegvision.world`). Only the feature files and the ridge baseline depend on it.
+        see :mod:`eegvision.world`). With ``"world-clip"`` the images' latent factors are the leading
+        principal components of their world-CLIP embeddings (see :func:`_latents_from_embeddings`), so the
+        simulated brain responds to what the world's CLIP sees and the EEG carries its embedding.
 
     Returns
     -------
@@ -147,6 +149,7 @@ def simulate(
 
         wc = world_clip_features(world, pr.image_size)
         feats, texts = {s: wc[s][0] for s in z}, {s: wc[s][1] for s in z}
+        z = _latents_from_embeddings(feats, z["training"].shape[1])
     elif feature_model != "random":
         raise ValueError(f"Unknown feature_model {feature_model!r}; use 'random' or 'world-clip'.")
     paths: dict[str, list[str]] = {"features": [], "images": [], "preprocessed": [], "raw": [], "tables": []}
@@ -320,3 +323,27 @@ def _world_clip_info() -> dict:
     from eegvision.world.features import world_clip_feature_info
 
     return world_clip_feature_info(shipped_world_models())
+
+
+def _latents_from_embeddings(feats: dict[str, np.ndarray], n_latent: int) -> dict[str, np.ndarray]:
+    """Latent factors that *are* the images' embeddings: the first ``n_latent`` principal components.
+
+    With ``feature_model="world-clip"`` the brain is simulated as responding to what the world's CLIP
+    sees: each image's latent vector is the projection of its world-CLIP embedding on the leading
+    principal axes of the training images' embeddings, scaled to unit variance per axis (fitted on
+    training images only). The forward model is unchanged; it just reads these latents, so the EEG
+    carries the embedding the decoders are trained to predict (as real EEG carries CLIP-like features).
+    """
+    train = np.asarray(feats["training"], dtype=np.float64)
+    mean = train.mean(0)
+    _, sing, vt = np.linalg.svd(train - mean, full_matrices=False)
+    k = min(n_latent, vt.shape[0])
+    scale = sing[:k] / np.sqrt(max(len(train) - 1, 1))
+    out = {}
+    for split, f in feats.items():
+        proj = (np.asarray(f, dtype=np.float64) - mean) @ vt[:k].T / scale
+        if k < n_latent:
+            proj = np.pad(proj, ((0, 0), (0, n_latent - k)))
+        out[split] = proj
+    return out
+
