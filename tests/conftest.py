@@ -18,3 +18,14 @@ DATA = Path(__file__).parent / "data"
 def data_dir() -> Path:
     """The small real fixtures shipped in the repository (see tests/data/README.md)."""
     return DATA
+
+
+@pytest.fixture
+def one_torch_thread():
+    """Run a test with one torch thread (tiny models on a loaded 2-core machine are faster that way)."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

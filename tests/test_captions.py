@@ -11,15 +11,11 @@ from eegvision.generation.captioner import (
 )
 from eegvision.training.caption_fit import CaptionFitConfig, fit_captioner, save_caption_fit
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 TINY = {"n_embd": 64, "n_layer": 2, "n_head": 4}
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)   # tiny matrices: threads only add overhead on a shared machine
-    yield
-    torch.set_num_threads(n)
 
 
 @pytest.fixture(scope="module")

@@ -20,15 +20,11 @@ from eegvision.generation.tiny import tiny_sdxl_pipeline, tiny_unclip_pipeline
 from eegvision.metrics.pairing import read_manifest
 from eegvision.models.prior import DiffusionPrior
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 D = 16  # image-embedding size of the tiny IP-Adapter / unCLIP
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 @pytest.fixture(scope="module")

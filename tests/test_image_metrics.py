@@ -21,13 +21,8 @@ skimage_metrics = pytest.importorskip("skimage.metrics")
 from skimage.color import rgb2gray  # noqa: E402
 from scipy.spatial.distance import correlation as scipy_correlation  # noqa: E402
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """The machine is shared: one intra-op thread is faster than two competing ones here."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 
 
 

@@ -13,14 +13,9 @@ from eegvision.training.prior_fit import (
     PriorFitConfig, evaluate_prior, fit_prior, retrieval_metrics, save_fit, split_by_group,
 )
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """The machine is shared: one intra-op thread is faster than two competing ones here."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+
 
 
 SMALL_UNET = {"hidden_dims": [32, 16, 8], "time_embed_dim": 16, "dropout": 0.0}
