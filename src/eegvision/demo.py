@@ -47,7 +47,7 @@ __all__ = ["DEMO_SETTINGS", "DemoResult", "StageRecord", "run_demo", "headline_t
 DEMO_SETTINGS: dict[str, dict[str, Any]] = {
     "full": {
         "preset": "demo", "n_subjects": 2, "encoder": "eegproject", "encoder_options": {"dropout": 0.3},
-        "epochs": 8, "batch_size": 256, "lr": 3e-4, "weight_decay": 0.05, "average_train": False,
+        "epochs": 40, "batch_size": 256, "lr": 1e-3, "weight_decay": 0.05, "average_train": False,
         "prior_epochs": 12, "prior_steps": 20, "caption_epochs": 6, "samples": 1, "max_recon": 200, "mc_draws": 1000,
     },
     "quick": {
