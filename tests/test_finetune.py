@@ -238,7 +238,6 @@ def test_cli_finetune_and_transfer_curve(fake, tmp_path, monkeypatch):
     assert (tmp_path / "tc" / "transfer_curve.png").stat().st_size > 5000
 
 
-@pytest.mark.slow
 def test_finetuning_beats_zero_shot_on_simulated_imagination(tmp_path):
     """Viewing-trained decoder → imagination of the same world: near chance zero-shot, clearly better fine-tuned."""
     from eegvision.analysis.transfer import transfer_curve
