@@ -196,6 +196,7 @@ def run_demo(out: str | Path, preset: str = "demo", seed: int = 0, quick: bool =
     stage("evaluate", st.evaluate_stage, ("fit",))
     stage("prior", st.prior_stage, ("fit",), optional=True)
     stage("reconstruct", st.reconstruct_stage, ("prior",), optional=True)
+    stage("low-level", st.lowlevel_stage, optional=True)
     stage("caption", st.caption_stage, ("prior",), optional=True)
     stage("score", st.score_stage, ("reconstruct",), optional=True)
     stage("analysis", st.analysis_stage, ("fit",), optional=True)

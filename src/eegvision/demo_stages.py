@@ -226,6 +226,12 @@ def reconstruct_stage(state: dict) -> dict:
         k: _rel(root / k.replace(" ", "_"), state["out"]) for k in files}}
 
 
+def lowlevel_stage(state: dict) -> dict:
+    """The low-level path (EEG → VAE latent → img2img) needs a VAE trained on the world; none is shipped yet."""
+    raise Skip("low-level (VAE-latent img2img) path: no small VAE trained on the world is shipped yet; "
+               "on real data use eegvision.generation.lowlevel with a local SDXL VAE")
+
+
 def caption_stage(state: dict) -> dict:
     """Caption the decoded embeddings: a prefix captioner trained here on the *training* images' features and
     captions, fed the prior's samples for the test EEG; scored against the test images' captions."""
