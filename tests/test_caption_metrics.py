@@ -133,3 +133,33 @@ def test_caption_files_group_references_and_align(tmp_path):
     txt.write_text("only one\n")
     with pytest.raises(ValueError, match="2 images but"):
         align_captions(ref, txt)
+
+
+def test_clip_score_equals_manual_cosine(tiny_hf_clip, tmp_path):
+    """CLIPScore = 100 · max(cos(text, image), 0), computed with a tiny local CLIP and checked by hand."""
+    import numpy as np
+    import torch
+    from PIL import Image
+    from transformers import CLIPModel, CLIPProcessor
+
+    from eegvision.metrics.captions import clip_score
+
+    rng = np.random.default_rng(0)
+    images = [Image.fromarray(rng.integers(0, 255, (32, 32, 3), dtype=np.uint8)) for _ in range(3)]
+    captions = ["a red circle", "a blue square on sand", "green"]
+    got = clip_score(captions, images, tiny_hf_clip, device="cpu")
+    model = CLIPModel.from_pretrained(str(tiny_hf_clip)).eval()
+    proc = CLIPProcessor.from_pretrained(str(tiny_hf_clip))
+    want = []
+    with torch.no_grad():
+        for cap, im in zip(captions, images):
+            b = proc(text=[cap], images=[im], return_tensors="pt", padding=True)
+            t = model.get_text_features(input_ids=b["input_ids"], attention_mask=b["attention_mask"])
+            v = model.get_image_features(pixel_values=b["pixel_values"])
+            t, v = getattr(t, "pooler_output", t), getattr(v, "pooler_output", v)
+            cos = float(torch.nn.functional.cosine_similarity(t, v).item())
+            want.append(100 * max(cos, 0.0))
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
+    assert got.shape == (3,) and (got > 0).any(), got  # a real, non-clipped value is compared
+    with pytest.raises(ValueError, match="one image per caption"):
+        clip_score(captions[:2], images, tiny_hf_clip)
