@@ -136,7 +136,13 @@ def test_caption_files_group_references_and_align(tmp_path):
 
 
 def test_clip_score_equals_manual_cosine(tiny_hf_clip, tmp_path):
-    """CLIPScore = 100 · max(cos(text, image), 0), computed with a tiny local CLIP and checked by hand."""
+    """CLIPScore = 100 · max(cos(text, image), 0), computed with a tiny local CLIP and checked by hand.
+
+    A copy of the model with the text projection negated flips every cosine's sign, so both the clipped
+    (zero) and the unclipped branch are compared with real values.
+    """
+    import shutil
+
     import numpy as np
     import torch
     from PIL import Image
@@ -147,19 +153,26 @@ def test_clip_score_equals_manual_cosine(tiny_hf_clip, tmp_path):
     rng = np.random.default_rng(0)
     images = [Image.fromarray(rng.integers(0, 255, (32, 32, 3), dtype=np.uint8)) for _ in range(3)]
     captions = ["a red circle", "a blue square on sand", "green"]
-    got = clip_score(captions, images, tiny_hf_clip, device="cpu")
     model = CLIPModel.from_pretrained(str(tiny_hf_clip)).eval()
     proc = CLIPProcessor.from_pretrained(str(tiny_hf_clip))
-    want = []
+    cos = []
     with torch.no_grad():
         for cap, im in zip(captions, images):
             b = proc(text=[cap], images=[im], return_tensors="pt", padding=True)
             t = model.get_text_features(input_ids=b["input_ids"], attention_mask=b["attention_mask"])
             v = model.get_image_features(pixel_values=b["pixel_values"])
             t, v = getattr(t, "pooler_output", t), getattr(v, "pooler_output", v)
-            cos = float(torch.nn.functional.cosine_similarity(t, v).item())
-            want.append(100 * max(cos, 0.0))
-    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
-    assert got.shape == (3,) and (got > 0).any(), got  # a real, non-clipped value is compared
+            cos.append(float(torch.nn.functional.cosine_similarity(t, v).item()))
+    cos = np.array(cos)
+    flipped = tmp_path / "flipped"
+    shutil.copytree(tiny_hf_clip, flipped)
+    with torch.no_grad():
+        model.text_projection.weight.neg_()
+    model.save_pretrained(flipped)
+    np.testing.assert_allclose(clip_score(captions, images, tiny_hf_clip, device="cpu"),
+                               100 * np.maximum(cos, 0), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(clip_score(captions, images, flipped, device="cpu"),
+                               100 * np.maximum(-cos, 0), rtol=1e-4, atol=1e-4)
+    assert np.abs(cos).min() > 1e-3  # every pair is non-zero in one of the two models
     with pytest.raises(ValueError, match="one image per caption"):
         clip_score(captions[:2], images, tiny_hf_clip)
