@@ -26,7 +26,7 @@ def sim(tmp_path_factory):
     from eegvision.data.simulate import EEG_COMPONENTS, ForwardParams, Preset, simulate
 
     n1 = [asdict(c) for c in EEG_COMPONENTS if c.name == "N1"]
-    params = ForwardParams(signal=4.0, nonlinearity=0.0, components=n1, latency_sd=0.005)
+    params = ForwardParams(signal=4.0, nonlinearity=0.0, components=n1, latency_sd=0.005, gated_components=[])
     pr = Preset("test", n_subjects=1, n_train_concepts=120, n_train_images=2, train_reps=2, n_test_concepts=24,
                 test_reps=8, n_sessions=2, feature_dim=32, write_raw=False)
     root = tmp_path_factory.mktemp("sim")

@@ -15,6 +15,7 @@ from eegvision.data.simulate import (
     topk_from_scores,
 )
 from eegvision.data.simulate.writers import PREPROCESSED_TIMES, write_preprocessed_eeg
+from eegvision.data.simulate.world import LATENT_DIM
 
 
 @pytest.fixture(scope="module")
@@ -194,12 +195,41 @@ def test_topk_from_scores_brute_force():
 def test_ceiling_beats_ridge_beats_chance(tmp_path):
     pr = replace(get_preset("tiny"), n_subjects=1, n_train_concepts=120, n_test_concepts=40, test_reps=10,
                  n_sessions=2, n_train_images=2)
-    # a stronger, more linear code than the (deliberately hard) default, so that ridge has something to learn
-    params = ForwardParams(signal=0.8, nonlinearity=0.3)
+    # a weaker, additive (ungated), more linear code than the default, so that ridge has something to learn
+    params = ForwardParams(signal=0.8, nonlinearity=0.3, gated_components=[])
     res = simulate(tmp_path / "s", pr, seed=0, write_raw=False, images=False, params=params)
     chance = 1 / 40
     assert res.ceiling["top1"] > res.ridge["top1"] > 2 * chance
     assert res.ceiling["top1"] >= 0.8
+
+
+def test_gain_modulation_hides_the_code_from_ridge_not_from_the_bayes_decoder(tmp_path):
+    """Same data size and noise; gating the later components takes ridge to near chance, not the ceiling."""
+    pr = replace(get_preset("tiny"), n_subjects=1, n_train_concepts=200, n_test_concepts=40, test_reps=10,
+                 n_sessions=2, n_train_images=2)
+    out = {}
+    for name, gated in (("additive", []), ("gated", ["N1", "P2", "P3"])):
+        params = ForwardParams(gated_components=gated)
+        out[name] = simulate(tmp_path / name, pr, seed=0, write_raw=False, images=False, params=params)
+    assert out["gated"].ceiling["top1"] >= 0.95 and out["additive"].ceiling["top1"] >= 0.95
+    assert out["additive"].ridge["top1"] >= 0.3
+    assert out["gated"].ridge["top1"] <= out["additive"].ridge["top1"] / 2
+
+
+def test_gate_is_a_signed_gain_on_the_later_components_only():
+    model = ForwardModel(eeg_layout(), ForwardParams(common=0.0), seed=0)
+    z = np.zeros((2, LATENT_DIM))
+    z[:, 3] = 1.0
+    z[0, 0], z[1, 0] = 0.5, -0.5                      # opposite gates, same everything else but the gate axis
+    flat = ForwardModel(eeg_layout(), ForwardParams(common=0.0, gated_components=[]), seed=0)
+    a, b = model.amplitudes(z), flat.amplitudes(z)
+    early = model.source_component == 0
+    np.testing.assert_allclose(a[:, early], b[:, early])
+    g = np.tanh(3.0 * 0.5)
+    np.testing.assert_allclose(a[0, ~early], g * b[0, ~early])
+    np.testing.assert_allclose(a[1, ~early], -g * b[1, ~early])
+    with pytest.raises(ValueError, match="gated_components"):
+        ForwardModel(eeg_layout(), ForwardParams(gated_components=["N2"]), seed=0)
 
 
 def test_imagination_lower_ceiling():

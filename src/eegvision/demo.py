@@ -53,9 +53,9 @@ DEMO_SETTINGS: dict[str, dict[str, Any]] = {
     "quick": {
         "preset": "tiny", "n_subjects": 1, "encoder": "eegproject", "encoder_options": {"dropout": 0.3},
         "preset_overrides": {"n_train_concepts": 100, "train_reps": 4, "n_test_concepts": 20, "test_reps": 8},
-        # A 1-minute run cannot learn at the real-data-like default noise; the quick mode simulates a
-        # stronger, more linear code (recorded in simulation.json) so tests can check real learning.
-        "forward_params": {"signal": 1.5, "nonlinearity": 0.2},
+        # A 1-minute run on 100 concepts cannot learn the default gain-modulated code; the quick mode
+        # simulates an additive, more linear code (recorded in simulation.json) so tests check real learning.
+        "forward_params": {"signal": 1.5, "nonlinearity": 0.2, "gated_components": []},
         "epochs": 15, "batch_size": 32, "lr": 1e-3, "weight_decay": 0.05, "average_train": False,
         "prior_epochs": 10, "prior_steps": 5, "caption_epochs": 2, "samples": 1, "max_recon": 10, "mc_draws": 100,
     },

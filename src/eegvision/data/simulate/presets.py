@@ -53,7 +53,7 @@ class Preset:
 PRESETS: dict[str, Preset] = {
     "tiny": Preset("tiny", n_subjects=2, n_train_concepts=20, n_train_images=2, train_reps=2,
                    n_test_concepts=10, test_reps=4, n_sessions=2, feature_dim=64),
-    "demo": Preset("demo", n_subjects=2, n_train_concepts=250, n_train_images=4, train_reps=4,
+    "demo": Preset("demo", n_subjects=2, n_train_concepts=1000, n_train_images=4, train_reps=4,
                    n_test_concepts=200, test_reps=20, n_sessions=4, feature_dim=256),
     "things": Preset("things", n_subjects=1, n_train_concepts=1654, n_train_images=10, train_reps=4,
                      n_test_concepts=200, test_reps=80, n_sessions=4, feature_dim=1024, write_raw=False),
