@@ -46,6 +46,8 @@ def main() -> None:
     parser.add_argument("--val-fraction", type=float, default=recipe["val_fraction"])
     parser.add_argument("--schedule", default=recipe["schedule"])
     parser.add_argument("--average-train", action=argparse.BooleanOptionalAction, default=recipe["average_train"])
+    parser.add_argument("--mix-repetitions", action=argparse.BooleanOptionalAction,
+                        default=recipe["mix_repetitions"])
     parser.add_argument("--same-concept-positives", action=argparse.BooleanOptionalAction,
                         default=recipe["same_concept_positives"])
     parser.add_argument("--seed", type=int, default=0, help="simulation and training seed")
@@ -80,7 +82,7 @@ def main() -> None:
         cfg = FitConfig(
             data=str(sim_dir), subjects=["sub-01"], encoder=name, epochs=args.epochs, batch_size=args.batch_size,
             lr=args.lr, weight_decay=args.weight_decay, schedule=args.schedule, seed=args.seed,
-            val_fraction=args.val_fraction, average_train=args.average_train,
+            val_fraction=args.val_fraction, average_train=args.average_train, mix_repetitions=args.mix_repetitions,
             same_concept_positives=args.same_concept_positives, preset="sim-demo",
             features_train=str(sim_dir / "sim_features_train.pt"),
             features_test=str(sim_dir / "sim_features_test.pt"), features_normalized=True, eval_methods=["exact"],
@@ -95,7 +97,8 @@ def main() -> None:
         result[f"{key}_top5"] = img["top5"]
         result[f"{key}_train_wall_s"] = round(wall, 1)
         result[f"{key}_recipe"] = (f"epochs={args.epochs} batch={args.batch_size} lr={args.lr} wd={args.weight_decay} "
-                                   f"{args.schedule} avg_train={args.average_train} val={args.val_fraction} "
+                                   f"{args.schedule} avg_train={args.average_train} mix={args.mix_repetitions} "
+                                   f"val={args.val_fraction} "
                                    f"same_concept={args.same_concept_positives}")
         print(f"{name}: top-1 {img['top1']:.3f} top-5 {img['top5']:.3f} ({wall:.0f} s)", flush=True)
     encs = [k[:-5] for k in result if k.endswith("_top1") and k[:-5] not in ("bayes_ceiling", "ridge", "chance",

@@ -294,3 +294,33 @@ def test_strided_array_is_gathered_without_reshape():
         items = [(0, i // g, i % g) for i in idx]
         expected = naive(store, ["sub-01"], "test", items, k=k)
         np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-6)
+
+
+def test_repetition_mix_is_a_convex_combination_of_one_conditions_repetitions(store):
+    from eegvision.data.mixing import RepetitionMix
+
+    trials = EEGDataset(store, ["sub-01", "sub-02"], "training", conditions=[0, 3, 7])
+    mix = RepetitionMix(trials, seed=5)
+    assert len(mix) == 6  # (subject, condition) pairs, 4 repetitions each
+    idx = np.array([4, 0, 5])
+    batch = mix.get_batch(idx)
+    weights = mix.weights(idx)
+    for row, (i, w) in enumerate(zip(idx, weights)):
+        assert len(w) == 4 and np.all(w > 0) and w.sum() == pytest.approx(1.0, abs=1e-6)
+        s, c = int(mix.subject_index[i]), int(mix.condition_index[i])
+        expected = np.tensordot(w, store.array(["sub-01", "sub-02"][s], "training")[c].astype(np.float32), axes=1)
+        np.testing.assert_allclose(batch["eeg"][row].numpy(), expected, rtol=1e-5, atol=1e-6)
+        assert int(batch["condition"][row]) == c and int(batch["repetition"][row]) == -1
+    # deterministic in (seed, batch), different across batches and seeds
+    np.testing.assert_array_equal(mix.get_batch(idx)["eeg"], batch["eeg"])
+    assert not np.allclose(mix.weights(np.array([4, 0, 1]))[0], weights[0])
+    assert not np.allclose(RepetitionMix(trials, seed=6).weights(idx)[0], weights[0])
+    with pytest.raises(ValueError, match="single-trial"):
+        RepetitionMix(EEGDataset(store, ["sub-01"], "training", average=True))
+
+
+def test_fit_config_refuses_averaging_and_mixing_together():
+    from eegvision.training import FitConfig
+
+    with pytest.raises(ValueError, match="mix_repetitions"):
+        FitConfig(data="x", subjects=["sub-01"], average_train=True, mix_repetitions=True).validate()

@@ -46,6 +46,10 @@ class FitConfig:
         Default: ``DATA/features/{train,test}.safetensors``.
     average_train : bool
         Train on repetition-averaged trials (UBP/NICE style) instead of single trials (ATM).
+    mix_repetitions : bool
+        Train on a fresh random convex combination of each condition's repetitions per batch
+        (:class:`~eegvision.data.mixing.RepetitionMix`; one sample per condition and epoch). Exclusive
+        with ``average_train``.
     channels : str or list, optional
         Channel subset (region name such as ``"occipito-parietal"``, or names).
     window : tuple of float, optional
@@ -70,6 +74,7 @@ class FitConfig:
     features_test: str | None = None
     features_normalized: bool | None = None
     average_train: bool = False
+    mix_repetitions: bool = False
     channels: str | list[str] | None = None
     window: list[float] | None = None
     epochs: int = 40
@@ -122,6 +127,9 @@ class FitConfig:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}.")
         if self.lr <= 0:
             raise ValueError(f"lr must be > 0, got {self.lr}.")
+        if self.average_train and self.mix_repetitions:
+            raise ValueError("average_train and mix_repetitions exclude each other: the first trains on the mean "
+                             "of the repetitions, the second on random mixtures of them; choose one.")
         if not 0 < self.val_fraction < 1:
             raise ValueError(f"val_fraction must be in (0, 1), got {self.val_fraction}.")
         if self.window is not None:

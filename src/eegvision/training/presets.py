@@ -98,16 +98,17 @@ PRESETS: dict[str, Preset] = {p.name: p for p in (
     ),
     Preset(
         "sim-demo",
-        "Within-subject recipe for the simulator's demo preset (1000 training images x 4 repetitions): "
-        "averaged training repetitions, batch 64, AdamW 1e-3 with weight decay 0.1, cosine schedule, 60 epochs, "
-        "selection on 10 % held-out training concepts. Used by benchmarks/sim_encoders.py.",
+        "Within-subject recipe for the simulator's demo preset (4000 training images x 4 repetitions): "
+        "random mixtures of each image's repetitions (mix_repetitions), batch 128, AdamW 1e-3 with weight decay "
+        "0.01, cosine schedule, 40 epochs, selection on 10 % held-out training concepts. Used by "
+        "benchmarks/sim_encoders.py.",
         "The simulator's ATM-style feature files sim_features_{train,test}.pt (import with --features-normalized)",
         {},
         "No published number: compare with the simulation's own Bayes ceiling and ridge baseline "
         "(simulation.json ground_truth). Measured in benchmarks/results/sim_encoders.json.",
-        {"encoder": "eegproject", "protocol": "within", "objective": "retrieval", "epochs": 60, "batch_size": 64,
-         "lr": 1e-3, "weight_decay": 0.1, "schedule": "cosine", "average_train": True, "val_fraction": 0.1,
-         "same_concept_positives": False},
+        {"encoder": "nice", "protocol": "within", "objective": "retrieval", "epochs": 40, "batch_size": 128,
+         "lr": 1e-3, "weight_decay": 0.01, "schedule": "cosine", "average_train": False, "mix_repetitions": True,
+         "val_fraction": 0.1, "same_concept_positives": False},
     ),
 )}
 

@@ -47,6 +47,10 @@ def _datasets(config: FitConfig, store: Any, unit: dict) -> dict[str, Any]:
     common = {"channels": config.channels, "window": config.window}
     train = EEGDataset(store, unit["train_subjects"], "training", average=config.average_train,
                        conditions=split.train_conditions, subject_ids=train_ids, **common)
+    if config.mix_repetitions:
+        from eegvision.data.mixing import RepetitionMix
+
+        train = RepetitionMix(train, seed=config.seed)
     val = EEGDataset(store, unit["train_subjects"], "training", average=True,
                      conditions=split.val_conditions, subject_ids=train_ids, **common)
     test = {s: EEGDataset(store, [s], "test", average=True, subject_ids={s: train_ids.get(s, -1)}, **common)
@@ -155,7 +159,7 @@ def _write_unit_config(config: FitConfig, unit: dict, unit_dir: Path, data: dict
                  "times": [float(train.times[0]), float(train.times[-1])],
                  "n_train": len(train), "n_val": len(data["val"]),
                  "n_val_conditions": int(len(data["split"].val_conditions)),
-                 "average_train": config.average_train},
+                 "average_train": config.average_train, "mix_repetitions": config.mix_repetitions},
         "features": {"train": dict(train_feats.metadata), "test": dict(test_feats.metadata),
                      "dim": train_feats.dim},
     }
