@@ -20,10 +20,14 @@ def world_train_cmd(
     steps: int = typer.Option(None, "--steps", help="Use this many steps for all three models (quick runs)."),
     device: str = typer.Option(None, "--device", help="cpu or cuda (default: cuda when available)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing world.json in OUT."),
+    reuse: list[str] = typer.Option([], "--reuse", help="Load this model from OUT instead of training it "
+                                    "(clip, classifier; repeatable)."),
 ) -> None:
     """Train the world's CLIP, attribute classifier and generator; this reproduces the shipped weights.
 
     Example: eegvision world-train src/eegvision/resources/world --overwrite
+    Retrain only the generator on the shipped CLIP and classifier:
+    eegvision world-train src/eegvision/resources/world --overwrite --reuse clip --reuse classifier
     """
     from eegvision.world.train import SHIPPED_STEPS, train_world_models
 
@@ -34,7 +38,7 @@ def world_train_cmd(
         meta = train_world_models(out, seed=seed, clip_steps=pick(clip_steps, "clip"),
                                   classifier_steps=pick(classifier_steps, "classifier"),
                                   generator_steps=pick(generator_steps, "generator"), device=device,
-                                  overwrite=overwrite)
+                                  overwrite=overwrite, reuse=tuple(reuse))
     q = meta["quality"]
     console.print(f"world models written to {out}")
     console.print(f"world-CLIP test top-1 {q['clip_top1']:.3f} (chance {q['clip_chance_top1']:.3f}); "

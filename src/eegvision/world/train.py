@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import platform
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -84,7 +85,8 @@ def evaluate_generator(generator: WorldGenerator, clip: WorldCLIP, classifier: W
 def train_world_models(out: str | Path, seed: int = WORLD_SEED, clip_steps: int = SHIPPED_STEPS["clip"],
                        classifier_steps: int = SHIPPED_STEPS["classifier"],
                        generator_steps: int = SHIPPED_STEPS["generator"], n_train_concepts: int | None = None,
-                       n_eval_samples: int = 200, device: str | None = None, overwrite: bool = False) -> dict:
+                       n_eval_samples: int = 200, device: str | None = None, overwrite: bool = False,
+                       reuse: tuple[str, ...] = ()) -> dict:
     """Train the world CLIP, attribute classifier and generator and write them with ``world.json``.
 
     Parameters
@@ -99,6 +101,10 @@ def train_world_models(out: str | Path, seed: int = WORLD_SEED, clip_steps: int 
         Train on a subset of the training concepts (for quick tests); ``None``: all of them.
     n_eval_samples
         Generator samples used to measure attribute match.
+    reuse
+        Models to load from ``out`` instead of training (``"clip"``, ``"classifier"``), e.g. to retrain
+        only the generator for longer on the CLIP already shipped. Their steps in ``world.json`` are kept
+        from the existing file.
 
     Returns
     -------
@@ -114,21 +120,37 @@ def train_world_models(out: str | Path, seed: int = WORLD_SEED, clip_steps: int 
     if min(clip_steps, classifier_steps, generator_steps) < 1:
         raise ValueError(f"Step counts must be >= 1; got clip={clip_steps}, classifier={classifier_steps}, "
                          f"generator={generator_steps}.")
+    unknown = set(reuse) - {"clip", "classifier"}
+    if unknown:
+        raise ValueError(f"reuse accepts 'clip' and 'classifier'; got {sorted(unknown)}.")
+    old = json.loads((out / "world.json").read_text()) if reuse and (out / "world.json").exists() else None
+    if reuse and old is None:
+        raise FileNotFoundError(f"reuse={list(reuse)} needs the existing models in {out}, but {out / 'world.json'} "
+                                f"does not exist; train everything once without reuse.")
     device = default_device(device)
     t0 = time.perf_counter()
     data = world_data(seed, n_train_concepts=n_train_concepts)
     walls = {}
     t = time.perf_counter()
-    clip = train_clip(data.train, steps=clip_steps, seed=seed, device=device)
-    walls["clip_train_s"] = time.perf_counter() - t
+    if "clip" in reuse:
+        clip, clip_steps = WorldCLIP.load(out, device=device), old["steps"]["clip"]
+        walls["clip_train_s"] = old["training"].get("clip_train_s")
+    else:
+        clip = train_clip(data.train, steps=clip_steps, seed=seed, device=device)
+        walls["clip_train_s"] = time.perf_counter() - t
     t = time.perf_counter()
-    classifier = train_classifier(data.train, steps=classifier_steps, seed=seed, device=device)
-    walls["classifier_train_s"] = time.perf_counter() - t
+    if "classifier" in reuse:
+        classifier, classifier_steps = WorldClassifier.load(out, device=device), old["steps"]["classifier"]
+        walls["classifier_train_s"] = old["training"].get("classifier_train_s")
+    else:
+        classifier = train_classifier(data.train, steps=classifier_steps, seed=seed, device=device)
+        walls["classifier_train_s"] = time.perf_counter() - t
     t = time.perf_counter()
     emb = clip.embed_images(data.train.images)
     generator = train_generator(to_model_input(data.train.images), emb, steps=generator_steps, seed=seed,
-                                device=device)
+                                device=device, checkpoint_every=500, checkpoint_dir=out / ".generator-partial")
     walls["generator_train_s"] = time.perf_counter() - t
+    shutil.rmtree(out / ".generator-partial", ignore_errors=True)
     quality = measure_quality(clip, classifier, generator, data.test, n_eval_samples)
     out.mkdir(parents=True, exist_ok=True)
     for model in (clip, classifier, generator):
