@@ -8,13 +8,13 @@ import torch
 from eegvision.models import create_encoder, describe, list_models, load_encoder, save_pretrained
 from eegvision.models.encoders.layers import SubjectEmbedding, tsconv_n_steps, tsconv_out_features
 
-NATIVE = ["atms", "nice", "eegproject", "projector"]
+NATIVE = ["atms", "nice", "eegproject", "projector", "stconv"]
 BRAINDECODE = ["braindecode:EEGNet", "braindecode:ShallowFBCSPNet", "braindecode:EEGConformer",
                "braindecode:ATCNet", "braindecode:EEGITNet"]
 # every eegvision encoder in each mode, plus a representative set of braindecode backbones
 SAVE_LOAD_CASES = [
     ("atms", {}), ("atms", {"mode": "reference"}), ("nice", {}), ("nice", {"mode": "reference"}),
-    ("eegproject", {}), ("projector", {}), ("projector", {"mode": "reference"}),
+    ("eegproject", {}), ("projector", {}), ("projector", {"mode": "reference"}), ("stconv", {}),
     ("braindecode:EEGNet", {}), ("braindecode:EEGNet", {"head": "projector", "feature_dim": 32}),
     ("braindecode:ShallowFBCSPNet", {}), ("braindecode:EEGConformer", {}), ("braindecode:ATCNet", {}),
     ("braindecode:EEGITNet", {}),
@@ -27,7 +27,7 @@ def _x(batch, n_chans, n_times, seed=0):
 
 def test_list_models_completeness():
     names = list_models()
-    assert names[:4] == NATIVE
+    assert names[:len(NATIVE)] == NATIVE
     assert set(BRAINDECODE) <= set(names) and "braindecode:Labram" in names
     assert list_models(braindecode=False) == NATIVE
     tested = {name for name, _ in SAVE_LOAD_CASES}
@@ -147,7 +147,7 @@ def test_load_encoder_missing_directory(tmp_path):
         load_encoder(tmp_path / "nothing")
 
 
-@pytest.mark.parametrize("name", ["atms", "nice", "eegproject", "projector", "braindecode:EEGNet"])
+@pytest.mark.parametrize("name", ["atms", "nice", "eegproject", "projector", "stconv", "braindecode:EEGNet"])
 def test_gradients_reach_every_used_parameter(name):
     torch.manual_seed(0)
     model = create_encoder(name, n_chans=8, n_times=250, n_outputs=16, n_subjects=2)
@@ -284,3 +284,23 @@ def test_braindecode_atm_preset_matches_reference_counts(model, reference_count,
     assert enc.config["preset"] is None and enc.config["model_kwargs"]  # config holds the expanded kwargs
     save_pretrained(enc.eval(), tmp_path / model)
     assert load_encoder(tmp_path / model).n_parameters() == enc.n_parameters()
+
+
+def test_stconv_is_spatial_filters_then_temporal_conv_then_mlp():
+    """Hand-computed forward pass; kernel and stride follow sfreq (MEG at 200 Hz)."""
+    torch.manual_seed(0)
+    model = create_encoder("stconv", n_chans=5, n_times=40, n_outputs=3, sfreq=100.0, n_filters=2, kernel_s=0.1,
+                           stride_s=0.05, hidden=4, dropout=0.0).eval()
+    assert model.temporal.kernel_size == (10,) and model.temporal.stride == (5,)
+    x = _x(2, 5, 40)
+    s = torch.einsum("fc,bct->bft", model.spatial.weight[:, :, 0], x) + model.spatial.bias[None, :, None]
+    w = model.temporal.weight                                    # (F, F, 10)
+    steps = [(s[:, None, :, 5 * j:5 * j + 10] * w[None]).sum((2, 3)) + model.temporal.bias for j in range(7)]
+    h = torch.nn.functional.gelu(torch.stack(steps, -1)).flatten(1)
+    lin1, lin2 = model.head[2], model.head[5]
+    expected = lin2(torch.nn.functional.gelu(lin1(h)))
+    torch.testing.assert_close(model(x), expected, rtol=1e-5, atol=1e-6)
+    meg = create_encoder("stconv", n_chans=271, n_times=201, n_outputs=8, sfreq=200.0)
+    assert meg.temporal.kernel_size == (20,) and meg(_x(2, 271, 201)).shape == (2, 8)
+    with pytest.raises(ValueError, match="kernel"):
+        create_encoder("stconv", n_chans=5, n_times=8, n_outputs=3, sfreq=250.0)

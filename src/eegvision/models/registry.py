@@ -3,7 +3,7 @@
 Names
 -----
 * eegvision encoders: ``"atms"`` (ATM-S), ``"nice"``, ``"eegproject"``, ``"projector"`` (ATM's MLP
-  baseline). Case, ``-`` and ``_`` are ignored (``"ATM-S"`` works).
+  baseline), ``"stconv"`` (eegvision's spatial-filter + temporal-convolution + MLP encoder). Case, ``-`` and ``_`` are ignored (``"ATM-S"`` works).
 * any braindecode model: ``"braindecode:EEGNet"``, ``"braindecode:ShallowFBCSPNet"``, ... A bare
   braindecode class name (``"EEGNet"``) is accepted as well.
 
@@ -31,6 +31,7 @@ from eegvision.models.encoders.braindecode_head import (
 from eegvision.models.encoders.eegproject import EEGProjectEncoder
 from eegvision.models.encoders.nice import NICEEncoder
 from eegvision.models.encoders.projector import ProjectorEncoder
+from eegvision.models.encoders.stconv import STConvEncoder
 from eegvision.utils import atomic_path, close_matches, write_text_atomic
 
 #: eegvision's own encoders, by registry name.
@@ -39,6 +40,7 @@ ENCODERS: dict[str, type[EEGEncoder]] = {
     "nice": NICEEncoder,
     "eegproject": EEGProjectEncoder,
     "projector": ProjectorEncoder,
+    "stconv": STConvEncoder,
 }
 _ALIASES = {"atm": "atms", "mlp": "projector", "mlpprojector": "projector"}
 
