@@ -34,7 +34,7 @@ from eegvision.world.data import (
 from eegvision.world.generator import WorldGenerator, train_generator
 
 #: Steps of the shipped weights (the defaults of :func:`train_world_models`).
-SHIPPED_STEPS = {"clip": 500, "classifier": 600, "generator": 1000}
+SHIPPED_STEPS = {"clip": 500, "classifier": 2500, "generator": 6000}
 TRAIN_IMAGES_PER_CONCEPT = 8
 TEST_IMAGES_PER_CONCEPT = 2
 FILES = ("clip", "classifier", "generator")
