@@ -135,7 +135,9 @@ def test_demo_refuses_non_empty_folder(tmp_path):
 
 @pytest.mark.slow
 def test_full_demo(tmp_path):
-    """The `make demo` run: 200-way, well above chance and ridge, in under 15 minutes."""
+    """The `make demo` run: well above chance and above ridge, reconstructions and captions right more often
+    than chance, in under 15 minutes (measured on 2 CPU cores: top-1 ~0.5 vs ridge ~0.12; colour from EEG ~0.4
+    vs chance 0.125)."""
     import time
 
     t0 = time.perf_counter()
@@ -144,13 +146,11 @@ def test_full_demo(tmp_path):
     h = res.headline
     assert h["k"] == 200
     assert h["top1"] > 10 * h["chance_top1"]
+    assert h["top1"] > 2 * h["ridge_top1"], h
     assert wall < 15 * 60
-    assert torch.isfinite(torch.tensor(h["top5"]))
-
-
-@pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="known gap (issue 7): on the demo preset the trained encoder (0.128 top-1) "
-                   "is still below the ridge baseline (0.163); remove this mark when it beats ridge")
-def test_full_demo_encoder_beats_ridge(tmp_path):
-    res = run_demo(tmp_path / "demo", preset="demo", seed=0, progress=False)
-    assert res.headline["top1"] > res.headline["ridge_top1"], res.headline
+    scores = res.stage("score").outputs["metrics"]
+    for sub in ("sub-01", "sub-02"):
+        for attr in ("colour", "background"):
+            assert scores[f"{sub}/attribute_{attr}"] > 2 * scores[f"{sub}/attribute_{attr}_chance"], (sub, attr)
+    caps = res.stage("caption").outputs["metrics"]
+    assert caps["CIDEr-D"] > 1.5 * caps["CIDEr-D (shuffled pairs)"]

@@ -46,9 +46,10 @@ __all__ = ["DEMO_SETTINGS", "DemoResult", "StageRecord", "run_demo", "headline_t
 #: preset for tests (< 1 min).
 DEMO_SETTINGS: dict[str, dict[str, Any]] = {
     "full": {
-        "preset": "demo", "n_subjects": 2, "encoder": "eegproject", "encoder_options": {"dropout": 0.3},
-        "epochs": 40, "batch_size": 256, "lr": 1e-3, "weight_decay": 0.05, "average_train": False,
-        "prior_epochs": 12, "prior_steps": 20, "caption_epochs": 6, "samples": 1, "max_recon": 200, "mc_draws": 1000,
+        "preset": "demo", "n_subjects": 2, "encoder": "stconv", "encoder_options": {},
+        "epochs": 30, "batch_size": 128, "lr": 1e-3, "weight_decay": 0.01, "average_train": False,
+        "mix_repetitions": True, "prior_epochs": 100, "prior_steps": 20, "caption_epochs": 6, "samples": 1,
+        "max_recon": 200, "mc_draws": 1000,
     },
     "quick": {
         "preset": "tiny", "n_subjects": 1, "encoder": "eegproject", "encoder_options": {"dropout": 0.3},

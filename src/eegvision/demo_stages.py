@@ -104,7 +104,8 @@ def fit_stage(state: dict) -> dict:
     cfg = FitConfig(
         data=str(state["store"]), subjects=list(sim.subjects), protocol="within", encoder=s["encoder"],
         encoder_options=dict(s["encoder_options"]), epochs=s["epochs"], batch_size=s["batch_size"], lr=s["lr"],
-        weight_decay=s["weight_decay"], average_train=s["average_train"], seed=state["seed"],
+        weight_decay=s["weight_decay"], average_train=s["average_train"],
+        mix_repetitions=s.get("mix_repetitions", False), seed=state["seed"],
         schedule="cosine", val_fraction=0.1, eval_ks=_ks(sim.preset.n_test_concepts),
         eval_methods=["exact", "montecarlo"], progress=progress_enabled(),
     )
