@@ -149,3 +149,24 @@ def test_train_world_models_reduced_reproduces_loadable_models(tmp_path):
     assert meta["quality"]["classifier"]["background"] > 0.4
     with pytest.raises(FileExistsError):
         train_world_models(tmp_path / "w", clip_steps=1, classifier_steps=1, generator_steps=1)
+
+
+def test_world_train_reuse_keeps_the_reused_model_and_its_record(tmp_path):
+    """--reuse clip: the CLIP file, its steps and training time are kept; the others are retrained."""
+    from eegvision.utils import sha256_file
+    from eegvision.world.train import train_world_models
+
+    out = tmp_path / "w"
+    with pytest.raises(FileNotFoundError, match="without reuse"):
+        train_world_models(out, clip_steps=1, classifier_steps=1, generator_steps=1, reuse=("clip",))
+    first = train_world_models(out, clip_steps=2, classifier_steps=1, generator_steps=1, n_train_concepts=8,
+                               n_eval_samples=2, device="cpu")
+    clip_sha = sha256_file(out / "clip.safetensors")
+    again = train_world_models(out, clip_steps=99, classifier_steps=3, generator_steps=2, n_train_concepts=8,
+                               n_eval_samples=2, device="cpu", overwrite=True, reuse=("clip",))
+    assert sha256_file(out / "clip.safetensors") == clip_sha == again["files"]["clip.safetensors"]["sha256"]
+    assert again["steps"] == {"clip": 2, "classifier": 3, "generator": 2}
+    assert again["training"]["clip_train_s"] == first["training"]["clip_train_s"]
+    assert not (out / ".generator-partial").exists()
+    with pytest.raises(ValueError, match="reuse"):
+        train_world_models(out, overwrite=True, reuse=("generator",))

@@ -130,21 +130,19 @@ def train_world_models(out: str | Path, seed: int = WORLD_SEED, clip_steps: int 
     device = default_device(device)
     t0 = time.perf_counter()
     data = world_data(seed, n_train_concepts=n_train_concepts)
-    walls = {}
-    t = time.perf_counter()
-    if "clip" in reuse:
-        clip, clip_steps = WorldCLIP.load(out, device=device), old["steps"]["clip"]
-        walls["clip_train_s"] = old["training"].get("clip_train_s")
-    else:
-        clip = train_clip(data.train, steps=clip_steps, seed=seed, device=device)
-        walls["clip_train_s"] = time.perf_counter() - t
-    t = time.perf_counter()
-    if "classifier" in reuse:
-        classifier, classifier_steps = WorldClassifier.load(out, device=device), old["steps"]["classifier"]
-        walls["classifier_train_s"] = old["training"].get("classifier_train_s")
-    else:
-        classifier = train_classifier(data.train, steps=classifier_steps, seed=seed, device=device)
-        walls["classifier_train_s"] = time.perf_counter() - t
+    walls: dict = {}
+    steps = {"clip": clip_steps, "classifier": classifier_steps}
+    models = {}
+    for name, cls, train_fn in (("clip", WorldCLIP, train_clip), ("classifier", WorldClassifier, train_classifier)):
+        t = time.perf_counter()
+        if name in reuse:  # keep the existing model, its steps and its recorded training time
+            models[name], steps[name] = cls.load(out, device=device), old["steps"][name]
+            walls[f"{name}_train_s"] = old["training"].get(f"{name}_train_s")
+        else:
+            models[name] = train_fn(data.train, steps=steps[name], seed=seed, device=device)
+            walls[f"{name}_train_s"] = time.perf_counter() - t
+    clip, classifier = models["clip"], models["classifier"]
+    clip_steps, classifier_steps = steps["clip"], steps["classifier"]
     t = time.perf_counter()
     emb = clip.embed_images(data.train.images)
     generator = train_generator(to_model_input(data.train.images), emb, steps=generator_steps, seed=seed,
