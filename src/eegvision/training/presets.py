@@ -106,7 +106,7 @@ PRESETS: dict[str, Preset] = {p.name: p for p in (
         {},
         "No published number: compare with the simulation's own Bayes ceiling and ridge baseline "
         "(simulation.json ground_truth). Measured in benchmarks/results/sim_encoders.json.",
-        {"encoder": "nice", "protocol": "within", "objective": "retrieval", "epochs": 40, "batch_size": 128,
+        {"encoder": "stconv", "protocol": "within", "objective": "retrieval", "epochs": 40, "batch_size": 128,
          "lr": 1e-3, "weight_decay": 0.01, "schedule": "cosine", "average_train": False, "mix_repetitions": True,
          "val_fraction": 0.1, "same_concept_positives": False},
     ),
