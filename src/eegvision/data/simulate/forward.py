@@ -30,8 +30,10 @@ C1 component flips with the visual field. This multiplicative interaction is wha
 hard for linear decoders — a ridge regression from EEG to image features averages the two signs
 away (its expected cross-covariance with the gated part is close to zero) — while a decoder that
 reads the gate from the ungated P1 can undo it. It is the simulator's structural reason for the gap
-between simple decoders and what the signal allows (issue 3: Bayes ceiling ≥ 0.8, ridge ≤ 0.4).
-``gated_components=[]`` gives the purely additive code.
+between simple decoders and what the signal allows (design target at 200-way on the ``demo``
+preset: Bayes ceiling ≥ 0.8 with ridge ≤ 0.4, as on real EEG). ``gated_components=[]`` gives the
+purely additive code.
+
 Trial :math:`n` of image :math:`i` is
 
 .. math::  x_n(c, t) = g_n \sum_s a_s(z_i)\,P_s(c)\,w_{k(s)}(t - \delta_n) + \varepsilon_n(c, t),
