@@ -66,10 +66,12 @@ def test_fit_beats_chance_and_reloads(problem, tmp_path, monkeypatch):
     assert [r["top1"] for r in again] == pytest.approx([r["top1"] for r in rows])
 
 
-def test_resume_is_identical_to_uninterrupted(problem, tmp_path, monkeypatch):
+@pytest.mark.parametrize("mix", [False, True])
+def test_resume_is_identical_to_uninterrupted(problem, tmp_path, monkeypatch, mix):
     store, data = problem
     patch_open_data(monkeypatch, store)
-    cfg = config(data, eval_methods=["exact"])  # default dropout: exercises the per-epoch RNG reseeding
+    # default dropout: exercises the per-epoch RNG reseeding; mix: repetition-mixing weights
+    cfg = config(data, eval_methods=["exact"], mix_repetitions=mix)
     full = fit(cfg, tmp_path / "full")
     part = fit(cfg.replace(epochs=1), tmp_path / "part")
     assert not all(torch.equal(a, b) for a, b in zip(weights(full).values(), weights(part).values()))
