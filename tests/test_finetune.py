@@ -266,3 +266,15 @@ def test_finetuning_beats_zero_shot_on_simulated_imagination(tmp_path):
     assert zero["top1_2way"].mean() < 0.65           # zero-shot near chance (0.5) on imagination (10 concepts)
     assert full["top1_2way"].mean() > zero["top1_2way"].mean() + 0.15
     assert full["top1"].mean() > zero["top1"].mean()  # 10-way: the largest budget beats n=0
+
+
+def test_parent_trained_with_repetition_mixing_records_what_finetuning_used(fake, tmp_path, monkeypatch):
+    """Fine-tuning budgets count single trials: a parent's mix_repetitions is not carried into the record."""
+    _patch(monkeypatch, fake["store"])
+    cfg = FitConfig(data=str(fake["data"]), subjects=["sub-01"], encoder="eegproject", epochs=1, batch_size=16,
+                    lr=3e-3, val_fraction=0.2, eval_ks=KS, eval_methods=["exact"], mix_repetitions=True)
+    parent = fit(cfg, tmp_path / "parent")
+    assert json.loads((parent / "config.json").read_text())["fit"]["mix_repetitions"] is True
+    out = finetune(parent, fake["data"], "sub-02", tmp_path / "ft", n_trials=12, epochs=1, min_steps=1, lr=1e-3)
+    assert json.loads((out / "config.json").read_text())["fit"]["mix_repetitions"] is False
+    assert len(trials(out)) == 12

@@ -430,6 +430,7 @@ def finetune(
         features_normalized=base.features_normalized if features_normalized is None else features_normalized,
         eval_ks=list(eval_ks or base.eval_ks), eval_methods=list(eval_methods or base.eval_methods),
         accelerator=accelerator, devices=1, strategy="auto", preset=None, report_test_curve=False,
+        mix_repetitions=False,  # budgets count single trials (or averaged conditions); mixing is not applied
     )
     if encoder is None and cfg.encoder.startswith("braindecode:"):
         cfg = cfg.replace(encoder_options={"ch_names": list(pool.ch_names), **cfg.encoder_options})

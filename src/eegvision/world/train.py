@@ -137,7 +137,7 @@ def train_world_models(out: str | Path, seed: int = WORLD_SEED, clip_steps: int 
         t = time.perf_counter()
         if name in reuse:  # keep the existing model, its steps and its recorded training time
             models[name], steps[name] = cls.load(out, device=device), old["steps"][name]
-            walls[f"{name}_train_s"] = old["training"].get(f"{name}_train_s")
+            walls[f"{name}_train_s"] = old.get("training", {}).get(f"{name}_train_s")
         else:
             models[name] = train_fn(data.train, steps=steps[name], seed=seed, device=device)
             walls[f"{name}_train_s"] = time.perf_counter() - t
