@@ -22,6 +22,11 @@ def world_train_cmd(
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing world.json in OUT."),
     reuse: list[str] = typer.Option([], "--reuse", help="Load this model from OUT instead of training it "
                                     "(clip, classifier; repeatable)."),
+    clip_attribute_weight: float = typer.Option(None, "--clip-attribute-weight", min=0.0,
+                                                help="Weight of the world CLIP's auxiliary attribute loss "
+                                                     "(default: the shipped value)."),
+    clip_patch_size: int = typer.Option(None, "--clip-patch-size", min=1,
+                                        help="ViT patch side of the world CLIP (default: the shipped value)."),
 ) -> None:
     """Train the world's CLIP, attribute classifier and generator; this reproduces the shipped weights.
 
@@ -29,7 +34,7 @@ def world_train_cmd(
     Retrain only the generator on the shipped CLIP and classifier:
     eegvision world-train src/eegvision/resources/world --overwrite --reuse clip --reuse classifier
     """
-    from eegvision.world.train import SHIPPED_STEPS, train_world_models
+    from eegvision.world.train import SHIPPED_CLIP, SHIPPED_STEPS, train_world_models
 
     def pick(value: int | None, name: str) -> int:
         return value if value is not None else (steps if steps is not None else SHIPPED_STEPS[name])
@@ -38,7 +43,11 @@ def world_train_cmd(
         meta = train_world_models(out, seed=seed, clip_steps=pick(clip_steps, "clip"),
                                   classifier_steps=pick(classifier_steps, "classifier"),
                                   generator_steps=pick(generator_steps, "generator"), device=device,
-                                  overwrite=overwrite, reuse=tuple(reuse))
+                                  overwrite=overwrite, reuse=tuple(reuse),
+                                  clip_attribute_weight=(SHIPPED_CLIP["attribute_weight"] if clip_attribute_weight
+                                                         is None else clip_attribute_weight),
+                                  clip_patch_size=SHIPPED_CLIP["patch_size"] if clip_patch_size is None
+                                  else clip_patch_size)
     q = meta["quality"]
     console.print(f"world models written to {out}")
     console.print(f"world-CLIP test top-1 {q['clip_top1']:.3f} (chance {q['clip_chance_top1']:.3f}); "

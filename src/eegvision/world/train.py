@@ -35,6 +35,8 @@ from eegvision.world.generator import WorldGenerator, train_generator
 
 #: Steps of the shipped weights (the defaults of :func:`train_world_models`).
 SHIPPED_STEPS = {"clip": 500, "classifier": 2500, "generator": 6000}
+#: Training options of the shipped world CLIP (see :func:`~eegvision.world.clip_model.train_clip`).
+SHIPPED_CLIP = {"attribute_weight": 0.0, "patch_size": 8}
 TRAIN_IMAGES_PER_CONCEPT = 8
 TEST_IMAGES_PER_CONCEPT = 2
 FILES = ("clip", "classifier", "generator")
@@ -86,7 +88,8 @@ def train_world_models(out: str | Path, seed: int = WORLD_SEED, clip_steps: int 
                        classifier_steps: int = SHIPPED_STEPS["classifier"],
                        generator_steps: int = SHIPPED_STEPS["generator"], n_train_concepts: int | None = None,
                        n_eval_samples: int = 200, device: str | None = None, overwrite: bool = False,
-                       reuse: tuple[str, ...] = ()) -> dict:
+                       reuse: tuple[str, ...] = (), clip_attribute_weight: float = SHIPPED_CLIP["attribute_weight"],
+                       clip_patch_size: int = SHIPPED_CLIP["patch_size"]) -> dict:
     """Train the world CLIP, attribute classifier and generator and write them with ``world.json``.
 
     Parameters
@@ -103,8 +106,11 @@ def train_world_models(out: str | Path, seed: int = WORLD_SEED, clip_steps: int 
         Generator samples used to measure attribute match.
     reuse
         Models to load from ``out`` instead of training (``"clip"``, ``"classifier"``), e.g. to retrain
-        only the generator for longer on the CLIP already shipped. Their steps in ``world.json`` are kept
-        from the existing file.
+        only the generator for longer on the CLIP already shipped. Their steps (and the CLIP's training
+        options) in ``world.json`` are kept from the existing file.
+    clip_attribute_weight, clip_patch_size
+        World-CLIP training options: weight of the auxiliary attribute loss and ViT patch side
+        (see :func:`~eegvision.world.clip_model.train_clip`; defaults: the shipped CLIP).
 
     Returns
     -------
@@ -117,6 +123,9 @@ def train_world_models(out: str | Path, seed: int = WORLD_SEED, clip_steps: int 
     if (out / "world.json").exists() and not overwrite:
         raise FileExistsError(f"{out / 'world.json'} exists; choose another folder or pass overwrite=True "
                               f"(--overwrite).")
+    if clip_attribute_weight < 0 or clip_patch_size < 1 or IMAGE_SIZE % clip_patch_size:
+        raise ValueError(f"clip_attribute_weight must be >= 0 and clip_patch_size must divide {IMAGE_SIZE}; got "
+                         f"{clip_attribute_weight} and {clip_patch_size}.")
     if min(clip_steps, classifier_steps, generator_steps) < 1:
         raise ValueError(f"Step counts must be >= 1; got clip={clip_steps}, classifier={classifier_steps}, "
                          f"generator={generator_steps}.")
@@ -132,14 +141,20 @@ def train_world_models(out: str | Path, seed: int = WORLD_SEED, clip_steps: int 
     data = world_data(seed, n_train_concepts=n_train_concepts)
     walls: dict = {}
     steps = {"clip": clip_steps, "classifier": classifier_steps}
+    clip_options = {"attribute_weight": float(clip_attribute_weight), "patch_size": int(clip_patch_size)}
+    train_fns = {"clip": lambda **kw: train_clip(**kw, attribute_weight=clip_options["attribute_weight"],
+                                                 config=_clip_config(clip_options["patch_size"])),
+                 "classifier": train_classifier}
     models = {}
-    for name, cls, train_fn in (("clip", WorldCLIP, train_clip), ("classifier", WorldClassifier, train_classifier)):
+    for name, cls in (("clip", WorldCLIP), ("classifier", WorldClassifier)):
         t = time.perf_counter()
         if name in reuse:  # keep the existing model, its steps and its recorded training time
             models[name], steps[name] = cls.load(out, device=device), old["steps"][name]
             walls[f"{name}_train_s"] = old.get("training", {}).get(f"{name}_train_s")
+            if name == "clip":
+                clip_options = old.get("clip_options", {"attribute_weight": 0.0, "patch_size": 8})
         else:
-            models[name] = train_fn(data.train, steps=steps[name], seed=seed, device=device)
+            models[name] = train_fns[name](data=data.train, steps=steps[name], seed=seed, device=device)
             walls[f"{name}_train_s"] = time.perf_counter() - t
     clip, classifier = models["clip"], models["classifier"]
     clip_steps, classifier_steps = steps["clip"], steps["classifier"]
@@ -155,7 +170,7 @@ def train_world_models(out: str | Path, seed: int = WORLD_SEED, clip_steps: int 
         model.save(out)
     meta = world_manifest(out, seed, {"clip": clip_steps, "classifier": classifier_steps,
                                       "generator": generator_steps}, n_train_concepts, quality,
-                          {**walls, "total_s": time.perf_counter() - t0})
+                          {**walls, "total_s": time.perf_counter() - t0}, clip_options)
     write_text_atomic(out / "world.json", json.dumps(meta, indent=1) + "\n")
     return meta
 
@@ -172,8 +187,15 @@ def measure_quality(clip: WorldCLIP, classifier: WorldClassifier, generator: Wor
     }
 
 
+def _clip_config(patch_size: int) -> dict:
+    from eegvision.world.clip_model import WorldTokenizer, clip_config
+
+    tok = WorldTokenizer()
+    return clip_config(len(tok.vocab), tok.max_length, patch_size=patch_size)
+
+
 def world_manifest(out: Path, seed: int, steps: dict, n_train_concepts: int | None, quality: dict,
-                   walls: dict) -> dict:
+                   walls: dict, clip_options: dict) -> dict:
     """The ``world.json`` content for the model files in ``out``."""
     from eegvision import __version__
     from eegvision.utils import sha256_file
@@ -185,10 +207,13 @@ def world_manifest(out: Path, seed: int, steps: dict, n_train_concepts: int | No
             files[p.name] = {"sha256": sha256_file(p), "size": p.stat().st_size}
     return {
         "world_version": WORLD_VERSION, "eegvision_version": __version__, "seed": seed, "image_size": IMAGE_SIZE,
-        "steps": steps, "n_train_concepts": n_train_concepts or len(training_concepts(seed)),
+        "steps": steps, "clip_options": clip_options,
+        "n_train_concepts": n_train_concepts or len(training_concepts(seed)),
         "train_images_per_concept": TRAIN_IMAGES_PER_CONCEPT, "files": files, "quality": quality,
         "training": {**walls, "torch": torch.__version__, "threads": torch.get_num_threads(),
                      "machine": platform.machine()},
         "command": (f"eegvision world-train OUT --seed {seed} --clip-steps {steps['clip']} "
-                    f"--classifier-steps {steps['classifier']} --generator-steps {steps['generator']}"),
+                    f"--classifier-steps {steps['classifier']} --generator-steps {steps['generator']}"
+                    f" --clip-attribute-weight {clip_options['attribute_weight']:g}"
+                    f" --clip-patch-size {clip_options['patch_size']}"),
     }
