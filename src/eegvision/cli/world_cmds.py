@@ -14,7 +14,7 @@ from eegvision.cli._common import console, user_errors
 def world_train_cmd(
     out: Path = typer.Argument(..., help="Output folder for the weights, configs and world.json."),
     seed: int = typer.Option(0, "--seed", help="World draw and training seed (shipped: 0)."),
-    clip_steps: int = typer.Option(None, "--clip-steps", help="World-CLIP steps (default: the shipped 500)."),
+    clip_steps: int = typer.Option(None, "--clip-steps", help="World-CLIP steps (default: the shipped value)."),
     classifier_steps: int = typer.Option(None, "--classifier-steps", help="Classifier steps (default: shipped)."),
     generator_steps: int = typer.Option(None, "--generator-steps", help="Generator steps (default: shipped)."),
     steps: int = typer.Option(None, "--steps", help="Use this many steps for all three models (quick runs)."),

@@ -2,7 +2,8 @@
 
 unCLIP-style decoder for the built-in world: a ``diffusers.UNet2DConditionModel`` at 32×32 whose only
 condition is a world-CLIP image embedding, added to the timestep embedding through the UNet's own
-``class_embed_type="projection"`` layer (no cross-attention, no text). Trained with the standard
+``class_embed_type="projection"`` layer, which then scales and shifts every ResNet block's features
+(no cross-attention, no text). Trained with the standard
 denoising objective of a ``DDPMScheduler`` (v-prediction, cosine noise schedule) and 10 % condition
 dropout so that sampling can use classifier-free guidance; sampled with a ``DDIMScheduler`` in a few
 steps (:meth:`WorldGenerator.generate`), batched, seeded.
@@ -22,14 +23,20 @@ import torch.nn.functional as F
 from eegvision.world.data import IMAGE_SIZE
 
 
-def unet_config(cond_dim: int, channels: tuple[int, ...] = (16, 32, 64), layers_per_block: int = 1) -> dict:
-    """Config of the generator's ``UNet2DConditionModel`` (JSON-able)."""
+def unet_config(cond_dim: int, channels: tuple[int, ...] = (32, 64, 64), layers_per_block: int = 1,
+                time_scale_shift: str = "scale_shift") -> dict:
+    """Config of the generator's ``UNet2DConditionModel`` (JSON-able).
+
+    ``time_scale_shift="scale_shift"`` makes the (timestep + image-embedding) vector scale *and* shift
+    every ResNet block's features (FiLM) instead of only adding a bias, which the conditioning needs to
+    control the object's outline, not just its colour.
+    """
     return {
         "sample_size": IMAGE_SIZE, "in_channels": 3, "out_channels": 3, "layers_per_block": layers_per_block,
         "block_out_channels": list(channels), "down_block_types": ["DownBlock2D"] * len(channels),
         "up_block_types": ["UpBlock2D"] * len(channels), "mid_block_type": "UNetMidBlock2D",
         "norm_num_groups": 8, "class_embed_type": "projection", "projection_class_embeddings_input_dim": cond_dim,
-        "cross_attention_dim": 8, "attention_head_dim": 8,
+        "cross_attention_dim": 8, "attention_head_dim": 8, "resnet_time_scale_shift": time_scale_shift,
     }
 
 

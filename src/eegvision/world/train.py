@@ -34,9 +34,9 @@ from eegvision.world.data import (
 from eegvision.world.generator import WorldGenerator, train_generator
 
 #: Steps of the shipped weights (the defaults of :func:`train_world_models`).
-SHIPPED_STEPS = {"clip": 500, "classifier": 2500, "generator": 6000}
+SHIPPED_STEPS = {"clip": 6000, "classifier": 2500, "generator": 8000}
 #: Training options of the shipped world CLIP (see :func:`~eegvision.world.clip_model.train_clip`).
-SHIPPED_CLIP = {"attribute_weight": 0.0, "patch_size": 8}
+SHIPPED_CLIP = {"attribute_weight": 2.0, "patch_size": 4}
 TRAIN_IMAGES_PER_CONCEPT = 8
 TEST_IMAGES_PER_CONCEPT = 2
 FILES = ("clip", "classifier", "generator")
