@@ -152,6 +152,7 @@ def train_world_models(out: str | Path, seed: int = WORLD_SEED, clip_steps: int 
             models[name], steps[name] = cls.load(out, device=device), old["steps"][name]
             walls[f"{name}_train_s"] = old.get("training", {}).get(f"{name}_train_s")
             if name == "clip":
+                # manifests written before clip_options existed describe the contrastive-only 8x8-patch CLIP
                 clip_options = old.get("clip_options", {"attribute_weight": 0.0, "patch_size": 8})
         else:
             models[name] = train_fns[name](data=data.train, steps=steps[name], seed=seed, device=device)
