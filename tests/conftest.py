@@ -20,6 +20,14 @@ def data_dir() -> Path:
     return DATA
 
 
+@pytest.fixture(scope="session")
+def quick_demo(tmp_path_factory):
+    """The quick (tiny-world) demo, run once per test session (about a minute on 2 cores)."""
+    from eegvision.demo import run_demo
+
+    return run_demo(tmp_path_factory.mktemp("demo") / "out", quick=True, seed=0, progress=False)
+
+
 @pytest.fixture
 def one_torch_thread():
     """Run a test with one torch thread (tiny models on a loaded 2-core machine are faster that way)."""

@@ -16,11 +16,6 @@ CORE = ("simulate", "convert", "features", "fit", "evaluate")
 OPTIONAL = ("prior", "reconstruct", "caption", "score", "analysis")
 
 
-@pytest.fixture(scope="module")
-def quick_demo(tmp_path_factory) -> DemoResult:
-    return run_demo(tmp_path_factory.mktemp("demo") / "out", quick=True, seed=0, progress=False)
-
-
 def _brute_force_topk(emb: np.ndarray, feats: np.ndarray, k: int) -> tuple[float, float]:
     """Exact k-way top-1/top-5 over all distractor sets, by counting: with r = number of other candidates scored
     above the truth (N - 1 others), P(rank < t) = sum_{j < t} C(r, j) C(N-1-r, k-1-j) / C(N-1, k-1)."""
