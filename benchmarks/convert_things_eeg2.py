@@ -65,7 +65,7 @@ def _bytes_op(n: int) -> bytes:
 def write_preprocessed_pickle(path: Path, n_cond: int, seed: int = 0, chunk: int = 128) -> None:
     """Write ``{'preprocessed_eeg_data', 'ch_names', 'times'}`` as ``pickle.dump(protocol=4)`` would,
     streaming the float64 data in chunks of ``chunk`` conditions (constant memory)."""
-    from eegvision.data.channels import THINGS_EEG2_CHANNELS
+    from eegvision.readers.channels import THINGS_EEG2_CHANNELS
 
     rng = np.random.default_rng(seed)
     module = "numpy._core.multiarray"
@@ -139,7 +139,7 @@ def main() -> None:
         disk_mb_s = _disk_read_mb_s(pkl)
         store = work / "store"
         code = (
-            "from eegvision.data.things_eeg2 import convert_things_eeg2;"
+            "from eegvision.readers.things_eeg2 import convert_things_eeg2;"
             f"convert_things_eeg2({str(work / 'src')!r}, {str(store)!r}, images=False, dtype={args.dtype!r})"
         )
         cmd = [sys.executable, "-c", code]
@@ -161,8 +161,8 @@ def main() -> None:
             peak_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
             rss_source = "ru_maxrss (children)"
         # Check the result against the source on a few conditions.
-        from eegvision.data.store import open_store
-        from eegvision.data.things_eeg2 import open_preprocessed
+        from eegvision.readers.things_eeg2 import open_preprocessed
+        from eegvision.store.disk import open_store
 
         arr = open_store(store).array("sub-01", "training")
         src = open_preprocessed(pkl).data

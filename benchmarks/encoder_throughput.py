@@ -41,8 +41,8 @@ def run_one(key: str, batch: int, steps: int) -> dict:
     import warnings
 
     import torch
-
     from _common import peak_rss_mb
+
     from eegvision.models import create_encoder
 
     warnings.filterwarnings("ignore")
@@ -89,7 +89,6 @@ def main() -> None:
         return
 
     import torch
-
     from _common import write_result
 
     results: dict = {"batch": args.batch, "steps": args.steps, "n_chans": 63, "n_times": 250,

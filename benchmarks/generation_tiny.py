@@ -10,7 +10,6 @@ import time
 from pathlib import Path
 
 import torch
-
 from _common import peak_rss_mb, write_result
 
 os.environ.setdefault("EEGVISION_PROGRESS", "0")

@@ -9,7 +9,6 @@ import os
 import time
 
 import torch
-
 from _common import peak_rss_mb, write_result
 
 os.environ.setdefault("EEGVISION_PROGRESS", "0")

@@ -56,7 +56,7 @@ def main() -> None:
     parser.add_argument("--merge", action="store_true", help="add to an existing result of the same simulation")
     args = parser.parse_args()
 
-    from eegvision.data.simulate import simulate
+    from eegvision.sim import simulate
     from eegvision.training import FitConfig, fit
 
     work = Path(args.workdir or tempfile.mkdtemp(prefix="eegvision-sim-encoders-"))

@@ -13,7 +13,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 from _common import peak_rss_mb, write_result  # noqa: E402
 
-from eegvision.data.simulate import simulate  # noqa: E402
+from eegvision.sim import simulate  # noqa: E402
 
 
 def main() -> None:

@@ -22,7 +22,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -36,7 +35,7 @@ N_REP, N_CHANS, N_TIMES, BATCH = 4, 63, 250, 1024
 CHILD = r"""
 import json, sys, time
 import numpy as np
-from eegvision.data.store import open_store
+from eegvision.store.disk import open_store
 store, n_batches, seed = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 arr = open_store(store).array("sub-01", "training")
 n_cond, n_rep = arr.shape[:2]
@@ -58,8 +57,8 @@ print(json.dumps(out))
 def _build_store(work: Path, n_cond: int) -> Path:
     import pandas as pd
 
-    from eegvision.data.channels import THINGS_EEG2_CHANNELS
-    from eegvision.data.store import StoreWriter
+    from eegvision.readers.channels import THINGS_EEG2_CHANNELS
+    from eegvision.store.writer import StoreWriter
 
     raw = work / "source.f32"
     rng = np.random.default_rng(0)

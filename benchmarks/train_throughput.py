@@ -16,7 +16,6 @@ import time
 import numpy as np
 import pandas as pd
 import torch
-
 from _common import peak_rss_mb, write_result
 
 os.environ.setdefault("EEGVISION_PROGRESS", "0")
@@ -26,7 +25,7 @@ class MemoryStore:
     """The store read interface over one in-memory float16 array (no disk I/O in the measurement)."""
 
     def __init__(self, n_conditions: int, n_reps: int = 4, seed: int = 0):
-        from eegvision.data.channels import THINGS_EEG2_CHANNELS
+        from eegvision.readers.channels import THINGS_EEG2_CHANNELS
 
         rng = np.random.default_rng(seed)
         self.ch_names, self.sfreq = list(THINGS_EEG2_CHANNELS), 250.0

@@ -23,7 +23,7 @@ def data_dir() -> Path:
 @pytest.fixture(scope="session")
 def quick_demo(tmp_path_factory):
     """The quick (tiny-world) demo, run once per test session (about a minute on 2 cores)."""
-    from eegvision.demo import run_demo
+    from eegvision.demo.run import run_demo
 
     return run_demo(tmp_path_factory.mktemp("demo") / "out", quick=True, seed=0, progress=False)
 

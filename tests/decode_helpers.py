@@ -50,7 +50,7 @@ class FakeStore:
 def make_problem(root: Path, *, real_store=False, n_subjects=3, n_train_concepts=30, images_per_concept=2, n_test=20,
                  train_reps=4, test_reps=6, dim=16, noise=1.0, seed=0):
     """Build a FakeStore and feature files under ``root/store/features``; returns (store, data_dir)."""
-    from eegvision.data.features import save_features
+    from eegvision.features.files import save_features
 
     rng = np.random.default_rng(seed)
     n_ch, n_t = len(CH_NAMES), 20
@@ -81,8 +81,9 @@ def make_problem(root: Path, *, real_store=False, n_subjects=3, n_train_concepts
             arrays[(f"sub-{s + 1:02d}", split)] = arr.astype(np.float16)
     store = FakeStore(arrays, meta, names)
     data_dir = Path(root) / "store"
-    if real_store:  # a store directory on disk, written by eegvision.data.store.StoreWriter
-        from eegvision.data.store import StoreWriter, open_store
+    if real_store:  # a store directory on disk, written by eegvision.store.disk.StoreWriter
+        from eegvision.store.disk import open_store
+        from eegvision.store.writer import StoreWriter
 
         with StoreWriter(data_dir, dataset="fake", ch_names=store.ch_names, sfreq=store.sfreq,
                          times=store.times) as w:

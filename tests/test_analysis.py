@@ -10,8 +10,15 @@ import pytest
 import torch
 
 from eegvision.analysis import (
-    channel_importance, embedding_map, load_pair, plan_windows, region_analysis, rsa, rsa_analysis,
-    things_categories, time_analysis,
+    channel_importance,
+    embedding_map,
+    load_pair,
+    plan_windows,
+    region_analysis,
+    rsa,
+    rsa_analysis,
+    things_categories,
+    time_analysis,
 )
 from eegvision.analysis import test_categories as eeg2_test_categories
 from eegvision.analysis._fit import bin_window, fit_ridge
@@ -23,7 +30,7 @@ POSTERIOR = {"P7", "P5", "P3", "P1", "Pz", "P2", "P4", "P6", "P8", "PO7", "PO3",
 @pytest.fixture(scope="module")
 def sim(tmp_path_factory):
     """A simulated subject with one strong posterior component (N1, 170 ms) and a linear code."""
-    from eegvision.data.simulate import EEG_COMPONENTS, ForwardParams, Preset, simulate
+    from eegvision.sim import EEG_COMPONENTS, ForwardParams, Preset, simulate
 
     n1 = [asdict(c) for c in EEG_COMPONENTS if c.name == "N1"]
     params = ForwardParams(signal=4.0, nonlinearity=0.0, components=n1, latency_sd=0.005, gated_components=[])
@@ -111,7 +118,7 @@ def test_occlusion_highlights_signal_channels(sim, tmp_path):
     # the N1 blob is centred on PO7/PO8/P7/P8/PO3 and reaches the temporo-parietal sites
     signal = POSTERIOR | {"TP7", "TP8", "TP9", "TP10"}
     assert set(top5) <= signal, top5
-    from eegvision.data.channels import REGIONS
+    from eegvision.readers.channels import REGIONS
 
     t = res.table.set_index("channel")
     frontal = list(REGIONS["frontal"])
@@ -157,7 +164,7 @@ def test_things_categories_table():
 def _fake_run(tmp_path, emb, feats):
     from safetensors.torch import save_file
 
-    from eegvision.data.features import save_features
+    from eegvision.features.files import save_features
     from eegvision.training import FitConfig
 
     run = tmp_path / "run"

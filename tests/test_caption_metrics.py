@@ -6,7 +6,14 @@ import numpy as np
 import pytest
 
 from eegvision.metrics.captions import (
-    align_captions, bleu, meteor, read_caption_file, rouge_l, score_captions, sentence_similarity, tokenize,
+    align_captions,
+    bleu,
+    meteor,
+    read_caption_file,
+    rouge_l,
+    score_captions,
+    sentence_similarity,
+    tokenize,
 )
 from eegvision.metrics.cider import cider_d
 

@@ -5,10 +5,13 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from eegvision.data.simulate.world import make_world
 from eegvision.generation.captioner import (
-    PrefixCaptioner, build_word_tokenizer, caption_embeddings, write_captions,
+    PrefixCaptioner,
+    build_word_tokenizer,
+    caption_embeddings,
+    write_captions,
 )
+from eegvision.sim.scene import make_world
 from eegvision.training.caption_fit import CaptionFitConfig, fit_captioner, save_caption_fit
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

@@ -4,10 +4,10 @@ import json
 
 import pytest
 import torch
+from decode_helpers import make_problem
 from safetensors.torch import load_file
 from typer.testing import CliRunner
 
-from decode_helpers import make_problem
 from eegvision.cli.main import app
 from eegvision.training.presets import PRESETS, get_preset, preset_config
 

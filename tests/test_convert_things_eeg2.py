@@ -10,17 +10,14 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from eegvision.data import store as store_mod
-from eegvision.data.channels import THINGS_EEG2_CHANNELS
-from eegvision.data.images import make_prompts, scan_image_folder
-from eegvision.data.safe_pickle import TruncatedFileError, UnsafePickleError
-from eegvision.data.store import open_store
-from eegvision.data.things_eeg2 import (
-    convert_things_eeg2,
-    open_preprocessed,
-    open_things_eeg2,
-    things_eeg2_concepts,
-)
+from eegvision.readers.channels import THINGS_EEG2_CHANNELS
+from eegvision.readers.images import make_prompts, scan_image_folder
+from eegvision.readers.safe_pickle import TruncatedFileError, UnsafePickleError
+from eegvision.readers.things_eeg2 import open_preprocessed, things_eeg2_concepts
+from eegvision.store import writer as store_mod
+from eegvision.store.convert import convert_things_eeg2
+from eegvision.store.disk import open_store
+from eegvision.store.things_folder import open_things_eeg2
 
 N_TRAIN, N_TEST, R_TRAIN, R_TEST = 20, 3, 2, 4  # 2 training concepts x 10 images, 3 test images
 TIMES_300 = np.round(np.arange(-50, 250) / 250.0, 3)  # as saved: -0.2 ... 0.996 s
@@ -325,7 +322,7 @@ def _simulated_layout(root: Path, n_concepts: int, per: int, n_rep: int = 2) -> 
 
 @pytest.mark.parametrize("per", [2, 4])
 def test_images_per_concept_inferred_from_folders(tmp_path, per):
-    from eegvision.data.things_eeg2 import images_per_concept
+    from eegvision.readers.things_eeg2 import images_per_concept
 
     n_concepts = 3
     data = _simulated_layout(tmp_path, n_concepts, per)
@@ -347,7 +344,7 @@ def test_images_per_concept_inferred_from_folders(tmp_path, per):
 
 
 def test_images_per_concept_without_folders_keeps_things_ten():
-    from eegvision.data.things_eeg2 import images_per_concept
+    from eegvision.readers.things_eeg2 import images_per_concept
 
     assert len(things_eeg2_concepts("training")) == 1654
     assert images_per_concept("training", 16540) == 10 and images_per_concept("test", 200) == 1

@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from eegvision.data import dataset as dataset_mod
-from eegvision.data.channels import OCCIPITO_PARIETAL_17, THINGS_EEG2_CHANNELS
 from eegvision.data.dataset import EEGDataset, time_window_slice
+from eegvision.readers.channels import OCCIPITO_PARIETAL_17, THINGS_EEG2_CHANNELS
 
 SFREQ = 250.0
 N_TIMES = 25
@@ -229,7 +229,8 @@ def test_loader_seeded_order_reproducible(store):
 
 def test_integration_with_store_writer(tmp_path):
     from eegvision.data.splits import validation_split
-    from eegvision.data.store import StoreWriter, open_store
+    from eegvision.store.disk import open_store
+    from eegvision.store.writer import StoreWriter
 
     rng = np.random.default_rng(7)
     times = np.arange(N_TIMES) / SFREQ
@@ -263,7 +264,7 @@ def test_integration_with_things_eeg2_folder(tmp_path):
     """The in-place reader of the real pickles (float64 memmap) works the same way."""
     import pickle
 
-    from eegvision.data.things_eeg2 import open_things_eeg2
+    from eegvision.store.things_folder import open_things_eeg2
 
     a = np.random.default_rng(3).standard_normal((20, 2, 63, 250))
     folder = tmp_path / "Preprocessed_data_250Hz" / "sub-01"

@@ -8,9 +8,9 @@ Each process gets half the batch of one shared permutation; embeddings are gathe
 import lightning.pytorch as pl
 import pytest
 import torch
+from decode_helpers import LinearEncoder, TensorData
 from lightning.pytorch.strategies import DDPStrategy
 
-from decode_helpers import LinearEncoder, TensorData
 from eegvision.training.losses import Objective
 from eegvision.training.module import ContrastiveModule
 
@@ -50,9 +50,9 @@ def test_two_process_ddp_matches_single_process():
 
 def test_fit_with_two_cpu_processes_matches_one(tmp_path, monkeypatch):
     """The whole ``fit`` (run directory, selection, evaluation) under DDP equals the 1-process run."""
+    from decode_helpers import make_problem, patch_open_data
     from safetensors.torch import load_file
 
-    from decode_helpers import make_problem, patch_open_data
     from eegvision.training.config import FitConfig
     from eegvision.training.fit import fit
 

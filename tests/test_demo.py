@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
-from eegvision.demo import DemoResult, headline_text, run_demo
+from eegvision.demo.run import headline_text, run_demo
 from eegvision.evaluation.results import read_results
 
 CORE = ("simulate", "convert", "features", "fit", "evaluate")
@@ -57,7 +55,7 @@ def test_quick_demo_stages_and_files(quick_demo):
 def test_quick_demo_retrieval_is_real(quick_demo):
     """The headline equals metrics.json, metrics.json equals a brute-force recount from the stored embeddings,
     and zero-shot top-1 is well above chance."""
-    from eegvision.data.features import load_features
+    from eegvision.features.files import load_features
     from eegvision.training.run import read_test_embeddings
 
     out = quick_demo.out
@@ -88,7 +86,7 @@ def test_quick_demo_retrieval_is_real(quick_demo):
 
 
 def test_quick_demo_report_numbers_equal_metrics(quick_demo):
-    from tests.test_report import _Collect, _check_numbers
+    from tests.test_report import _check_numbers, _Collect
 
     out = quick_demo.out
     page = _Collect()
@@ -102,11 +100,11 @@ def test_quick_demo_report_numbers_equal_metrics(quick_demo):
 
 def test_quick_demo_is_seeded(quick_demo, tmp_path):
     """Same seed, same simulated data (byte for byte) and same features."""
-    from eegvision.data.simulate import get_preset, simulate
+    from eegvision.sim import get_preset, simulate
 
     s = quick_demo.stage("simulate")
     assert s.status == "ran"
-    from eegvision.data.simulate import ForwardParams
+    from eegvision.sim import ForwardParams
 
     settings = json.loads((quick_demo.out / "demo.json").read_text())["settings"]
     pr = get_preset("tiny", n_subjects=1, **settings["preset_overrides"])

@@ -1,4 +1,4 @@
-"""Generic MNE epochs + metadata table → store (eegvision.data.epochs_reader)."""
+"""Generic MNE epochs + metadata table → store (eegvision.readers.epochs)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from eegvision.data.epochs_reader import convert_epochs, group_repetitions
-from eegvision.data.store import open_store
+from eegvision.readers.epochs import group_repetitions
+from eegvision.store.convert import convert_epochs
+from eegvision.store.disk import open_store
 
 CH = ["Oz", "O1", "O2", "Pz"]
 

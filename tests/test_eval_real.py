@@ -8,10 +8,14 @@ import numpy as np
 import pytest
 import torch
 
-from eegvision.data.features import import_atm_features
-from eegvision.evaluation.embeddings import evaluate_embedding_files, evaluate_embeddings, load_embeddings
+from eegvision.evaluation.embeddings import (
+    evaluate_embedding_files,
+    evaluate_embeddings,
+    load_embeddings,
+)
 from eegvision.evaluation.kway import cosine_similarity, kway_exact, kway_montecarlo
 from eegvision.evaluation.results import read_results
+from eegvision.features.files import import_atm_features
 
 
 @pytest.fixture(scope="module")

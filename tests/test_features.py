@@ -8,7 +8,7 @@ import torch
 from typer.testing import CliRunner
 
 from eegvision import __version__
-from eegvision.data.features import import_atm_features, is_unit_norm, load_features, save_features
+from eegvision.features.files import import_atm_features, is_unit_norm, load_features, save_features
 
 
 def test_round_trip_with_metadata(tmp_path):

@@ -7,11 +7,16 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from decode_helpers import FakeStore, make_problem
 from safetensors.torch import load_file, save_file
 
-from decode_helpers import FakeStore, make_problem
 from eegvision.training.config import FitConfig
-from eegvision.training.finetune import add_subject_row, finetune, frozen_parameter_names, parameter_groups
+from eegvision.training.finetune import (
+    add_subject_row,
+    finetune,
+    frozen_parameter_names,
+    parameter_groups,
+)
 from eegvision.training.fit import fit
 from eegvision.training.run import evaluate_run, load_run, read_test_embeddings
 
@@ -110,8 +115,8 @@ def test_zero_trials_is_the_parent_zero_shot(fake, tmp_path, monkeypatch):
     # reference: the parent's own embedding of the new subject (shared-token id), evaluated independently
     ref = load_run(parent).embed(fake["store"], "sub-03")
     torch.testing.assert_close(read_test_embeddings(zs)["sub-03"], ref, rtol=0, atol=1e-6)
-    from eegvision.data.features import load_features
     from eegvision.evaluation.kway import kway_exact
+    from eegvision.features.files import load_features
 
     feats = load_features(fake["data"] / "features" / "test.safetensors")
     sims = torch.nn.functional.normalize(ref, dim=-1) @ torch.nn.functional.normalize(feats.image, dim=-1).T
@@ -241,7 +246,7 @@ def test_cli_finetune_and_transfer_curve(fake, tmp_path, monkeypatch):
 def test_finetuning_beats_zero_shot_on_simulated_imagination(tmp_path):
     """Viewing-trained decoder → imagination of the same world: near chance zero-shot, clearly better fine-tuned."""
     from eegvision.analysis.transfer import transfer_curve
-    from eegvision.data.simulate import ForwardParams, Preset, simulate
+    from eegvision.sim import ForwardParams, Preset, simulate
 
     pr = Preset("ft", n_subjects=2, n_train_concepts=40, n_train_images=2, train_reps=4, n_test_concepts=10,
                 test_reps=8, n_sessions=2, feature_dim=32, write_raw=False)

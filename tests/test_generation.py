@@ -11,10 +11,16 @@ import torch
 
 from eegvision.generation.generator import load_generator
 from eegvision.generation.lowlevel import (
-    LatentRegressor, encode_images_to_latents, fit_latent_regressor, predict_latents,
+    LatentRegressor,
+    encode_images_to_latents,
+    fit_latent_regressor,
+    predict_latents,
 )
 from eegvision.generation.reconstruct import (
-    ReconstructionSettings, image_seed, merge_manifests, reconstruct,
+    ReconstructionSettings,
+    image_seed,
+    merge_manifests,
+    reconstruct,
 )
 from eegvision.generation.tiny import tiny_sdxl_pipeline, tiny_unclip_pipeline
 from eegvision.metrics.pairing import read_manifest

@@ -19,7 +19,6 @@ import os
 from pathlib import Path
 
 import pytest
-
 from decode_helpers import make_problem
 
 GOLDEN = Path(__file__).parent / "data" / "golden"

@@ -12,14 +12,24 @@ import torch
 from PIL import Image
 
 from eegvision.metrics.identification import (
-    FeatureExtractors, convert_swav_checkpoint, correlation_distance, correlation_matrix, two_way_identification,
+    FeatureExtractors,
+    convert_swav_checkpoint,
+    correlation_distance,
+    correlation_matrix,
+    two_way_identification,
 )
 from eegvision.metrics.images import pixcorr, resize, ssim, to_float_batch
-from eegvision.metrics.pairing import format_table, pair_reconstructions, scan_ground_truth, score_images, write_results
+from eegvision.metrics.pairing import (
+    format_table,
+    pair_reconstructions,
+    scan_ground_truth,
+    score_images,
+    write_results,
+)
 
 skimage_metrics = pytest.importorskip("skimage.metrics")
-from skimage.color import rgb2gray  # noqa: E402
 from scipy.spatial.distance import correlation as scipy_correlation  # noqa: E402
+from skimage.color import rgb2gray  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

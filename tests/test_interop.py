@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from eegvision.data.channels import THINGS_EEG2_CHANNELS
 from eegvision.data.interop import infer_ch_types, to_braindecode, to_mne_epochs
+from eegvision.readers.channels import THINGS_EEG2_CHANNELS
 
 SFREQ = 100.0
 N_TIMES = 12

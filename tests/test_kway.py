@@ -7,7 +7,11 @@ import pytest
 
 from eegvision.evaluation.csls import csls_scores
 from eegvision.evaluation.kway import (
-    cosine_similarity, hit_probability_table, kway_exact, kway_montecarlo, rank_counts,
+    cosine_similarity,
+    hit_probability_table,
+    kway_exact,
+    kway_montecarlo,
+    rank_counts,
 )
 
 

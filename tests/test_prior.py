@@ -10,7 +10,12 @@ import torch
 
 from eegvision.models.prior import DiffusionPrior, PriorUNet
 from eegvision.training.prior_fit import (
-    PriorFitConfig, evaluate_prior, fit_prior, retrieval_metrics, save_fit, split_by_group,
+    PriorFitConfig,
+    evaluate_prior,
+    fit_prior,
+    retrieval_metrics,
+    save_fit,
+    split_by_group,
 )
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

@@ -1,4 +1,4 @@
-"""THINGS-EEG2 raw preprocessing (eegvision.data.raw_preprocess, eegvision.data.mvnn).
+"""THINGS-EEG2 raw preprocessing (eegvision.preprocess.raw_things_eeg2, eegvision.preprocess.mvnn).
 
 The fixture writes raw files in the exact THINGS-EEG2 layout (``sub-XX/ses-0S/raw_eeg_*.npy``,
 pickled dicts at 1000 Hz with a ``stim`` channel). Its background noise has the spatial structure
@@ -18,9 +18,8 @@ import pytest
 import scipy.linalg
 from scipy.signal import lfilter
 
-from eegvision.data.channels import THINGS_EEG2_CHANNELS
-from eegvision.data.mvnn import inverse_sqrt, ledoit_wolf_covariances, mvnn_covariance, whiten
-from eegvision.data.raw_preprocess import (
+from eegvision.preprocess.mvnn import inverse_sqrt, ledoit_wolf_covariances, mvnn_covariance, whiten
+from eegvision.preprocess.raw_things_eeg2 import (
     TARGET_CODE,
     epoch_session,
     find_raw_files,
@@ -29,6 +28,7 @@ from eegvision.data.raw_preprocess import (
     preprocess_things_eeg2,
     write_eeg_pickle,
 )
+from eegvision.readers.channels import THINGS_EEG2_CHANNELS
 
 SF = 1000
 N_TRAIN, N_TEST = 6, 3  # conditions
@@ -357,14 +357,14 @@ def test_write_eeg_pickle_is_byte_identical_to_pickle_dump(tmp_path):
     assert (tmp_path / "c.npy").read_bytes() == pickle.dumps(
         {"preprocessed_eeg_data": small, "ch_names": CH, "times": times}, protocol=4)
     # and eegvision's safe reader memory-maps the streamed file in place
-    from eegvision.data.safe_pickle import parse_data_pickle
+    from eegvision.readers.safe_pickle import parse_data_pickle
 
     ref = parse_data_pickle(tmp_path / "a.npy")["preprocessed_eeg_data"]
     np.testing.assert_array_equal(ref.memmap(), data)
 
 
 def test_store_output_with_things_names(raw_root, preprocessed, tmp_path):
-    from eegvision.data.store import open_store
+    from eegvision.store.disk import open_store
 
     store = open_store(preprocess_things_eeg2(raw_root, tmp_path / "store", to_store=True, dtype="float32"))
     assert store.dataset == "things-eeg2" and store.subjects == ["sub-01"] and store.ch_names == CH

@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from eegvision.data import safe_pickle
-from eegvision.data.safe_pickle import (
+from eegvision.readers import safe_pickle
+from eegvision.readers.safe_pickle import (
     ArrayRef,
     PickleFormatError,
     TruncatedFileError,

@@ -9,13 +9,20 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from eegvision.data.channels import THINGS_EEG2_CHANNELS
-from eegvision.data.simulate import (
-    ForwardModel, ForwardParams, bayes_ceiling, eeg_layout, get_preset, make_world, meg_layout, simulate,
+from eegvision.readers.channels import THINGS_EEG2_CHANNELS
+from eegvision.sim import (
+    ForwardModel,
+    ForwardParams,
+    bayes_ceiling,
+    eeg_layout,
+    get_preset,
+    make_world,
+    meg_layout,
+    simulate,
     topk_from_scores,
 )
-from eegvision.data.simulate.writers import PREPROCESSED_TIMES, write_preprocessed_eeg
-from eegvision.data.simulate.world import LATENT_DIM
+from eegvision.sim.scene import LATENT_DIM
+from eegvision.sim.writers import PREPROCESSED_TIMES, write_preprocessed_eeg
 
 
 @pytest.fixture(scope="module")
@@ -116,7 +123,7 @@ def test_images_captions_features(tiny):
 
 
 def test_rendered_colour_matches_attribute():
-    from eegvision.data.simulate.world import BACKGROUNDS, COLOURS
+    from eegvision.sim.scene import BACKGROUNDS, COLOURS
 
     world = make_world(40, 5, 1, 1, seed=1)
     hits = 0
@@ -257,7 +264,7 @@ def test_meg_shaped_variant():
 def test_meg_epochs_writer_roundtrip(tmp_path):
     import mne
 
-    from eegvision.data.simulate.writers import write_meg_epochs
+    from eegvision.sim.writers import write_meg_epochs
 
     lay = meg_layout()
     x = ForwardModel(lay, seed=0).subject(0).trials(make_world(5, 4, 1, 1).latents("test"), np.random.default_rng(0))

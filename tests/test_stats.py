@@ -10,8 +10,14 @@ from scipy import stats as sps
 from eegvision.evaluation.kway import kway_exact, kway_montecarlo
 from eegvision.evaluation.results import make_rows, read_results, results_frame, write_results
 from eegvision.evaluation.stats import (
-    binomial_pvalue, bootstrap_ci, chance_level, format_summary, paired_comparison, permutation_test_chance,
-    query_bootstrap_ci, summarize,
+    binomial_pvalue,
+    bootstrap_ci,
+    chance_level,
+    format_summary,
+    paired_comparison,
+    permutation_test_chance,
+    query_bootstrap_ci,
+    summarize,
 )
 
 

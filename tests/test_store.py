@@ -9,8 +9,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from eegvision.data import store as store_mod
-from eegvision.data.store import METADATA_COLUMNS, StoreWriter, open_store
+from eegvision.store import writer as store_mod
+from eegvision.store.base import METADATA_COLUMNS
+from eegvision.store.disk import open_store
+from eegvision.store.writer import StoreWriter
 
 CH = ["Fp1", "Cz", "Oz"]
 TIMES = np.arange(10) / 100.0

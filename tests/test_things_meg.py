@@ -1,4 +1,4 @@
-"""THINGS-MEG reader (eegvision.data.things_meg) on small -epo.fif files in the real layout.
+"""THINGS-MEG reader (eegvision.readers.things_meg) on small -epo.fif files in the real layout.
 
 Miniature THINGS: 6 concepts x 4 images (image_concept_index.csv with 24 lines, image_paths.csv).
 Per participant: the first image of concepts 1 and 2 is a test image shown 12 times; every other image
@@ -13,8 +13,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from eegvision.data.store import open_store
-from eegvision.data.things_meg import CATCH_CODE, convert_things_meg, split_things_meg_events
+from eegvision.readers.things_meg import CATCH_CODE, split_things_meg_events
+from eegvision.store.convert import convert_things_meg
+from eegvision.store.disk import open_store
 
 N_CONCEPTS, N_IMAGES = 6, 4
 CONCEPTS = ["aardvark", "abacus", "accordion", "acorn", "air_conditioner", "airplane"]

@@ -6,9 +6,9 @@ import json
 import numpy as np
 import pytest
 import torch
+from decode_helpers import make_problem, patch_open_data
 from safetensors.torch import load_file
 
-from decode_helpers import make_problem, patch_open_data
 from eegvision.training.config import FitConfig
 from eegvision.training.fit import fit
 from eegvision.training.module import EpochBatchSampler

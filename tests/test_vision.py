@@ -8,9 +8,12 @@ import torch
 from PIL import Image
 from typer.testing import CliRunner
 
-from eegvision.data.features import load_features
-from eegvision.models.vision import (
-    extract_features, extract_image_features, extract_text_features, load_vision_model,
+from eegvision.features.files import load_features
+from eegvision.features.vision import (
+    extract_features,
+    extract_image_features,
+    extract_text_features,
+    load_vision_model,
 )
 
 TINY_CFG = {
@@ -59,7 +62,7 @@ def hf_dir(tiny_hf_clip):
 
 
 def _paths(root):
-    from eegvision.data.images import scan_image_folder
+    from eegvision.readers.images import scan_image_folder
 
     return scan_image_folder(root).paths
 

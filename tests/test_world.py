@@ -9,12 +9,19 @@ import numpy as np
 import pytest
 import torch
 
-from eegvision.data.simulate.world import make_world
-from eegvision.world import (
-    ATTRIBUTES, SHIPPED_DIR, WorldTokenizer, demo_test_concepts, held_out_concepts, load_world_models,
-    shipped_world_models, to_model_input, training_concepts,
+from eegvision.sim.scene import make_world
+from eegvision.sim.world import (
+    ATTRIBUTES,
+    SHIPPED_DIR,
+    WorldTokenizer,
+    demo_test_concepts,
+    held_out_concepts,
+    load_world_models,
+    shipped_world_models,
+    to_model_input,
+    training_concepts,
 )
-from eegvision.world.data import render_concepts
+from eegvision.sim.world.data import render_concepts
 
 # Measured on the shipped weights (docs/world.md) with margin; see world.json "quality".
 CLIP_TOP1_100 = 0.8         # image -> concept caption among 100 held-out concepts (measured 0.92; chance 0.01)
@@ -116,8 +123,8 @@ def test_generator_samples_have_the_concepts_colour_background_and_shape(models,
 
 
 def test_simulate_with_world_clip_features(tmp_path, models):
-    from eegvision.data.simulate import simulate
-    from eegvision.data.simulate.world import make_world as mw
+    from eegvision.sim import simulate
+    from eegvision.sim.scene import make_world as mw
 
     res = simulate(tmp_path / "sim", preset="tiny", n_subjects=1, write_raw=False, images=False,
                    feature_model="world-clip")
@@ -135,7 +142,7 @@ def test_simulate_with_world_clip_features(tmp_path, models):
 
 @pytest.mark.slow
 def test_train_world_models_reduced_reproduces_loadable_models(tmp_path):
-    from eegvision.world.train import train_world_models
+    from eegvision.sim.world.train import train_world_models
 
     meta = train_world_models(tmp_path / "w", seed=0, clip_steps=50, classifier_steps=50, generator_steps=20,
                               n_train_concepts=60, n_eval_samples=8, device="cpu")
@@ -153,8 +160,8 @@ def test_train_world_models_reduced_reproduces_loadable_models(tmp_path):
 
 def test_world_train_reuse_keeps_the_reused_model_and_its_record(tmp_path):
     """--reuse clip: the CLIP file, its steps and training time are kept; the others are retrained."""
+    from eegvision.sim.world.train import train_world_models
     from eegvision.utils import sha256_file
-    from eegvision.world.train import train_world_models
 
     out = tmp_path / "w"
     with pytest.raises(FileNotFoundError, match="without reuse"):
@@ -176,8 +183,8 @@ def test_world_train_reuse_keeps_the_reused_model_and_its_record(tmp_path):
 def test_clip_attribute_loss_separates_shapes_by_angle():
     """With the auxiliary attribute loss, images of one shape embed closer together than images of different
     shapes; without it (contrastive only, every other attribute varying) much less so."""
-    from eegvision.data.simulate.world import BACKGROUNDS, COLOURS, Concept
-    from eegvision.world.clip_model import WorldTokenizer, clip_config, train_clip
+    from eegvision.sim.scene import BACKGROUNDS, COLOURS, Concept
+    from eegvision.sim.world.clip_model import WorldTokenizer, clip_config, train_clip
 
     rng = np.random.default_rng(0)
     cols, bgs = list(COLOURS), list(BACKGROUNDS)
@@ -201,7 +208,7 @@ def test_clip_attribute_loss_separates_shapes_by_angle():
 
 
 def test_world_train_rejects_bad_clip_options(tmp_path):
-    from eegvision.world.train import train_world_models
+    from eegvision.sim.world.train import train_world_models
 
     with pytest.raises(ValueError, match="patch_size must divide 32"):
         train_world_models(tmp_path / "w", clip_patch_size=5)

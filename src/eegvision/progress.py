@@ -33,7 +33,12 @@ def track(iterable: Iterable[T], description: str = "working", total: int | None
         return
     from rich.console import Console
     from rich.progress import (
-        BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn,
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
     )
 
     if total is None and hasattr(iterable, "__len__"):

@@ -88,7 +88,7 @@ def resolve_features(data: str | Path, split: str, given: str | Path | None, cac
     into ``cache_dir``). Without it: ``DATA/features/{split}.safetensors``, else the simulator's
     ``DATA/sim_features_{split}.pt``.
     """
-    from eegvision.data.features import import_atm_features, load_features
+    from eegvision.features.files import import_atm_features, load_features
 
     data = Path(data)
     candidates = [Path(given).expanduser()] if given else [

@@ -41,7 +41,7 @@ def labels_for_data(data: str | os.PathLike | None, n: int, labels: str | os.Pat
             raise ValueError(f"{labels} needs a 'label' column (and optionally 'concept'); it has "
                              f"{list(table.columns)}.")
         if "concept" in table.columns and data is not None:
-            from eegvision.training.fit import open_data
+            from eegvision.data.sources import open_data
 
             names = open_data(data).concepts("test")
             mapping = dict(zip(table["concept"], table["label"]))
@@ -51,7 +51,7 @@ def labels_for_data(data: str | os.PathLike | None, n: int, labels: str | os.Pat
                              "test image (test order) or 'concept' and 'label' columns.")
         return table["label"].tolist()
     if data is not None and (Path(data) / "simulation.json").is_file():
-        from eegvision.data.simulate.world import make_world
+        from eegvision.sim.scene import make_world
 
         meta = json.loads((Path(data) / "simulation.json").read_text())
         pr = meta["preset"]

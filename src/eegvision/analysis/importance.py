@@ -195,7 +195,7 @@ def importance_for_run(run_dir: str | os.PathLike, out: str | os.PathLike, *, da
 
     ``data`` defaults to the run's data path; ``subject`` to the unit's first test subject.
     """
-    from eegvision.training.fit import open_data
+    from eegvision.data.sources import open_data
     from eegvision.training.run import load_run
     from eegvision.utils import atomic_path
 

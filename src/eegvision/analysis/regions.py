@@ -4,7 +4,7 @@
 >>> res.ranking                                                     # doctest: +SKIP
 ['occipito-parietal', 'parietal', ...]
 
-Each region (:data:`eegvision.data.channels.REGIONS`: frontal, temporal, central, parietal, occipital,
+Each region (:data:`eegvision.readers.channels.REGIONS`: frontal, temporal, central, parietal, occipital,
 the occipito-parietal 17) gets its own closed-form ridge decoder over the whole epoch (or
 ``window``). Regions differ in channel count (3 occipital vs 22 frontal); the table records it.
 Writes ``regions.csv`` and ``regions.png``.
@@ -70,9 +70,9 @@ def region_analysis(data: str | os.PathLike, subject: str, out: str | os.PathLik
     """
     import pandas as pd
 
-    from eegvision.data.channels import REGIONS, resolve_channels
     from eegvision.data.dataset import time_window_slice
     from eegvision.progress import track
+    from eegvision.readers.channels import REGIONS, resolve_channels
     from eegvision.utils import atomic_path
 
     out = Path(out)

@@ -19,7 +19,13 @@ from typing import Any
 
 import numpy as np
 
-from eegvision.analysis._fit import TrialData, bin_samples_for, decode, load_trials, resolve_features
+from eegvision.analysis._fit import (
+    TrialData,
+    bin_samples_for,
+    decode,
+    load_trials,
+    resolve_features,
+)
 
 __all__ = ["TimeAnalysis", "load_pair", "plan_windows", "time_analysis", "time_windows"]
 
@@ -90,7 +96,7 @@ def load_pair(data: str | os.PathLike, subject: str, *, features_train: str | No
               features_test: str | None = None, cache_dir: Path | None = None,
               store: Any = None) -> tuple[TrialData, TrialData]:
     """Training and test trials (averaged repetitions, all channels and times) with their features."""
-    from eegvision.training.fit import open_data
+    from eegvision.data.sources import open_data
 
     store = open_data(data) if store is None else store
     cache = Path(cache_dir) if cache_dir is not None else Path(data) / "features"
@@ -170,7 +176,7 @@ def time_analysis(data: str | os.PathLike, subject: str, out: str | os.PathLike,
     bin_ms : float
         Width of the time bins whose means are the ridge features.
     channels : region name or channel names, optional
-        Restrict to a channel subset (see :func:`eegvision.data.channels.resolve_channels`).
+        Restrict to a channel subset (see :func:`eegvision.readers.channels.resolve_channels`).
     features_train, features_test : path, optional
         Image-feature files; default ``DATA/features/{train,test}.safetensors`` (or the simulator's ``.pt``).
     encoder : str, optional
@@ -182,7 +188,7 @@ def time_analysis(data: str | os.PathLike, subject: str, out: str | os.PathLike,
     """
     import pandas as pd
 
-    from eegvision.data.channels import resolve_channels
+    from eegvision.readers.channels import resolve_channels
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

@@ -48,8 +48,8 @@ def things_eeg2(
 
     Example: eegvision convert things-eeg2 ~/data/things-eeg2 ~/data/eeg-store --subjects sub-01,sub-02
     """
-    from eegvision.data.store import open_store
-    from eegvision.data.things_eeg2 import convert_things_eeg2
+    from eegvision.store.convert import convert_things_eeg2
+    from eegvision.store.disk import open_store
 
     with user_errors():
         if dtype not in ("float16", "float32"):
@@ -73,13 +73,14 @@ def info(
     """
     from rich.table import Table
 
-    from eegvision.data.store import MANIFEST_NAME, open_store
+    from eegvision.store.base import MANIFEST_NAME
+    from eegvision.store.disk import open_store
 
     with user_errors():
         if (store / MANIFEST_NAME).is_file() or not store.is_dir():
             summary = open_store(store).info()
         else:
-            from eegvision.data.things_eeg2 import open_things_eeg2
+            from eegvision.store.things_folder import open_things_eeg2
 
             summary = open_things_eeg2(store).info()
             summary["format"] = "THINGS-EEG2 pickles (read in place)"

@@ -23,7 +23,7 @@ def demo(
 
     Example: eegvision demo --out demo-output --preset demo --seed 0
     """
-    from eegvision.demo import headline_text, run_demo
+    from eegvision.demo.run import headline_text, run_demo
 
     with user_errors():
         result = run_demo(out, preset=preset, seed=seed, quick=preset == "tiny", n_subjects=subjects,

@@ -30,7 +30,7 @@ def features(
 
     Example: eegvision features test_images feats.safetensors --pretrained vith14.bin
     """
-    from eegvision.models.vision import extract_features
+    from eegvision.features.vision import extract_features
 
     with user_errors():
         if out.exists() and not force:
@@ -55,7 +55,7 @@ def import_features(
 
     Example: eegvision import-features ViT-H-14_features_test.pt test_features.safetensors --normalize
     """
-    from eegvision.data.features import import_atm_features, load_features
+    from eegvision.features.files import import_atm_features, load_features
 
     with user_errors():
         if out.exists() and not force:

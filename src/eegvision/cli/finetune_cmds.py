@@ -13,8 +13,6 @@ import typer
 from eegvision.cli._common import console, parse_options, user_errors
 
 
-
-
 def _common(freeze: str, epochs: int, min_steps: int, lr: float, batch_size: int | None, seed: int,
             subject_token: str, unit: str | None, init: str | None, pretrained: Path | None,
             encoder_option: list[str] | None, features_train: str | None, features_test: str | None,

@@ -36,7 +36,7 @@ def _check_dtype(dtype: str) -> None:
 
 
 def _summary(path: Path) -> None:
-    from eegvision.data.store import open_store
+    from eegvision.store.disk import open_store
 
     info = open_store(path).info()
     shapes = "; ".join(f"{sub} " + ", ".join(f"{split} {tuple(shape)}" for split, shape in splits.items())
@@ -68,7 +68,7 @@ def preprocess_things_eeg2_cmd(
 
     Example: eegvision preprocess things-eeg2 ~/things-eeg2/Raw_data ~/things-eeg2/prep --subjects sub-01
     """
-    from eegvision.data.raw_preprocess import preprocess_things_eeg2
+    from eegvision.preprocess.raw_things_eeg2 import preprocess_things_eeg2
 
     with user_errors():
         _check_dtype(dtype)
@@ -104,7 +104,7 @@ def convert_things_meg_cmd(
 
     Example: eegvision convert things-meg ~/ds004212/derivatives/preprocessed ~/data/meg-store --concept-index ~/THINGS/Metadata/Concept-specific/image_concept_index.csv
     """
-    from eegvision.data.things_meg import convert_things_meg
+    from eegvision.store.convert import convert_things_meg
 
     with user_errors():
         _check_dtype(dtype)
@@ -137,7 +137,8 @@ def convert_epochs_cmd(
 
     Example: eegvision convert epochs sub-01-epo.fif sub-01_events.tsv ~/data/my-store --tmin 0 --tmax 1
     """
-    from eegvision.data.epochs_reader import STORE_UNITS, convert_epochs
+    from eegvision.readers.epochs import STORE_UNITS
+    from eegvision.store.convert import convert_epochs
 
     with user_errors():
         _check_dtype(dtype)

@@ -86,7 +86,7 @@ def prior_fit_cmd(
         import numpy as np
         import torch
 
-        from eegvision.data.features import load_features
+        from eegvision.features.files import load_features
         from eegvision.training.prior_fit import PriorFitConfig, fit_prior, save_fit
 
         cfg = PriorFitConfig(architecture=architecture, epochs=epochs, batch_size=batch_size, learning_rate=lr,
@@ -101,7 +101,7 @@ def prior_fit_cmd(
         else:
             import json
 
-            from eegvision.training.fit import open_data
+            from eegvision.data.sources import open_data
             from eegvision.training.run import load_run
 
             top = json.loads((run / "config.json").read_text()) if (run / "config.json").is_file() else {}
@@ -191,7 +191,11 @@ def reconstruct_cmd(
     """
     with user_errors():
         from eegvision.generation.generator import load_generator
-        from eegvision.generation.reconstruct import ReconstructionSettings, distributed_rank, reconstruct
+        from eegvision.generation.reconstruct import (
+            ReconstructionSettings,
+            distributed_rank,
+            reconstruct,
+        )
         from eegvision.models.prior import DiffusionPrior
         from eegvision.utils import default_device
 

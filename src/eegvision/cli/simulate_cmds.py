@@ -1,4 +1,4 @@
-"""CLI commands: simulate (wraps :func:`eegvision.data.simulate.simulate`)."""
+"""CLI commands: simulate (wraps :func:`eegvision.sim.simulate`)."""
 
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ def simulate_cmd(
     """
     from rich.table import Table
 
-    from eegvision.data.simulate import simulate
+    from eegvision.sim import simulate
 
     with user_errors():
         res = simulate(out, preset=preset, n_subjects=subjects, seed=seed, paradigm=paradigm,

@@ -48,7 +48,11 @@ def caption_cmd(
     """
     with user_errors():
         from eegvision.cli.recon_cmds import _read_concepts, _test_embeddings
-        from eegvision.generation.captioner import PrefixCaptioner, caption_embeddings, write_captions
+        from eegvision.generation.captioner import (
+            PrefixCaptioner,
+            caption_embeddings,
+            write_captions,
+        )
         from eegvision.models.prior import DiffusionPrior
         from eegvision.utils import default_device
 

@@ -1,5 +1,5 @@
-"""CLI commands: world-train (:func:`eegvision.world.train_world_models`) and world-features
-(:func:`eegvision.world.features.rewrite_simulation_features`)."""
+"""CLI commands: world-train (:func:`eegvision.sim.world.train_world_models`) and world-features
+(:func:`eegvision.sim.world.features.rewrite_simulation_features`)."""
 
 from __future__ import annotations
 
@@ -34,7 +34,7 @@ def world_train_cmd(
     Retrain only the generator on the shipped CLIP and classifier:
     eegvision world-train src/eegvision/resources/world --overwrite --reuse clip --reuse classifier
     """
-    from eegvision.world.train import SHIPPED_CLIP, SHIPPED_STEPS, train_world_models
+    from eegvision.sim.world.train import SHIPPED_CLIP, SHIPPED_STEPS, train_world_models
 
     def pick(value: int | None, name: str) -> int:
         return value if value is not None else (steps if steps is not None else SHIPPED_STEPS[name])
@@ -63,8 +63,8 @@ def world_features_cmd(
 
     Example: eegvision world-features sim-data
     """
-    from eegvision.world.assets import load_world_models
-    from eegvision.world.features import rewrite_simulation_features
+    from eegvision.sim.world.assets import load_world_models
+    from eegvision.sim.world.features import rewrite_simulation_features
 
     with user_errors():
         paths = rewrite_simulation_features(sim, load_world_models(models) if models else None)

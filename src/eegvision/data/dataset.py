@@ -37,7 +37,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from eegvision.data.channels import resolve_channels
+from eegvision.readers.channels import resolve_channels
 
 #: Upper bound on the raw (store dtype) bytes gathered at once when averaging repetitions.
 _CHUNK_BYTES = 64 * 1024 * 1024
@@ -245,7 +245,7 @@ class EEGDataset(Dataset):
         ``k`` repetitions (``n_reps // k`` samples per condition; a remainder is dropped).
     channels : None, "all", str or sequence of str
         Channel subset: a region preset (``"occipito-parietal"``, ``"occipital"``, ...), a
-        comma list or a list of names; see :func:`eegvision.data.channels.resolve_channels`.
+        comma list or a list of names; see :func:`eegvision.readers.channels.resolve_channels`.
         Channels come out in the order given (preset order for regions).
     window : (tmin, tmax) or None
         Time window in seconds against ``store.times``; start inclusive, end exclusive.

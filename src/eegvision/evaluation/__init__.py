@@ -8,11 +8,26 @@
 """
 
 from eegvision.evaluation.csls import csls_scores
-from eegvision.evaluation.embeddings import evaluate_embedding_files, evaluate_embeddings, load_embeddings
+from eegvision.evaluation.embeddings import (
+    evaluate_embedding_files,
+    evaluate_embeddings,
+    load_embeddings,
+)
 from eegvision.evaluation.kway import KWayAccuracy, cosine_similarity, kway_exact, kway_montecarlo
-from eegvision.evaluation.results import RESULT_COLUMNS, make_rows, read_results, results_frame, write_results
+from eegvision.evaluation.results import (
+    RESULT_COLUMNS,
+    make_rows,
+    read_results,
+    results_frame,
+    write_results,
+)
 from eegvision.evaluation.stats import (
-    bootstrap_ci, chance_level, paired_comparison, permutation_test_chance, query_bootstrap_ci, summarize,
+    bootstrap_ci,
+    chance_level,
+    paired_comparison,
+    permutation_test_chance,
+    query_bootstrap_ci,
+    summarize,
 )
 
 __all__ = [

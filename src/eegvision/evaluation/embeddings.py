@@ -16,7 +16,13 @@ import numpy as np
 import torch
 
 from eegvision.evaluation.csls import csls_scores
-from eegvision.evaluation.kway import DEFAULT_KS, DEFAULT_TOPS, cosine_similarity, kway_exact, kway_montecarlo
+from eegvision.evaluation.kway import (
+    DEFAULT_KS,
+    DEFAULT_TOPS,
+    cosine_similarity,
+    kway_exact,
+    kway_montecarlo,
+)
 from eegvision.evaluation.results import make_rows, write_results
 
 __all__ = ["evaluate_embedding_files", "evaluate_embeddings", "load_embeddings"]
@@ -197,7 +203,7 @@ def evaluate_embedding_files(
     not given), an ATM-style ``{'img_features', 'text_features'}`` ``.pt``, a tensor ``.pt`` or a ``.npy``.
     With ``out`` (a directory), the rows are written to ``out/metrics.json`` and ``out/metrics.csv``.
     """
-    from eegvision.data.features import load_features
+    from eegvision.features.files import load_features
 
     feats = load_features(image_features)
     text = load_embeddings(text_features) if text_features is not None else feats.text

@@ -22,7 +22,12 @@ import numpy as np
 from scipy import stats as sps
 
 from eegvision.evaluation.kway import (
-    DEFAULT_KS, DEFAULT_TOPS, KWayAccuracy, _check_scores, _validate_ks_tops, hit_probability_table,
+    DEFAULT_KS,
+    DEFAULT_TOPS,
+    KWayAccuracy,
+    _check_scores,
+    _validate_ks_tops,
+    hit_probability_table,
 )
 
 SUMMARY_BY: tuple[str, ...] = (

@@ -52,7 +52,11 @@ def tiny_sdxl_pipeline(directory: str | Path, seed: int = 0, image_embed_dim: in
     The IP-Adapter file is ``ip_adapter/sdxl_models/ip-adapter_sdxl_vit-h.safetensors`` (the layout of
     ``h94/IP-Adapter``) and maps ``image_embed_dim``-d image embeddings (1024 for the real ViT-H) into the UNet.
     """
-    from diffusers import EulerAncestralDiscreteScheduler, StableDiffusionXLPipeline, UNet2DConditionModel
+    from diffusers import (
+        EulerAncestralDiscreteScheduler,
+        StableDiffusionXLPipeline,
+        UNet2DConditionModel,
+    )
     from transformers import CLIPTextModel, CLIPTextModelWithProjection
 
     directory = Path(directory)
@@ -115,10 +119,20 @@ def write_tiny_ip_adapter(unet, path: str | Path, image_embed_dim: int = 16, see
 def tiny_unclip_pipeline(directory: str | Path, seed: int = 0, image_embed_dim: int = 16) -> Path:
     """Save a tiny ``StableUnCLIPImg2ImgPipeline`` (conditioned on ``image_embed_dim``-d image embeddings)."""
     from diffusers import (
-        DDIMScheduler, DDPMScheduler, StableUnCLIPImg2ImgPipeline, UNet2DConditionModel,
+        DDIMScheduler,
+        DDPMScheduler,
+        StableUnCLIPImg2ImgPipeline,
+        UNet2DConditionModel,
     )
-    from diffusers.pipelines.stable_diffusion.stable_unclip_image_normalizer import StableUnCLIPImageNormalizer
-    from transformers import CLIPImageProcessor, CLIPTextModel, CLIPVisionConfig, CLIPVisionModelWithProjection
+    from diffusers.pipelines.stable_diffusion.stable_unclip_image_normalizer import (
+        StableUnCLIPImageNormalizer,
+    )
+    from transformers import (
+        CLIPImageProcessor,
+        CLIPTextModel,
+        CLIPVisionConfig,
+        CLIPVisionModelWithProjection,
+    )
 
     directory = Path(directory)
     torch.manual_seed(seed)

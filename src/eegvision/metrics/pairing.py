@@ -30,10 +30,20 @@ import pandas as pd
 import torch
 
 from eegvision.metrics.identification import (
-    FEATURE_METRICS, FeatureExtractors, correlation_distance, correlation_matrix, find_weights,
+    FEATURE_METRICS,
+    FeatureExtractors,
+    correlation_distance,
+    correlation_matrix,
+    find_weights,
     two_way_identification,
 )
-from eegvision.metrics.images import MINDEYE_BASE_SIZE, load_image_uint8, pixcorr, ssim, to_float_batch
+from eegvision.metrics.images import (
+    MINDEYE_BASE_SIZE,
+    load_image_uint8,
+    pixcorr,
+    ssim,
+    to_float_batch,
+)
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 PIXEL_METRICS = ("PixCorr", "SSIM")

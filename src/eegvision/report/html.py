@@ -88,13 +88,13 @@ def build_report(demo_dir: str | Path, report_dir: str | Path | None = None, tit
     Parameters
     ----------
     demo_dir : path
-        Folder written by :func:`eegvision.demo.run_demo` (must hold ``demo.json``).
+        Folder written by :func:`eegvision.demo.run.run_demo` (must hold ``demo.json``).
     report_dir : path, optional
         Output folder (default ``DEMO/report``).
     title : str
         Page title.
     """
-    from eegvision.demo_stages import read_history
+    from eegvision.demo.stages import read_history
 
     demo_dir = Path(demo_dir)
     summary = _read_json(demo_dir / "demo.json")
@@ -214,7 +214,7 @@ def build_report(demo_dir: str | Path, report_dir: str | Path | None = None, tit
 
 def _retrieval_gallery(demo_dir: Path, summary: Mapping, fig_dir: Path, n: int = 6) -> str | None:
     """Figure of seen vs top-ranked test images for the first subject (from the stored test embeddings)."""
-    from eegvision.data.features import load_features
+    from eegvision.features.files import load_features
     from eegvision.training.run import read_test_embeddings
 
     units = summary.get("units", {})
@@ -226,7 +226,7 @@ def _retrieval_gallery(demo_dir: Path, summary: Mapping, fig_dir: Path, n: int =
     emb = read_test_embeddings(demo_dir / unit).get(sub)
     if emb is None:
         return None
-    from eegvision.data.images import scan_image_folder
+    from eegvision.readers.images import scan_image_folder
 
     paths = scan_image_folder(images).paths
     f = load_features(feats).image.float()

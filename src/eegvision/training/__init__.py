@@ -4,8 +4,9 @@
 >>> run = fit(FitConfig(data="store/", subjects=["sub-01"], encoder="atms"), "runs/atms-sub-01")  # doctest: +SKIP
 """
 
+from eegvision.data.sources import open_data
 from eegvision.training.config import FitConfig
-from eegvision.training.fit import fit, open_data
+from eegvision.training.fit import fit
 from eegvision.training.losses import LogitScale, Objective, info_nce, reference_clip_loss
 from eegvision.training.presets import PRESETS, get_preset, list_presets, preset_config
 from eegvision.training.run import TrainedRun, embed_run, evaluate_run, list_units, load_run

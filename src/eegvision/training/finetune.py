@@ -332,9 +332,10 @@ def finetune(
     >>> finetune("runs/atms-sub-01", "imagery-store/", "sub-01", "runs/atms-imagery-50",
     ...          n_trials=50, freeze="encoder")                                   # doctest: +SKIP
     """
+    import importlib
+
     from eegvision.data.dataset import EEGDataset
     from eegvision.data.splits import validation_split
-    import importlib
 
     fit_mod = importlib.import_module("eegvision.training.fit")  # the module; the package exports fit()
     from eegvision.training.losses import Objective

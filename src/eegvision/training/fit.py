@@ -42,6 +42,7 @@ from typing import Any
 import torch
 
 from eegvision import __version__
+from eegvision.data.sources import open_data
 from eegvision.training.config import FitConfig
 from eegvision.utils import write_text_atomic
 
@@ -49,25 +50,6 @@ __all__ = ["fit", "open_data", "plan_units", "resolve_feature_paths", "load_trai
 
 
 # ----------------------------------------------------------------------------- inputs
-def open_data(path: str | os.PathLike) -> Any:
-    """Open DATA: an eegvision store (``manifest.json``) or a THINGS-EEG2 folder, read in place."""
-    p = Path(path).expanduser()
-    if not p.exists():
-        raise FileNotFoundError(f"Data not found: {p}. Give a store directory (with manifest.json, made by "
-                                "`eegvision convert`) or a THINGS-EEG2 folder (with Preprocessed_data_250Hz/).")
-    if (p / "manifest.json").is_file():
-        from eegvision.data.store import open_store
-
-        return open_store(p)
-    if (p / "Preprocessed_data_250Hz").is_dir() or p.name == "Preprocessed_data_250Hz":
-        from eegvision.data.things_eeg2 import open_things_eeg2
-
-        return open_things_eeg2(p)
-    raise FileNotFoundError(f"{p} is neither an eegvision store (no manifest.json) nor a THINGS-EEG2 folder (no "
-                            "Preprocessed_data_250Hz/). Convert the data with `eegvision convert`, or point --data "
-                            "at the folder that contains Preprocessed_data_250Hz/.")
-
-
 def resolve_feature_paths(config: FitConfig) -> dict[str, Path]:
     """``{"train": path, "test": path}``: the configured files, else ``DATA/features/{split}.safetensors``."""
     out = {}
@@ -84,7 +66,7 @@ def resolve_feature_paths(config: FitConfig) -> dict[str, Path]:
 
 def load_training_features(config: FitConfig, path: Path, cache_dir: Path, expect_normalized: bool | None):
     """Load a feature file; an ATM-style ``.pt`` is first imported with the explicit normalisation flag."""
-    from eegvision.data.features import import_atm_features, load_features
+    from eegvision.features.files import import_atm_features, load_features
 
     if path.suffix.lower() in (".pt", ".pth"):
         if config.features_normalized is None:

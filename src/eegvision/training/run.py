@@ -183,7 +183,7 @@ def embed_run(run_dir: str | os.PathLike, data: str | os.PathLike, out: str | os
     """
     from safetensors.torch import save_file
 
-    from eegvision.training.fit import open_data
+    from eegvision.data.sources import open_data
     from eegvision.utils import atomic_path
 
     run = load_run(run_dir, unit=unit)

@@ -8,7 +8,7 @@ sensors) ``-> Conv1d(F, F, kernel, stride)`` (temporal filters of ``kernel_s`` s
 The factorisation (space first, then time) has far fewer free parameters than a linear map of the
 whole epoch (EEGProject: ``C*T*n_outputs``), and the MLP can represent interactions between
 components — a later response whose meaning depends on an earlier one, as in the simulator's
-gain-modulated code (:mod:`eegvision.data.simulate.forward`). No pooling or squaring, so the sign
+gain-modulated code (:mod:`eegvision.sim.forward`). No pooling or squaring, so the sign
 and timing of evoked responses are kept. Kernel and stride are given in seconds and converted with
 ``sfreq``, so the same settings serve 250 Hz EEG and 200 Hz MEG. Subject ids are accepted and ignored.
 

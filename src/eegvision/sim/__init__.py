@@ -9,14 +9,21 @@
 * :mod:`.presets`, :mod:`.pipeline` — ``simulate(out, preset=...)``.
 """
 
-from eegvision.data.simulate.ceiling import bayes_ceiling, bayes_scores, ridge_retrieval, topk_from_scores
-from eegvision.data.simulate.embedding import RandomFeatureMap
-from eegvision.data.simulate.forward import (
-    EEG_COMPONENTS, PARADIGMS, ForwardModel, ForwardParams, Layout, SubjectModel, eeg_layout, meg_layout,
+from eegvision.sim.ceiling import bayes_ceiling, bayes_scores, ridge_retrieval, topk_from_scores
+from eegvision.sim.embedding import RandomFeatureMap
+from eegvision.sim.forward import (
+    EEG_COMPONENTS,
+    PARADIGMS,
+    ForwardModel,
+    ForwardParams,
+    Layout,
+    SubjectModel,
+    eeg_layout,
+    meg_layout,
 )
-from eegvision.data.simulate.pipeline import SimulationResult, simulate
-from eegvision.data.simulate.presets import PRESETS, Preset, get_preset
-from eegvision.data.simulate.world import LATENT_DIM, Concept, ImageSpec, World, make_world, render_image
+from eegvision.sim.pipeline import SimulationResult, simulate
+from eegvision.sim.presets import PRESETS, Preset, get_preset
+from eegvision.sim.scene import LATENT_DIM, Concept, ImageSpec, World, make_world, render_image
 
 __all__ = [
     "EEG_COMPONENTS", "LATENT_DIM", "PARADIGMS", "PRESETS", "Concept", "ForwardModel", "ForwardParams",

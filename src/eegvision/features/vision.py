@@ -329,7 +329,7 @@ def extract_features(
     ----------
     images_root : path
         Folder of concept sub-folders (``00001_aardvark/...``) as read by
-        :func:`eegvision.data.images.scan_image_folder`; row ``i`` of ``image`` is image ``i`` in its order.
+        :func:`eegvision.readers.images.scan_image_folder`; row ``i`` of ``image`` is image ``i`` in its order.
     out : path
         Output ``.safetensors`` file.
     model, pretrained, backend, device
@@ -345,8 +345,8 @@ def extract_features(
     split : str, optional
         Recorded in the metadata (default: the folder name, e.g. ``test_images``).
     """
-    from eegvision.data.features import save_features
-    from eegvision.data.images import make_prompts, scan_image_folder
+    from eegvision.features.files import save_features
+    from eegvision.readers.images import make_prompts, scan_image_folder
 
     images = scan_image_folder(images_root)
     vm = vision_model or load_vision_model(model, pretrained, backend=backend, device=device)

@@ -1,30 +1,18 @@
-"""The eegvision store: one memory-mappable ``.npy`` per subject and split, plus tables and a manifest.
+"""Write an eegvision store: :class:`StoreWriter` (atomic, streamed in chunks, resumable).
 
-Layout (see ``docs/design.md``)::
-
-    STORE/manifest.json          format_version, eegvision_version, dataset, dtype, sfreq, ch_names,
-                                 ch_types, times, subjects: {sub: {split: {shape, sources}}}, images,
-                                 prompt_template (and, per split, the concept names)
-    STORE/sub-XX/training.npy    (n_conditions, n_repetitions, n_chans, n_times), float16 by default
-    STORE/sub-XX/training.tsv    one row per condition x repetition (condition-major)
-    STORE/sub-XX/test.npy/.tsv   the same for the test split
-
-A directory is a store only once ``manifest.json`` exists. :class:`StoreWriter` writes every data
-file under a temporary name, streams arrays in chunks (constant memory, even for memory-mapped
-8 GB sources), and on success renames the files and writes the manifest last; an interrupted
-run leaves no manifest and no file under a final name, and its leftovers are removed by the next
-run. Re-running with the same sources (size + sha256) and settings does no work.
+Every data file is written under a temporary name and arrays are streamed in chunks (constant memory, even
+for memory-mapped 8 GB sources); on success the files are renamed and ``manifest.json`` is written last, so
+an interrupted run leaves no manifest and no file under a final name, and its leftovers are removed by the
+next run. Re-running with the same sources (size + sha256) and settings does no work.
 """
 
 from __future__ import annotations
 
-import abc
 import json
 import logging
 import math
 import mmap
 import os
-import re
 import tempfile
 import threading
 from collections.abc import Sequence
@@ -36,303 +24,24 @@ import numpy as np
 import pandas as pd
 
 from eegvision.progress import track
-from eegvision.utils import close_matches, write_text_atomic
+from eegvision.store.base import (
+    _COMMIT_MARKER,
+    _DTYPES,
+    _NAME_RE,
+    _TMP_RE,
+    FORMAT_VERSION,
+    MANIFEST_NAME,
+    METADATA_COLUMNS,
+    _hash_file,
+    normalize_subject,
+    source_entry,
+)
+from eegvision.store.disk import _concepts_from_metadata, _read_manifest
+from eegvision.utils import write_text_atomic
 
-__all__ = [
-    "FORMAT_VERSION",
-    "METADATA_COLUMNS",
-    "DiskStore",
-    "Store",
-    "StoreWriter",
-    "normalize_subject",
-    "open_store",
-    "source_entry",
-]
+__all__ = ["StoreWriter"]
 
 logger = logging.getLogger(__name__)
-
-FORMAT_VERSION = 1
-MANIFEST_NAME = "manifest.json"
-#: Columns of the per-file metadata tables, in order (extra columns may follow).
-METADATA_COLUMNS = ("subject", "split", "condition", "repetition", "concept_index", "concept",
-                    "image_index", "image_path")
-_COMMIT_MARKER = ".eegvision-commit"
-_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-_TMP_RE = re.compile(r"^\.(manifest\.json|[A-Za-z0-9_.-]+\.(npy|tsv))\..*\.tmp$")
-_DTYPES = ("float16", "float32", "float64")
-
-
-def normalize_subject(name: str | int) -> str:
-    """``"sub-01"`` for ``1``, ``"1"``, ``"01"`` or ``"sub-01"``; other names unchanged."""
-    text = str(name).strip()
-    if text.isdigit():
-        return f"sub-{int(text):02d}"
-    return text
-
-
-def _unknown(kind: str, name: str, choices: Sequence[str], where: str) -> ValueError:
-    hints = close_matches(name, choices)
-    hint = f" Did you mean {', '.join(hints)}?" if hints else ""
-    listed = ", ".join(choices) if choices else "none"
-    return ValueError(f"{kind} {name!r} is not in {where} (available: {listed}).{hint}")
-
-
-def source_entry(path: str | os.PathLike, sha256: str | None = None) -> dict[str, Any]:
-    """``{"path", "size", "sha256"}`` describing a source file (hashing it unless given)."""
-    path = Path(path).resolve()
-    if sha256 is None:
-        sha256 = _hash_file(path, threading.Event())
-    return {"path": str(path), "size": path.stat().st_size, "sha256": sha256}
-
-
-def _hash_file(path: Path, cancel: threading.Event, chunk: int = 1 << 22) -> str:
-    import hashlib
-
-    h = hashlib.sha256()
-    buf = bytearray(chunk)
-    view = memoryview(buf)
-    with open(path, "rb", buffering=0) as f:
-        while not cancel.is_set():
-            n = f.readinto(buf)
-            if not n:
-                break
-            h.update(view[:n])
-    return h.hexdigest()
-
-
-# ---------------------------------------------------------------------------------------------
-# Reading
-
-
-class Store(abc.ABC):
-    """The read interface shared by the on-disk store and in-place dataset readers.
-
-    Attributes
-    ----------
-    dataset : str
-        Dataset name (``"things-eeg2"``, ``"things-meg"``, ...).
-    ch_names : list of str
-        Channel names, in array order.
-    sfreq : float
-        Sampling frequency in Hz.
-    times : numpy.ndarray
-        Time of each sample in seconds (``n_times`` entries).
-    """
-
-    dataset: str
-    ch_names: list[str]
-    sfreq: float
-    times: np.ndarray
-    ch_types: list[str] | None = None
-
-    @property
-    @abc.abstractmethod
-    def subjects(self) -> list[str]:
-        """Subject names, sorted."""
-
-    @abc.abstractmethod
-    def splits(self, subject: str) -> list[str]:
-        """Splits available for ``subject`` (``"training"``, ``"test"``, ...)."""
-
-    @abc.abstractmethod
-    def array(self, subject: str, split: str) -> np.ndarray:
-        """Read-only memory-mapped 4-D array ``(condition, repetition, channel, time)``."""
-
-    @abc.abstractmethod
-    def metadata(self, subject: str, split: str) -> pd.DataFrame:
-        """One row per condition x repetition (condition-major); see :data:`METADATA_COLUMNS`."""
-
-    @abc.abstractmethod
-    def concepts(self, split: str) -> list[str]:
-        """Concept names of ``split``; entry ``j`` is the concept with ``concept_index == j``."""
-
-    @abc.abstractmethod
-    def images(self, split: str) -> list[str] | None:
-        """Image path of each condition of ``split`` in condition order, or None without images."""
-
-    @property
-    def n_chans(self) -> int:
-        return len(self.ch_names)
-
-    @property
-    def n_times(self) -> int:
-        return len(self.times)
-
-    def _check(self, subject: str, split: str | None = None) -> str:
-        subject = normalize_subject(subject)
-        if subject not in self.subjects:
-            raise _unknown("Subject", subject, self.subjects, str(getattr(self, "path", self.dataset)))
-        if split is not None and split not in self.splits(subject):
-            raise _unknown("Split", split, self.splits(subject), f"{subject}")
-        return subject
-
-    def info(self) -> dict[str, Any]:
-        """A JSON-able summary: dataset, subjects with split shapes, dtype, sfreq, channels, times."""
-        shapes: dict[str, dict[str, list[int]]] = {}
-        dtypes = set()
-        for sub in self.subjects:
-            shapes[sub] = {}
-            for split in self.splits(sub):
-                arr = self.array(sub, split)
-                shapes[sub][split] = list(arr.shape)
-                dtypes.add(str(arr.dtype))
-        return {
-            "path": str(getattr(self, "path", "")),
-            "dataset": self.dataset,
-            "subjects": shapes,
-            "dtype": ", ".join(sorted(dtypes)),
-            "sfreq": float(self.sfreq),
-            "n_chans": self.n_chans,
-            "n_times": self.n_times,
-            "tmin": float(self.times[0]) if self.n_times else None,
-            "tmax": float(self.times[-1]) if self.n_times else None,
-            "ch_names": list(self.ch_names),
-        }
-
-
-class DiskStore(Store):
-    """An eegvision store on disk (use :func:`open_store`)."""
-
-    def __init__(self, path: Path, manifest: dict[str, Any]) -> None:
-        self.path = path
-        self.manifest = manifest
-        self.dataset = manifest["dataset"]
-        self.ch_names = list(manifest["ch_names"])
-        self.ch_types = list(manifest["ch_types"]) if manifest.get("ch_types") else None
-        self.sfreq = float(manifest["sfreq"])
-        self.times = np.asarray(manifest["times"], dtype=np.float64)
-        self.dtype = np.dtype(manifest["dtype"])
-        self.prompt_template = manifest.get("prompt_template")
-        self._meta_cache: dict[tuple[str, str], pd.DataFrame] = {}
-
-    def __repr__(self) -> str:
-        return (f"DiskStore({str(self.path)!r}, dataset={self.dataset!r}, subjects={len(self.subjects)}, "
-                f"n_chans={self.n_chans}, n_times={self.n_times}, dtype={self.dtype})")
-
-    @property
-    def subjects(self) -> list[str]:
-        return sorted(self.manifest["subjects"])
-
-    def splits(self, subject: str) -> list[str]:
-        subject = normalize_subject(subject)
-        if subject not in self.manifest["subjects"]:
-            raise _unknown("Subject", subject, self.subjects, f"store {self.path}")
-        return sorted(self.manifest["subjects"][subject])
-
-    def _file(self, subject: str, split: str, ext: str) -> Path:
-        path = self.path / subject / f"{split}.{ext}"
-        if not path.is_file():
-            raise FileNotFoundError(
-                f"Store {self.path} lists {subject}/{split} but {path} is missing; the store is damaged. "
-                "Convert again into a new folder."
-            )
-        return path
-
-    def array(self, subject: str, split: str) -> np.ndarray:
-        subject = self._check(subject, split)
-        arr = np.load(self._file(subject, split, "npy"), mmap_mode="r")
-        expected = tuple(self.manifest["subjects"][subject][split]["shape"])
-        if arr.shape != expected:
-            raise ValueError(f"{self.path}/{subject}/{split}.npy has shape {arr.shape}, the manifest says "
-                             f"{expected}; the store is damaged. Convert again into a new folder.")
-        return arr
-
-    def metadata(self, subject: str, split: str) -> pd.DataFrame:
-        subject = self._check(subject, split)
-        key = (subject, split)
-        if key not in self._meta_cache:
-            frame = pd.read_csv(self._file(subject, split, "tsv"), sep="\t", keep_default_na=False,
-                                dtype={"concept": str, "image_path": str, "subject": str, "split": str})
-            for col in ("condition", "repetition", "concept_index", "image_index"):
-                frame[col] = frame[col].astype(np.int64)
-            self._meta_cache[key] = frame
-        return self._meta_cache[key].copy()
-
-    def _first_with(self, split: str) -> str:
-        for sub in self.subjects:
-            if split in self.manifest["subjects"][sub]:
-                return sub
-        all_splits = sorted({s for sub in self.manifest["subjects"].values() for s in sub})
-        raise _unknown("Split", split, all_splits, f"store {self.path}")
-
-    def concepts(self, split: str) -> list[str]:
-        stored = self.manifest.get("concepts", {}).get(split)
-        if stored is not None:
-            return list(stored)
-        return _concepts_from_metadata(self.metadata(self._first_with(split), split))
-
-    def images(self, split: str) -> list[str] | None:
-        meta = self.metadata(self._first_with(split), split)
-        first = meta[meta["repetition"] == 0].sort_values("condition")
-        paths = first["image_path"].tolist()
-        return paths if any(paths) else None
-
-    def info(self) -> dict[str, Any]:
-        out = super().info()
-        out.update(format_version=self.manifest.get("format_version"),
-                   eegvision_version=self.manifest.get("eegvision_version"),
-                   dtype=str(self.dtype), images=self.manifest.get("images", {}),
-                   prompt_template=self.prompt_template,
-                   size_mb=round(sum(f.stat().st_size for f in self.path.glob("sub-*/*") if f.is_file()) / 1e6, 1))
-        return out
-
-
-def _concepts_from_metadata(meta: pd.DataFrame) -> list[str]:
-    pairs = meta[["concept_index", "concept"]].drop_duplicates()
-    if pairs["concept_index"].duplicated().any():
-        bad = pairs[pairs["concept_index"].duplicated(keep=False)].head(4).to_dict("records")
-        raise ValueError(f"Metadata gives several concept names to one concept_index: {bad}.")
-    if len(pairs) and pairs["concept_index"].min() < 0:
-        raise ValueError("Metadata has a negative concept_index.")
-    n = int(pairs["concept_index"].max()) + 1 if len(pairs) else 0
-    names = [""] * n
-    for idx, name in zip(pairs["concept_index"].tolist(), pairs["concept"].tolist()):
-        names[idx] = name
-    return names
-
-
-def _read_manifest(path: Path) -> dict[str, Any]:
-    try:
-        manifest = json.loads((path / MANIFEST_NAME).read_text())
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"{path / MANIFEST_NAME} is not valid JSON ({exc}); the store is damaged.") from None
-    version = manifest.get("format_version")
-    if not isinstance(version, int) or version > FORMAT_VERSION:
-        raise ValueError(
-            f"{path} uses store format_version {version!r}; this eegvision reads format {FORMAT_VERSION} "
-            "and older. Upgrade eegvision or convert the data again."
-        )
-    return manifest
-
-
-def open_store(path: str | os.PathLike) -> DiskStore:
-    """Open an eegvision store for reading (arrays are memory-mapped, nothing is loaded).
-
-    Parameters
-    ----------
-    path : str or PathLike
-        The store folder (the one holding ``manifest.json``).
-
-    Raises
-    ------
-    FileNotFoundError
-        ``path`` does not exist or holds no ``manifest.json`` (e.g. an interrupted conversion).
-    """
-    path = Path(path).expanduser()
-    if not path.is_dir():
-        raise FileNotFoundError(
-            f"Store {path} does not exist. Create one with `eegvision convert things-eeg2 SRC {path}`."
-        )
-    if not (path / MANIFEST_NAME).is_file():
-        hint = (" A THINGS-EEG2 download can be read in place with eegvision.data.open_things_eeg2."
-                if (path / "Preprocessed_data_250Hz").is_dir() else
-                " If a conversion was interrupted, run it again.")
-        raise FileNotFoundError(f"{path} is not an eegvision store: it has no {MANIFEST_NAME}.{hint}")
-    return DiskStore(path, _read_manifest(path))
-
-
-# ---------------------------------------------------------------------------------------------
-# Writing
 
 
 def _file_offset(data: np.ndarray) -> tuple[str, int] | None:
@@ -458,7 +167,7 @@ class StoreWriter:
         overwrite: bool = False,
         chunk_mb: float = 64,
     ) -> None:
-        from eegvision.data.images import DEFAULT_PROMPT_TEMPLATE
+        from eegvision.readers.images import DEFAULT_PROMPT_TEMPLATE
 
         self.path = Path(path).expanduser().absolute()
         if str(np.dtype(dtype)) not in _DTYPES:
@@ -893,4 +602,3 @@ class StoreWriter:
 def _header_fits_v1(header: dict[str, Any]) -> bool:
     # Format 1.0 stores the header length in 2 bytes; huge shapes/descrs need format 2.0.
     return len(repr(header)) < 60000
-

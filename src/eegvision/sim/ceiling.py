@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from eegvision.data.simulate.forward import SubjectModel
+from eegvision.sim.forward import SubjectModel
 
 
 def topk_from_scores(scores: np.ndarray, ks: tuple[int, ...] = (1, 5)) -> dict[str, float]:

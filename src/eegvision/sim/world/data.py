@@ -8,7 +8,7 @@ unseen by CLIP training in the zero-shot protocol. (Worlds simulated with anothe
 draw other test concepts, which the world models may have seen; the retrieval and reconstruction numbers
 of such runs are then not zero-shot for the image model.)
 
-Images are rendered with :func:`eegvision.data.simulate.world.render_image` at 64×64 and area-downsampled
+Images are rendered with :func:`eegvision.sim.scene.render_image` at 64×64 and area-downsampled
 to the models' resolution (:data:`IMAGE_SIZE`); :func:`to_model_input` does the same to any batch of
 pictures (uint8 ``(n, H, W, 3)`` arrays or float tensors), so JPEGs written by the simulator and
 generator samples go through the same path.
@@ -22,10 +22,18 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from eegvision.data.simulate.world import (
-    BACKGROUNDS, COLOURS, SHAPES, TEXTURES, Concept, ImageSpec, _draw_image, make_world, render_image,
-)
 from eegvision.progress import track
+from eegvision.sim.scene import (
+    BACKGROUNDS,
+    COLOURS,
+    SHAPES,
+    TEXTURES,
+    Concept,
+    ImageSpec,
+    _draw_image,
+    make_world,
+    render_image,
+)
 
 #: Version of the world (attribute vocabulary, rendering and held-out split) the shipped models were trained on.
 WORLD_VERSION = "1"

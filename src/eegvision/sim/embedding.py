@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from eegvision.data.simulate.world import LATENT_DIM
+from eegvision.sim.scene import LATENT_DIM
 
 
 @dataclass

@@ -35,7 +35,7 @@ import pandas as pd
 
 from eegvision.utils import close_matches
 
-__all__ = ["LazyEpochsArray", "convert_epochs", "data_picks", "group_repetitions", "read_metadata_table",
+__all__ = ["LazyEpochsArray", "data_picks", "group_repetitions", "read_metadata_table",
            "time_slice", "STORE_UNITS"]
 
 SPLITS = ("training", "test")
@@ -133,7 +133,7 @@ class LazyEpochsArray:
     """A 4-D ``(condition, repetition, channel, time)`` view of MNE epochs, read on slicing.
 
     ``arr[a:b]`` reads only the epochs of conditions ``a..b-1`` (in file order) with
-    ``epochs.get_data(item=...)``; :class:`eegvision.data.store.StoreWriter` streams it chunk by
+    ``epochs.get_data(item=...)``; :class:`eegvision.store.disk.StoreWriter` streams it chunk by
     chunk, so the whole array never exists in memory.
     """
 
@@ -244,99 +244,3 @@ def _conditions(meta: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
     return images, cond
 
 
-def convert_epochs(
-    fif: str | os.PathLike,
-    metadata: str | os.PathLike | pd.DataFrame,
-    store: str | os.PathLike,
-    subject: str = "sub-01",
-    min_reps: int | None = None,
-    dtype: str = "float16",
-    tmin: float | None = None,
-    tmax: float | None = None,
-    images: str | os.PathLike | None = None,
-    dataset: str = "epochs",
-    prompt_template: str | None = None,
-    units: dict[str, str] | None = STORE_UNITS,
-    overwrite: bool = False,
-) -> Path:
-    """Convert an MNE epochs file and a per-epoch metadata table into an eegvision store.
-
-    Parameters
-    ----------
-    fif : path-like
-        An MNE epochs file (``*-epo.fif``), read lazily.
-    metadata : path-like or DataFrame
-        One row per epoch (epoch order) with ``image_path``, ``concept``, ``split`` and optionally
-        ``subject`` and ``image_id`` (see the module docs).
-    store : path-like
-        Output store folder.
-    subject : str
-        Subject name when the table has no ``subject`` column.
-    min_reps : int, optional
-        Accept unequal repetition counts (see :func:`group_repetitions`).
-    dtype : {"float16", "float32"}
-        Store dtype.
-    tmin, tmax : float, optional
-        Keep only this window (s, inclusive); the whole epoch by default.
-    images : path-like, optional
-        Folder the ``image_path`` values are relative to; recorded in the store, and relative paths
-        are stored joined onto it.
-    dataset : str
-        Dataset name recorded in the manifest.
-    prompt_template : str, optional
-        Text prompt template recorded in the manifest.
-    units : dict, optional
-        MNE ``get_data(units=...)`` per channel type; :data:`STORE_UNITS` (µV, fT, fT/cm) by default,
-        ``None`` keeps the file's SI values.
-    overwrite : bool
-        Replace a store with other settings.
-
-    Returns
-    -------
-    Path
-        The store folder.
-    """
-    import mne
-
-    from eegvision.data.store import StoreWriter, normalize_subject
-
-    fif = Path(fif)
-    if not fif.is_file():
-        raise FileNotFoundError(f"Epochs file not found: {fif}")
-    epochs = mne.read_epochs(fif, preload=False, verbose=False)
-    if isinstance(metadata, pd.DataFrame):
-        table, table_name, sources = metadata.astype(str), "metadata table", [fif]
-    else:
-        table, table_name = read_metadata_table(metadata), str(metadata)
-        sources = [fif, Path(metadata)]
-    table = _check_metadata(table, len(epochs), table_name)
-    subjects = (table["subject"].map(normalize_subject) if "subject" in table.columns
-                else pd.Series([normalize_subject(subject)] * len(table)))
-    picks = data_picks(epochs.info)
-    window = time_slice(epochs.times, tmin, tmax)
-    ch_names = [epochs.ch_names[i] for i in picks]
-    if images is not None:
-        root = Path(images).expanduser().absolute()
-        table["image_path"] = [p if Path(p).is_absolute() else str(root / p) for p in table["image_path"]]
-    roots = {s: (str(images) if images is not None else None) for s in SPLITS if (table["split"] == s).any()}
-    with StoreWriter(store, dataset=dataset, ch_names=ch_names, sfreq=float(epochs.info["sfreq"]),
-                     times=epochs.times[window], dtype=dtype, ch_types=epochs.get_channel_types(picks=picks),
-                     images=roots, prompt_template=prompt_template, overwrite=overwrite) as writer:
-        for sub in sorted(subjects.unique()):
-            for split in SPLITS:
-                rows = np.flatnonzero(((subjects == sub) & (table["split"] == split)).to_numpy())
-                if len(rows) == 0:
-                    continue
-                part = table.iloc[rows]
-                conds, cond_of_row = _conditions(part)
-                labels = conds["image_id" if "image_id" in conds.columns else "image_path"].tolist()
-                kept, slots = group_repetitions(cond_of_row, len(conds), min_reps, f"{sub} {split}", labels)
-                conds = conds.iloc[kept].reset_index(drop=True)
-                # keep concept_index dense over the concepts that remain
-                names = sorted(conds["concept"].unique())
-                conds["concept_index"] = pd.Index(names).get_indexer(conds["concept"])
-                conds["image_index"] = conds.groupby("concept_index").cumcount()
-                lazy = LazyEpochsArray(epochs, rows[slots], picks, window, units=units)
-                writer.add(subject=sub, split=split, data=lazy,
-                           metadata=conds, sources=sources)
-    return Path(store)

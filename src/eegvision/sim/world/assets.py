@@ -15,13 +15,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from eegvision.world.classifier import WorldClassifier, attribute_match as _attribute_match
-from eegvision.world.clip_model import WorldCLIP
-from eegvision.world.data import WORLD_VERSION
-from eegvision.world.generator import WorldGenerator
+from eegvision.sim.world.classifier import WorldClassifier
+from eegvision.sim.world.classifier import attribute_match as _attribute_match
+from eegvision.sim.world.clip_model import WorldCLIP
+from eegvision.sim.world.data import WORLD_VERSION
+from eegvision.sim.world.generator import WorldGenerator
 
 #: Where the shipped world models live (package data).
-SHIPPED_DIR = Path(__file__).resolve().parent.parent / "resources" / "world"
+SHIPPED_DIR = Path(__file__).resolve().parents[2] / "resources" / "world"
 
 
 @dataclass

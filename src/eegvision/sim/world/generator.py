@@ -20,7 +20,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from eegvision.world.data import IMAGE_SIZE
+from eegvision.sim.world.data import IMAGE_SIZE
 
 
 def unet_config(cond_dim: int, channels: tuple[int, ...] = (32, 64, 64), layers_per_block: int = 1,

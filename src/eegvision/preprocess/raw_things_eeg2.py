@@ -2,14 +2,14 @@
 
 Input: ``RAW_ROOT/sub-XX/ses-0S/raw_eeg_{training,test}.npy``, pickled dicts with ``raw_eeg_data``
 (channels incl. ``stim`` x samples at 1000 Hz), ``ch_names``, ``ch_types`` and ``sfreq``. They are
-read with :mod:`eegvision.data.safe_pickle` (nothing in the file is ever executed) and the signal is
+read with :mod:`eegvision.readers.safe_pickle` (nothing in the file is ever executed) and the signal is
 memory-mapped in place.
 
 Steps (per session, one session in memory at a time; ATM's ``EEG-preprocessing``, adapted from
 Gifford et al. 2022):
 
 1. ``mne.io.RawArray``; events from the ``stim`` channel (``mne.find_events``).
-2. The 63 channels in THINGS order (:data:`eegvision.data.channels.THINGS_EEG2_CHANNELS`).
+2. The 63 channels in THINGS order (:data:`eegvision.readers.channels.THINGS_EEG2_CHANNELS`).
 3. Target trials (event code 99999) are dropped.
 4. ``mne.Epochs`` from -0.2 to 1.0 s with ``baseline=(None, 0)`` at 1000 Hz, then
    ``epochs.resample(250)`` (300 samples, -0.200 ... 0.996 s).
@@ -18,7 +18,7 @@ Gifford et al. 2022):
    0 ... 0.996 s (250 samples).
 6. MVNN: per session, the Ledoit-Wolf channel covariance of every (time x channel) epoch, averaged
    over repetitions then conditions; both partitions are whitened with its inverse square root
-   (:mod:`eegvision.data.mvnn`).
+   (:mod:`eegvision.preprocess.mvnn`).
 7. Sessions merged: test conditions concatenate the repetitions of all sessions (4 x 20 = 80);
    training condition *c* concatenates the repetitions of the sessions that showed it (2 x 2 = 4);
    repetitions are then shuffled.
@@ -85,9 +85,9 @@ from typing import Any
 
 import numpy as np
 
-from eegvision.data.channels import THINGS_EEG2_CHANNELS
-from eegvision.data.mvnn import inverse_sqrt, mvnn_covariance, whiten
+from eegvision.preprocess.mvnn import inverse_sqrt, mvnn_covariance, whiten
 from eegvision.progress import track
+from eegvision.readers.channels import THINGS_EEG2_CHANNELS
 from eegvision.utils import atomic_path, close_matches
 
 __all__ = [
@@ -198,7 +198,7 @@ def load_raw_recording(path: str | os.PathLike) -> dict[str, Any]:
         ``raw_eeg_data`` (channels x samples, read-only array), ``ch_names`` (list of str),
         ``ch_types`` (list of str), ``sfreq`` (float).
     """
-    from eegvision.data.safe_pickle import ArrayRef, load_data_pickle
+    from eegvision.readers.safe_pickle import ArrayRef, load_data_pickle
 
     path = Path(path)
     rec = load_data_pickle(path)
@@ -691,7 +691,7 @@ def preprocess_things_eeg2(
 
 def _open_store(path: Path, *, ch_names: list[str], sfreq: float, times: np.ndarray, dtype: str,
                 overwrite: bool, images: Path | None = None):
-    from eegvision.data.store import StoreWriter
+    from eegvision.store.writer import StoreWriter
 
     roots = {"training": None, "test": None}
     if images is not None:
@@ -703,15 +703,15 @@ def _open_store(path: Path, *, ch_names: list[str], sfreq: float, times: np.ndar
 def _things_eeg2_metadata(subject: str, part: str, codes: np.ndarray, images: str | os.PathLike | None = None):
     """Per-condition metadata for conditions given by event code (1-based THINGS-EEG2 image number).
 
-    Uses :func:`eegvision.data.things_eeg2.things_eeg2_metadata` for images ``1..max(codes)`` (concept
+    Uses :func:`eegvision.readers.things_eeg2.things_eeg2_metadata` for images ``1..max(codes)`` (concept
     names from the image folders, else eegvision's THINGS tables) and keeps the rows of ``codes``.
     """
-    from eegvision.data.things_eeg2 import things_eeg2_metadata
+    from eegvision.readers.things_eeg2 import things_eeg2_metadata
 
     codes = np.asarray(codes, dtype=np.int64)
     image_set = None
     if images is not None:
-        from eegvision.data.images import scan_image_folder
+        from eegvision.readers.images import scan_image_folder
 
         image_set = scan_image_folder(Path(images) / f"{part}_images")
     full = things_eeg2_metadata(subject, part, int(codes.max()), image_set)

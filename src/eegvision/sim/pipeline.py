@@ -26,15 +26,19 @@ from pathlib import Path
 
 import numpy as np
 
-from eegvision.data.simulate.ceiling import bayes_ceiling, decimate_mean, ridge_retrieval
-from eegvision.data.simulate.embedding import RandomFeatureMap
-from eegvision.data.simulate.forward import PARADIGMS, ForwardModel, ForwardParams, SubjectModel, eeg_layout
-from eegvision.data.simulate.presets import Preset, get_preset
-from eegvision.data.simulate.world import World, make_world
-from eegvision.data.simulate.writers import (
-    write_features, write_images, write_preprocessed_eeg, write_raw_eeg, write_tsv,
-)
 from eegvision.progress import track
+from eegvision.sim.ceiling import bayes_ceiling, decimate_mean, ridge_retrieval
+from eegvision.sim.embedding import RandomFeatureMap
+from eegvision.sim.forward import PARADIGMS, ForwardModel, ForwardParams, SubjectModel, eeg_layout
+from eegvision.sim.presets import Preset, get_preset
+from eegvision.sim.scene import World, make_world
+from eegvision.sim.writers import (
+    write_features,
+    write_images,
+    write_preprocessed_eeg,
+    write_raw_eeg,
+    write_tsv,
+)
 from eegvision.utils import write_text_atomic
 
 FORMAT_VERSION = 1
@@ -86,7 +90,7 @@ def simulate(
     out
         Output folder; must be empty or absent (unless ``overwrite``).
     preset
-        ``"tiny"``, ``"demo"``, ``"things"`` (see :mod:`~eegvision.data.simulate.presets`) or a :class:`Preset`.
+        ``"tiny"``, ``"demo"``, ``"things"`` (see :mod:`~eegvision.sim.presets`) or a :class:`Preset`.
     n_subjects
         Overrides the preset's number of subjects.
     seed
@@ -109,7 +113,7 @@ def simulate(
     feature_model
         ``"random"`` (the stand-in :class:`RandomFeatureMap` of the latents, ``preset.feature_dim``-d) or
         ``"world-clip"`` (the shipped world CLIP's embeddings of the rendered images and concept captions,
-        see :mod:`eegvision.world`). With ``"world-clip"`` the images' latent factors are the leading
+        see :mod:`eegvision.sim.world`). With ``"world-clip"`` the images' latent factors are the leading
         principal components of their world-CLIP embeddings (see :func:`_latents_from_embeddings`), so the
         simulated brain responds to what the world's CLIP sees and the EEG carries its embedding.
 
@@ -145,7 +149,7 @@ def simulate(
     feats = {s: fmap.image(z[s]) for s in z}
     texts = {s: fmap.text(world.concept_latents(s)) for s in z}
     if feature_model == "world-clip":
-        from eegvision.world.features import world_clip_features
+        from eegvision.sim.world.features import world_clip_features
 
         wc = world_clip_features(world, pr.image_size)
         feats, texts = {s: wc[s][0] for s in z}, {s: wc[s][1] for s in z}
@@ -319,8 +323,8 @@ def _raw_recording(subj: SubjectModel, z: np.ndarray, trials: np.ndarray, rng: n
 
 
 def _world_clip_info() -> dict:
-    from eegvision.world.assets import shipped_world_models
-    from eegvision.world.features import world_clip_feature_info
+    from eegvision.sim.world.assets import shipped_world_models
+    from eegvision.sim.world.features import world_clip_feature_info
 
     return world_clip_feature_info(shipped_world_models())
 

@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from eegvision.world.data import ATTRIBUTES, WorldImages, to_model_input
+from eegvision.sim.world.data import ATTRIBUTES, WorldImages, to_model_input
 
 
 class AttributeCNN(nn.Module):
@@ -115,9 +115,9 @@ def attribute_match(classifier: WorldClassifier, recon_images, concept_attribute
     Parameters
     ----------
     recon_images
-        Reconstructions (any form :func:`~eegvision.world.data.to_model_input` accepts).
+        Reconstructions (any form :func:`~eegvision.sim.world.data.to_model_input` accepts).
     concept_attributes
-        The ground truth, one entry per image: a list of :class:`~eegvision.data.simulate.world.Concept`,
+        The ground truth, one entry per image: a list of :class:`~eegvision.sim.scene.Concept`,
         or ``{attr: values}`` with value names (``"red"``) or label indices.
 
     Returns

@@ -22,7 +22,7 @@ def world_clip_features(world, image_size: int = 64, models=None) -> dict[str, t
     Image features embed each rendered image of the split; text features embed each concept's caption
     (``"a red striped circle on a white background"``). ``models`` defaults to the shipped world models.
     """
-    from eegvision.world.assets import shipped_world_models
+    from eegvision.sim.world.assets import shipped_world_models
 
     models = models or shipped_world_models()
     out = {}
@@ -43,10 +43,10 @@ def rewrite_simulation_features(root: str | Path, models=None) -> list[Path]:
     The world is rebuilt from ``simulation.json`` (preset counts and seed); ``simulation.json`` gets a
     ``"feature_map": {"kind": "world-clip", ...}`` entry. Returns the two rewritten paths.
     """
-    from eegvision.data.simulate.world import make_world
-    from eegvision.data.simulate.writers import write_features
+    from eegvision.sim.scene import make_world
+    from eegvision.sim.world.assets import shipped_world_models
+    from eegvision.sim.writers import write_features
     from eegvision.utils import write_text_atomic
-    from eegvision.world.assets import shipped_world_models
 
     root = Path(root)
     meta_path = root / "simulation.json"

@@ -12,8 +12,8 @@ and captioned from them ("a small red striped circle on the left, on a white bac
 Each image also has a *latent factor vector* ``z`` (:meth:`World.latents`): a fixed, documented
 numeric code of its attributes (shape and texture embeddings, the actual hue/lightness of its
 colour and background, size, position, rotation). The neural forward model
-(:mod:`eegvision.data.simulate.forward`) and the stand-in image embedding
-(:mod:`eegvision.data.simulate.embedding`) are both functions of ``z``; a trained image model
+(:mod:`eegvision.sim.forward`) and the stand-in image embedding
+(:mod:`eegvision.sim.embedding`) are both functions of ``z``; a trained image model
 can later replace the embedding by reading the rendered pixels instead.
 
 Everything is a deterministic function of the world's ``seed``.

@@ -13,7 +13,7 @@ samples) and then dropped the 50 pre-stimulus samples from the data only. So the
 samples are ``times[50:]`` (0.000 ... 0.996 s). :func:`open_preprocessed` drops the
 ``len(times) - n_times`` leading entries in general.
 
-The pickles are parsed by :mod:`eegvision.data.safe_pickle` (no code is ever executed) and the EEG
+The pickles are parsed by :mod:`eegvision.readers.safe_pickle` (no code is ever executed) and the EEG
 array is memory-mapped where it lies in the file, so opening a subject costs no memory.
 
 Condition order: training condition ``c`` shows image ``c % n`` of concept ``c // n`` with ``n``
@@ -33,25 +33,23 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from eegvision.data.channels import THINGS_EEG2_CHANNELS
-from eegvision.data.images import DEFAULT_PROMPT_TEMPLATE, ImageSet, concept_from_folder, scan_image_folder
-from eegvision.data.safe_pickle import ArrayRef, parse_data_pickle
-from eegvision.data.store import Store, StoreWriter, _unknown, normalize_subject
+from eegvision.readers.channels import THINGS_EEG2_CHANNELS
+from eegvision.readers.images import (
+    ImageSet,
+    concept_from_folder,
+)
+from eegvision.readers.safe_pickle import ArrayRef, parse_data_pickle
 
 __all__ = [
     "PREPROCESSED_DIR",
     "SPLITS",
     "PreprocessedFile",
-    "ThingsEEG2Folder",
-    "convert_things_eeg2",
     "images_per_concept",
     "open_preprocessed",
-    "open_things_eeg2",
     "things_eeg2_concepts",
     "things_eeg2_metadata",
 ]
@@ -353,249 +351,3 @@ def things_eeg2_metadata(
         "image_index": image_index,
         "image_path": paths,
     })
-
-
-# ---------------------------------------------------------------------------------------------
-# The whole download, in place
-
-
-class ThingsEEG2Folder(Store):
-    """A THINGS-EEG2 download read in place (use :func:`open_things_eeg2`).
-
-    Arrays are memory maps over the original pickles (float64, read-only); nothing is copied.
-    """
-
-    dataset = "things-eeg2"
-
-    def __init__(self, root: Path, files: dict[str, dict[str, Path]], image_roots: dict[str, Path | None],
-                 prompt_template: str) -> None:
-        self.root = root
-        self.path = root
-        self._files = files
-        self.image_roots = image_roots
-        self.prompt_template = prompt_template
-        self._open: dict[tuple[str, str], PreprocessedFile] = {}
-        self._imagesets: dict[str, ImageSet] = {}
-        first = self.file(*next((s, sp) for s in self.subjects for sp in self.splits(s)))
-        self.ch_names = first.ch_names
-        self.times = first.times
-        self.sfreq = first.sfreq
-        self.ch_types = ["eeg"] * len(self.ch_names)
-
-    def __repr__(self) -> str:
-        return f"ThingsEEG2Folder({str(self.root)!r}, subjects={self.subjects})"
-
-    @property
-    def subjects(self) -> list[str]:
-        return sorted(self._files)
-
-    def splits(self, subject: str) -> list[str]:
-        subject = normalize_subject(subject)
-        if subject not in self._files:
-            raise _unknown("Subject", subject, self.subjects, f"{self.root / PREPROCESSED_DIR}")
-        return [s for s in SPLITS if s in self._files[subject]]
-
-    def file(self, subject: str, split: str) -> PreprocessedFile:
-        """The opened (validated, memory-mapped) pickle of ``subject``/``split``."""
-        subject = self._check(subject, split)
-        key = (subject, split)
-        if key not in self._open:
-            pf = open_preprocessed(self._files[subject][split])
-            if self._open:
-                ref = next(iter(self._open.values()))
-                if pf.ch_names != ref.ch_names or pf.times.shape != ref.times.shape \
-                        or not np.allclose(pf.times, ref.times) or pf.sfreq != ref.sfreq:
-                    raise ValueError(f"{pf.path}: channels, times or sfreq differ from {ref.path}; all files of "
-                                     "a dataset must share them.")
-            self._open[key] = pf
-        return self._open[key]
-
-    def array(self, subject: str, split: str) -> np.ndarray:
-        return self.file(subject, split).data
-
-    def image_set(self, split: str) -> ImageSet | None:
-        root = self.image_roots.get(split)
-        if root is None:
-            return None
-        if split not in self._imagesets:
-            self._imagesets[split] = scan_image_folder(root)
-        return self._imagesets[split]
-
-    def metadata(self, subject: str, split: str) -> pd.DataFrame:
-        subject = self._check(subject, split)
-        pf = self.file(subject, split)
-        per_condition = things_eeg2_metadata(subject, split, pf.n_conditions, self.image_set(split))
-        n_rep = pf.n_repetitions
-        meta = per_condition.loc[per_condition.index.repeat(n_rep)].reset_index(drop=True)
-        meta.insert(0, "subject", subject)
-        meta.insert(1, "split", split)
-        meta.insert(3, "repetition", np.tile(np.arange(n_rep, dtype=np.int64), pf.n_conditions))
-        return meta
-
-    def _n_conditions(self, split: str) -> int:
-        for sub in self.subjects:
-            if split in self._files[sub]:
-                return self.file(sub, split).n_conditions
-        raise ValueError(f"No subject in {self.root} has a {split} file.")
-
-    def concepts(self, split: str) -> list[str]:
-        n_cond = self._n_conditions(split)
-        images = self.image_set(split)
-        per = (_check_images(images, split, n_cond, f"{self.root} {split}") if images is not None
-               else images_per_concept(split, n_cond))
-        n_concepts = int(_condition_concepts(split, n_cond, per)[0][-1]) + 1 if n_cond else 0
-        names = images.concepts if images is not None else things_eeg2_concepts(split)
-        return list(names[:n_concepts])
-
-    def images(self, split: str) -> list[str] | None:
-        images = self.image_set(split)
-        if images is None:
-            return None
-        _check_images(images, split, self._n_conditions(split), f"{self.root} {split}")
-        return [str(p) for p in images.paths]
-
-
-def _find_preprocessed_root(folder: Path) -> Path:
-    if (folder / PREPROCESSED_DIR).is_dir():
-        return folder / PREPROCESSED_DIR
-    if any(folder.glob(f"sub-*/{FILE_NAME.format(split='*')}")):
-        return folder  # the user pointed at Preprocessed_data_250Hz itself
-    raise FileNotFoundError(
-        f"{folder} holds no {PREPROCESSED_DIR}/sub-XX/preprocessed_eeg_{{training,test}}.npy. Point at the "
-        f"folder that contains {PREPROCESSED_DIR}/ (as downloaded from OSF or Hugging Face)."
-    )
-
-
-def open_things_eeg2(
-    folder: str | os.PathLike,
-    images: str | os.PathLike | dict[str, Any] | bool | None = None,
-    subjects: list[str] | str | None = None,
-    prompt_template: str = DEFAULT_PROMPT_TEMPLATE,
-) -> ThingsEEG2Folder:
-    """Read a THINGS-EEG2 download in place, with the same interface as an eegvision store.
-
-    Parameters
-    ----------
-    folder : str or PathLike
-        The folder holding ``Preprocessed_data_250Hz/sub-XX/preprocessed_eeg_{training,test}.npy``
-        (or that folder itself).
-    images : path, dict, bool or None
-        Where the images are: a folder holding ``training_images/`` and ``test_images/``; a dict
-        ``{"training": root, "test": root}``; None to use ``folder/{training,test}_images`` when they
-        exist; False for no images (concept names then come from eegvision's THINGS tables).
-    subjects : list of str, str or None
-        Subjects to expose (``["sub-01", "sub-02"]``, ``"sub-01,sub-02"`` or ``[1, 2]``); all by default.
-    prompt_template : str
-        Text prompt template (kept for conversion and feature extraction).
-
-    Raises
-    ------
-    FileNotFoundError
-        No preprocessed files, or an image folder that does not exist.
-    ValueError
-        A requested subject does not exist (close names are suggested).
-    """
-    folder = Path(folder).expanduser()
-    if not folder.is_dir():
-        raise FileNotFoundError(f"THINGS-EEG2 folder {folder} does not exist.")
-    pre = _find_preprocessed_root(folder)
-    files: dict[str, dict[str, Path]] = {}
-    for sub_dir in sorted(p for p in pre.glob("sub-*") if p.is_dir()):
-        found = {s: sub_dir / FILE_NAME.format(split=s) for s in SPLITS
-                 if (sub_dir / FILE_NAME.format(split=s)).is_file()}
-        if found:
-            files[sub_dir.name] = found
-    if not files:
-        raise FileNotFoundError(f"{pre} holds no sub-XX/preprocessed_eeg_{{training,test}}.npy files.")
-    if subjects is not None:
-        wanted = [s for s in subjects.split(",")] if isinstance(subjects, str) else list(subjects)
-        wanted = [normalize_subject(s) for s in wanted if str(s).strip()]
-        for s in wanted:
-            if s not in files:
-                raise _unknown("Subject", s, sorted(files), str(pre))
-        files = {s: files[s] for s in wanted}
-    image_roots: dict[str, Path | None] = {}
-    if isinstance(images, dict):
-        image_roots = {s: (Path(images[s]).expanduser() if images.get(s) else None) for s in SPLITS}
-    elif images is False:
-        image_roots = {s: None for s in SPLITS}
-    else:
-        base = folder if images is None or images is True else Path(images).expanduser()
-        if images not in (None, True) and not base.is_dir():
-            raise FileNotFoundError(f"Image folder {base} does not exist.")
-        for s in SPLITS:
-            cand = base / f"{s}_images"
-            image_roots[s] = cand if cand.is_dir() else None
-        if images not in (None, True) and not any(image_roots.values()):
-            raise FileNotFoundError(
-                f"{base} holds neither training_images/ nor test_images/; point --images at the folder that "
-                "contains them."
-            )
-    for s, root in image_roots.items():
-        if root is not None and not root.is_dir():
-            raise FileNotFoundError(f"{s} image folder {root} does not exist.")
-    return ThingsEEG2Folder(folder, files, image_roots, prompt_template)
-
-
-# ---------------------------------------------------------------------------------------------
-# Conversion
-
-
-def convert_things_eeg2(
-    src: str | os.PathLike,
-    store: str | os.PathLike,
-    images: str | os.PathLike | dict[str, Any] | bool | None = None,
-    subjects: list[str] | str | None = None,
-    dtype: str = "float16",
-    overwrite: bool = False,
-    prompt_template: str = DEFAULT_PROMPT_TEMPLATE,
-    chunk_mb: float = 64,
-) -> Path:
-    """Convert a THINGS-EEG2 download into an eegvision store, streaming with constant memory.
-
-    Every selected file is opened and validated first (safe parser, nothing executed), then each
-    subject/split is streamed in chunks of conditions from the memory-mapped pickle into
-    ``STORE/sub-XX/{split}.npy`` (``dtype``) with its metadata table. Entries already converted
-    from identical sources (size + sha256) with the same settings are skipped.
-
-    Parameters
-    ----------
-    src : str or PathLike
-        Folder holding ``Preprocessed_data_250Hz/``.
-    store : str or PathLike
-        Output store folder (new, empty, or a store written with the same settings).
-    images : path, dict, bool or None
-        See :func:`open_things_eeg2`; by default ``src/{training,test}_images``.
-    subjects : list of str, str or None
-        Subjects to convert (all by default).
-    dtype : {"float16", "float32"}
-        Storage type.
-    overwrite : bool
-        Replace a store with different settings at ``store``.
-    prompt_template : str
-        Recorded in the manifest for text features.
-    chunk_mb : float
-        Size of the chunks streamed at a time.
-
-    Returns
-    -------
-    Path
-        The store folder.
-    """
-    source = open_things_eeg2(src, images=images, subjects=subjects, prompt_template=prompt_template)
-    todo = [(sub, split) for sub in source.subjects for split in source.splits(sub)]
-    opened = {key: source.file(*key) for key in todo}  # validate everything before writing anything
-    metas = {key: things_eeg2_metadata(key[0], key[1], opened[key].n_conditions, source.image_set(key[1]))
-             for key in todo}
-    with StoreWriter(
-        store, dataset="things-eeg2", ch_names=source.ch_names, sfreq=source.sfreq, times=source.times,
-        dtype=dtype, ch_types=source.ch_types, images={s: source.image_roots.get(s) for s in SPLITS},
-        prompt_template=prompt_template, overwrite=overwrite, chunk_mb=chunk_mb,
-    ) as writer:
-        for key in todo:
-            pf = opened[key]
-            if writer.is_current(key[0], key[1], [pf.path]):
-                logger.info("%s %s is up to date in %s (same source, same settings): skipped.", *key, store)
-                continue
-            writer.add(key[0], key[1], pf.data, metas[key], sources=[pf.path])
-    return Path(store)

@@ -41,10 +41,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from eegvision.data.epochs_reader import STORE_UNITS, LazyEpochsArray, data_picks, group_repetitions, time_slice
 from eegvision.utils import close_matches
 
-__all__ = ["CATCH_CODE", "convert_things_meg", "find_things_meg_files", "read_image_concept_index",
+__all__ = ["CATCH_CODE", "find_things_meg_files", "read_image_concept_index",
            "read_image_paths", "split_things_meg_events"]
 
 #: Event code of THINGS-MEG catch trials.
@@ -54,7 +53,7 @@ _FILE_RE = re.compile(r"^preprocessed_P(\d+)-epo\.fif$")
 
 def find_things_meg_files(src: str | os.PathLike, subjects: Sequence[str | int] | None = None) -> dict[str, Path]:
     """``{"sub-01": SRC/preprocessed_P1-epo.fif, ...}`` (searched recursively below ``src``)."""
-    from eegvision.data.store import normalize_subject
+    from eegvision.store.base import normalize_subject
 
     src = Path(src)
     if not src.is_dir():
@@ -167,122 +166,3 @@ def _concept_names(things_index: np.ndarray, image_paths: list[str] | None, code
     return [table.get(int(i), str(int(i))) for i in things_index]
 
 
-def convert_things_meg(
-    src: str | os.PathLike,
-    store: str | os.PathLike,
-    concept_index_csv: str | os.PathLike | None = None,
-    image_paths_csv: str | os.PathLike | None = None,
-    subjects: Sequence[str | int] | None = None,
-    dtype: str = "float16",
-    *,
-    images: str | os.PathLike | None = None,
-    test_repetitions: int = 12,
-    units: dict[str, str] | None = STORE_UNITS,
-    overwrite: bool = False,
-) -> Path:
-    """Convert THINGS-MEG ``preprocessed_P{N}-epo.fif`` files into an eegvision store.
-
-    Parameters
-    ----------
-    src : path-like
-        Folder holding (at any depth) ``preprocessed_P1-epo.fif`` ... ``preprocessed_P4-epo.fif``.
-    store : path-like
-        Output store folder.
-    concept_index_csv : path-like, optional
-        THINGS ``Metadata/Concept-specific/image_concept_index.csv``; looked up under ``src`` if omitted.
-    image_paths_csv : path-like, optional
-        THINGS ``Metadata/Image-specific/image_paths.csv`` (concept names and image paths); looked up
-        under ``src`` if omitted, optional.
-    subjects : sequence, optional
-        ``"sub-01"``, ``"P1"`` or ``1`` ...; all by default.
-    dtype : {"float16", "float32"}
-        Store dtype.
-    images : path-like, optional
-        THINGS root that ``image_paths.csv`` entries are relative to (the folder holding ``images/``).
-    test_repetitions : int
-        Repetition count that identifies test images (12).
-    units : dict, optional
-        Stored units per channel type (fT for THINGS-MEG's axial gradiometers, typed ``mag``); ``None``
-        keeps teslas (needs ``dtype="float32"``: float16 cannot hold 1e-13).
-    overwrite : bool
-        Replace a store with other settings.
-
-    Returns
-    -------
-    Path
-        The store folder.
-    """
-    import mne
-
-    from eegvision.data.store import StoreWriter
-
-    src = Path(src)
-    files = find_things_meg_files(src, subjects)
-
-    def locate(given, name: str, required: bool) -> Path | None:
-        if given is not None:
-            return Path(given)
-        hits = sorted(src.rglob(name))
-        if hits:
-            return hits[0]
-        if required:
-            raise FileNotFoundError(
-                f"THINGS {name} not given and not found under {src}. It is in the THINGS metadata "
-                f"(osf.io/jum2f, Metadata/Concept-specific/{name}); pass --concept-index PATH."
-            )
-        return None
-
-    concept_csv = locate(concept_index_csv, "image_concept_index.csv", True)
-    paths_csv = locate(image_paths_csv, "image_paths.csv", False)
-    concept_of_image = read_image_concept_index(concept_csv)
-    image_paths = read_image_paths(paths_csv) if paths_csv is not None else None
-    if image_paths is not None and len(image_paths) != len(concept_of_image):
-        raise ValueError(f"{paths_csv} lists {len(image_paths)} images but {concept_csv} {len(concept_of_image)}; "
-                         "both must come from the same THINGS release.")
-    extra_sources = [p for p in (concept_csv, paths_csv) if p is not None]
-    root = Path(images).expanduser().absolute() if images is not None else None
-
-    writer = None
-    try:
-        for sub, fif in files.items():
-            epochs = mne.read_epochs(fif, preload=False, verbose=False)
-            picks = data_picks(epochs.info)
-            window = time_slice(epochs.times, 0.0, 1.0)
-            if writer is None:
-                writer = StoreWriter(
-                    store, dataset="things-meg", ch_names=[epochs.ch_names[i] for i in picks],
-                    sfreq=float(epochs.info["sfreq"]), times=epochs.times[window], dtype=dtype,
-                    ch_types=epochs.get_channel_types(picks=picks),
-                    images={"training": str(root) if root else None, "test": str(root) if root else None},
-                    overwrite=overwrite,
-                ).__enter__()
-            codes = epochs.events[:, 2].astype(np.int64)
-            is_test, is_train = split_things_meg_events(codes, concept_of_image, test_repetitions, str(fif))
-            for split, mask in (("training", is_train), ("test", is_test)):
-                rows = np.flatnonzero(mask)
-                cond_codes, cond_of_row = np.unique(codes[rows], return_inverse=True)
-                kept, slots = group_repetitions(cond_of_row, len(cond_codes), None, f"{sub} {split}",
-                                                [str(c) for c in cond_codes])
-                cond_codes = cond_codes[kept]
-                things_concept = concept_of_image[cond_codes - 1]
-                uniq = np.unique(things_concept)
-                concept_index = np.searchsorted(uniq, things_concept)
-                meta = pd.DataFrame({
-                    "concept_index": concept_index,
-                    "concept": _concept_names(things_concept, image_paths, cond_codes),
-                    "image_index": pd.Series(concept_index).groupby(concept_index).cumcount().to_numpy(),
-                    "image_path": ([str(root / image_paths[c - 1]) if root else image_paths[c - 1] for c in cond_codes]
-                                   if image_paths is not None else [""] * len(cond_codes)),
-                    "event_code": cond_codes,
-                    "things_concept_index": things_concept,
-                })
-                lazy = LazyEpochsArray(epochs, rows[slots], picks, window, units=units)
-                writer.add(subject=sub, split=split, data=lazy,
-                           metadata=meta, sources=[fif, *extra_sources])
-    except BaseException as exc:
-        if writer is not None:
-            writer.__exit__(type(exc), exc, exc.__traceback__)
-        raise
-    if writer is not None:
-        writer.__exit__(None, None, None)
-    return Path(store)

@@ -1,7 +1,7 @@
 """``train_world_models``: the one command that reproduces the shipped world models.
 
 It renders the world's training images (every attribute combination except the held-out concepts,
-:func:`~eegvision.world.data.training_concepts`), trains the world CLIP, the attribute classifier and the
+:func:`~eegvision.sim.world.data.training_concepts`), trains the world CLIP, the attribute classifier and the
 generator (conditioned on the trained CLIP's image embeddings), measures each on the held-out ``demo``
 test concepts and writes the weights, their configs and ``world.json`` (world version, seeds, steps,
 sha256 of every file, measured quality) into one folder — the layout of
@@ -25,17 +25,28 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from eegvision.world.classifier import WorldClassifier, accuracy, attribute_match, train_classifier
-from eegvision.world.clip_model import WorldCLIP, retrieval_top1, train_clip
-from eegvision.world.data import (
-    IMAGE_SIZE, WORLD_SEED, WORLD_VERSION, WorldImages, demo_test_concepts, render_concepts, to_model_input,
+from eegvision.sim.world.classifier import (
+    WorldClassifier,
+    accuracy,
+    attribute_match,
+    train_classifier,
+)
+from eegvision.sim.world.clip_model import WorldCLIP, retrieval_top1, train_clip
+from eegvision.sim.world.data import (
+    IMAGE_SIZE,
+    WORLD_SEED,
+    WORLD_VERSION,
+    WorldImages,
+    demo_test_concepts,
+    render_concepts,
+    to_model_input,
     training_concepts,
 )
-from eegvision.world.generator import WorldGenerator, train_generator
+from eegvision.sim.world.generator import WorldGenerator, train_generator
 
 #: Steps of the shipped weights (the defaults of :func:`train_world_models`).
 SHIPPED_STEPS = {"clip": 6000, "classifier": 2500, "generator": 8000}
-#: Training options of the shipped world CLIP (see :func:`~eegvision.world.clip_model.train_clip`).
+#: Training options of the shipped world CLIP (see :func:`~eegvision.sim.world.clip_model.train_clip`).
 SHIPPED_CLIP = {"attribute_weight": 2.0, "patch_size": 4}
 TRAIN_IMAGES_PER_CONCEPT = 8
 TEST_IMAGES_PER_CONCEPT = 2
@@ -110,7 +121,7 @@ def train_world_models(out: str | Path, seed: int = WORLD_SEED, clip_steps: int 
         options) in ``world.json`` are kept from the existing file.
     clip_attribute_weight, clip_patch_size
         World-CLIP training options: weight of the auxiliary attribute loss and ViT patch side
-        (see :func:`~eegvision.world.clip_model.train_clip`; defaults: the shipped CLIP).
+        (see :func:`~eegvision.sim.world.clip_model.train_clip`; defaults: the shipped CLIP).
 
     Returns
     -------
@@ -189,7 +200,7 @@ def measure_quality(clip: WorldCLIP, classifier: WorldClassifier, generator: Wor
 
 
 def _clip_config(patch_size: int) -> dict:
-    from eegvision.world.clip_model import WorldTokenizer, clip_config
+    from eegvision.sim.world.clip_model import WorldTokenizer, clip_config
 
     tok = WorldTokenizer()
     return clip_config(len(tok.vocab), tok.max_length, patch_size=patch_size)

@@ -26,21 +26,21 @@ decoder that knows the generative model gives the best top-1 any decoder can rea
 
 from __future__ import annotations
 
-import importlib
 import json
 import shutil
 import time
 import traceback
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from eegvision.demo.records import DemoResult, Skip, StageRecord
 from eegvision.utils import seed_everything, write_text_atomic
 
-__all__ = ["DEMO_SETTINGS", "DemoResult", "StageRecord", "run_demo", "headline_text"]
+__all__ = ["DEMO_SETTINGS", "headline_text", "run_demo"]
 
 #: Per-mode settings. ``full``: the ``make demo`` run (~8 min on 2 CPU cores); ``quick``: the tiny
 #: preset for tests (< 1 min).
@@ -61,49 +61,6 @@ DEMO_SETTINGS: dict[str, dict[str, Any]] = {
         "prior_epochs": 10, "prior_steps": 5, "caption_epochs": 2, "samples": 1, "max_recon": 10, "mc_draws": 100,
     },
 }
-
-
-@dataclass
-class StageRecord:
-    """What happened in one stage: ``status`` is ``"ran"``, ``"skipped"`` or ``"failed"``."""
-
-    name: str
-    status: str
-    wall_s: float = 0.0
-    reason: str = ""
-    outputs: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass
-class DemoResult:
-    """What :func:`run_demo` produced.
-
-    Attributes
-    ----------
-    out : Path
-        The demo folder.
-    report : Path or None
-        ``OUT/report/index.html`` (None if the report stage failed).
-    headline : dict
-        200-way (or, on the tiny preset, all-way) image retrieval: ``top1``, ``top5`` (mean over subjects),
-        ``ceiling_top1/top5`` (Bayes), ``ridge_top1/top5``, ``chance_top1/top5``, ``k``.
-    stages : list of StageRecord
-    summary_path : Path
-        ``OUT/demo.json`` (everything the report shows).
-    """
-
-    out: Path
-    report: Path | None
-    headline: dict[str, float]
-    stages: list[StageRecord]
-    summary_path: Path
-
-    def stage(self, name: str) -> StageRecord:
-        return next(s for s in self.stages if s.name == name)
-
-
-class Skip(Exception):
-    """Raised inside a stage to record it as skipped, with the reason as message."""
 
 
 def _rel(path: Path, root: Path) -> str:
@@ -188,7 +145,9 @@ def run_demo(out: str | Path, preset: str = "demo", seed: int = 0, quick: bool =
         _say(f"    {name}: {status} ({rec.wall_s:.1f} s)")
         return rec
 
-    from eegvision import demo_stages as st  # noqa: PLC0415 (stages import heavy modules)
+    from eegvision.demo import (
+        stages as st,  # stages import heavy modules: loaded when the demo runs
+    )
 
     stage("simulate", st.simulate_stage)
     stage("convert", st.convert_stage, ("simulate",))

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from eegvision.world.data import ATTRIBUTES, IMAGE_SIZE, WorldImages, to_model_input
+from eegvision.sim.world.data import ATTRIBUTES, IMAGE_SIZE, WorldImages, to_model_input
 
 _SPECIAL = ("<pad>", "<unk>", "<bos>")
 _WORDS = ("a", "on", "the", "in", "at", ",", "background", "small", "medium", "large",

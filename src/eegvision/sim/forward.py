@@ -53,7 +53,7 @@ real and imaginary parts of bin :math:`f` of an epoch are independent with covar
 .. math::  C_f = \sum_j v_j(f)\,L_j L_j^\top,\qquad v_j(f) = N f_s S_j(f)/2
 
 (:math:`N f_s S_j(f)` and no imaginary part at DC and Nyquist); this is what the Bayes decoder
-(:mod:`eegvision.data.simulate.ceiling`) uses. Continuous raw recordings use the same PSDs.
+(:mod:`eegvision.sim.ceiling`) uses. Continuous raw recordings use the same PSDs.
 
 Subjects share the code (:math:`M, R, b`, directions, polarities) but each has its own
 perturbation of the blob centres and widths, per-source gains :math:`\gamma_s` and a latency
@@ -67,8 +67,8 @@ from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 
-from eegvision.data.channels import THINGS_EEG2_CHANNELS
-from eegvision.data.simulate.world import LATENT_DIM
+from eegvision.readers.channels import THINGS_EEG2_CHANNELS
+from eegvision.sim.scene import LATENT_DIM
 
 PARADIGMS = ("viewing", "imagination")
 

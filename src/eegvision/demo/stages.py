@@ -1,8 +1,8 @@
-"""The stages of :func:`eegvision.demo.run_demo`, one function each.
+"""The stages of :func:`eegvision.demo.run.run_demo`, one function each.
 
 Every stage takes the shared ``state`` dict (``out``, ``seed``, ``settings`` and what earlier stages
 added), does its work through the library's public functions, and returns the outputs recorded in
-``demo.json``. A stage that cannot run honestly raises :class:`eegvision.demo.Skip` with the reason.
+``demo.json``. A stage that cannot run honestly raises :class:`eegvision.demo.records.Skip` with the reason.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from eegvision.demo import Skip
+from eegvision.demo.records import Skip
 from eegvision.progress import enabled as progress_enabled
 
 HEADLINE_K = 200
@@ -44,7 +44,7 @@ def _rel(path: str | Path, root: Path) -> str:
 # ----------------------------------------------------------------------------- core stages
 def simulate_stage(state: dict) -> dict:
     """Simulated subjects in the THINGS-EEG2 layout (no raw recordings: the demo reads the preprocessed files)."""
-    from eegvision.data.simulate import get_preset, simulate
+    from eegvision.sim import get_preset, simulate
 
     s = state["settings"]
     preset = get_preset(s["preset"], n_subjects=s["n_subjects"], **s.get("preset_overrides", {}))
@@ -59,7 +59,7 @@ def simulate_stage(state: dict) -> dict:
                                   f"(stand-in for CLIP, because {why})")
         extra = {}
     if s.get("forward_params"):
-        from eegvision.data.simulate import ForwardParams
+        from eegvision.sim import ForwardParams
 
         extra["params"] = ForwardParams(**s["forward_params"])
     sim = simulate(state["out"] / "data", preset=preset, seed=state["seed"], write_raw=False, **extra)
@@ -70,8 +70,8 @@ def simulate_stage(state: dict) -> dict:
 
 def convert_stage(state: dict) -> dict:
     """The real THINGS-EEG2 reader converts the simulated download into a float16 store."""
-    from eegvision.data.store import open_store
-    from eegvision.data.things_eeg2 import convert_things_eeg2
+    from eegvision.store.convert import convert_things_eeg2
+    from eegvision.store.disk import open_store
 
     store = convert_things_eeg2(state["out"] / "data", state["out"] / "store")
     st = open_store(store)
@@ -82,7 +82,7 @@ def convert_stage(state: dict) -> dict:
 
 def features_stage(state: dict) -> dict:
     """Import the simulator's ATM-style caches (image + concept text features), L2-normalised for retrieval."""
-    from eegvision.data.features import import_atm_features
+    from eegvision.features.files import import_atm_features
 
     data, feats = state["out"] / "data", state["store"] / "features"
     space = state["feature_space"]
@@ -140,7 +140,7 @@ def prior_stage(state: dict) -> dict:
     to image embeddings in that space; its benefit is measured on the test set (cosine and 200-way
     retrieval of prior samples vs of the raw EEG embeddings).
     """
-    from eegvision.data.features import load_features
+    from eegvision.features.files import load_features
     from eegvision.training import load_run, open_data
     from eegvision.training.prior_fit import PriorFitConfig, evaluate_prior, fit_prior
 
@@ -173,7 +173,7 @@ def prior_stage(state: dict) -> dict:
 
 def world_models() -> tuple[Any | None, str]:
     """The world's trained models (CLIP, attribute classifier, generator), or ``(None, reason)``."""
-    loader, why = _optional("eegvision.world", "load_world_models")
+    loader, why = _optional("eegvision.sim.world", "load_world_models")
     if loader is None:
         return None, f"the world's trained models are not installed ({why})"
     try:
@@ -190,14 +190,14 @@ def reconstruct_stage(state: dict) -> dict:
     """
     from PIL import Image
 
-    from eegvision.data.images import scan_image_folder
-    from eegvision.world import to_uint8
+    from eegvision.readers.images import scan_image_folder
+    from eegvision.sim.world import to_uint8
 
     models = state.get("world")
     if models is None:
         raise Skip("no trained world generator (" + world_models()[1] + "); images are never drawn by a stand-in")
     s = state["settings"]
-    from eegvision.data.features import load_features
+    from eegvision.features.files import load_features
 
     test_f = load_features(state["features"]["test"]).image
     gt_paths = [str(p) for p in scan_image_folder(state["out"] / "data" / "test_images").paths]
@@ -243,7 +243,7 @@ def caption_stage(state: dict) -> dict:
         raise Skip(f"no captioner: {why or why2 or why3}")
     import pandas as pd
 
-    from eegvision.data.features import load_features
+    from eegvision.features.files import load_features
     from eegvision.training.caption_fit import CaptionFitConfig
 
     s = state["settings"]

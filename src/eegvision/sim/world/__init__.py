@@ -8,18 +8,31 @@
 * :mod:`.assets` — :func:`load_world_models` (verified against ``world.json``).
 """
 
-from eegvision.world.assets import (
-    SHIPPED_DIR, WorldModels, attribute_match, classify, embed_images, embed_texts, load_world_models,
-    shipped_world_models, verify_world_dir,
+from eegvision.sim.world.assets import (
+    SHIPPED_DIR,
+    WorldModels,
+    attribute_match,
+    classify,
+    embed_images,
+    embed_texts,
+    load_world_models,
+    shipped_world_models,
+    verify_world_dir,
 )
-from eegvision.world.classifier import WorldClassifier, train_classifier
-from eegvision.world.clip_model import WorldCLIP, WorldTokenizer, train_clip
-from eegvision.world.data import (
-    ATTRIBUTES, IMAGE_SIZE, WORLD_SEED, WORLD_VERSION, demo_test_concepts, held_out_concepts, to_model_input,
+from eegvision.sim.world.classifier import WorldClassifier, train_classifier
+from eegvision.sim.world.clip_model import WorldCLIP, WorldTokenizer, train_clip
+from eegvision.sim.world.data import (
+    ATTRIBUTES,
+    IMAGE_SIZE,
+    WORLD_SEED,
+    WORLD_VERSION,
+    demo_test_concepts,
+    held_out_concepts,
+    to_model_input,
     training_concepts,
 )
-from eegvision.world.generator import WorldGenerator, to_uint8, train_generator
-from eegvision.world.train import train_world_models
+from eegvision.sim.world.generator import WorldGenerator, to_uint8, train_generator
+from eegvision.sim.world.train import train_world_models
 
 __all__ = [
     "ATTRIBUTES", "IMAGE_SIZE", "SHIPPED_DIR", "WORLD_SEED", "WORLD_VERSION", "WorldCLIP", "WorldClassifier",

@@ -1,0 +1,169 @@
+"""The store interface: :class:`Store` (what every data source offers), names and constants of the layout.
+
+Layout (see ``docs/design.md``)::
+
+    STORE/manifest.json          format_version, eegvision_version, dataset, dtype, sfreq, ch_names,
+                                 ch_types, times, subjects: {sub: {split: {shape, sources}}}, images,
+                                 prompt_template (and, per split, the concept names)
+    STORE/sub-XX/training.npy    (n_conditions, n_repetitions, n_chans, n_times), float16 by default
+    STORE/sub-XX/training.tsv    one row per condition x repetition (condition-major)
+    STORE/sub-XX/test.npy/.tsv   the same for the test split
+"""
+
+from __future__ import annotations
+
+import abc
+import logging
+import os
+import re
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from eegvision.utils import close_matches
+
+__all__ = ["FORMAT_VERSION", "MANIFEST_NAME", "METADATA_COLUMNS", "Store", "normalize_subject", "source_entry"]
+
+logger = logging.getLogger(__name__)
+
+FORMAT_VERSION = 1
+MANIFEST_NAME = "manifest.json"
+#: Columns of the per-file metadata tables, in order (extra columns may follow).
+METADATA_COLUMNS = ("subject", "split", "condition", "repetition", "concept_index", "concept",
+                    "image_index", "image_path")
+_COMMIT_MARKER = ".eegvision-commit"
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+_TMP_RE = re.compile(r"^\.(manifest\.json|[A-Za-z0-9_.-]+\.(npy|tsv))\..*\.tmp$")
+_DTYPES = ("float16", "float32", "float64")
+
+
+def normalize_subject(name: str | int) -> str:
+    """``"sub-01"`` for ``1``, ``"1"``, ``"01"`` or ``"sub-01"``; other names unchanged."""
+    text = str(name).strip()
+    if text.isdigit():
+        return f"sub-{int(text):02d}"
+    return text
+
+
+def _unknown(kind: str, name: str, choices: Sequence[str], where: str) -> ValueError:
+    hints = close_matches(name, choices)
+    hint = f" Did you mean {', '.join(hints)}?" if hints else ""
+    listed = ", ".join(choices) if choices else "none"
+    return ValueError(f"{kind} {name!r} is not in {where} (available: {listed}).{hint}")
+
+
+def source_entry(path: str | os.PathLike, sha256: str | None = None) -> dict[str, Any]:
+    """``{"path", "size", "sha256"}`` describing a source file (hashing it unless given)."""
+    path = Path(path).resolve()
+    if sha256 is None:
+        sha256 = _hash_file(path, threading.Event())
+    return {"path": str(path), "size": path.stat().st_size, "sha256": sha256}
+
+
+def _hash_file(path: Path, cancel: threading.Event, chunk: int = 1 << 22) -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    buf = bytearray(chunk)
+    view = memoryview(buf)
+    with open(path, "rb", buffering=0) as f:
+        while not cancel.is_set():
+            n = f.readinto(buf)
+            if not n:
+                break
+            h.update(view[:n])
+    return h.hexdigest()
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading
+
+
+class Store(abc.ABC):
+    """The read interface shared by the on-disk store and in-place dataset readers.
+
+    Attributes
+    ----------
+    dataset : str
+        Dataset name (``"things-eeg2"``, ``"things-meg"``, ...).
+    ch_names : list of str
+        Channel names, in array order.
+    sfreq : float
+        Sampling frequency in Hz.
+    times : numpy.ndarray
+        Time of each sample in seconds (``n_times`` entries).
+    """
+
+    dataset: str
+    ch_names: list[str]
+    sfreq: float
+    times: np.ndarray
+    ch_types: list[str] | None = None
+
+    @property
+    @abc.abstractmethod
+    def subjects(self) -> list[str]:
+        """Subject names, sorted."""
+
+    @abc.abstractmethod
+    def splits(self, subject: str) -> list[str]:
+        """Splits available for ``subject`` (``"training"``, ``"test"``, ...)."""
+
+    @abc.abstractmethod
+    def array(self, subject: str, split: str) -> np.ndarray:
+        """Read-only memory-mapped 4-D array ``(condition, repetition, channel, time)``."""
+
+    @abc.abstractmethod
+    def metadata(self, subject: str, split: str) -> pd.DataFrame:
+        """One row per condition x repetition (condition-major); see :data:`METADATA_COLUMNS`."""
+
+    @abc.abstractmethod
+    def concepts(self, split: str) -> list[str]:
+        """Concept names of ``split``; entry ``j`` is the concept with ``concept_index == j``."""
+
+    @abc.abstractmethod
+    def images(self, split: str) -> list[str] | None:
+        """Image path of each condition of ``split`` in condition order, or None without images."""
+
+    @property
+    def n_chans(self) -> int:
+        return len(self.ch_names)
+
+    @property
+    def n_times(self) -> int:
+        return len(self.times)
+
+    def _check(self, subject: str, split: str | None = None) -> str:
+        subject = normalize_subject(subject)
+        if subject not in self.subjects:
+            raise _unknown("Subject", subject, self.subjects, str(getattr(self, "path", self.dataset)))
+        if split is not None and split not in self.splits(subject):
+            raise _unknown("Split", split, self.splits(subject), f"{subject}")
+        return subject
+
+    def info(self) -> dict[str, Any]:
+        """A JSON-able summary: dataset, subjects with split shapes, dtype, sfreq, channels, times."""
+        shapes: dict[str, dict[str, list[int]]] = {}
+        dtypes = set()
+        for sub in self.subjects:
+            shapes[sub] = {}
+            for split in self.splits(sub):
+                arr = self.array(sub, split)
+                shapes[sub][split] = list(arr.shape)
+                dtypes.add(str(arr.dtype))
+        return {
+            "path": str(getattr(self, "path", "")),
+            "dataset": self.dataset,
+            "subjects": shapes,
+            "dtype": ", ".join(sorted(dtypes)),
+            "sfreq": float(self.sfreq),
+            "n_chans": self.n_chans,
+            "n_times": self.n_times,
+            "tmin": float(self.times[0]) if self.n_times else None,
+            "tmax": float(self.times[-1]) if self.n_times else None,
+            "ch_names": list(self.ch_names),
+        }
