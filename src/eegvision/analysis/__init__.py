@@ -9,20 +9,20 @@
 """
 
 from eegvision.analysis.categories import primary_category, test_categories, things_categories
-from eegvision.analysis.embedding_map import (
-    EmbeddingMap,
-    embedding_map,
-    labels_for_data,
-    tsne_for_run,
-)
 from eegvision.analysis.importance import (
     ChannelImportance,
     channel_importance,
     importance_for_run,
     plot_topomaps,
 )
+from eegvision.analysis.maps import (
+    EmbeddingMap,
+    embedding_map,
+    labels_for_data,
+    tsne_for_run,
+)
 from eegvision.analysis.regions import RegionAnalysis, region_analysis
-from eegvision.analysis.rsa import RSAResult, rdm, rsa, rsa_analysis, rsa_for_run
+from eegvision.analysis.similarity import RSAResult, rdm, rsa, rsa_analysis, rsa_for_run
 from eegvision.analysis.windows import TimeAnalysis, load_pair, plan_windows, time_analysis
 
 __all__ = [

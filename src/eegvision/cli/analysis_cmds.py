@@ -124,9 +124,12 @@ def tsne_cmd(
     Example: eegvision analyze tsne runs/atms-sub-01 --out analysis/tsne
     """
     from eegvision.analysis import tsne_for_run
+    from eegvision.sim.labels import test_concept_shapes
 
     with user_errors():
-        res = tsne_for_run(run, out, subject=subject, unit=unit, labels=labels, data=data, seed=seed)
+        shapes = test_concept_shapes(data) if data and not labels else None
+        res = tsne_for_run(run, out, subject=subject, unit=unit, labels=shapes, labels_file=labels, data=data,
+                           seed=seed)
     console.print(f"silhouette {res.silhouette:.3f}; wrote {res.csv} and {res.figure}")
 
 

@@ -329,12 +329,15 @@ def _time_and_region_figures(state: dict) -> dict:
     feats = {"features_train": str(state["features"]["train"]), "features_test": str(state["features"]["test"])}
     timing = time_analysis(state["store"], sub, out / "time", **feats)
     regions = region_analysis(state["store"], sub, out / "regions", **feats)
-    from eegvision.analysis.embedding_map import tsne_for_run
-    from eegvision.analysis.rsa import rsa_for_run
+    from eegvision.analysis.maps import tsne_for_run
+    from eegvision.analysis.similarity import rsa_for_run
 
     unit = state["run"] / sub if (state["run"] / sub).is_dir() else state["run"]
     rsa = rsa_for_run(unit, out / "rsa", subject=sub, features_test=feats["features_test"], seed=state["seed"])
-    tsne = tsne_for_run(unit, out / "tsne", subject=sub, data=str(state["out"] / "data"), seed=state["seed"])
+    from eegvision.sim.labels import test_concept_shapes
+
+    shapes = test_concept_shapes(state["out"] / "data")
+    tsne = tsne_for_run(unit, out / "tsne", subject=sub, labels=shapes, seed=state["seed"])
     return {
         "rsa": {"figure": _rel(rsa.figure, state["out"]), "csv": _rel(rsa.csv, state["out"]),
                 "rho": float(rsa.rho), "p_value": float(rsa.p_value)},

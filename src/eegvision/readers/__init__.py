@@ -39,4 +39,5 @@ __getattr__, __dir__, __all__ = lazy_exports(__name__, {
     "concept_from_folder": "images",
     "make_prompts": "images",
     "scan_image_folder": "images",
+    "normalize_subject": "subjects",
 })

@@ -53,7 +53,7 @@ _FILE_RE = re.compile(r"^preprocessed_P(\d+)-epo\.fif$")
 
 def find_things_meg_files(src: str | os.PathLike, subjects: Sequence[str | int] | None = None) -> dict[str, Path]:
     """``{"sub-01": SRC/preprocessed_P1-epo.fif, ...}`` (searched recursively below ``src``)."""
-    from eegvision.store.base import normalize_subject
+    from eegvision.readers.subjects import normalize_subject
 
     src = Path(src)
     if not src.is_dir():

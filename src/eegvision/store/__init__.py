@@ -14,7 +14,6 @@ __getattr__, __dir__, __all__ = lazy_exports(__name__, {
     "MANIFEST_NAME": "base",
     "METADATA_COLUMNS": "base",
     "Store": "base",
-    "normalize_subject": "base",
     "source_entry": "base",
     "DiskStore": "disk",
     "open_store": "disk",

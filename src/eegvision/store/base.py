@@ -24,9 +24,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from eegvision.readers.subjects import normalize_subject
 from eegvision.utils import close_matches
 
-__all__ = ["FORMAT_VERSION", "MANIFEST_NAME", "METADATA_COLUMNS", "Store", "normalize_subject", "source_entry"]
+__all__ = ["FORMAT_VERSION", "MANIFEST_NAME", "METADATA_COLUMNS", "Store", "source_entry"]
 
 logger = logging.getLogger(__name__)
 
@@ -39,14 +40,6 @@ _COMMIT_MARKER = ".eegvision-commit"
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _TMP_RE = re.compile(r"^\.(manifest\.json|[A-Za-z0-9_.-]+\.(npy|tsv))\..*\.tmp$")
 _DTYPES = ("float16", "float32", "float64")
-
-
-def normalize_subject(name: str | int) -> str:
-    """``"sub-01"`` for ``1``, ``"1"``, ``"01"`` or ``"sub-01"``; other names unchanged."""
-    text = str(name).strip()
-    if text.isdigit():
-        return f"sub-{int(text):02d}"
-    return text
 
 
 def _unknown(kind: str, name: str, choices: Sequence[str], where: str) -> ValueError:

@@ -279,7 +279,7 @@ def convert_epochs(
     """
     import mne
 
-    from eegvision.store.base import normalize_subject
+    from eegvision.readers.subjects import normalize_subject
     from eegvision.store.writer import StoreWriter
 
     fif = Path(fif)

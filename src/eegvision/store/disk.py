@@ -14,7 +14,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from eegvision.store.base import FORMAT_VERSION, MANIFEST_NAME, Store, _unknown, normalize_subject
+from eegvision.readers.subjects import normalize_subject
+from eegvision.store.base import FORMAT_VERSION, MANIFEST_NAME, Store, _unknown
 
 __all__ = ["DiskStore", "open_store"]
 

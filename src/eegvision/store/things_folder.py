@@ -14,6 +14,7 @@ from eegvision.readers.images import (
     ImageSet,
     scan_image_folder,
 )
+from eegvision.readers.subjects import normalize_subject
 from eegvision.readers.things_eeg2 import (
     FILE_NAME,
     PREPROCESSED_DIR,
@@ -26,7 +27,7 @@ from eegvision.readers.things_eeg2 import (
     things_eeg2_concepts,
     things_eeg2_metadata,
 )
-from eegvision.store.base import Store, _unknown, normalize_subject
+from eegvision.store.base import Store, _unknown
 
 __all__ = ["ThingsEEG2Folder", "open_things_eeg2"]
 

@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from eegvision.progress import track
+from eegvision.readers.subjects import normalize_subject
 from eegvision.store.base import (
     _COMMIT_MARKER,
     _DTYPES,
@@ -33,7 +34,6 @@ from eegvision.store.base import (
     MANIFEST_NAME,
     METADATA_COLUMNS,
     _hash_file,
-    normalize_subject,
     source_entry,
 )
 from eegvision.store.disk import _concepts_from_metadata, _read_manifest

@@ -1,9 +1,9 @@
 """A 2-D map (t-SNE) of test EEG embeddings coloured by high-level category.
 
-Labels, in order of preference: a ``labels`` TSV (column ``label``, one row per test image in
-test order, or columns ``concept`` and ``label``); for simulator data (``simulation.json`` in the
-data folder) the shape of each test concept; for THINGS-EEG2 test sets (200 concepts) the 27 THINGS
-categories (:mod:`eegvision.analysis.categories`). Writes ``tsne.csv`` (x, y, label per test image)
+Labels, in order of preference: labels given by the caller (one per test image, e.g. the shape of each
+simulated concept, :func:`eegvision.sim.labels.test_concept_shapes`); a ``labels_file`` TSV (column
+``label``, one row per test image in test order, or columns ``concept`` and ``label``); for THINGS-EEG2 test
+sets (200 concepts) the 27 THINGS categories (:mod:`eegvision.analysis.categories`). Writes ``tsne.csv`` (x, y, label per test image)
 and ``tsne.png``.
 """
 
@@ -31,10 +31,11 @@ class EmbeddingMap:
     figure: Path
 
 
-def labels_for_data(data: str | os.PathLike | None, n: int, labels: str | os.PathLike | None = None) -> list[str]:
+def labels_for_data(data: str | os.PathLike | None, n: int, labels_file: str | os.PathLike | None = None) -> list[str]:
     """Category label of each of the ``n`` test images (see the module docstring)."""
     import pandas as pd
 
+    labels = labels_file
     if labels:
         table = pd.read_csv(labels, sep="\t", dtype=str, keep_default_na=False)
         if "label" not in table.columns:
@@ -50,15 +51,6 @@ def labels_for_data(data: str | os.PathLike | None, n: int, labels: str | os.Pat
             raise ValueError(f"{labels} has {len(table)} rows but there are {n} test images; give one row per "
                              "test image (test order) or 'concept' and 'label' columns.")
         return table["label"].tolist()
-    if data is not None and (Path(data) / "simulation.json").is_file():
-        from eegvision.sim.scene import make_world
-
-        meta = json.loads((Path(data) / "simulation.json").read_text())
-        pr = meta["preset"]
-        world = make_world(pr["n_train_concepts"], pr["n_test_concepts"], pr["n_train_images"], 1, seed=meta["seed"])
-        shapes = [c.shape for c in world.concepts("test")]
-        if len(shapes) == n:
-            return shapes
     if n == 200:
         from eegvision.analysis.categories import test_categories
 
@@ -106,11 +98,17 @@ def embedding_map(embeddings: Any, labels: list[str], out: str | os.PathLike, *,
 
 
 def tsne_for_run(run_dir: str | os.PathLike, out: str | os.PathLike, *, subject: str | None = None,
-                 unit: str | None = None, labels: str | None = None, data: str | None = None,
+                 unit: str | None = None, labels: list[str] | None = None,
+                 labels_file: str | os.PathLike | None = None, data: str | None = None,
                  seed: int = 0) -> EmbeddingMap:
-    """t-SNE of a run's stored test embeddings, coloured by category (see :func:`labels_for_data`)."""
+    """t-SNE of a run's stored test embeddings, coloured by ``labels`` (one per test image) or, without them,
+    by the categories of :func:`labels_for_data`."""
     from eegvision.analysis.importance import run_test_embeddings
     emb, _, subject = run_test_embeddings(run_dir, subject=subject, unit=unit)
     if data is None:
         data = json.loads((Path(run_dir) / "config.json").read_text()).get("fit", {}).get("data") or None
-    return embedding_map(emb, labels_for_data(data, len(emb), labels), out, seed=seed, title=f"{subject}:")
+    if labels is None:
+        labels = labels_for_data(data, len(emb), labels_file)
+    elif len(labels) != len(emb):
+        raise ValueError(f"{len(labels)} labels were given for {len(emb)} test embeddings; give one per test image.")
+    return embedding_map(emb, labels, out, seed=seed, title=f"{subject}:")
