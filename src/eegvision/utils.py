@@ -46,6 +46,25 @@ def sha256_file(path: str | os.PathLike, chunk: int = 1 << 22) -> str:
     return h.hexdigest()
 
 
+def new_file_mode() -> int:
+    """The permission bits an ordinary new file gets under the process umask (``0o644`` for umask ``022``)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+def temporary_file_beside(target: Path, suffix: str = ".tmp") -> Path:
+    """An empty temporary file next to ``target`` (hidden name) with the permissions of an ordinary new file.
+
+    ``tempfile.mkstemp`` creates files readable by their owner only; results renamed from it onto their final
+    name would stay unreadable to colleagues on shared lab storage, so the mode is set from the umask.
+    """
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=suffix, dir=target.parent)
+    os.fchmod(fd, new_file_mode())
+    os.close(fd)
+    return Path(tmp)
+
+
 @contextlib.contextmanager
 def atomic_path(target: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
     """Yield a temporary path beside ``target``; rename it onto ``target`` on success.
@@ -55,11 +74,10 @@ def atomic_path(target: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
     """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=suffix or ".tmp", dir=target.parent)
-    os.close(fd)
-    tmp_path = Path(tmp)
+    tmp_path = temporary_file_beside(target, suffix or ".tmp")
     try:
         yield tmp_path
+        os.chmod(tmp_path, new_file_mode())  # some writers (safetensors) re-create the file owner-only
         os.replace(tmp_path, target)
     except BaseException:
         tmp_path.unlink(missing_ok=True)

@@ -13,7 +13,6 @@ import logging
 import math
 import mmap
 import os
-import tempfile
 import threading
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -37,7 +36,7 @@ from eegvision.store.base import (
     source_entry,
 )
 from eegvision.store.disk import _concepts_from_metadata, _read_manifest
-from eegvision.utils import write_text_atomic
+from eegvision.utils import temporary_file_beside, write_text_atomic
 
 __all__ = ["StoreWriter"]
 
@@ -406,9 +405,7 @@ class StoreWriter:
         return meta[list(METADATA_COLUMNS) + extra]
 
     def _temp(self, target: Path) -> Path:
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-        os.close(fd)
-        path = Path(tmp)
+        path = temporary_file_beside(target)
         self._temps.append(path)
         return path
 
