@@ -192,3 +192,27 @@ def test_broken_image_is_reported_by_the_page(tmp_path):
     page.feed(dom.stdout)
     assert page.body.get("data-images-loaded") == "2/3"
     assert re.search(r'id="img-warning" style="display: block', dom.stdout)
+
+
+def test_kway_legend_covers_no_bar_or_marker():
+    """The legend sits outside both axes: it overlaps no bar, subject dot, ceiling star or ridge diamond."""
+    from eegvision.report.figures import kway_figure
+
+    rows = [{"method": "exact", "modality": m, "k": k, "subject": s, "top1": 0.9 - 0.001 * k, "top5": 0.99}
+            for m in ("image", "text") for k in (2, 10, 50, 200) for s in ("sub-01", "sub-02")]
+    fig = kway_figure(rows, ceiling={"top1": 0.97, "top5": 1.0}, ridge={"top1": 0.4, "top5": 0.7})
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    legend = fig.legends[0].get_window_extent(renderer)
+    marks = []
+    for ax in fig.axes:
+        assert ax.get_legend() is None
+        marks += [p.get_window_extent(renderer) for p in ax.patches]
+        for coll in ax.collections:
+            offsets = ax.transData.transform(coll.get_offsets())
+            marks += [type(legend).from_bounds(x - 1, y - 1, 2, 2) for x, y in offsets]
+        star = [c for c in ax.collections if c.get_label().startswith("Bayes")][0]
+        assert ax.get_xlim()[1] > star.get_offsets()[0][0]  # the star is inside the axes
+    assert len(marks) > 30
+    assert not [m for m in marks if legend.overlaps(m)]
+    assert {t.get_text() for t in fig.legends[0].get_texts()} >= {"Bayes ceiling (200-way)", "ridge (200-way)"}

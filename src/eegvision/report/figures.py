@@ -40,8 +40,14 @@ def kway_bars(rows: Sequence[Mapping], path: str | Path, ceiling: Mapping | None
 
     Bars are the mean over subjects, dots the subjects; the dashed line under each group is chance
     (``1/k`` for top-1, ``min(1, 5/k)`` for top-5). At the largest k, the simulator's Bayes ceiling
-    (★) and the ridge baseline (◆) are drawn when given (``{"top1": .., "top5": ..}``).
+    (★) and the ridge baseline (◆) are drawn when given (``{"top1": .., "top5": ..}``), right of the last
+    group; the legend sits below the axes, where it covers no mark.
     """
+    return save(kway_figure(rows, ceiling, ridge), path)
+
+
+def kway_figure(rows: Sequence[Mapping], ceiling: Mapping | None = None, ridge: Mapping | None = None):
+    """The figure of :func:`kway_bars` (a matplotlib ``Figure``, not saved)."""
     plt = _plt()
     rows = [r for r in rows if r.get("method") == "exact"]
     ks = sorted({int(r["k"]) for r in rows})
@@ -69,13 +75,15 @@ def kway_bars(rows: Sequence[Mapping], path: str | Path, ceiling: Mapping | None
             ax.scatter([last], [ridge[top]], marker="D", s=40, color="#8c3bb6", zorder=5,
                        label=f"ridge ({ks[-1]}-way)")
         ax.set_xticks(x, [f"{k}-way" for k in ks])
-        ax.set_ylim(0, 1.02)
+        ax.set_xlim(-0.6, last + 0.35)
+        ax.set_ylim(0, 1.06)
         ax.set_title(f"{top.replace('top', 'top-')} accuracy (dashed: chance)")
         ax.grid(axis="y", alpha=0.3)
     axes[0].set_ylabel("accuracy")
-    axes[1].legend(loc="upper right", fontsize=8)
-    fig.tight_layout()
-    return save(fig, path)
+    handles, labels = axes[1].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=len(labels), fontsize=9, frameon=False)
+    fig.tight_layout(rect=(0, 0.08, 1, 1))
+    return fig
 
 
 def training_curves(histories: Mapping[str, Sequence[Mapping]], path: str | Path) -> Path:
@@ -119,9 +127,9 @@ def image_grid(rows: Sequence[Sequence[str | Path | None]], path: str | Path, ro
             else:
                 ax.axis("off")
             if i == 0 and j < len(col_labels):
-                ax.set_title(col_labels[j], fontsize=8)
+                ax.set_title(col_labels[j], fontsize=9)
             if j == 0:
-                ax.set_ylabel(row_labels[i], fontsize=7, rotation=0, ha="right", va="center")
+                ax.set_ylabel(row_labels[i], fontsize=9, rotation=0, ha="right", va="center")
     fig.tight_layout()
     return save(fig, path)
 
@@ -150,7 +158,7 @@ def retrieval_gallery(gt_paths: Sequence[str | Path], ranked: np.ndarray, path: 
                     spine.set_linewidth(3)
             if i == 0:
                 ax.set_title("seen" if c == 0 else f"rank {c}", fontsize=8)
-        axes[i, 0].set_ylabel(labels[i], fontsize=6, rotation=0, ha="right", va="center")
+        axes[i, 0].set_ylabel(labels[i], fontsize=9, rotation=0, ha="right", va="center")
     fig.tight_layout()
     return save(fig, path)
 
