@@ -119,22 +119,28 @@ def ridge_retrieval(
     val = np.isin(groups, val_c)
     fit = ~val
 
-    def solve(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        u, s, vt = np.linalg.svd(x, full_matrices=False)
-        return u, s, vt, u.T @ (y - ymu)
+    def solve(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Kernel form of the SVD solution: with ``x x^T = U diag(s^2) U^T``, ``x^T U = V diag(s)``, so
+        ``coef(a) = x^T U diag(1 / (s^2 + a)) U^T (y - ymu)``; an ``n x n`` eigenproblem instead of an SVD
+        of the ``n x n_features`` matrix (n_features is channels x times, far more than n)."""
+        s2, u = np.linalg.eigh(x @ x.T)
+        s2 = np.clip(s2, 0.0, None)
+        return u, s2, u.T @ (y - ymu)
 
-    u, s, vt, uty = solve(xtr[fit], y_train[fit])
+    def predict(kernel: np.ndarray, u: np.ndarray, s2: np.ndarray, uty: np.ndarray, a: float) -> np.ndarray:
+        """Predictions for new rows from their kernel ``x_new @ x_fit.T`` (penalty relative to the top s^2)."""
+        return kernel @ (u @ (uty / (s2 + a * s2.max())[:, None])) + ymu
+
+    u, s2, uty = solve(xtr[fit], y_train[fit])
+    k_val = xtr[val] @ xtr[fit].T
     best, best_key = rel[0], (-1.0, -np.inf)
     for a in rel:
-        coef = vt.T @ ((s / (s**2 + a * s[0] ** 2))[:, None] * uty)
-        pred = xtr[val] @ coef + ymu
-        sc = _cosine(pred, y_train[val])
+        sc = _cosine(predict(k_val, u, s2, uty, a), y_train[val])
         key = (topk_from_scores(sc)["top1"], float(np.mean(np.diag(sc))))
         if key > best_key:
             best, best_key = a, key
-    u, s, vt, uty = solve(xtr, y_train)
-    coef = vt.T @ ((s / (s**2 + best * s[0] ** 2))[:, None] * uty)
-    res = topk_from_scores(_cosine(xte @ coef + ymu, y_test))
+    u, s2, uty = solve(xtr, y_train)
+    res = topk_from_scores(_cosine(predict(xte @ xtr.T, u, s2, uty, best), y_test))
     return {**res, "alpha": float(best), "val_top1": float(best_key[0])}
 
 
