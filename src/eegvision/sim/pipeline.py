@@ -148,10 +148,15 @@ def simulate(
     z = {"training": world.latents("training"), "test": world.latents("test")}
     feats = {s: fmap.image(z[s]) for s in z}
     texts = {s: fmap.text(world.concept_latents(s)) for s in z}
+    rendered: dict[str, np.ndarray] = {}
+    if images or feature_model == "world-clip":  # each image is rendered once, for its file and its features
+        rendered = {s: np.stack([world.render(spec, pr.image_size)
+                                 for spec in track(world.images(s), description=f"rendering {s} images")])
+                    for s in ("training", "test")}
     if feature_model == "world-clip":
         from eegvision.sim.world.features import world_clip_features
 
-        wc = world_clip_features(world, pr.image_size)
+        wc = world_clip_features(world, pr.image_size, rendered=rendered)
         feats, texts = {s: wc[s][0] for s in z}, {s: wc[s][1] for s in z}
         z = _latents_from_embeddings(feats, z["training"].shape[1])
     elif feature_model != "random":
@@ -161,9 +166,8 @@ def simulate(
         paths["features"].append(str(write_features(root / f"sim_features_{tag}.pt", feats[split], texts[split])))
         folders, files, rel = _image_names(world, split)
         if images:
-            specs = world.images(split)
-            write_images(root / f"{split}_images", folders, files,
-                         lambda i, specs=specs: world.render(specs[i], pr.image_size), description=f"{split} images")
+            write_images(root / f"{split}_images", folders, files, rendered[split].__getitem__,
+                         description=f"{split} images")
             paths["images"].append(str(root / f"{split}_images"))
         rows = [(i, s.concept_index, s.concept.name, rel[i], s.caption, s.concept.caption)
                 for i, s in enumerate(world.images(split))]

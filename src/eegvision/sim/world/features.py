@@ -16,11 +16,13 @@ import numpy as np
 from eegvision.progress import track
 
 
-def world_clip_features(world, image_size: int = 64, models=None) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+def world_clip_features(world, image_size: int = 64, models=None,
+                        rendered: dict[str, np.ndarray] | None = None) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """``{split: (image_features (n_images, d), text_features (n_concepts, d))}``, L2-normalised float32.
 
     Image features embed each rendered image of the split; text features embed each concept's caption
-    (``"a red striped circle on a white background"``). ``models`` defaults to the shipped world models.
+    (``"a red striped circle on a white background"``). ``models`` defaults to the shipped world models;
+    ``rendered`` (``{split: uint8 (n_images, H, W, 3)}``) gives images already rendered at ``image_size``.
     """
     from eegvision.sim.world.assets import shipped_world_models
 
@@ -30,7 +32,8 @@ def world_clip_features(world, image_size: int = 64, models=None) -> dict[str, t
         specs = world.images(split)
         feats = []
         for start in track(range(0, len(specs), 512), description=f"world-CLIP features ({split})"):
-            block = np.stack([world.render(s, image_size) for s in specs[start:start + 512]])
+            block = (rendered[split][start:start + 512] if rendered else
+                     np.stack([world.render(s, image_size) for s in specs[start:start + 512]]))
             feats.append(models.embed_images(block).numpy())
         text = models.embed_texts([c.caption for c in world.concepts(split)]).numpy()
         out[split] = (np.concatenate(feats).astype(np.float32), text.astype(np.float32))
