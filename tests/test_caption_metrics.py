@@ -290,5 +290,11 @@ def test_clip_score_equals_manual_cosine(tiny_hf_clip, tmp_path):
     np.testing.assert_allclose(clip_score(captions, images, flipped, device="cpu"),
                                100 * np.maximum(-cos, 0), rtol=1e-4, atol=1e-4)
     assert np.abs(cos).min() > 1e-3  # every pair is non-zero in one of the two models
+    # CLIP-S's chance floor: each caption against another image (the derangement of score_captions)
+    scores = score_captions(["x", "y", "z"], captions, metrics=["CLIP-S"], clip=tiny_hf_clip, images=images)
+    pairs = scores.protocol["chance_pairs"]
+    wrong = clip_score(captions, [images[j] for j in pairs], tiny_hf_clip, device="cpu")
+    assert scores.corpus["CLIP-S"] == pytest.approx(100 * np.maximum(cos, 0).mean(), abs=1e-3)
+    assert scores.chance["CLIP-S"] == pytest.approx(wrong.mean(), abs=1e-4)
     with pytest.raises(ValueError, match="one image per caption"):
         clip_score(captions[:2], images, tiny_hf_clip)
