@@ -44,7 +44,7 @@ import numpy as np
 
 from eegvision.metrics.bleu import coco_bleu
 from eegvision.metrics.cider import cider_d
-from eegvision.metrics.coco import meteor15, meteor15_available, ptb_tokenize
+from eegvision.metrics.coco import meteor15, meteor15_available, ptb_tokenize, require_meteor15
 
 __all__ = ["BLEU_METRICS", "DIRECTION", "TEXT_METRICS", "TOKENIZERS", "CaptionScores", "align_captions", "bleu",
            "clip_score", "derangement", "meteor", "read_caption_file", "rouge_l", "score_captions",
@@ -178,8 +178,8 @@ def _meteor_variant(variant: str | None, use_wordnet: bool | None) -> str:
         variant = "1.5" if meteor15_available() else "exact_stem"
     if variant not in METEOR_VARIANTS:
         raise ValueError(f"Unknown METEOR variant {variant!r}; choose from {', '.join(METEOR_VARIANTS)}.")
-    if variant == "1.5" and not meteor15_available():
-        meteor15([])  # raises, saying what is missing
+    if variant == "1.5":
+        require_meteor15()
     if variant == "wordnet" and not wordnet_available():
         raise ValueError("WordNet data for nltk is not installed; run `python -m nltk.downloader wordnet` on a "
                          "machine with internet (or point NLTK_DATA at a copy), or use meteor_variant='1.5' or "

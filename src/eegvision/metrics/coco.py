@@ -38,7 +38,7 @@ from collections.abc import Sequence
 import numpy as np
 
 __all__ = ["ABBREVIATIONS", "COCO_PUNCTUATION", "STATE_ABBREVIATIONS", "meteor15", "meteor15_available",
-           "ptb_tokenize"]
+           "ptb_tokenize", "require_meteor15"]
 
 #: tokens that ``pycocoevalcap.tokenizer.ptbtokenizer`` removes after tokenising (case-sensitive, as there)
 COCO_PUNCTUATION = frozenset({"''", "'", "``", "`", "-LRB-", "-RRB-", "-LCB-", "-RCB-", ".", "?", "!", ",", ":",
@@ -143,6 +143,14 @@ def meteor15_available() -> bool:
     return importlib.util.find_spec("pycocoevalcap") is not None and shutil.which("java") is not None
 
 
+def require_meteor15() -> None:
+    """Raise :class:`RuntimeError` saying what is missing when METEOR 1.5 cannot run here."""
+    if not meteor15_available():
+        missing = "pycocoevalcap (pip install 'eegvision[coco]')" if importlib.util.find_spec(
+            "pycocoevalcap") is None else "java on the PATH (e.g. apt-get install default-jre-headless)"
+        raise RuntimeError(f"METEOR 1.5 needs {missing}; without it score METEOR_exact_stem (nltk) instead.")
+
+
 def meteor15(runs: Sequence[tuple[Sequence[Sequence[str]], Sequence[str]]],
              ) -> list[tuple[float, np.ndarray]]:
     """METEOR 1.5 (COCO) of one or more sets of captions, through ``pycocoevalcap``'s Java METEOR.
@@ -159,10 +167,7 @@ def meteor15(runs: Sequence[tuple[Sequence[Sequence[str]], Sequence[str]]],
     Per set: (corpus METEOR, per-caption METEOR ``(n,)``). The corpus value is METEOR's own aggregate over the
     set's matching statistics, as ``COCOEvalCap`` reports it (not the mean of the per-caption values).
     """
-    if not meteor15_available():
-        missing = "pycocoevalcap (pip install 'eegvision[coco]')" if importlib.util.find_spec(
-            "pycocoevalcap") is None else "java on the PATH (e.g. apt-get install default-jre-headless)"
-        raise RuntimeError(f"METEOR 1.5 needs {missing}; without it score METEOR_exact_stem (nltk) instead.")
+    require_meteor15()
     from pycocoevalcap.meteor.meteor import Meteor
 
     scorer = Meteor()
