@@ -1,6 +1,8 @@
-"""Caption metrics against values computed by hand on tiny examples."""
+"""Caption metrics against values computed by hand on tiny examples and against pycocoevalcap's numbers."""
 
+import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -8,6 +10,7 @@ import pytest
 from eegvision.metrics.captions import (
     align_captions,
     bleu,
+    derangement,
     meteor,
     read_caption_file,
     rouge_l,
@@ -16,8 +19,9 @@ from eegvision.metrics.captions import (
     tokenize,
 )
 from eegvision.metrics.cider import cider_d
+from eegvision.metrics.coco import meteor15_available, ptb_tokenize
 
-pytest.importorskip("nltk")
+DATA = Path(__file__).parent / "data" / "captions"
 
 
 def test_tokenize_lowercases_and_drops_punctuation():
@@ -30,6 +34,104 @@ def test_bleu1_with_brevity_penalty_by_hand():
     expected = 0.75 * math.exp(1 - 6 / 4)
     assert corpus["BLEU-1"] == pytest.approx(expected, abs=1e-9)
     assert per["BLEU-1"][0] == pytest.approx(expected, abs=1e-9)
+
+
+def test_tokenizers_ptb_and_simple():
+    # PTB (COCO): possessive and contraction split, hyphenated word whole, "&" kept, brackets as -lrb-/-rrb-
+    text = "A dog's t-shirt (red) isn't on Main St. & 5th Ave."
+    assert tokenize(text) == ["a", "dog", "'s", "t-shirt", "-lrb-", "red", "-rrb-", "is", "n't", "on", "main",
+                              "st.", "&", "5th", "ave."]
+    assert tokenize(text, "simple") == ["a", "dog's", "t", "shirt", "red", "isn't", "on", "main", "st", "5th",
+                                        "ave"]
+    # a period inside a caption goes unless it ends an abbreviation; typographic apostrophes are plain ones
+    assert ptb_tokenize("A dog sits. Mr. Smith’s cat, etc.") == ["a", "dog", "sits", "mr.", "smith", "'s",
+                                                                       "cat", "etc."]
+    with pytest.raises(ValueError, match="Unknown tokenizer 'nltk'"):
+        tokenize("a", "nltk")
+
+
+# strings where the Java PTB tokenizer does something the Treebank rules do not (documented in metrics/coco.py)
+PTB_KNOWN_DIFFERENCES = {"A rock 'n' roll band on stage.", "Y'all gonna love this wanna-be chef.",
+                         "A sign with 2+2=4 on it.", "A sign says <open> now.", "The train's arriving at 6:45pm."}
+
+
+def test_ptb_tokenize_equals_java_ptb_tokenizer():
+    """Every string of the caption set and of the edge-case list, tokenised by COCO's Java tokenizer."""
+    items = json.loads((DATA / "coco_set.json").read_text())
+    ref = json.loads((DATA / "coco_reference.json").read_text())["tokens"]
+    pairs = [(it["candidate"], ref["candidates"][i]) for i, it in enumerate(items)]
+    pairs += [(r, ref["references"][i][j]) for i, it in enumerate(items) for j, r in enumerate(it["references"])]
+    pairs += [(p["text"], p["tokens"]) for p in json.loads((DATA / "ptb_tokens.json").read_text())["pairs"]]
+    assert len(pairs) == 303
+    differ = {text for text, java in pairs if " ".join(ptb_tokenize(text)) != java}
+    assert differ == PTB_KNOWN_DIFFERENCES
+
+
+def _coco_set():
+    items = json.loads((DATA / "coco_set.json").read_text())
+    ref = json.loads((DATA / "coco_reference.json").read_text())
+    return [it["references"] for it in items], [it["candidate"] for it in items], ref
+
+
+NGRAM_METRICS = ["BLEU-1", "BLEU-2", "BLEU-3", "BLEU-4", "ROUGE-L", "CIDEr-D"]
+
+
+def test_ngram_metrics_equal_pycocoevalcap_on_caption_set():
+    """Corpus, per-caption and chance values of 40 captions (1-5 references) equal pycocoevalcap + Java PTB."""
+    refs, hyps, ref = _coco_set()
+    scores = score_captions(refs, hyps, metrics=NGRAM_METRICS)
+    assert scores.protocol["chance_pairs"] == ref["chance"]["derangement"]
+    for m in NGRAM_METRICS:
+        coco = ref["scores"][m]
+        assert scores.corpus[m] == pytest.approx(coco["corpus"], abs=1e-12), m
+        np.testing.assert_allclose(scores.per_caption[m], coco["per_caption"], rtol=1e-12, atol=1e-12, err_msg=m)
+        assert scores.chance[m] == pytest.approx(ref["chance"]["scores"][m]["corpus"], abs=1e-12), m
+        assert scores.direction[m] == "↑"
+    # the old whitespace tokenizer misses COCO's values by far more than rounding
+    simple = score_captions(refs, hyps, metrics=["BLEU-1", "CIDEr-D"], tokenizer="simple", chance=False)
+    assert abs(simple.corpus["BLEU-1"] - ref["scores"]["BLEU-1"]["corpus"]) > 0.02
+    assert abs(simple.corpus["CIDEr-D"] - ref["scores"]["CIDEr-D"]["corpus"]) > 0.03
+    table = scores.table().set_index("metric")
+    assert list(table.columns[:3]) == ["direction", "value", "chance"]
+    assert (table["chance"] < table["value"]).all()
+
+
+@pytest.mark.skipif(not meteor15_available(), reason="METEOR 1.5 needs pycocoevalcap and java")
+def test_meteor15_equals_pycocoevalcap_on_caption_set():
+    refs, hyps, ref = _coco_set()
+    scores = score_captions(refs, hyps, metrics=["METEOR"], meteor_variant="1.5")
+    assert scores.corpus["METEOR"] == pytest.approx(ref["scores"]["METEOR"]["corpus"], abs=1e-12)
+    np.testing.assert_allclose(scores.per_caption["METEOR"], ref["scores"]["METEOR"]["per_caption"], atol=1e-12)
+    assert scores.chance["METEOR"] == pytest.approx(ref["chance"]["scores"]["METEOR"]["corpus"], abs=1e-12)
+
+
+def test_meteor_without_java_is_labelled_exact_stem(monkeypatch):
+    import shutil
+
+    monkeypatch.setattr(shutil, "which", lambda name, *a, **k: None)   # no java on the PATH
+    assert not meteor15_available()
+    refs, hyps, ref = _coco_set()
+    scores = score_captions(refs[:6], hyps[:6], metrics=["METEOR"])
+    assert list(scores.corpus) == ["METEOR_exact_stem"] and "not METEOR 1.5" in scores.notes["METEOR_exact_stem"]
+    # nltk's parameters score far higher than METEOR 1.5 on the same captions
+    assert scores.corpus["METEOR_exact_stem"] > 1.5 * np.mean(ref["scores"]["METEOR"]["per_caption"][:6])
+    with pytest.raises(RuntimeError, match="METEOR 1.5 needs"):
+        meteor(refs[:2], hyps[:2], variant="1.5")
+
+
+def test_derangement_and_chance_floor():
+    d = derangement(7, seed=3)
+    assert sorted(d) == list(range(7)) and np.all(d != np.arange(7))
+    np.testing.assert_array_equal(d, derangement(7, seed=3))
+    with pytest.raises(ValueError, match="at least 2 captions"):
+        derangement(1)
+    refs = ["a red circle", "a blue square", "a green star"]
+    scores = score_captions(refs, refs, metrics=["BLEU-1", "ROUGE-L"], seed=1)
+    pairs = scores.protocol["chance_pairs"]
+    # each hypothesis against another image's reference: ROUGE-L by hand, LCS = "a" (1 of 3 words) → F = 1/3
+    assert scores.chance["ROUGE-L"] == pytest.approx(1 / 3)
+    assert scores.chance["BLEU-1"] == pytest.approx(bleu([refs[j] for j in pairs], refs)[0]["BLEU-1"])
+    assert np.isnan(score_captions(["a b"], ["a b"], metrics=["BLEU-1"]).chance["BLEU-1"])
 
 
 def test_bleu_clips_repeated_words():
@@ -45,6 +147,18 @@ def test_bleu4_corpus_by_hand():
     corpus, _ = bleu([["v w x y z"], ["a b c e"]], ["v w x y z", "a b c d"])
     p = [8 / 9, 6 / 7, 4 / 5, 2 / 3]
     assert corpus["BLEU-4"] == pytest.approx(math.exp(sum(math.log(x) for x in p) / 4), abs=1e-9)
+
+
+def test_per_caption_bleu_unsmoothed_as_coco_or_method1():
+    # "the cat sat down" vs "the cat sat on the mat": p = 3/4, 2/3, 1/2, 0/1, BP = exp(1 - 6/4)
+    bp = math.exp(1 - 6 / 4)
+    _, coco = bleu([["the cat sat on the mat"]], ["the cat sat down"])
+    # COCO keeps its 1e-15 / 1e-9 guards: BLEU-4 is tiny but not 0
+    expected = bp * (0.75 * 2 / 3 * 0.5 * 1e-15 / (1 + 1e-9)) ** 0.25
+    assert coco["BLEU-4"][0] == pytest.approx(expected, rel=1e-6) and 0 < coco["BLEU-4"][0] < 1e-3
+    _, smooth = bleu([["the cat sat on the mat"]], ["the cat sat down"], smoothing="method1")
+    assert smooth["BLEU-4"][0] == pytest.approx(bp * (0.75 * 2 / 3 * 0.5 * 0.1) ** 0.25, abs=1e-12)
+    assert smooth["BLEU-2"][0] == pytest.approx(bp * (0.75 * 2 / 3) ** 0.5, abs=1e-12)
 
 
 def test_rouge_l_from_hand_counted_lcs():
@@ -121,6 +235,8 @@ def test_minilm_paraphrase_beats_unrelated():
 def test_unknown_metric_and_count_mismatch_are_clear():
     with pytest.raises(ValueError, match="did you mean 'CIDEr-D'"):
         score_captions(["a"], ["a"], metrics=["CIDEr"])
+    with pytest.raises(ValueError, match="Unknown METEOR variant"):
+        score_captions(["a"], ["a"], metrics=["METEOR"], meteor_variant="2.0")
     with pytest.raises(ValueError, match="one hypothesis per image"):
         score_captions(["a", "b"], ["a"], metrics=["BLEU-1"])
 
@@ -181,5 +297,11 @@ def test_clip_score_equals_manual_cosine(tiny_hf_clip, tmp_path):
     np.testing.assert_allclose(clip_score(captions, images, flipped, device="cpu"),
                                100 * np.maximum(-cos, 0), rtol=1e-4, atol=1e-4)
     assert np.abs(cos).min() > 1e-3  # every pair is non-zero in one of the two models
+    # CLIP-S's chance floor: each caption against another image (the derangement of score_captions)
+    scores = score_captions(["x", "y", "z"], captions, metrics=["CLIP-S"], clip=tiny_hf_clip, images=images)
+    pairs = scores.protocol["chance_pairs"]
+    wrong = clip_score(captions, [images[j] for j in pairs], tiny_hf_clip, device="cpu")
+    assert scores.corpus["CLIP-S"] == pytest.approx(100 * np.maximum(cos, 0).mean(), abs=1e-3)
+    assert scores.chance["CLIP-S"] == pytest.approx(wrong.mean(), abs=1e-4)
     with pytest.raises(ValueError, match="one image per caption"):
         clip_score(captions[:2], images, tiny_hf_clip)

@@ -18,7 +18,7 @@ from eegvision.metrics.identification import (
     correlation_matrix,
     two_way_identification,
 )
-from eegvision.metrics.images import pixcorr, resize, ssim, to_float_batch
+from eegvision.metrics.images import pixcorr, resize, resize_antialias, ssim, to_float_batch
 from eegvision.metrics.pairing import (
     format_table,
     pair_reconstructions,
@@ -57,6 +57,60 @@ def test_ssim_equals_skimage(size):
                                                     use_sample_covariance=False, data_range=1.0)
         assert got[i].item() == pytest.approx(ref, abs=1e-10)
     assert torch.allclose(ssim(gt, gt, size=size), torch.ones(3, dtype=torch.float64))
+
+
+def _formula_images(kind, n=4, size=96):
+    """uint8 (n, size, size, 3) images with fine detail, from a closed formula (no random generator)."""
+    y, x = np.mgrid[0:size, 0:size].astype(np.float64)
+    out = []
+    for k in range(n):
+        ch = []
+        for c in range(3):
+            f1, f2 = 3 + 2 * k + c + (5 if kind == "rec" else 0), 7 + k - c
+            ch.append(0.5 + 0.3 * np.sin(2 * np.pi * (f1 * x + f2 * y) / size + c + k)
+                      + 0.2 * np.cos(2 * np.pi * (x * y) / (size * (9 + k + 2 * c))))
+        out.append(np.clip(np.round(np.stack(ch, -1) * 255), 0, 255).astype(np.uint8))
+    return torch.from_numpy(np.stack(out)).permute(0, 3, 1, 2).float() / 255
+
+
+# Reference values from a re-implementation of MindEye2's formulas with numpy and scikit-image only (scratch code,
+# not in this repository): bilinear resize written out as weight matrices — torch's align_corners=False rule
+# without antialiasing (MindEye2's torch 2.0.1 / torchvision 0.15), or PIL's triangle filter widened by the scale
+# (antialiased; equal to PIL's own float resize to 7e-8) — then, as MindEye2's final_evaluations, np.corrcoef of
+# the flattened float32 images and skimage 0.26 structural_similarity(rgb2gray(rec), rgb2gray(gt),
+# gaussian_weights=True, sigma=1.5, use_sample_covariance=False, data_range=1.0) on float32 grayscale.
+MINDEYE2_REFERENCE = {
+    (40, False): {"PixCorr": [0.3060349318, 0.3301159731, 0.3338966487, 0.3481468340],
+                  "SSIM": [0.2496437613, 0.2729872593, 0.3021382049, 0.3147152972]},
+    (40, True): {"PixCorr": [0.3295360294, 0.3986064326, 0.4542967953, 0.5288128177],
+                 "SSIM": [0.2691956255, 0.3267326772, 0.3980516059, 0.4595547263]},
+    (140, False): {"PixCorr": [0.3060694598, 0.3300428552, 0.3334236456, 0.3475865938],
+                   "SSIM": [0.1908000470, 0.1149855257, 0.0858741448, 0.0716126376]},
+}
+MINDEYE2_REFERENCE[(140, True)] = MINDEYE2_REFERENCE[(140, False)]   # upscaling: antialiasing changes nothing
+
+
+@pytest.mark.parametrize("size, antialias", sorted(MINDEYE2_REFERENCE))
+def test_pixcorr_and_ssim_equal_mindeye2_reimplementation(size, antialias):
+    gt, rec = _formula_images("gt"), _formula_images("rec")
+    ref = MINDEYE2_REFERENCE[(size, antialias)]
+    # the reference ran in float32 (as MindEye2 did), eegvision in float64: equal to 1e-6
+    np.testing.assert_allclose(pixcorr(gt, rec, size=size, antialias=antialias).numpy(), ref["PixCorr"], atol=1e-6)
+    np.testing.assert_allclose(ssim(gt, rec, size=size, antialias=antialias).numpy(), ref["SSIM"], atol=1e-6)
+    with resize_antialias(antialias):                      # the context switch gives the same numbers
+        np.testing.assert_allclose(ssim(gt, rec, size=size).numpy(), ref["SSIM"], atol=1e-6)
+
+
+def test_mindeye2_environment_matters_when_downscaling():
+    # without antialiasing the 96 → 40 px downscale aliases: SSIM moves by more than 0.1 on these images
+    gap = np.abs(np.subtract(MINDEYE2_REFERENCE[(40, True)]["SSIM"], MINDEYE2_REFERENCE[(40, False)]["SSIM"]))
+    assert gap.max() > 0.1
+    x = _formula_images("gt", n=1)
+    assert not torch.allclose(resize(x, 40), resize(x, 40, antialias=False))
+    with resize_antialias(False):
+        torch.testing.assert_close(resize(x, 40), resize(x, 40, antialias=False), rtol=0, atol=0)
+        assert not torch.allclose(resize(x, 40, antialias=True), resize(x, 40))   # explicit beats the context
+    torch.testing.assert_close(resize(x, 40), resize(x, 40, antialias=True), rtol=0, atol=0)
 
 
 def test_pixcorr_equals_numpy_pearson():
@@ -317,3 +371,32 @@ def test_pairing_errors(tmp_path):
     with pytest.raises(ValueError, match="exactly one"):
         scan_ground_truth(tmp_path / "gt")
     del gt
+
+
+def test_mindeye2_option_and_distance_chance_against_wrong_ground_truth(tmp_path, weights):
+    """antialias=False (MindEye2's environment) reaches every resize and is recorded; EffNet-B's chance is a
+    reconstruction scored against the next concept's ground truth, as PixCorr's is."""
+    gt = _make_gt(tmp_path / "gt")
+    rng = np.random.default_rng(4)
+    recon = [[np.clip(gt[i].astype(int) + rng.integers(-50, 50, gt[i].shape), 0, 255).astype(np.uint8)
+              for _ in range(2)] for i in range(len(CONCEPTS))]
+    _make_recon(tmp_path / "rec", recon)
+    res = score_images(tmp_path / "gt", tmp_path / "rec", weights_dir=weights, metrics=["SSIM", "EffNet-B"],
+                       base_size=16, device="cpu", antialias=False)   # 32 → 16 px: a downscale
+    assert set(res.table["antialias"]) == {False} and res.protocol["antialias"] is False
+    assert "without antialiasing" in format_table(res.table)
+    def as_batch(arrays):
+        return to_float_batch([torch.from_numpy(a).permute(2, 0, 1) for a in arrays], base_size=16, antialias=False)
+
+    g, r = as_batch(gt), as_batch([x[0] for x in recon])
+    assert _table_value(res, "SSIM") == pytest.approx(ssim(g, r, antialias=False).mean().item(), abs=1e-12)
+    fx = FeatureExtractors(weights, ["EffNet-B"], device="cpu", antialias=False)
+    fg, fr = fx(g)["EffNet-B"].double().numpy(), fx(r)["EffNet-B"].double().numpy()
+    chance = res.table.set_index(["subject", "rule", "metric"]).loc[("sub-08", "first", "EffNet-B"), "chance"]
+    wrong = [scipy_correlation(fg[(i + 1) % 5], fr[i]) for i in range(5)]
+    assert chance == pytest.approx(np.mean(wrong), abs=1e-6)
+    between_gts = np.mean([scipy_correlation(fg[i], fg[j]) for i in range(5) for j in range(5) if i != j])
+    assert abs(chance - between_gts) > 1e-3                   # not the old definition (GT vs GT)
+    default = score_images(tmp_path / "gt", tmp_path / "rec", metrics=["SSIM"], base_size=16)
+    assert set(default.table["antialias"]) == {True}
+    assert abs(_table_value(default, "SSIM") - _table_value(res, "SSIM")) > 1e-3

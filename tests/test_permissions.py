@@ -7,8 +7,8 @@ import stat
 
 import pytest
 import torch
-
 from decode_helpers import make_problem
+
 from eegvision.utils import atomic_path, write_text_atomic
 
 

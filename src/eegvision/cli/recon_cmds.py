@@ -245,6 +245,9 @@ def score_images_cmd(
     weights: Path = typer.Option(None, help="Folder with the metric networks (see docs/reconstruction.md)."),
     metrics: str = typer.Option(None, help="Comma-separated subset, e.g. 'PixCorr,SSIM,CLIP'."),
     no_resize_256: bool = typer.Option(False, "--no-resize-256", help="Skip MindEye's first 256-px resize."),
+    no_antialias: bool = typer.Option(False, "--no-antialias",
+                                      help="Resize without antialiasing, as MindEye2's published environment "
+                                           "(torchvision 0.15) did: for comparisons with published tables."),
     batch_size: int = typer.Option(32), device: str = typer.Option(None),
 ) -> None:
     """Score reconstructions with the MindEye suite (PixCorr, SSIM, AlexNet, Inception, CLIP, EffNet, SwAV).
@@ -258,7 +261,8 @@ def score_images_cmd(
 
         res = score_images(gt, recon, weights_dir=weights,
                            metrics=[m.strip() for m in metrics.split(",")] if metrics else None,
-                           base_size=None if no_resize_256 else 256, batch_size=batch_size, device=device)
+                           base_size=None if no_resize_256 else 256, batch_size=batch_size, device=device,
+                           antialias=not no_antialias)
         write_results(res, out)
         console.print(Markdown(format_table(res.table, "first")))
         console.print(f"table: {out} (rules 'first' and 'mean'; per-image scores beside it)")

@@ -153,8 +153,13 @@ def score_captions_cmd(
     sentence_model: Path = typer.Option(None, help="Local sentence-transformers folder (default: packaged "
                                                    "all-MiniLM-L6-v2)."),
     device: str = typer.Option(None),
+    tokenizer: str = typer.Option("ptb", help="'ptb': COCO's tokenisation (default); 'simple': lower case, "
+                                              "punctuation dropped, split on spaces."),
 ) -> None:
     """Score generated captions: BLEU-1/4, METEOR, ROUGE-L, CIDEr-D, MiniLM similarity (+ CLIP-S with --clip).
+
+    Each metric comes with its direction and a chance floor (every caption scored against another image's
+    references). METEOR is COCO's METEOR 1.5 when pycocoevalcap and java are installed, else METEOR_exact_stem.
 
     Example: eegvision score-captions refs_test.tsv captions/sub-08/captions.txt --out caption_scores.md
     """
@@ -179,13 +184,14 @@ def score_captions_cmd(
             raise ValueError("--clip needs --images (one image per hypothesis).")
         wanted = [m.strip() for m in metrics.split(",")] if metrics else None
         scores = score_captions(refs, hyps, metrics=wanted, sentence_model=sentence_model, clip=clip, images=pics,
-                                device=device)
+                                device=device, tokenizer=tokenizer)
         table = Table(title=f"{len(hyps)} captions")
         table.add_column("metric")
         table.add_column("value", justify="right")
+        table.add_column("chance", justify="right")
         table.add_column("implementation")
         for k, v in scores.corpus.items():
-            table.add_row(k, f"{v:.4f}", scores.notes.get(k, ""))
+            table.add_row(f"{k} {scores.direction[k]}", f"{v:.4f}", f"{scores.chance[k]:.4f}", scores.notes.get(k, ""))
         console.print(table)
         if out is not None:
             _write_table(scores.table(), out)

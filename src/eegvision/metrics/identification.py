@@ -197,13 +197,18 @@ class FeatureExtractors:
         Names from :data:`FEATURE_METRICS`; only their networks are loaded.
     device : str, optional
         Torch device (default: CUDA when available).
+    antialias : bool, optional
+        Of the resizes to each network's input size (see :func:`eegvision.metrics.images.resize`): ``None``
+        follows ``resize_antialias`` (on by default); ``False`` is MindEye2's published environment.
     """
 
-    def __init__(self, weights_dir: str | Path, metrics: Iterable[str], device: str | None = None) -> None:
+    def __init__(self, weights_dir: str | Path, metrics: Iterable[str], device: str | None = None,
+                 antialias: bool | None = None) -> None:
         from torchvision.models.feature_extraction import create_feature_extractor
 
         from eegvision.utils import default_device
 
+        self.antialias = antialias
         self.device = torch.device(default_device(device))
         self.metrics = [FEATURE_METRICS[m] for m in metrics]
         self._extractors: dict[str, nn.Module] = {}
@@ -234,7 +239,7 @@ class FeatureExtractors:
             size = self.clip_size() if m.network == "clip" else m.size
             key = (m.network, size)
             if key not in cache:
-                x = resize(images, size)
+                x = resize(images, size, self.antialias)
                 mean = torch.tensor(m.mean, device=self.device).view(1, 3, 1, 1)
                 std = torch.tensor(m.std, device=self.device).view(1, 3, 1, 1)
                 x = (x - mean) / std

@@ -7,16 +7,21 @@ Images are float tensors ``(N, 3, H, W)`` in [0, 1]. The protocol (``atm.md`` §
   notebook resizes both sets). SSIM depends on it, so the choice is recorded in every result table;
 * **PixCorr**: resize to 425 × 425 (bilinear), flatten, Pearson r per (ground truth, reconstruction) pair;
 * **SSIM**: resize to 425 × 425, ``skimage.color.rgb2gray``, ``skimage.metrics.structural_similarity`` with
-  ``gaussian_weights=True, sigma=1.5, use_sample_covariance=False, data_range=1``.
+  ``gaussian_weights=True, sigma=1.5, use_sample_covariance=False, data_range=1`` — scikit-image itself computes
+  it here (float64), per pair.
 
-SSIM is computed here in torch, batched, and equals skimage's value: the Gaussian window has radius
-``int(3.5 σ + 0.5) = 5`` and skimage averages only pixels at least 5 away from the border, whose filtered values
-never touch the padding, so a "valid" separable convolution gives exactly the same numbers (tested against skimage).
+**Antialiasing.** All resizes are torchvision's bilinear tensor resize, antialiased by default (what torchvision
+≥ 0.17 does and what PIL does). MindEye2's published numbers came from torch 2.0.1 / torchvision 0.15, whose tensor
+resize did *not* antialias; downscaling then aliases, which moves SSIM and SwAV by several hundredths on downscaled
+images. ``resize_antialias(False)`` (``score_images(..., antialias=False)``, CLI ``--no-antialias``)
+reproduces that environment for comparisons with published tables; score tables record which one ran.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+from collections.abc import Iterator, Sequence
+from contextvars import ContextVar
 from pathlib import Path
 
 import numpy as np
@@ -37,17 +42,18 @@ def load_image_uint8(path: str | Path) -> torch.Tensor:
     return torch.from_numpy(arr.copy()).permute(2, 0, 1)
 
 
-def to_float_batch(images: Sequence[torch.Tensor], base_size: int | None = MINDEYE_BASE_SIZE) -> torch.Tensor:
+def to_float_batch(images: Sequence[torch.Tensor], base_size: int | None = MINDEYE_BASE_SIZE,
+                   antialias: bool | None = None) -> torch.Tensor:
     """Stack uint8 ``(3, H, W)`` images into float ``(N, 3, S, S)`` in [0, 1].
 
     With ``base_size`` (MindEye's 256-px step) every image is resized to ``base_size`` × ``base_size``
-    (bilinear, antialiased); without it all images must already share one size.
+    (bilinear; ``antialias`` as in :func:`resize`); without it all images must already share one size.
     """
     out = []
     for im in images:
         x = im.float().div(255.0)[None] if im.dtype == torch.uint8 else im.float()[None]
         if base_size is not None and tuple(x.shape[-2:]) != (base_size, base_size):
-            x = resize(x, base_size)
+            x = resize(x, base_size, antialias)
         out.append(x)
     shapes = {tuple(x.shape) for x in out}
     if len(shapes) > 1:
@@ -56,12 +62,33 @@ def to_float_batch(images: Sequence[torch.Tensor], base_size: int | None = MINDE
     return torch.cat(out).clamp_(0.0, 1.0)
 
 
-def resize(images: torch.Tensor, size: int) -> torch.Tensor:
-    """Bilinear, antialiased resize of ``(N, C, H, W)`` to ``size`` × ``size`` (torchvision's tensor Resize)."""
+_ANTIALIAS: ContextVar[bool] = ContextVar("eegvision_resize_antialias", default=True)
+
+
+@contextlib.contextmanager
+def resize_antialias(enabled: bool) -> Iterator[None]:
+    """Within the block, :func:`resize` (and every metric built on it) antialiases iff ``enabled``.
+
+    ``resize_antialias(False)`` reproduces MindEye2's published environment (torchvision 0.15 tensor resizes).
+    """
+    token = _ANTIALIAS.set(bool(enabled))
+    try:
+        yield
+    finally:
+        _ANTIALIAS.reset(token)
+
+
+def resize(images: torch.Tensor, size: int, antialias: bool | None = None) -> torch.Tensor:
+    """Bilinear resize of ``(N, C, H, W)`` to ``size`` × ``size`` (torchvision's tensor Resize).
+
+    ``antialias``: ``None`` (default) follows :func:`resize_antialias` (on unless inside
+    ``resize_antialias(False)``); ``False`` is MindEye2's environment.
+    """
     from torchvision.transforms.functional import InterpolationMode
     from torchvision.transforms.functional import resize as tv_resize
 
-    return tv_resize(images, [size, size], interpolation=InterpolationMode.BILINEAR, antialias=True)
+    aa = _ANTIALIAS.get() if antialias is None else bool(antialias)
+    return tv_resize(images, [size, size], interpolation=InterpolationMode.BILINEAR, antialias=aa)
 
 
 def rgb_to_gray(images: torch.Tensor) -> torch.Tensor:
@@ -70,74 +97,64 @@ def rgb_to_gray(images: torch.Tensor) -> torch.Tensor:
     return torch.einsum("nchw,c->nhw", images, w)
 
 
-def pixcorr(gt: torch.Tensor, rec: torch.Tensor, size: int = PIX_SIZE) -> torch.Tensor:
+def pixcorr(gt: torch.Tensor, rec: torch.Tensor, size: int = PIX_SIZE, antialias: bool | None = None,
+            ) -> torch.Tensor:
     """Pearson r between each ground truth and its reconstruction after resizing to ``size`` px.
 
     Parameters
     ----------
     gt, rec : tensor (N, 3, H, W) in [0, 1]
         Paired images (row i of ``rec`` reconstructs row i of ``gt``).
+    antialias : bool, optional
+        See :func:`resize`.
 
     Returns
     -------
     tensor (N,) float64 of per-pair correlations.
     """
     _check_pair(gt, rec)
-    a = resize(gt, size).flatten(1).double()
-    b = resize(rec, size).flatten(1).double()
+    a = resize(gt, size, antialias).flatten(1).double()
+    b = resize(rec, size, antialias).flatten(1).double()
     return _rowwise_pearson(a, b)
 
 
-def _gaussian_window(sigma: float = 1.5, truncate: float = 3.5, dtype=torch.float64) -> torch.Tensor:
-    radius = int(truncate * sigma + 0.5)                     # scipy.ndimage.gaussian_filter's radius
-    x = torch.arange(-radius, radius + 1, dtype=dtype)
-    w = torch.exp(-0.5 * (x / sigma) ** 2)
-    return w / w.sum()
-
-
 def ssim(gt: torch.Tensor, rec: torch.Tensor, size: int | None = PIX_SIZE, sigma: float = 1.5,
-         data_range: float = 1.0) -> torch.Tensor:
+         data_range: float = 1.0, antialias: bool | None = None) -> torch.Tensor:
     """MindEye's SSIM per pair: grayscale, ``size`` px, Gaussian weights σ=1.5, population covariance.
 
-    Equal to ``skimage.metrics.structural_similarity(rgb2gray(rec), rgb2gray(gt), gaussian_weights=True,
-    sigma=1.5, use_sample_covariance=False, data_range=1.0)`` for each pair, batched in torch (float64).
+    Each value is ``skimage.metrics.structural_similarity(rgb2gray(rec), rgb2gray(gt), gaussian_weights=True,
+    sigma=1.5, use_sample_covariance=False, data_range=1.0)`` computed by scikit-image in float64.
 
     Parameters
     ----------
     gt, rec : tensor (N, 3, H, W) in [0, 1], or (N, H, W) already grayscale
     size : int or None
         Resize to ``size`` × ``size`` first (MindEye: 425); ``None`` keeps the input size.
+    antialias : bool, optional
+        See :func:`resize`.
 
     Returns
     -------
     tensor (N,) float64.
     """
+    from skimage.color import rgb2gray
+    from skimage.metrics import structural_similarity
+
     _check_pair(gt, rec)
     if gt.ndim == 4:
         if size is not None:
-            gt, rec = resize(gt, size), resize(rec, size)
-        gt, rec = rgb_to_gray(gt.double()), rgb_to_gray(rec.double())
-    x, y = gt.double()[:, None], rec.double()[:, None]      # (N, 1, H, W)
-    w = _gaussian_window(sigma).to(x.device)
-    pad = (len(w) - 1) // 2
-    if min(x.shape[-2:]) <= 2 * pad:
-        raise ValueError(f"Images of size {tuple(x.shape[-2:])} are too small for SSIM with σ={sigma}.")
-
-    k = len(w)
-
-    def filt(z: torch.Tensor) -> torch.Tensor:
-        # "valid" separable Gaussian filter as a sum of shifted slices: float64 conv2d is slow on CPU
-        h, wd = z.shape[-2] - k + 1, z.shape[-1] - k + 1
-        rows = sum(w[i] * z[..., i:i + h, :] for i in range(k))
-        return sum(w[i] * rows[..., i:i + wd] for i in range(k))
-
-    ux, uy = filt(x), filt(y)
-    vx = filt(x * x) - ux * ux
-    vy = filt(y * y) - uy * uy
-    vxy = filt(x * y) - ux * uy
-    c1, c2 = (0.01 * data_range) ** 2, (0.03 * data_range) ** 2
-    s = ((2 * ux * uy + c1) * (2 * vxy + c2)) / ((ux * ux + uy * uy + c1) * (vx + vy + c2))
-    return s.flatten(1).mean(1)
+            gt, rec = resize(gt, size, antialias), resize(rec, size, antialias)
+        x = rgb2gray(gt.detach().double().permute(0, 2, 3, 1).cpu().numpy())
+        y = rgb2gray(rec.detach().double().permute(0, 2, 3, 1).cpu().numpy())
+    else:
+        x, y = gt.detach().double().cpu().numpy(), rec.detach().double().cpu().numpy()
+    radius = int(3.5 * sigma + 0.5)                          # skimage's Gaussian window: 2 · radius + 1 pixels
+    if min(x.shape[-2:]) < 2 * radius + 1:
+        raise ValueError(f"Images of size {tuple(x.shape[-2:])} are too small for SSIM with σ={sigma}: need at "
+                         f"least {2 * radius + 1} px a side; resize them (size=...) first.")
+    out = [structural_similarity(b, a, gaussian_weights=True, sigma=sigma, use_sample_covariance=False,
+                                 data_range=data_range) for a, b in zip(x, y)]
+    return torch.tensor(out, dtype=torch.float64)
 
 
 def _rowwise_pearson(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:

@@ -14,8 +14,9 @@ Several reconstructions per concept are reduced by two documented rules, both re
   truths of the paired set.
 
 Result table (long format): one row per (subject, rule, metric) with ``direction`` (↑/↓), ``chance``, ``value``,
-``n_concepts``, ``n_images``, ``base_size`` (256 when MindEye's 256-px resize came first, else ``none``) and the
-pairing offset; subject ``all`` rows hold the mean and standard deviation over subjects.
+``n_concepts``, ``n_images``, ``base_size`` (256 when MindEye's 256-px resize came first, else ``none``),
+``antialias`` (``False``: MindEye2's environment, resizes without antialiasing) and the pairing offset; subject
+``all`` rows hold the mean and standard deviation over subjects.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ from eegvision.metrics.images import (
     MINDEYE_BASE_SIZE,
     load_image_uint8,
     pixcorr,
+    resize_antialias,
     ssim,
     to_float_batch,
 )
@@ -175,7 +177,7 @@ def _load_batch(paths, base_size):
 
 def score_images(gt_root: str | Path, recon_dir: str | Path, weights_dir: str | Path | None = None,
                  metrics: list[str] | None = None, base_size: int | None = MINDEYE_BASE_SIZE,
-                 batch_size: int = 32, device: str | None = None) -> ScoreResult:
+                 batch_size: int = 32, device: str | None = None, antialias: bool = True) -> ScoreResult:
     """Score reconstructions against ground truth with the MindEye suite (plus generation accuracy).
 
     Parameters
@@ -195,11 +197,21 @@ def score_images(gt_root: str | Path, recon_dir: str | Path, weights_dir: str | 
         must share one size). Recorded in the table.
     batch_size : int
         Images per forward pass.
+    antialias : bool
+        Antialias every resize (default). ``False`` reproduces MindEye2's published environment (torchvision 0.15
+        tensor resizes without antialiasing) for comparisons with published tables. Recorded in the table
+        (column ``antialias``) and the protocol.
 
     Returns
     -------
     ScoreResult
     """
+    with resize_antialias(antialias):
+        return _score_images(gt_root, recon_dir, weights_dir, metrics, base_size, batch_size, device, antialias)
+
+
+def _score_images(gt_root, recon_dir, weights_dir, metrics, base_size, batch_size, device,
+                  antialias) -> ScoreResult:
     from eegvision.progress import track
 
     gt = scan_ground_truth(gt_root)
@@ -266,12 +278,16 @@ def score_images(gt_root: str | Path, recon_dir: str | Path, weights_dir: str | 
             df[m] = scores[m]
         per_image_parts.append(df)
         chance_parts.append(_chance(subject, rec, paired, target, metrics, feat_names, gt, gt_feats, base_size,
-                                    batch_size))
+                                    batch_size, extractor))
     per_image = pd.concat(per_image_parts, ignore_index=True)
     chance = {k: v for part in chance_parts for k, v in part.items()}
-    table = summarize(per_image, metrics, chance, n_gt=len(gt), base_size=base_size, offset=offset)
+    table = summarize(per_image, metrics, chance, n_gt=len(gt), base_size=base_size, offset=offset,
+                      antialias=antialias)
     protocol = {"base_size": base_size, "pairing": "concept_index", "index_offset": offset, "rules": list(RULES),
-                "metrics": metrics, "n_ground_truth": len(gt), "weights_dir": str(weights_dir) if weights_dir else None}
+                "metrics": metrics, "n_ground_truth": len(gt), "weights_dir": str(weights_dir) if weights_dir else None,
+                "antialias": antialias, "resize": _RESIZE_NOTE[antialias],
+                "chance": "each concept's first reconstruction vs the next concept's ground truth (PixCorr, SSIM, "
+                          "EffNet-B, SwAV); 0.5 (two-way); k / N_gt (generation accuracy)"}
     return ScoreResult(table=table, per_image=per_image, protocol=protocol)
 
 
@@ -281,8 +297,11 @@ def _cosine(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return a @ b.T
 
 
-def _chance(subject, rec, paired, target, metrics, feat_names, gt, gt_feats, base_size, batch_size) -> dict:
-    """Empirical chance levels from mismatched pairs (first sample of each concept vs another concept's GT)."""
+def _chance(subject, rec, paired, target, metrics, feat_names, gt, gt_feats, base_size, batch_size,
+            extractor=None) -> dict:
+    """Chance levels. Two-way identification: 0.5; generation accuracy: k / N_gt. PixCorr, SSIM, EffNet-B and SwAV:
+    the metric of mismatched pairs, each concept's first reconstruction scored against the next concept's ground
+    truth (``np.roll`` by one over the concepts in index order), i.e. a reconstruction against the wrong image."""
     out: dict[tuple[str, str], float] = {}
     n = len(paired)
     for m in metrics:
@@ -294,28 +313,34 @@ def _chance(subject, rec, paired, target, metrics, feat_names, gt, gt_feats, bas
     if n < 2:
         return out
     shifted = np.roll(np.arange(len(first)), -1)               # concept i's reconstruction vs concept i+1's GT
+    wrong_gt = first["gt_row"].to_numpy()[shifted]
     pix = [m for m in PIXEL_METRICS if m in metrics]
-    if pix:
-        vals = {m: [] for m in pix}
+    dist = [m for m in feat_names if FEATURE_METRICS[m].kind == "distance"]
+    vals: dict[str, list] = {m: [] for m in pix + dist}
+    if pix or dist:
         for s in range(0, len(first), batch_size):
             sl = slice(s, s + batch_size)
             imgs = _load_batch(first["path"].iloc[sl], base_size)
-            gts = _load_batch(gt["path"].iloc[first["gt_row"].iloc[shifted[sl]]], base_size)
-            if "PixCorr" in pix:
-                vals["PixCorr"].append(pixcorr(gts, imgs).numpy())
-            if "SSIM" in pix:
-                vals["SSIM"].append(ssim(gts, imgs).numpy())
-        out.update({(subject, m): float(np.mean(np.concatenate(v))) for m, v in vals.items()})
-    for m in feat_names:
-        if FEATURE_METRICS[m].kind == "distance":               # all mismatched GT pairs of the paired set
-            corr = correlation_matrix(gt_feats[m][paired], gt_feats[m][paired])
-            off = ~torch.eye(n, dtype=torch.bool)
-            out[(subject, m)] = float((1 - corr[off]).mean())
+            if pix:
+                gts = _load_batch(gt["path"].iloc[wrong_gt[sl]], base_size)
+                if "PixCorr" in pix:
+                    vals["PixCorr"].append(pixcorr(gts, imgs).numpy())
+                if "SSIM" in pix:
+                    vals["SSIM"].append(ssim(gts, imgs).numpy())
+            if dist:
+                feats = extractor(imgs)
+                for m in dist:                                  # 1 − r(features of the wrong GT, reconstruction)
+                    corr = correlation_matrix(gt_feats[m][wrong_gt[sl]], feats[m])
+                    vals[m].append(correlation_distance(corr, np.arange(len(corr))).numpy())
+    out.update({(subject, m): float(np.mean(np.concatenate(v))) for m, v in vals.items()})
     return out
 
 
+_RESIZE_NOTE = {True: "bilinear, antialiased", False: "bilinear without antialiasing (MindEye2's environment)"}
+
+
 def summarize(per_image: pd.DataFrame, metrics: list[str], chance: dict, n_gt: int,
-              base_size: int | None, offset: int) -> pd.DataFrame:
+              base_size: int | None, offset: int, antialias: bool = True) -> pd.DataFrame:
     """Long table per (subject, rule, metric), plus ``all`` rows with mean and std over subjects."""
     rows = []
     for subject, df in per_image.groupby("subject", sort=True):
@@ -336,6 +361,7 @@ def summarize(per_image: pd.DataFrame, metrics: list[str], chance: dict, n_gt: i
                     "n_concepts": int(df["n_concepts"].sum()), "n_images": int(df["n_images"].sum())})
     table = pd.concat([table, pd.DataFrame(agg)], ignore_index=True)
     table["base_size"] = base_size if base_size is not None else "none"
+    table["antialias"] = bool(antialias)
     table["pairing"] = f"concept_index{offset:+d}" if offset else "concept_index"
     order = {m: i for i, m in enumerate(ALL_METRICS)}
     table["_o"] = table["metric"].map(order)
@@ -360,7 +386,9 @@ def format_table(table: pd.DataFrame, rule: str = "first") -> str:
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
     lines.append("| chance | " + " | ".join(f"{chance.get(m, np.nan):.3f}" for m in metrics) + " |")
     base = t["base_size"].iloc[0] if len(t) else "?"
-    lines.append(f"\nrule: {rule}; images first resized to {base} px; paired by {t['pairing'].iloc[0]}")
+    resize_note = _RESIZE_NOTE[bool(t["antialias"].iloc[0])] if "antialias" in t and len(t) else "?"
+    lines.append(f"\nrule: {rule}; images first resized to {base} px; resizes {resize_note}; paired by "
+                 f"{t['pairing'].iloc[0]}")
     return "\n".join(lines)
 
 

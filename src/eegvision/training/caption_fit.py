@@ -193,10 +193,7 @@ def fit_captioner(embeddings: torch.Tensor | np.ndarray, captions: list[str], im
         shown = val_img[: cfg.eval_max]
         val_caps = captioner.generate(emb[torch.as_tensor(shown)], num_beams=cfg.num_beams)
         refs = [[captions[i] for i in np.flatnonzero(idx == j)] for j in shown]
-        import importlib.util
-
-        wanted = ["ROUGE-L", "CIDEr-D"] + (["BLEU-4"] if importlib.util.find_spec("nltk") else [])
-        scores = score_captions(refs, val_caps, metrics=wanted)
+        scores = score_captions(refs, val_caps, metrics=["ROUGE-L", "CIDEr-D", "BLEU-4"], chance=False)
         metrics.update({f"val_{k}": v for k, v in scores.corpus.items()})
     return CaptionFitResult(captioner=captioner, history=history, metrics=metrics, config=cfg.to_dict(),
                             val_images=val_img, val_captions=val_caps)
