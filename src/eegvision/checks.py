@@ -30,12 +30,13 @@ __all__ = [
     "check_positive",
     "check_shape",
     "close_matches",
+    "name_error",
     "show",
     "show_list",
 ]
 
 #: Lists longer than this are shortened in messages (``a, b, c, ... (1654 in all)``).
-_MAX_LISTED = 20
+_MAX_LISTED = 40
 _KIND_WORDS = {"f": "floating-point", "i": "signed integer", "u": "unsigned integer", "b": "boolean",
                "c": "complex", "iu": "integer", "fiu": "numeric", "fc": "floating-point or complex"}
 
@@ -104,7 +105,7 @@ def check_choice(name: str, value: Any, choices: Collection[Any], hint: str = ""
                      + _did_you_mean(value, choices) + (f" {hint}" if hint else ""))
 
 
-def check_name(kind: str, value: Any, known: Collection[Any], where: str) -> Any:
+def check_name(kind: str, value: Any, known: Collection[Any], where: str, hint: str = "") -> Any:
     """``value`` if ``known`` holds it, else a ``ValueError`` listing ``known`` with close matches.
 
     Parameters
@@ -117,6 +118,8 @@ def check_name(kind: str, value: Any, known: Collection[Any], where: str) -> Any
         The names that exist.
     where : str
         Where they exist (``"store /data/eeg"``, ``"the encoder registry"``).
+    hint : str
+        Appended to the message.
 
     Examples
     --------
@@ -127,11 +130,16 @@ def check_name(kind: str, value: Any, known: Collection[Any], where: str) -> Any
     """
     if value in known:
         return value
-    raise ValueError(f"{kind} {show(value)} is not in {where} (available: {show_list(known)})."
-                     + _did_you_mean(value, known))
+    raise name_error(kind, value, known, where, hint)
 
 
-def check_names(kind: str, values: Sequence[Any], known: Collection[Any], where: str,
+def name_error(kind: str, value: Any, known: Collection[Any], where: str, hint: str = "") -> ValueError:
+    """The error :func:`check_name` raises, for callers that look names up their own way (aliases, case)."""
+    return ValueError(f"{kind} {show(value)} is not in {where} (available: {show_list(known)})."
+                      + _did_you_mean(value, known) + (f" {hint}" if hint else ""))
+
+
+def check_names(kind: str, values: Sequence[Any], known: Collection[Any], where: str, hint: str = "",
                 ignore_case: bool = False) -> list[Any]:
     """``list(values)`` if ``known`` holds every one, else one ``ValueError`` naming all unknown ones.
 
@@ -144,11 +152,12 @@ def check_names(kind: str, values: Sequence[Any], known: Collection[Any], where:
     if not unknown:
         return values
     if len(unknown) == 1:
-        return [check_name(kind, unknown[0], known, where)]  # raises: the single-name message
+        raise name_error(kind, unknown[0], known, where, hint)
     hints = [f"{close_matches(str(v), [str(k) for k in known], n=1)[0]} for {show(v)}" for v in unknown
              if close_matches(str(v), [str(k) for k in known], n=1)]
     raise ValueError(f"{kind} names {', '.join(show(v) for v in unknown)} are not in {where} "
-                     f"(available: {show_list(known)})." + (f" Did you mean {', '.join(hints)}?" if hints else ""))
+                     f"(available: {show_list(known)})." + (f" Did you mean {', '.join(hints)}?" if hints else "")
+                     + (f" {hint}" if hint else ""))
 
 
 def check_list(name: str, value: Any, example: str) -> list[Any]:
@@ -177,13 +186,16 @@ def check_positive(name: str, value: Any, allow_zero: bool = False) -> Any:
     return value
 
 
-def _show_shape(shape: Sequence[int | None]) -> str:
+def _show_shape(shape: Sequence[int | str | None]) -> str:
     inner = ", ".join("any" if n is None else str(n) for n in shape)
     return f"({inner},)" if len(shape) == 1 else f"({inner})"
 
 
-def check_shape(name: str, array: Any, expected: Sequence[int | None], hint: str = "") -> Any:
-    """``array`` if its shape matches ``expected`` (``None`` matches any length), else a ``ValueError``.
+def check_shape(name: str, array: Any, expected: Sequence[int | str | None], hint: str = "") -> Any:
+    """``array`` if its shape matches ``expected``, else a ``ValueError``.
+
+    Entries of ``expected`` are lengths, or ``None`` / an axis name (``"conditions"``) for any length;
+    ``array`` is anything with a ``shape`` (arrays, memory maps, array references) or array-like.
 
     Examples
     --------
@@ -191,10 +203,14 @@ def check_shape(name: str, array: Any, expected: Sequence[int | None], hint: str
     Traceback (most recent call last):
     ...
     ValueError: eeg has shape (4, 64, 250); expected (any, 63, 250).
+    >>> check_shape("eeg", np.zeros((4, 63)), ("trials", "channels", "times"))
+    Traceback (most recent call last):
+    ...
+    ValueError: eeg has shape (4, 63); expected (trials, channels, times).
     """
-    shape = tuple(int(n) for n in np.shape(array))
+    shape = tuple(int(n) for n in (array.shape if hasattr(array, "shape") else np.shape(array)))
     expected = tuple(expected)
-    if len(shape) == len(expected) and all(e is None or e == n for n, e in zip(shape, expected)):
+    if len(shape) == len(expected) and all(not isinstance(e, int) or e == n for n, e in zip(shape, expected)):
         return array
     raise ValueError(f"{name} has shape {_show_shape(shape)}; expected {_show_shape(expected)}."
                      + (f" {hint}" if hint else ""))

@@ -321,13 +321,9 @@ def score_captions(references: Sequence[Any], hypotheses: Sequence[str], *,
     refs = _as_reference_sets(references, len(hypotheses))
     known = (*TEXT_METRICS, "CLIP-S")
     wanted = list(metrics) if metrics else list(TEXT_METRICS) + (["CLIP-S"] if clip and images is not None else [])
-    for m in wanted:
-        if m not in known:
-            from eegvision.utils import close_matches
+    from eegvision.checks import check_names
 
-            hint = close_matches(m, known)
-            raise ValueError(f"Unknown caption metric {m!r}; choose from {', '.join(known)}"
-                             + (f" (did you mean {hint[0]!r}?)" if hint else "") + ".")
+    check_names("Caption metric", wanted, known, "the caption metrics")
     table = pd.DataFrame({"hypothesis": hypotheses, "references": [" | ".join(r) for r in refs]})
     corpus: dict[str, float] = {}
     notes: dict[str, str] = {}

@@ -85,10 +85,11 @@ from typing import Any
 
 import numpy as np
 
+from eegvision.checks import check_choice, check_list, check_names, check_positive
 from eegvision.preprocess.mvnn import inverse_sqrt, mvnn_covariance, whiten
 from eegvision.progress import track
 from eegvision.readers.channels import THINGS_EEG2_CHANNELS
-from eegvision.utils import atomic_path, close_matches
+from eegvision.utils import atomic_path
 
 __all__ = [
     "PARTITIONS",
@@ -155,15 +156,10 @@ def find_raw_files(
         raise FileNotFoundError(
             f"No sub-XX folders in {root}. Expected RAW_ROOT/sub-01/ses-01/raw_eeg_training.npy (THINGS-EEG2 raw)."
         )
-    wanted = [_subject_name(s) for s in subjects] if subjects else available
-    for s in wanted:
-        if s not in available:
-            hint = close_matches(s, available)
-            raise ValueError(
-                f"Subject {s!r} not found in {root} (available: {', '.join(available)})"
-                + (f"; did you mean {', '.join(hint)}?" if hint else ".")
-            )
-    want_ses = sorted({_session_number(s) for s in sessions}) if sessions else None
+    subjects = check_list("subjects", subjects, "['sub-01', 2]") if subjects is not None else []
+    sessions = check_list("sessions", sessions, "[1, 'ses-02']") if sessions is not None else []
+    wanted = check_names("Subject", [_subject_name(s) for s in subjects], available, str(root)) or available
+    want_ses = sorted({_session_number(s) for s in sessions}) or None
     out: dict[str, dict[int, dict[str, Path]]] = {}
     for sub in wanted:
         ses_dirs = {int(_SES_RE.match(p.name).group(1)): p for p in (root / sub).iterdir()
@@ -226,9 +222,7 @@ def load_raw_recording(path: str | os.PathLike) -> dict[str, Any]:
     ch_types = [str(t) for t in np.asarray(ch_types).tolist()]
     if len(ch_types) != len(ch_names):
         raise ValueError(f"{path}: {len(ch_types)} ch_types for {len(ch_names)} channels.")
-    sfreq = float(np.asarray(rec["sfreq"]))
-    if not np.isfinite(sfreq) or sfreq <= 0:
-        raise ValueError(f"{path}: sfreq must be a positive number; found {rec['sfreq']!r}.")
+    sfreq = check_positive(f"{path}: sfreq", float(np.asarray(rec["sfreq"])))
     return {"raw_eeg_data": data, "ch_names": ch_names, "ch_types": ch_types, "sfreq": sfreq}
 
 
@@ -303,8 +297,7 @@ def epoch_session(
     """
     import mne
 
-    if partition not in _PARTITION_ID:
-        raise ValueError(f"partition must be 'training' or 'test'; got {partition!r}.")
+    check_choice("partition", partition, PARTITIONS)
     names = rec["ch_names"]
     lower = {n.lower(): i for i, n in enumerate(names)}
     stim = next((n for n in names if n.lower() == "stim"), None)
@@ -640,8 +633,7 @@ def preprocess_things_eeg2(
     Path
         ``out``.
     """
-    if mvnn_covariance not in ("train", "both"):
-        raise ValueError(f"mvnn_covariance must be 'train' or 'both'; got {mvnn_covariance!r}.")
+    check_choice("mvnn_covariance", mvnn_covariance, ("train", "both"))
     files = find_raw_files(raw_root, subjects, sessions)
     out = Path(out)
     if not to_store:
