@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from eegvision.readers.channels import THINGS_EEG2_CHANNELS
 from eegvision.readers.images import make_prompts, scan_image_folder
-from eegvision.readers.safe_pickle import TruncatedFileError, UnsafePickleError
+from eegvision.readers.pickle_values import TruncatedFileError, UnsafePickleError
 from eegvision.readers.things_eeg2 import open_preprocessed, things_eeg2_concepts
 from eegvision.store import writer as store_mod
 from eegvision.store.convert import convert_things_eeg2

@@ -1,4 +1,4 @@
-"""THINGS-EEG2 raw preprocessing (eegvision.preprocess.raw_things_eeg2, eegvision.preprocess.mvnn).
+"""THINGS-EEG2 raw preprocessing (eegvision.preprocess.raw_sessions, .raw_things_eeg2, .mvnn).
 
 The fixture writes raw files in the exact THINGS-EEG2 layout (``sub-XX/ses-0S/raw_eeg_*.npy``,
 pickled dicts at 1000 Hz with a ``stim`` channel). Its background noise has the spatial structure
@@ -19,11 +19,13 @@ import scipy.linalg
 from scipy.signal import lfilter
 
 from eegvision.preprocess.mvnn import inverse_sqrt, ledoit_wolf_covariances, mvnn_covariance, whiten
-from eegvision.preprocess.raw_things_eeg2 import (
+from eegvision.preprocess.raw_sessions import (
     TARGET_CODE,
     epoch_session,
     find_raw_files,
     load_raw_recording,
+)
+from eegvision.preprocess.raw_things_eeg2 import (
     merge_sessions,
     preprocess_things_eeg2,
     write_eeg_pickle,

@@ -43,7 +43,8 @@ from eegvision.readers.images import (
     ImageSet,
     concept_from_folder,
 )
-from eegvision.readers.safe_pickle import ArrayRef, parse_data_pickle
+from eegvision.readers.pickle_values import ArrayRef
+from eegvision.readers.safe_pickle import parse_data_pickle
 
 __all__ = [
     "PREPROCESSED_DIR",
