@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch import nn
 
 from eegvision.checks import check_names, name_error
 from eegvision.models.encoders.atms import ATMSEncoder
@@ -203,8 +202,3 @@ def load_encoder(directory: str | os.PathLike, map_location: str | torch.device 
     model = create_encoder(name, **config)
     load_model(model, str(weights_path), strict=True, device=str(map_location))
     return model.to(map_location).eval()
-
-
-def count_parameters(model: nn.Module) -> int:
-    """Number of unique parameters of any module."""
-    return sum(p.numel() for p in model.parameters())
