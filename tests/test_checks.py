@@ -19,6 +19,7 @@ from eegvision.checks import (
     check_positive,
     check_shape,
     close_matches,
+    name_error,
     show_list,
 )
 
@@ -60,6 +61,11 @@ def test_check_name_and_names():
     with pytest.raises(ValueError) as err:
         check_name("Split", "val", [], "sub-01")
     assert _message(err) == "Split 'val' is not in sub-01 (available: none)."
+
+    err = name_error("Encoder", "atmz", ["atms", "nice"], "eegvision", hint="See list_models().")
+    assert isinstance(err, ValueError)
+    assert err.args[0] == ("Encoder 'atmz' is not in eegvision (available: atms, nice). Did you mean atms? "
+                           "See list_models().")
 
     assert check_names("Channel", ["oz", "O1"], ["O1", "Oz"], "the recording", ignore_case=True) == ["oz", "O1"]
     with pytest.raises(ValueError) as err:

@@ -131,7 +131,7 @@ def test_input_errors(tmp_path):
     line = 2 + [r["split"] for r in renamed].index("train")
     assert err.value.args[0] == (f"{wrong}, line {line}: split must be one of training, test; got 'train'. "
                                  "Did you mean training?")
-    with pytest.raises(FileNotFoundError, match="Metadata table not found"):
+    with pytest.raises(FileNotFoundError, match=r"Metadata table .*nope.csv does not exist\. Give a CSV/TSV"):
         convert_epochs(fif, tmp_path / "nope.csv", tmp_path / "d")
     with pytest.raises(ValueError, match="reaches outside the epochs"):
         convert_epochs(fif, table, tmp_path / "e", tmax=5.0)

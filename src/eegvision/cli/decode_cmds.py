@@ -228,7 +228,7 @@ def benchmark_cmd(
         paths = benchmark(base, split_list(encoders) or [], _ints(seeds) or [0], out)
     import pandas as pd
 
-    summary = pd.readsplit_list(paths["summary"])
+    summary = pd.read_csv(paths["summary"])
     sel = summary[(summary.get("modality") == "image") & (summary.get("method") == "exact")] \
         if "modality" in summary else summary
     console.print(sel.to_string(index=False))

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from eegvision.checks import check_list, check_names, check_shape
+from eegvision.checks import check_file, check_list, check_names, check_shape
 from eegvision.evaluation.csls import csls_scores
 from eegvision.evaluation.kway import (
     DEFAULT_KS,
@@ -62,9 +62,8 @@ def load_embeddings(path: str | os.PathLike, key: str | None = None) -> np.ndarr
     (an eegvision feature file gives its ``image`` tensor unless ``key`` says otherwise). ``.pt`` files are
     read with ``weights_only=True``.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"embedding file not found: {path}")
+    path = check_file(path, "Embedding file", "Write one with `eegvision embed RUN` (or pass a .pt/.npy/.npz/"
+                      ".safetensors file).")
     suffix = path.suffix.lower()
     if suffix in (".pt", ".pth"):
         try:

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from eegvision.checks import check_choice, check_names
+from eegvision.checks import check_choice, check_file, check_names
 from eegvision.utils import atomic_path
 
 #: Identification columns, filled from the ``info`` mapping of :func:`make_rows`.
@@ -155,9 +155,7 @@ def read_results(path: str | os.PathLike) -> list[dict]:
 
     The JSON form may also be a plain list of rows (as in ``RUN/metrics.json`` written by other tools).
     """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"results file not found: {path}")
+    path = check_file(path, "Results file", "Give a results.csv or metrics.json written by eegvision.")
     if path.suffix.lower() == ".json":
         data = json.loads(path.read_text())
         rows = data["rows"] if isinstance(data, dict) and "rows" in data else data

@@ -27,13 +27,12 @@ from __future__ import annotations
 import os
 import warnings
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from eegvision.checks import check_choice, check_names
+from eegvision.checks import check_choice, check_file, check_names
 
 __all__ = ["LazyEpochsArray", "data_picks", "group_repetitions", "read_metadata_table",
            "time_slice", "STORE_UNITS"]
@@ -187,9 +186,7 @@ def time_slice(times: np.ndarray, tmin: float | None, tmax: float | None) -> sli
 
 def read_metadata_table(path: str | os.PathLike) -> pd.DataFrame:
     """Read a CSV/TSV metadata table (separator from the extension, else sniffed), all as text."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"Metadata table not found: {path}")
+    path = check_file(path, "Metadata table", "Give a CSV/TSV with one row per epoch (image_path, concept, split).")
     sep = "\t" if path.suffix.lower() in (".tsv", ".tab") else ("," if path.suffix.lower() == ".csv" else None)
     frame = pd.read_csv(path, sep=sep, engine="python" if sep is None else "c", dtype=str, keep_default_na=False)
     frame.columns = [str(c).strip() for c in frame.columns]

@@ -35,6 +35,7 @@ import struct
 from pathlib import Path
 from typing import Any
 
+from eegvision.checks import check_file
 from eegvision.readers.pickle_values import (
     ArrayRef,
     PickleFormatError,
@@ -453,9 +454,7 @@ def parse_data_pickle(path: str | os.PathLike) -> Any:
     FileNotFoundError
         ``path`` does not exist.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"No such file: {path}")
+    path = check_file(path, "Pickle file", "Check the path (a THINGS-EEG2 file is preprocessed_eeg_*.npy).")
     size = path.stat().st_size
     with open(path, "rb", buffering=1 << 16) as f:
         head = f.read(6)

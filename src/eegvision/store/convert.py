@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from eegvision.checks import check_file
 from eegvision.readers.epochs import (
     STORE_UNITS,
     LazyEpochsArray,
@@ -286,9 +287,7 @@ def convert_epochs(
     from eegvision.store.base import normalize_subject
     from eegvision.store.writer import StoreWriter
 
-    fif = Path(fif)
-    if not fif.is_file():
-        raise FileNotFoundError(f"Epochs file not found: {fif}")
+    fif = check_file(fif, "Epochs file", "Give an MNE epochs file (*-epo.fif).")
     epochs = mne.read_epochs(fif, preload=False, verbose=False)
     if isinstance(metadata, pd.DataFrame):
         table, table_name, sources = metadata.astype(str), "metadata table", [fif]

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from eegvision.checks import check_choice, check_positive, check_shape
+from eegvision.checks import check_choice, check_file, check_positive, check_shape
 from eegvision.progress import track
 from eegvision.store.base import (
     _COMMIT_MARKER,
@@ -467,10 +467,8 @@ class StoreWriter:
             )
         self._concepts[split] = concepts if known is None or len(concepts) > len(known) else known
 
-        source_paths = [Path(s).expanduser() for s in sources]
-        for s in source_paths:
-            if not s.is_file():
-                raise FileNotFoundError(f"Source file {s} of {subject} {split} does not exist.")
+        source_paths = [check_file(s, f"Source file of {subject} {split}", "Record only files that exist as sources.")
+                        for s in sources]
         folder = self.path / subject
         if not folder.exists():
             self._mkdir(folder)
