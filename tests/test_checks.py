@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import doctest
 import re
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from eegvision import checks
 from eegvision.checks import (
     check_choice,
     check_dtype,
@@ -153,3 +155,8 @@ def test_check_file(tmp_path):
     with pytest.raises(FileNotFoundError, match=re.escape(f"{tmp_path} is a folder, not a file.")):
         check_file(tmp_path, "Config", "Pass config.json.")
     assert isinstance(check_file(str(f), "x", "y"), Path)
+
+
+def test_docstring_examples_hold():
+    result = doctest.testmod(checks)
+    assert result.attempted == 7 and result.failed == 0

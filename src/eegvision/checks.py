@@ -153,8 +153,8 @@ def check_names(kind: str, values: Sequence[Any], known: Collection[Any], where:
         return values
     if len(unknown) == 1:
         raise name_error(kind, unknown[0], known, where, hint)
-    hints = [f"{close_matches(str(v), [str(k) for k in known], n=1)[0]} for {show(v)}" for v in unknown
-             if close_matches(str(v), [str(k) for k in known], n=1)]
+    nearest = {show(v): close_matches(str(v), [str(k) for k in known], n=1) for v in unknown}
+    hints = [f"{match[0]} for {shown}" for shown, match in nearest.items() if match]
     raise ValueError(f"{kind} names {', '.join(show(v) for v in unknown)} are not in {where} "
                      f"(available: {show_list(known)})." + (f" Did you mean {', '.join(hints)}?" if hints else "")
                      + (f" {hint}" if hint else ""))
