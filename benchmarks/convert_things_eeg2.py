@@ -139,8 +139,8 @@ def main() -> None:
         disk_mb_s = _disk_read_mb_s(pkl)
         store = work / "store"
         code = (
-            "from eegvision.readers.things_eeg2 import convert_things_eeg2;"
-            f"convert_things_eeg2({str(work / 'src')!r}, {str(store)!r}, images=False, dtype={args.dtype!r})"
+            "from eegvision.store.convert import convert_things_eeg2;"
+            f"convert_things_eeg2({str(work / 'src')!r}, {str(store)!r}, with_images=False, dtype={args.dtype!r})"
         )
         cmd = [sys.executable, "-c", code]
         timer = _time_binary()

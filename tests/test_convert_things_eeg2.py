@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from eegvision.readers.channels import THINGS_EEG2_CHANNELS
 from eegvision.readers.images import make_prompts, scan_image_folder
-from eegvision.readers.safe_pickle import TruncatedFileError, UnsafePickleError
+from eegvision.readers.pickle_values import TruncatedFileError, UnsafePickleError
 from eegvision.readers.things_eeg2 import open_preprocessed, things_eeg2_concepts
 from eegvision.store import writer as store_mod
 from eegvision.store.convert import convert_things_eeg2
@@ -98,10 +98,13 @@ def test_bad_files_get_clear_errors(tmp_path):
     with pytest.raises(ValueError, match=r"missing key\(s\) 'times'"):
         open_preprocessed(path)
     _write(path, _content(_eeg(0, 2, 1)[:, 0]))
-    with pytest.raises(ValueError, match=r"shape \(2, 63, 250\); expected 4-D"):
+    with pytest.raises(ValueError) as err:
         open_preprocessed(path)
+    assert err.value.args[0] == (f"{path}: 'preprocessed_eeg_data' has shape (2, 63, 250); expected (conditions, "
+                                 "repetitions, channels, times). The published files hold (16540, 4, 63, 250) for "
+                                 "training and (200, 80, 63, 250) for test.")
     _write(path, _content(np.zeros((2, 1, 63, 250), dtype=np.int32)))
-    with pytest.raises(ValueError, match="dtype int32; expected floating point"):
+    with pytest.raises(ValueError, match="dtype int32; expected floating-point values"):
         open_preprocessed(path)
     names = list(THINGS_EEG2_CHANNELS)
     names[names.index("Oz")] = "OZ"
@@ -158,7 +161,7 @@ def test_folder_reader_matches_things_order(tmp_path, forbid_unpickling):
     assert make_prompts(src.concepts("test")) == ["This picture is antelope", "This picture is chest2",
                                                   "This picture is pepper1"]
     # without images: names from the shipped THINGS-EEG2 tables
-    plain = open_things_eeg2(tmp_path, images=False)
+    plain = open_things_eeg2(tmp_path, with_images=False)
     assert plain.concepts("training") == ["aardvark", "abacus"] and plain.images("test") is None
     assert plain.metadata("sub-01", "test")["concept"].tolist()[::R_TEST] == things_eeg2_concepts("test")[:3]
 
@@ -171,9 +174,15 @@ def test_things_tables():
 
 def test_unknown_subject_suggests(tmp_path):
     make_things(tmp_path, images=False)
-    with pytest.raises(ValueError, match=r"'sub-O1'.*Did you mean sub-01"):
-        open_things_eeg2(tmp_path, subjects="sub-O1")
+    with pytest.raises(ValueError) as err:
+        open_things_eeg2(tmp_path, subjects=["sub-O1"])
+    assert err.value.args[0] == (f"Subject 'sub-O1' is not in {tmp_path / 'Preprocessed_data_250Hz'} "
+                                 "(available: sub-01, sub-02). Did you mean sub-01?")
+    with pytest.raises(ValueError, match=r"subjects takes a list such as \['sub-01', 'sub-02'\]; got the text"):
+        open_things_eeg2(tmp_path, subjects="sub-01,sub-02")  # comma lists are split by the command line
     assert open_things_eeg2(tmp_path, subjects=[2]).subjects == ["sub-02"]
+    with pytest.raises(ValueError, match="contradict"):
+        open_things_eeg2(tmp_path, images=tmp_path, with_images=False)
 
 
 def test_image_count_mismatch(tmp_path):

@@ -9,7 +9,7 @@ import torch
 
 from eegvision.data import dataset as dataset_mod
 from eegvision.data.dataset import EEGDataset, time_window_slice
-from eegvision.readers.channels import OCCIPITO_PARIETAL_17, THINGS_EEG2_CHANNELS
+from eegvision.readers.channels import OCCIPITO_PARIETAL_17, REGIONS, THINGS_EEG2_CHANNELS
 
 SFREQ = 250.0
 N_TIMES = 25
@@ -156,8 +156,12 @@ def test_channel_subset_picks_columns_in_preset_order(store):
     names = EEGDataset(store, ["sub-01"], "test", channels=["Oz", "Fp1"], average=True)
     exp = store.array("sub-01", "test")[2][:, [61, 0]].astype(np.float32).mean(0)
     np.testing.assert_allclose(names[2]["eeg"].numpy(), exp, rtol=1e-6, atol=1e-6)
-    with pytest.raises(ValueError, match="Unknown channel"):
-        EEGDataset(store, ["sub-01"], "training", channels=["Ozz"])
+    with pytest.raises(ValueError) as err:
+        EEGDataset(store, ["sub-01"], "training", channels=["Ozz", "fp1"])  # case does not matter
+    assert err.value.args[0].startswith("Channel 'Ozz' is not in the recording's 63 channels (available: Fp1, ")
+    assert err.value.args[0].endswith("Did you mean Oz? Regions: " + ", ".join(REGIONS) + ".")
+    with pytest.raises(ValueError, match="subjects takes a list"):
+        EEGDataset(store, "sub-01", "training")
 
 
 def test_time_window_selects_samples(store):
@@ -183,7 +187,7 @@ def test_subject_ids_conditions_and_errors(store):
     batch = ds.get_batch(np.arange(len(ds)))
     np.testing.assert_array_equal(batch["subject"].numpy(), np.repeat([4, -1], 12))
     np.testing.assert_array_equal(batch["condition"].numpy(), np.tile(np.repeat([2, 3, 9], 4), 2))
-    with pytest.raises(ValueError, match="did you mean sub-01"):
+    with pytest.raises(ValueError, match="Subject 'sub-1' is not in .* Did you mean sub-01"):
         EEGDataset(store, ["sub-1"], "training")
     with pytest.raises(ValueError, match="no split 'validation'"):
         EEGDataset(store, ["sub-01"], "validation")

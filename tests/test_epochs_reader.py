@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import mne
 import numpy as np
 import pandas as pd
@@ -103,6 +105,10 @@ def test_group_repetitions_brute_force():
     assert slots.shape[1] == counts[kept].min()
 
 
+def _columns(table: Path) -> list[str]:
+    return table.read_text().splitlines()[0].split(",")
+
+
 def test_input_errors(tmp_path):
     rows = _paradigm(np.random.default_rng(4))
     fif, table, _ = _write(tmp_path, rows)
@@ -112,14 +118,20 @@ def test_input_errors(tmp_path):
         convert_epochs(fif, short, tmp_path / "a")
     bad = tmp_path / "bad.csv"
     pd.DataFrame(rows).rename(columns={"concept": "concepts"}).to_csv(bad, index=False)
-    with pytest.raises(ValueError, match=r"missing column\(s\) 'concept' \(did you mean 'concepts'\?\)"):
+    with pytest.raises(ValueError) as err:
         convert_epochs(fif, bad, tmp_path / "b")
+    assert err.value.args[0] == (f"Column 'concept' is not in {bad} (available: {', '.join(_columns(bad))}). Did you "
+                                 "mean concepts? Needed: image_path, concept, split (training/test); optional: "
+                                 "subject, image_id.")
     wrong = tmp_path / "wrong.csv"
     renamed = [dict(r, split="train" if r["split"] == "training" else "val") for r in rows]
     pd.DataFrame(renamed).to_csv(wrong, index=False)
-    with pytest.raises(ValueError, match=r"unknown split value\(s\) 'train', 'val'.*'train' → 'training'"):
+    with pytest.raises(ValueError) as err:
         convert_epochs(fif, wrong, tmp_path / "c")
-    with pytest.raises(FileNotFoundError, match="Metadata table not found"):
+    line = 2 + [r["split"] for r in renamed].index("train")
+    assert err.value.args[0] == (f"{wrong}, line {line}: split must be one of training, test; got 'train'. "
+                                 "Did you mean training?")
+    with pytest.raises(FileNotFoundError, match=r"Metadata table .*nope.csv does not exist\. Give a CSV/TSV"):
         convert_epochs(fif, tmp_path / "nope.csv", tmp_path / "d")
     with pytest.raises(ValueError, match="reaches outside the epochs"):
         convert_epochs(fif, table, tmp_path / "e", tmax=5.0)

@@ -64,7 +64,7 @@ def trials(run_dir):
 def test_freeze_encoder_budget_and_run_format(fake, tmp_path, monkeypatch):
     _patch(monkeypatch, fake["store"])
     parent = fake["runs"]["eegproject"]
-    kw = dict(freeze="encoder", epochs=2, min_steps=4, lr=3e-3, seed=1)
+    kw = dict(freeze=["encoder"], epochs=2, min_steps=4, lr=3e-3, seed=1)
     small = finetune(parent, fake["data"], "sub-02", tmp_path / "n10", n_trials=10, **kw)
     big = finetune(parent, fake["data"], "sub-02", tmp_path / "n40", n_trials=40, **kw)
 
@@ -104,7 +104,7 @@ def test_freeze_encoder_budget_and_run_format(fake, tmp_path, monkeypatch):
     with pytest.raises(ValueError, match="n_trials=100000"):
         finetune(parent, fake["data"], "sub-02", tmp_path / "x", n_trials=100000)
     with pytest.raises(ValueError, match="no 'attention'"):
-        finetune(parent, fake["data"], "sub-02", tmp_path / "y", n_trials=10, freeze="attention")
+        finetune(parent, fake["data"], "sub-02", tmp_path / "y", n_trials=10, freeze=["attention"])
 
 
 def test_zero_trials_is_the_parent_zero_shot(fake, tmp_path, monkeypatch):
@@ -130,7 +130,7 @@ def test_zero_trials_is_the_parent_zero_shot(fake, tmp_path, monkeypatch):
 def test_atms_attention_freeze_and_new_subject_row(fake, tmp_path, monkeypatch):
     _patch(monkeypatch, fake["long"])
     parent = fake["runs"]["atms"]
-    out = finetune(parent, fake["data"], "sub-02", tmp_path / "att", freeze="attention", n_trials=48,
+    out = finetune(parent, fake["data"], "sub-02", tmp_path / "att", freeze=["attention"], n_trials=48,
                    subject_token="new", epochs=1, min_steps=3, lr=3e-3)
     w0, w1 = weights(parent), weights(out)
     rec = json.loads((out / "finetune.json").read_text())
@@ -175,13 +175,18 @@ def test_parameter_groups_partition(name):
     flat = [n for ns in groups.values() for n in ns]
     assert sorted(flat) == sorted(names)  # a partition
     assert groups["head"] and groups["encoder"]
-    keep = set(names) - set(frozen_parameter_names(enc, "all-but-head"))
+    keep = set(names) - set(frozen_parameter_names(enc, ["all-but-head"]))
     assert keep == set(groups["head"])
     if name == "atms":
         assert groups["attention"] and groups["subject"]
         assert all(n.startswith("proj_eeg.") for n in groups["head"])
-    with pytest.raises(ValueError, match="Unknown freeze group"):
-        frozen_parameter_names(enc, "encodr")
+    with pytest.raises(ValueError) as err:
+        frozen_parameter_names(enc, ["encodr"])
+    assert err.value.args[0] == ("Freeze group 'encodr' is not in the groups eegvision can freeze (available: "
+                                 "encoder, attention, subject, head, none, all-but-head). Did you mean encoder?")
+    with pytest.raises(ValueError, match="none and all-but-head stand alone"):
+        frozen_parameter_names(enc, ["none", "encoder"])
+    assert frozen_parameter_names(enc, ["none"]) == frozen_parameter_names(enc, []) == []
 
 
 def test_labram_pretrained_start(fake, tmp_path, monkeypatch):
@@ -200,7 +205,7 @@ def test_labram_pretrained_start(fake, tmp_path, monkeypatch):
     save_file(state, str(tmp_path / "labram.safetensors"))
     out = finetune(None, fake["data"], "sub-01", tmp_path / "lab", init="braindecode:Labram",
                    pretrained=tmp_path / "labram.safetensors", encoder_options={"model_kwargs": kwargs},
-                   freeze="encoder", n_trials=32, epochs=1, min_steps=2, lr=1e-3)
+                   freeze=["encoder"], n_trials=32, epochs=1, min_steps=2, lr=1e-3)
     w = weights(out)
     rec = json.loads((out / "finetune.json").read_text())
     assert rec["init"] == "braindecode:Labram" and rec["frozen_parameters"]

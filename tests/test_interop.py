@@ -122,7 +122,7 @@ def test_braindecode_view(store):
     again = pickle.loads(pickle.dumps(concat.datasets[1]))
     np.testing.assert_array_equal(again[1][0], X)
     # the eager variant (in-memory WindowsDataset) gives the same items
-    eager = to_braindecode(store, "sub-02", "training", channels=["Oz", "Cz"], lazy=False)
+    eager = to_braindecode(store, ["sub-02"], "training", channels=["Oz", "Cz"], lazy=False)
     Xe, ye, crop_e = eager[1]
     np.testing.assert_array_equal(Xe, X)
     assert ye == 0 and crop_e == [0, 0, N_TIMES]

@@ -1,4 +1,4 @@
-"""THINGS-EEG2 raw preprocessing (eegvision.preprocess.raw_things_eeg2, eegvision.preprocess.mvnn).
+"""THINGS-EEG2 raw preprocessing (eegvision.preprocess.raw_sessions, .raw_things_eeg2, .mvnn).
 
 The fixture writes raw files in the exact THINGS-EEG2 layout (``sub-XX/ses-0S/raw_eeg_*.npy``,
 pickled dicts at 1000 Hz with a ``stim`` channel). Its background noise has the spatial structure
@@ -19,11 +19,13 @@ import scipy.linalg
 from scipy.signal import lfilter
 
 from eegvision.preprocess.mvnn import inverse_sqrt, ledoit_wolf_covariances, mvnn_covariance, whiten
-from eegvision.preprocess.raw_things_eeg2 import (
+from eegvision.preprocess.raw_sessions import (
     TARGET_CODE,
     epoch_session,
     find_raw_files,
     load_raw_recording,
+)
+from eegvision.preprocess.raw_things_eeg2 import (
     merge_sessions,
     preprocess_things_eeg2,
     write_eeg_pickle,
@@ -388,11 +390,11 @@ def test_errors_name_the_problem(raw_root, tmp_path):
     no_stim = {**rec, "ch_names": [("trigger" if n == "stim" else n) for n in rec["ch_names"]]}
     with pytest.raises(ValueError, match="no 'stim' channel"):
         epoch_session(no_stim, session=1, partition="test")
-    with pytest.raises(ValueError, match=r"Subject 'sub-1' not found.*did you mean sub-01"):
+    with pytest.raises(ValueError, match=r"Subject 'sub-1' is not in .*\(available: sub-01\)\. Did you mean sub-01\?"):
         find_raw_files(raw_root, subjects=["sub-1"])
     with pytest.raises(FileNotFoundError, match=r"session\(s\) \[3\] not found"):
         find_raw_files(raw_root, sessions=[3])
-    with pytest.raises(ValueError, match="mvnn_covariance must be 'train' or 'both'"):
+    with pytest.raises(ValueError, match=r"^mvnn_covariance must be one of train, both; got 'test'\.$"):
         preprocess_things_eeg2(raw_root, tmp_path / "x", mvnn_covariance="test")
     flat = np.array(rec["raw_eeg_data"])
     flat[rec["ch_names"].index("Cz")] = 0.0

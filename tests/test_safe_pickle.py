@@ -11,14 +11,13 @@ import numpy as np
 import pytest
 
 from eegvision.readers import safe_pickle
-from eegvision.readers.safe_pickle import (
+from eegvision.readers.pickle_values import (
     ArrayRef,
     PickleFormatError,
     TruncatedFileError,
     UnsafePickleError,
-    load_data_pickle,
-    parse_data_pickle,
 )
+from eegvision.readers.safe_pickle import load_data_pickle, parse_data_pickle
 
 
 @pytest.fixture(autouse=True)

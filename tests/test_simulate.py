@@ -158,7 +158,7 @@ def test_simulation_deterministic(tmp_path, tiny):
     assert not np.allclose(_load(a.root / rel)["preprocessed_eeg_data"], _load(b.root / rel)["preprocessed_eeg_data"])
     with pytest.raises(FileExistsError, match="not empty"):
         simulate(tmp_path / "a", small, seed=3)
-    with pytest.raises(ValueError, match="did you mean 'demo'"):
+    with pytest.raises(ValueError, match=r"Preset 'demmo' is not in the simulator presets \(available: tiny, demo, things\)\. Did you mean demo\?"):
         simulate(tmp_path / "c", "demmo")
 
 

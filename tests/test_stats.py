@@ -51,11 +51,11 @@ def test_rows_and_round_trip(tmp_path):
     assert header[:6] == ["dataset", "subject", "encoder", "seed", "protocol", "selection"]
     assert json.loads((tmp_path / "res.json").read_text())["columns"] == header
     assert len(results_frame([tmp_path / "res.csv", tmp_path / "res.json"])) == 8
-    with pytest.raises(ValueError, match="unknown result info"):
+    with pytest.raises(ValueError, match=r"Result info key 'subjet' is not in the result columns .*Did you mean subject\?"):
         make_rows(acc, modality="image", info={"subjet": "sub-01"})
-    with pytest.raises(ValueError, match="modality"):
+    with pytest.raises(ValueError, match="modality must be one of image, text; got 'audio'"):
         make_rows(acc, modality="audio")
-    with pytest.raises(ValueError, match=".csv or .json"):
+    with pytest.raises(ValueError, match=r"suffix of the results file res.txt must be one of .csv, .json; got '.txt'"):
         write_results(rows, tmp_path / "res.txt")
     assert not list(tmp_path.glob(".res*"))  # no temporary files left behind
 
@@ -141,7 +141,7 @@ def test_paired_comparison_against_scipy():
     assert r["p_ttest"] == pytest.approx(sps.ttest_rel(x, y).pvalue)
     assert r["p_wilcoxon"] == pytest.approx(sps.wilcoxon(x, y).pvalue)
     assert r["ci_low"] < r["mean_diff"] < r["ci_high"]
-    with pytest.raises(ValueError, match="not found"):
+    with pytest.raises(ValueError, match=r"Encoder 'eegnet' is not in the results \(available: atms, "):
         paired_comparison(rows, "atms", "eegnet")
     same = paired_comparison(rows + _fake_rows("copy", a), "atms", "copy")
     assert same.iloc[0]["mean_diff"] == 0 and np.isnan(same.iloc[0]["p_ttest"])

@@ -127,8 +127,9 @@ def test_subset_names_and_tables_fallback(meg_src, tmp_path):
 
 def test_errors(meg_src, tmp_path):
     src, _, _ = meg_src
-    with pytest.raises(ValueError, match=r"Subject 'sub-07' not found.*sub-01, sub-02"):
-        convert_things_meg(src, tmp_path / "a", subjects=["sub-07"])
+    with pytest.raises(ValueError) as err:
+        convert_things_meg(src, tmp_path / "a", subjects=["P7"])
+    assert err.value.args[0] == f"Subject 'sub-07' is not in {src} (available: sub-01, sub-02). Did you mean sub-01 or sub-02?"
     short = tmp_path / "short.csv"
     pd.Series(np.arange(1, 11)).to_csv(short, index=False, header=False)
     with pytest.raises(ValueError, match=r"image_paths.csv lists 24 images but .*short.csv 10"):
@@ -169,4 +170,4 @@ def test_cli_convert_things_meg(meg_src, tmp_path):
     assert res.exit_code == 0, res.output
     assert open_store(tmp_path / "store").array("sub-01", "test").shape == (2, 12, 6, 201)
     res = CliRunner().invoke(app, ["convert", "things-meg", str(src), str(tmp_path / "s2"), "--subjects", "P9"])
-    assert res.exit_code == 2 and "not found" in res.output
+    assert res.exit_code == 2 and "Subject 'sub-09' is not in" in res.output

@@ -169,8 +169,12 @@ def test_config_json_round_trip_and_errors(tmp_path):
     assert FitConfig.from_json(cfg.to_json()) == cfg
     (tmp_path / "c.json").write_text(json.dumps({"fit": cfg.to_dict()}))
     assert FitConfig.from_json(tmp_path / "c.json") == cfg
-    with pytest.raises(ValueError, match="did you mean"):
+    with pytest.raises(ValueError, match=r"FitConfig field 'learning_rate' is not in FitConfig \(available: data, .* lr, "):
         FitConfig.from_dict({"learning_rate": 1.0})
+    with pytest.raises(ValueError, match=r"FitConfig field 'epoch' is not in FitConfig .*\. Did you mean epochs\?"):
+        FitConfig.from_dict({"epoch": 1})
+    with pytest.raises(ValueError, match="subjects takes a list such as"):
+        FitConfig(subjects="sub-01,sub-02")
     with pytest.raises(ValueError, match="protocol"):
         FitConfig(protocol="cross")
     assert cfg.differences(cfg.replace(epochs=99)) == {}

@@ -161,7 +161,7 @@ def test_extract_features_file_and_cli(open_clip_weights, hf_dir, things_folder,
 def test_load_errors(tmp_path, hf_dir):
     with pytest.raises(FileNotFoundError, match="neither a file nor a folder"):
         load_vision_model("ViT-H-14", tmp_path / "missing.bin", device="cpu")
-    with pytest.raises(ValueError, match="did you mean"):
+    with pytest.raises(ValueError, match=r"Model 'ViT-H-41' is not in open_clip .* Did you mean ViT-H-14"):
         load_vision_model("ViT-H-41", tmp_path / "missing.bin", device="cpu")
     with pytest.raises(FileNotFoundError, match="open_clip_config.json"):
         load_vision_model("ViT-H-14", tmp_path, device="cpu")

@@ -1,14 +1,14 @@
-"""Small helpers shared across eegvision: seeding, devices, atomic writes, hashing, hints."""
+"""Small helpers shared across eegvision: seeding, devices, hashing, relative paths, atomic writes."""
 
 from __future__ import annotations
 
 import contextlib
-import difflib
 import hashlib
 import os
 import random
 import tempfile
-from collections.abc import Iterator, Sequence
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -32,17 +32,28 @@ def default_device(device: str | None = None) -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
-def close_matches(name: str, choices: Sequence[str], n: int = 3) -> list[str]:
-    """Up to ``n`` entries of ``choices`` that look like ``name`` (for "did you mean" hints)."""
-    return difflib.get_close_matches(name, list(choices), n=n, cutoff=0.5)
+def sha256_file(path: str | os.PathLike, cancel: threading.Event | None = None, chunk: int = 1 << 22) -> str:
+    """Hex sha256 of a file, read in chunks into one reused buffer (constant memory).
 
-
-def sha256_file(path: str | os.PathLike, chunk: int = 1 << 22) -> str:
-    """Hex sha256 of a file, read in chunks (constant memory)."""
+    Parameters
+    ----------
+    path : str or PathLike
+        The file.
+    cancel : threading.Event, optional
+        Stop reading once it is set (for hashing in a worker thread that the caller may abandon);
+        the digest returned then covers only part of the file and must be discarded.
+    chunk : int
+        Bytes read at a time.
+    """
     h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
+    buf = bytearray(chunk)
+    view = memoryview(buf)
+    with open(path, "rb", buffering=0) as f:
+        while cancel is None or not cancel.is_set():
+            n = f.readinto(buf)
+            if not n:
+                break
+            h.update(view[:n])
     return h.hexdigest()
 
 
@@ -63,6 +74,14 @@ def temporary_file_beside(target: Path, suffix: str = ".tmp") -> Path:
     os.fchmod(fd, new_file_mode())
     os.close(fd)
     return Path(tmp)
+
+
+def relative_path(path: str | os.PathLike, root: str | os.PathLike) -> str:
+    """``path`` relative to ``root`` as text (both resolved), or ``path`` unchanged when it lies outside."""
+    try:
+        return str(Path(path).resolve().relative_to(Path(root).resolve()))
+    except ValueError:
+        return str(path)
 
 
 @contextlib.contextmanager

@@ -26,12 +26,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from eegvision.checks import check_list, show
+
 __all__ = ["transfer_curve", "summarize_transfer", "plot_transfer", "run_accuracy", "parse_budgets"]
 
 
-def parse_budgets(text: str | Sequence[Any]) -> list[int | None]:
-    """``"0,10,50,all"`` -> ``[0, 10, 50, None]`` (``all``/``none`` = every trial)."""
-    items = [t.strip() for t in text.split(",")] if isinstance(text, str) else list(text)
+def parse_budgets(items: Sequence[Any]) -> list[int | None]:
+    """``["0", "10", 50, "all"]`` -> ``[0, 10, 50, None]`` (``"all"``/``"none"``/``None`` = every trial)."""
+    items = check_list("trial budgets", items, "[0, 10, 50, 'all']")
     out: list[int | None] = []
     for t in items:
         if t is None or str(t).lower() in ("all", "none", ""):
@@ -40,7 +42,8 @@ def parse_budgets(text: str | Sequence[Any]) -> list[int | None]:
         try:
             v = int(t)
         except (TypeError, ValueError):
-            raise ValueError(f"Trial budgets are integers >= 0 or 'all'; got {t!r} in {text!r}.") from None
+            raise ValueError(f"Trial budgets are integers >= 0 or 'all'; got {show(t)} in "
+                             f"{', '.join(map(str, items))}.") from None
         if v < 0:
             raise ValueError(f"Trial budgets must be >= 0; got {v}.")
         out.append(v)
@@ -91,7 +94,7 @@ def transfer_curve(
     subjects : sequence of str
         Subjects of ``data``; each gets its own curve (the per-subject distribution).
     n_trials : sequence of int or None
-        Budgets; ``0`` is the zero-shot baseline, ``None`` all trials.
+        Budgets; ``0`` is the zero-shot baseline, ``None`` all trials (see :func:`parse_budgets`).
     out : path
         Output folder (see the module docstring).
     k : int, optional
@@ -110,8 +113,8 @@ def transfer_curve(
     from eegvision.training.finetune import finetune
     from eegvision.utils import atomic_path, write_text_atomic
 
-    budgets = parse_budgets(n_trials) if isinstance(n_trials, str) else list(n_trials)
-    subjects = list(subjects)
+    budgets = parse_budgets(n_trials)
+    subjects = check_list("subjects", subjects, "['sub-01', 'sub-02']")
     if not subjects:
         raise ValueError("No subject given; pass --subjects sub-01,sub-02.")
     out = Path(out).expanduser()

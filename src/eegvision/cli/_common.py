@@ -1,4 +1,4 @@
-"""Shared CLI plumbing: progress bars, error reporting."""
+"""Shared CLI plumbing: error reporting, comma-separated lists, ``KEY=VALUE`` options."""
 
 from __future__ import annotations
 
@@ -21,6 +21,21 @@ def user_errors() -> Iterator[None]:
         msg = exc.args[0] if exc.args else str(exc)
         console.print(f"[red]error:[/red] {msg}")
         raise typer.Exit(code=2) from None
+
+
+def split_list(text: str | None) -> list[str] | None:
+    """``"sub-01, sub-02"`` -> ``["sub-01", "sub-02"]`` (empty items dropped); ``None`` for no text.
+
+    Options that take several values are written comma-separated on the command line; the library takes
+    lists, so this is the one place where text is split on commas.
+    """
+    return [t.strip() for t in text.split(",") if t.strip()] if text else None
+
+
+def channels_option(text: str | None) -> str | list[str] | None:
+    """``--channels``: one name (a region such as occipito-parietal, or a channel) as text, several as a list."""
+    names = split_list(text)
+    return names[0] if names and len(names) == 1 else names
 
 
 def parse_options(pairs: list[str] | None, flag: str = "--encoder-option") -> dict:

@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from eegvision.cli._common import console, user_errors
+from eegvision.cli._common import channels_option, console, split_list, user_errors
 
 analyze_app = typer.Typer(help="Analyses: when/where the signal is decodable, RSA, t-SNE (table + figure each).",
                           no_args_is_help=True)
@@ -37,8 +37,8 @@ def time_cmd(
 
     with user_errors():
         res = time_analysis(data, subject, out, window_ms=window_ms, step_ms=step_ms, growing=growing, bin_ms=bin_ms,
-                            channels=channels, features_train=features_train, features_test=features_test,
-                            encoder=encoder, epochs=epochs, seed=seed)
+                            channels=channels_option(channels), features_train=features_train,
+                            features_test=features_test, encoder=encoder, epochs=epochs, seed=seed)
     console.print(f"best window {res.best_window[0] * 1000:.0f}-{res.best_window[1] * 1000:.0f} ms: top-1 "
                   f"{res.best_top1:.1%}; wrote {res.csv} and {res.figure}")
 
@@ -63,7 +63,7 @@ def regions_cmd(
 
     with user_errors():
         window = None if tmin is None and tmax is None else (tmin, tmax)
-        res = region_analysis(data, subject, out, regions=regions.split(",") if regions else None, window=window,
+        res = region_analysis(data, subject, out, regions=split_list(regions), window=window,
                               bin_ms=bin_ms, features_train=features_train, features_test=features_test)
     console.print(f"ranking: {', '.join(res.ranking)}; wrote {res.csv} and {res.figure}")
 

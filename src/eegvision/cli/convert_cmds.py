@@ -10,7 +10,7 @@ from pathlib import Path
 import typer
 
 from eegvision.cli._apps import convert_app
-from eegvision.cli._common import console, user_errors
+from eegvision.cli._common import console, split_list, user_errors
 
 
 @contextlib.contextmanager
@@ -48,14 +48,14 @@ def things_eeg2(
 
     Example: eegvision convert things-eeg2 ~/data/things-eeg2 ~/data/eeg-store --subjects sub-01,sub-02
     """
+    from eegvision.checks import check_choice
     from eegvision.store.convert import convert_things_eeg2
     from eegvision.store.disk import open_store
 
     with user_errors():
-        if dtype not in ("float16", "float32"):
-            raise ValueError(f"--dtype must be float16 or float32; got {dtype!r}.")
+        check_choice("--dtype", dtype, ("float16", "float32"))
         with _library_messages():
-            path = convert_things_eeg2(src, store, images=images, subjects=subjects, dtype=dtype,
+            path = convert_things_eeg2(src, store, images=images, subjects=split_list(subjects), dtype=dtype,
                                        overwrite=overwrite, prompt_template=prompt_template)
         info = open_store(path).info()
     n = sum(len(v) for v in info["subjects"].values())

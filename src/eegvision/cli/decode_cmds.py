@@ -10,15 +10,11 @@ from pathlib import Path
 
 import typer
 
-from eegvision.cli._common import console, parse_options, user_errors
-
-
-def _csv(text: str | None) -> list[str] | None:
-    return [t.strip() for t in text.split(",") if t.strip()] if text else None
+from eegvision.cli._common import channels_option, console, parse_options, split_list, user_errors
 
 
 def _ints(text: str | None) -> list[int] | None:
-    items = _csv(text)
+    items = split_list(text)
     if items is None:
         return None
     try:
@@ -33,13 +29,13 @@ def _config_fields(**given) -> dict:
     """CLI values that were given (not None), converted to FitConfig fields."""
     fields = {k: v for k, v in given.items() if v is not None}
     if "window" in fields:
-        parts = _csv(fields["window"]) or []
+        parts = split_list(fields["window"]) or []
         try:
             fields["window"] = [float(p) for p in parts]
         except ValueError:
             raise ValueError(f"--window takes TMIN,TMAX in seconds (e.g. 0,0.5), got {given['window']!r}.") from None
-    if "channels" in fields and "," in fields["channels"]:
-        fields["channels"] = _csv(fields["channels"])
+    if "channels" in fields:
+        fields["channels"] = channels_option(fields["channels"])
     if fields.get("devices") is not None and str(fields["devices"]).isdigit():
         fields["devices"] = int(fields["devices"])
     return fields
@@ -121,7 +117,7 @@ def fit_cmd(
 
     with user_errors():
         fields = _config_fields(
-            data=data, subjects=_csv(subject), encoder=encoder, features_train=features_train,
+            data=data, subjects=split_list(subject), encoder=encoder, features_train=features_train,
             features_test=features_test, features_normalized=features_normalized, objective=objective,
             protocol=protocol, epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay,
             schedule=schedule, seed=seed, average_train=average_train, mix_repetitions=mix_repetitions,
@@ -160,7 +156,7 @@ def evaluate_cmd(
         if run is not None:
             from eegvision.training.run import evaluate_run
 
-            rows = evaluate_run(run, ks=_ints(ks), methods=_csv(methods))
+            rows = evaluate_run(run, ks=_ints(ks), methods=split_list(methods))
             where = run / "metrics.json"
         else:
             from eegvision.evaluation.embeddings import evaluate_embedding_files
@@ -170,7 +166,7 @@ def evaluate_cmd(
             kw = {"seed": seed}
             if ks:
                 kw["ks"] = _ints(ks)
-            kw["methods"] = _csv(methods) or ["exact", "montecarlo", "csls"]
+            kw["methods"] = split_list(methods) or ["exact", "montecarlo", "csls"]
             rows = evaluate_embedding_files(eeg_embeds, image_features, text_features, out=out, **kw)
             where = (out / "metrics.json") if out else None
     _print_rows(rows, "zero-shot evaluation")
@@ -195,7 +191,7 @@ def embed_cmd(
     from eegvision.training.run import embed_run
 
     with user_errors():
-        path = embed_run(run, data, out, subjects=_csv(subject), split=split, average=average, unit=unit,
+        path = embed_run(run, data, out, subjects=split_list(subject), split=split, average=average, unit=unit,
                          device=device)
     console.print(f"wrote {path}")
 
@@ -224,12 +220,12 @@ def benchmark_cmd(
     from eegvision.training.benchmark import benchmark
 
     with user_errors():
-        fields = _config_fields(data=data, subjects=_csv(subjects), protocol=protocol, features_train=features_train,
+        fields = _config_fields(data=data, subjects=split_list(subjects), protocol=protocol, features_train=features_train,
                                 features_test=features_test, epochs=epochs, batch_size=batch_size, lr=lr,
                                 average_train=average_train, channels=channels)
         fields["progress"] = not quiet
         base = _build_config(preset, fields)
-        paths = benchmark(base, _csv(encoders) or [], _ints(seeds) or [0], out)
+        paths = benchmark(base, split_list(encoders) or [], _ints(seeds) or [0], out)
     import pandas as pd
 
     summary = pd.read_csv(paths["summary"])

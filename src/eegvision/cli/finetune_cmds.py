@@ -10,14 +10,14 @@ from pathlib import Path
 
 import typer
 
-from eegvision.cli._common import console, parse_options, user_errors
+from eegvision.cli._common import console, parse_options, split_list, user_errors
 
 
 def _common(freeze: str, epochs: int, min_steps: int, lr: float, batch_size: int | None, seed: int,
             subject_token: str, unit: str | None, init: str | None, pretrained: Path | None,
             encoder_option: list[str] | None, features_train: str | None, features_test: str | None,
             features_normalized: bool | None, val_fraction: float | None) -> dict:
-    return {"freeze": freeze, "epochs": epochs, "min_steps": min_steps, "lr": lr, "batch_size": batch_size,
+    return {"freeze": split_list(freeze) or [], "epochs": epochs, "min_steps": min_steps, "lr": lr, "batch_size": batch_size,
             "seed": seed, "subject_token": subject_token, "unit": unit, "init": init,
             "pretrained": None if pretrained is None else str(pretrained), "encoder_options": parse_options(encoder_option),
             "features_train": features_train, "features_test": features_test,
@@ -118,8 +118,8 @@ def transfer_curve_cmd(
     with user_errors():
         opts = _common(freeze, epochs, min_steps, lr, batch_size, seed, subject_token, unit, init, pretrained,
                        encoder_option, features_train, features_test, features_normalized, val_fraction)
-        names = [s.strip() for s in subjects.split(",") if s.strip()]
-        table = transfer_curve(run, data, names, parse_budgets(n_trials), out, k=k, **opts)
+        table = transfer_curve(run, data, split_list(subjects) or [], parse_budgets(split_list(n_trials) or []), out,
+                               k=k, **opts)
     summary = summarize_transfer(table)
     t = Table(title=f"transfer ({int(table['k'].iloc[0])}-way top-1, {table['subject'].nunique()} subjects) → {out}")
     for col in ("trials", "mean", "sem", "min", "max"):

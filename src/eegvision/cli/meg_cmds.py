@@ -10,7 +10,7 @@ from pathlib import Path
 import typer
 
 from eegvision.cli._apps import convert_app, preprocess_app
-from eegvision.cli._common import console, user_errors
+from eegvision.cli._common import console, split_list, user_errors
 
 
 @contextlib.contextmanager
@@ -26,13 +26,10 @@ def _show_warnings() -> Iterator[None]:
                     console.print(f"[yellow]note:[/yellow] {w.message}")
 
 
-def _list(text: str | None) -> list[str] | None:
-    return [s.strip() for s in text.split(",") if s.strip()] if text else None
-
-
 def _check_dtype(dtype: str) -> None:
-    if dtype not in ("float16", "float32"):
-        raise ValueError(f"--dtype must be float16 or float32; got {dtype!r}.")
+    from eegvision.checks import check_choice
+
+    check_choice("--dtype", dtype, ("float16", "float32"))
 
 
 def _summary(path: Path) -> None:
@@ -74,7 +71,7 @@ def preprocess_things_eeg2_cmd(
         _check_dtype(dtype)
         with _show_warnings():
             path = preprocess_things_eeg2(
-                raw_root, out, subjects=_list(subjects), sessions=_list(sessions), sfreq=sfreq,
+                raw_root, out, subjects=split_list(subjects), sessions=split_list(sessions), sfreq=sfreq,
                 mvnn_covariance=mvnn_covariance, seed=seed, to_store=store, dtype=dtype, images=images,
                 overwrite=overwrite,
             )
@@ -110,7 +107,7 @@ def convert_things_meg_cmd(
         _check_dtype(dtype)
         with _show_warnings():
             path = convert_things_meg(src, store, concept_index_csv=concept_index, image_paths_csv=image_paths,
-                                      subjects=_list(subjects), dtype=dtype, images=images, overwrite=overwrite)
+                                      subjects=split_list(subjects), dtype=dtype, images=images, overwrite=overwrite)
         _summary(path)
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from eegvision.cli._apps import prior_app
-from eegvision.cli._common import console, user_errors
+from eegvision.cli._common import console, split_list, user_errors
 
 
 # ---------------------------------------------------------------------------- inputs
@@ -260,7 +260,7 @@ def score_images_cmd(
         from eegvision.metrics.pairing import format_table, score_images, write_results
 
         res = score_images(gt, recon, weights_dir=weights,
-                           metrics=[m.strip() for m in metrics.split(",")] if metrics else None,
+                           metrics=split_list(metrics),
                            base_size=None if no_resize_256 else 256, batch_size=batch_size, device=device,
                            antialias=not no_antialias)
         write_results(res, out)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from eegvision.cli._common import console, user_errors
+from eegvision.cli._common import console, split_list, user_errors
 
 
 def _write_table(df, out: Path) -> None:
@@ -182,7 +182,7 @@ def score_captions_cmd(
                 raise ValueError(f"--images gives {len(pics)} images for {len(hyps)} captions; give one per caption.")
         if clip is not None and pics is None:
             raise ValueError("--clip needs --images (one image per hypothesis).")
-        wanted = [m.strip() for m in metrics.split(",")] if metrics else None
+        wanted = split_list(metrics)
         scores = score_captions(refs, hyps, metrics=wanted, sentence_model=sentence_model, clip=clip, images=pics,
                                 device=device, tokenizer=tokenizer)
         table = Table(title=f"{len(hyps)} captions")

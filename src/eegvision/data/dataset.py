@@ -37,6 +37,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from eegvision.checks import check_list, check_names
 from eegvision.readers.channels import resolve_channels
 
 #: Upper bound on the raw (store dtype) bytes gathered at once when averaging repetitions.
@@ -118,27 +119,16 @@ def parse_average(average: bool | int | None) -> int | None:
     )
 
 
-def check_subjects(store: StoreLike, subjects: str | Sequence[str], split: str) -> list[str]:
+def check_subjects(store: StoreLike, subjects: Sequence[str], split: str) -> list[str]:
     """Validate subject names and the split against ``store``; return them as a list."""
-    if isinstance(subjects, str):
-        subjects = [subjects]
-    subjects = list(subjects)
+    subjects = check_list("subjects", subjects, "['sub-01', 'sub-02']")
     if not subjects:
         raise ValueError("subjects is empty; give at least one subject name, e.g. ['sub-01'].")
     if len(set(subjects)) != len(subjects):
         dup = sorted({s for s in subjects if subjects.count(s) > 1})
-        raise ValueError(f"subjects lists {dup} more than once; give each subject once.")
-    available = list(store.subjects)
-    from eegvision.utils import close_matches
-
+        raise ValueError(f"subjects lists {', '.join(dup)} more than once; give each subject once.")
+    check_names("Subject", subjects, list(store.subjects), str(getattr(store, "path", "the data")))
     for s in subjects:
-        if s not in available:
-            hint = close_matches(str(s), available)
-            raise ValueError(
-                f"Unknown subject {s!r}"
-                + (f" (did you mean {', '.join(hint)}?)" if hint else "")
-                + f". The store holds: {', '.join(available)}."
-            )
         splits = list(store.splits(s))
         if split not in splits:
             raise ValueError(
@@ -234,7 +224,7 @@ class EEGDataset(Dataset):
     ----------
     store : Store
         An opened store (``open_store``) or in-place reader (``open_things_eeg2``).
-    subjects : str or sequence of str
+    subjects : sequence of str
         Subject names, e.g. ``["sub-01", "sub-02"]``. Samples are ordered subject by
         subject (in this order), then condition, then repetition.
     split : str
@@ -244,8 +234,8 @@ class EEGDataset(Dataset):
         its repetitions (use this for the test split). ``k``: the means of consecutive groups of
         ``k`` repetitions (``n_reps // k`` samples per condition; a remainder is dropped).
     channels : None, "all", str or sequence of str
-        Channel subset: a region preset (``"occipito-parietal"``, ``"occipital"``, ...), a
-        comma list or a list of names; see :func:`eegvision.readers.channels.resolve_channels`.
+        Channel subset: a region preset (``"occipito-parietal"``, ``"occipital"``, ...), one
+        channel name or a list of names; see :func:`eegvision.readers.channels.resolve_channels`.
         Channels come out in the order given (preset order for regions).
     window : (tmin, tmax) or None
         Time window in seconds against ``store.times``; start inclusive, end exclusive.
@@ -280,7 +270,7 @@ class EEGDataset(Dataset):
     def __init__(
         self,
         store: StoreLike,
-        subjects: str | Sequence[str],
+        subjects: Sequence[str],
         split: str,
         *,
         average: bool | int = False,

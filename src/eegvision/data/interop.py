@@ -286,7 +286,7 @@ def __getattr__(name: str):
 
 def to_braindecode(
     store: StoreLike,
-    subjects: str | Sequence[str],
+    subjects: Sequence[str],
     split: str,
     *,
     average: bool | int = False,
@@ -302,7 +302,7 @@ def to_braindecode(
     ----------
     store : Store
         An opened store or in-place reader.
-    subjects : str or sequence of str
+    subjects : sequence of str
         Subject names; each becomes one dataset with description ``{"subject", "split"}``,
         so ``concat.split("subject")`` gives per-subject folds.
     split : str

@@ -19,6 +19,8 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from eegvision.checks import check_list, check_name
+
 
 class Fold(NamedTuple):
     """Which subjects to train on and which one to test."""
@@ -117,11 +119,9 @@ def validation_split(
 
 
 def _subject_list(subjects: Sequence[str]) -> list[str]:
-    if isinstance(subjects, str):
-        raise ValueError(f"Give a list of subject names, not one string; got {subjects!r}.")
-    subjects = [str(s) for s in subjects]
+    subjects = [str(s) for s in check_list("subjects", subjects, "['sub-01', 'sub-02']")]
     if len(set(subjects)) != len(subjects):
-        raise ValueError(f"Subjects are listed more than once: {subjects}.")
+        raise ValueError(f"Subjects are listed more than once: {', '.join(subjects)}; give each subject once.")
     return subjects
 
 
@@ -148,9 +148,7 @@ def joint(subjects: Sequence[str], test_subject: str) -> Fold:
     :func:`loso_folds`.
     """
     subjects = _subject_list(subjects)
-    if test_subject not in subjects:
-        raise ValueError(
-            f"Joint training includes the test subject, but {test_subject!r} is not in "
-            f"{subjects}. Add it, or use loso_folds() to test on an unseen subject."
-        )
+    check_name("Test subject", test_subject, subjects, "the training subjects",
+               hint="Joint training includes the test subject: add it, or use loso_folds() to test on an unseen "
+                    "subject.")
     return Fold(tuple(subjects), str(test_subject))

@@ -38,7 +38,7 @@ from typing import Any
 import numpy as np
 
 from eegvision.demo.records import DemoResult, Skip, StageRecord
-from eegvision.utils import seed_everything, write_text_atomic
+from eegvision.utils import relative_path, seed_everything, write_text_atomic
 
 __all__ = ["DEMO_SETTINGS", "headline_text", "run_demo"]
 
@@ -61,13 +61,6 @@ DEMO_SETTINGS: dict[str, dict[str, Any]] = {
         "prior_epochs": 10, "prior_steps": 5, "caption_epochs": 2, "samples": 1, "max_recon": 10, "mc_draws": 100,
     },
 }
-
-
-def _rel(path: Path, root: Path) -> str:
-    try:
-        return str(Path(path).relative_to(root))
-    except ValueError:
-        return str(path)
 
 
 def run_demo(out: str | Path, preset: str = "demo", seed: int = 0, quick: bool = False,
@@ -170,7 +163,7 @@ def run_demo(out: str | Path, preset: str = "demo", seed: int = 0, quick: bool =
         from eegvision.report.html import build_report
 
         report_path = build_report(out, out / "report")
-        stages.append(StageRecord("report", "ran", time.perf_counter() - t0, "", {"html": _rel(report_path, out)}))
+        stages.append(StageRecord("report", "ran", time.perf_counter() - t0, "", {"html": relative_path(report_path, out)}))
     except Exception as err:  # the numbers are on disk even when the report cannot be drawn
         stages.append(StageRecord("report", "failed", time.perf_counter() - t0, f"{type(err).__name__}: {err}"))
         _say(traceback.format_exc())

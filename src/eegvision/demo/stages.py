@@ -8,7 +8,6 @@ added), does its work through the library's public functions, and returns the ou
 from __future__ import annotations
 
 import csv
-import importlib
 import json
 from pathlib import Path
 from typing import Any
@@ -18,27 +17,9 @@ import torch
 
 from eegvision.demo.records import Skip
 from eegvision.progress import enabled as progress_enabled
+from eegvision.utils import relative_path
 
 HEADLINE_K = 200
-
-
-def _optional(module: str, *names: str) -> tuple[Any | None, str]:
-    """Import ``module`` and return its first attribute among ``names``, or ``(None, reason)``."""
-    try:
-        mod = importlib.import_module(module)
-    except ImportError as err:
-        return None, f"{module} is not available ({err})"
-    for n in names:
-        if hasattr(mod, n):
-            return getattr(mod, n), ""
-    return None, f"{module} exists but has none of {', '.join(names)}"
-
-
-def _rel(path: str | Path, root: Path) -> str:
-    try:
-        return str(Path(path).resolve().relative_to(root.resolve()))
-    except ValueError:
-        return str(path)
 
 
 # ----------------------------------------------------------------------------- core stages
@@ -92,7 +73,7 @@ def features_stage(state: dict) -> dict:
         paths[split] = import_atm_features(data / f"sim_features_{split}.pt", feats / f"{split}.safetensors",
                                            normalize=True, model=model_name, pretrained="none", split=split)
     state["features"] = paths
-    return {**{k: _rel(v, state["out"]) for k, v in paths.items()}, "space": space}
+    return {**{k: relative_path(v, state["out"]) for k, v in paths.items()}, "space": space}
 
 
 def fit_stage(state: dict) -> dict:
@@ -165,7 +146,7 @@ def prior_stage(state: dict) -> dict:
         directory = state["out"] / "prior" / sub
         res.prior.save_pretrained(directory)
         priors[sub] = (res.prior, test_eeg)
-        out["subjects"][sub] = {"dir": _rel(directory, state["out"]), "val": res.metrics, "test": test_metrics,
+        out["subjects"][sub] = {"dir": relative_path(directory, state["out"]), "val": res.metrics, "test": test_metrics,
                                 "final_loss": res.history[-1]["loss"] if res.history else None}
     state["priors"] = priors
     return out
@@ -173,11 +154,10 @@ def prior_stage(state: dict) -> dict:
 
 def world_models() -> tuple[Any | None, str]:
     """The world's trained models (CLIP, attribute classifier, generator), or ``(None, reason)``."""
-    loader, why = _optional("eegvision.sim.world", "load_world_models")
-    if loader is None:
-        return None, f"the world's trained models are not installed ({why})"
+    from eegvision.sim.world import load_world_models
+
     try:
-        return loader(), ""
+        return load_world_models(), ""
     except (FileNotFoundError, ValueError, OSError) as err:
         return None, f"the world's trained models could not be loaded ({err})"
 
@@ -216,15 +196,15 @@ def reconstruct_stage(state: dict) -> dict:
         for i, im in enumerate(imgs):
             path = folder / f"{i:05d}_{Path(gt_paths[i]).parent.name.split('_', 1)[-1]}.png"
             Image.fromarray(im).save(path)
-            files[name].append(_rel(path, state["out"]))
+            files[name].append(relative_path(path, state["out"]))
     state["recon_files"] = files
     state["gt_paths"] = gt_paths[:n]
     show = np.linspace(0, n - 1, min(8, n)).astype(int)
     names = [k for k in files if k != "true embedding"] + ["true embedding"]
-    grid = [[_rel(gt_paths[i], state["out"])] + [files[k][i] for k in names] for i in show]
+    grid = [[relative_path(gt_paths[i], state["out"])] + [files[k][i] for k in names] for i in show]
     labels = [Path(gt_paths[i]).parent.name.split("_", 1)[-1] for i in show]
     return {"n_concepts": n, "columns": ["seen"] + names, "grid": grid, "labels": labels, "folders": {
-        k: _rel(root / k.replace(" ", "_"), state["out"]) for k in files}}
+        k: relative_path(root / k.replace(" ", "_"), state["out"]) for k in files}}
 
 
 def lowlevel_stage(state: dict) -> dict:
@@ -236,15 +216,12 @@ def lowlevel_stage(state: dict) -> dict:
 def caption_stage(state: dict) -> dict:
     """Caption the decoded embeddings: a prefix captioner trained here on the *training* images' features and
     captions, fed the prior's samples for the test EEG; scored against the test images' captions."""
-    fit_captioner, why = _optional("eegvision.training.caption_fit", "fit_captioner")
-    caption_embeddings, why2 = _optional("eegvision.generation.captioner", "caption_embeddings")
-    score_captions, why3 = _optional("eegvision.metrics.captions", "score_captions")
-    if fit_captioner is None or caption_embeddings is None or score_captions is None:
-        raise Skip(f"no captioner: {why or why2 or why3}")
     import pandas as pd
 
     from eegvision.features.files import load_features
-    from eegvision.training.caption_fit import CaptionFitConfig
+    from eegvision.generation.captioner import caption_embeddings
+    from eegvision.metrics.captions import score_captions
+    from eegvision.training.caption_fit import CaptionFitConfig, fit_captioner
 
     s = state["settings"]
     data = state["out"] / "data"
@@ -305,16 +282,15 @@ def score_stage(state: dict) -> dict:
 
 def analysis_stage(state: dict) -> dict:
     """Channel importance (occlusion: drop of cosine to the true image when a channel is replaced by its mean)."""
-    fn, why = _optional("eegvision.analysis", "importance_for_run")
-    if fn is None:
-        raise Skip(f"no channel-importance analysis: {why}")
+    from eegvision.analysis import importance_for_run
+
     maps = {}
     for sub in state["sim"].subjects:
         unit = state["run"] / sub if (state["run"] / sub).is_dir() else state["run"]
-        res = fn(unit, state["out"] / "analysis" / sub, data=str(state["store"]), subject=sub)
+        res = importance_for_run(unit, state["out"] / "analysis" / sub, data=str(state["store"]), subject=sub)
         col = "occlusion_similarity_drop"
         maps[sub] = {"values": res.table[col].astype(float).tolist(), "ch_names": res.table["channel"].tolist(),
-                     "what": "occlusion: drop in cosine to the seen image", "csv": _rel(res.csv, state["out"]),
+                     "what": "occlusion: drop in cosine to the seen image", "csv": relative_path(res.csv, state["out"]),
                      "top_channels": res.ranking(col)[:5], "baseline_top1": float(res.baseline_top1)}
     figures = _time_and_region_figures(state)
     return {"topomaps": maps, "figures": figures}
@@ -339,12 +315,12 @@ def _time_and_region_figures(state: dict) -> dict:
     shapes = test_concept_shapes(state["out"] / "data")
     tsne = tsne_for_run(unit, out / "tsne", subject=sub, labels=shapes, seed=state["seed"])
     return {
-        "rsa": {"figure": _rel(rsa.figure, state["out"]), "csv": _rel(rsa.csv, state["out"]),
+        "rsa": {"figure": relative_path(rsa.figure, state["out"]), "csv": relative_path(rsa.csv, state["out"]),
                 "rho": float(rsa.rho), "p_value": float(rsa.p_value)},
-        "tsne": {"figure": _rel(tsne.figure, state["out"]), "csv": _rel(tsne.csv, state["out"])},
-        "time": {"figure": _rel(timing.figure, state["out"]), "csv": _rel(timing.csv, state["out"]),
+        "tsne": {"figure": relative_path(tsne.figure, state["out"]), "csv": relative_path(tsne.csv, state["out"])},
+        "time": {"figure": relative_path(timing.figure, state["out"]), "csv": relative_path(timing.csv, state["out"]),
                  "best_window": [float(x) for x in timing.best_window], "best_top1": float(timing.best_top1)},
-        "regions": {"figure": _rel(regions.figure, state["out"]), "csv": _rel(regions.csv, state["out"]),
+        "regions": {"figure": relative_path(regions.figure, state["out"]), "csv": relative_path(regions.csv, state["out"]),
                     "ranking": list(regions.ranking)},
     }
 
@@ -396,7 +372,7 @@ def summarize(state: dict, stages: list, wall_s: float) -> dict:
     if run_dir is not None:
         for sub in per_subject:
             unit = run_dir / sub if (run_dir / sub).is_dir() else run_dir
-            units[sub] = _rel(unit, out)
+            units[sub] = relative_path(unit, out)
     return {
         "eegvision_demo": 1, "seed": state["seed"], "settings": state["settings"],
         "preset": sim_meta.get("preset", {}), "headline": headline, "per_subject": per_subject,

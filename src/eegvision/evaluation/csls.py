@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from eegvision.checks import check_shape
 from eegvision.evaluation.kway import _as_numpy
 
 __all__ = ["csls_scores"]
@@ -46,9 +47,7 @@ def csls_scores(similarity, n_neighbors: int = 10) -> np.ndarray:
         ``2 * similarity - r_query[:, None] - r_candidate[None, :]``. The query term is constant within a row,
         so only the candidate term changes rankings; it is kept so values match the published definition.
     """
-    s = _as_numpy(similarity)
-    if s.ndim != 2:
-        raise ValueError(f"similarity must be 2-D (n_queries, n_candidates), got shape {s.shape}")
+    s = check_shape("similarity", _as_numpy(similarity), ("n_queries", "n_candidates"))
     if n_neighbors < 1:
         raise ValueError(f"n_neighbors must be >= 1, got {n_neighbors}")
     r_query = _mean_top(s, n_neighbors, axis=1)      # each query's mean similarity to its nearest candidates

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from eegvision.checks import check_file, check_list, check_names, check_shape
 from eegvision.evaluation.csls import csls_scores
 from eegvision.evaluation.kway import (
     DEFAULT_KS,
@@ -36,8 +37,7 @@ def _tensor_to_numpy(x, path) -> np.ndarray:
     x = np.asarray(x)
     if x.ndim == 3 and x.shape[1] == 1:
         x = x[:, 0]
-    if x.ndim != 2:
-        raise ValueError(f"{path}: embeddings must be 2-D (n_concepts, dim), got shape {x.shape}")
+    check_shape(f"{path}: the embeddings", x, ("n_concepts", "dim"))
     return x.astype(np.float32, copy=False)
 
 
@@ -62,9 +62,8 @@ def load_embeddings(path: str | os.PathLike, key: str | None = None) -> np.ndarr
     (an eegvision feature file gives its ``image`` tensor unless ``key`` says otherwise). ``.pt`` files are
     read with ``weights_only=True``.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"embedding file not found: {path}")
+    path = check_file(path, "Embedding file", "Write one with `eegvision embed RUN` (or pass a .pt/.npy/.npz/"
+                      ".safetensors file).")
     suffix = path.suffix.lower()
     if suffix in (".pt", ".pth"):
         try:
@@ -150,10 +149,10 @@ def evaluate_embeddings(
     list of dict
         Result rows (see :mod:`eegvision.evaluation.results`), fractions not percent.
     """
-    methods = tuple(methods)
-    unknown = [m for m in methods if m not in ("exact", "montecarlo", "csls")]
-    if unknown or not methods:
-        raise ValueError(f"methods must be a non-empty subset of ('exact', 'montecarlo', 'csls'), got {methods}")
+    methods = tuple(check_names("Method", check_list("methods", methods, "['exact', 'csls']"),
+                                ("exact", "montecarlo", "csls"), "the k-way methods"))
+    if not methods:
+        raise ValueError("methods is empty; give at least one of exact, montecarlo, csls.")
     q = _as_matrix(eeg, "eeg")
     img = _as_matrix(image_features, "image_features")
     if img.shape[0] != q.shape[0]:

@@ -29,6 +29,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.stats import hypergeom
 
+from eegvision.checks import check_choice, check_finite, check_shape
+
 DEFAULT_KS: tuple[int, ...] = (2, 4, 10, 50, 100, 200)
 DEFAULT_TOPS: tuple[int, ...] = (1, 5)
 TIES = ("pessimistic", "optimistic", "average")
@@ -97,9 +99,8 @@ def cosine_similarity(queries, candidates) -> np.ndarray:
 
     Accepts numpy arrays or torch tensors; computes in float64.
     """
-    q, c = _as_numpy(queries), _as_numpy(candidates)
-    if q.ndim != 2 or c.ndim != 2:
-        raise ValueError(f"expected 2-D (rows, dim) arrays, got shapes {q.shape} and {c.shape}")
+    q = check_shape("queries", _as_numpy(queries), ("rows", "dim"))
+    c = check_shape("candidates", _as_numpy(candidates), ("rows", "dim"))
     if q.shape[1] != c.shape[1]:
         raise ValueError(
             f"embedding sizes differ: queries have dim {q.shape[1]}, candidates dim {c.shape[1]}. "
@@ -111,9 +112,7 @@ def cosine_similarity(queries, candidates) -> np.ndarray:
 
 
 def _check_scores(scores, targets) -> tuple[np.ndarray, np.ndarray]:
-    s = _as_numpy(scores)
-    if s.ndim != 2:
-        raise ValueError(f"scores must be a 2-D (n_queries, n_candidates) matrix, got shape {s.shape}")
+    s = check_shape("scores", _as_numpy(scores), ("n_queries", "n_candidates"))
     n, m = s.shape
     if m < 2:
         raise ValueError(f"need at least 2 candidates, got {m}")
@@ -130,8 +129,7 @@ def _check_scores(scores, targets) -> tuple[np.ndarray, np.ndarray]:
             raise ValueError(f"targets has {t.shape[0]} entries but scores has {n} rows (queries)")
         if n and (t.min() < 0 or t.max() >= m):
             raise ValueError(f"targets must index candidates 0..{m - 1}, got range {t.min()}..{t.max()}")
-    if not np.all(np.isfinite(s)):
-        raise ValueError("scores contain NaN or infinite values (check the embeddings for NaNs)")
+    check_finite("scores", s, hint="Check the embeddings for NaN.")
     return s, t
 
 
@@ -219,8 +217,7 @@ def kway_exact(
     KWayAccuracy
         ``accuracy[a, b]`` is the expected top-``tops[b]`` accuracy for ``ks[a]``-way trials.
     """
-    if ties not in TIES:
-        raise ValueError(f"ties must be one of {TIES}, got {ties!r}")
+    check_choice("ties", ties, TIES)
     s, t = _check_scores(scores, targets)
     higher, tied = _rank_counts(s, t)
     n_cand = s.shape[1]

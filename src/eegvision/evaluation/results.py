@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from eegvision.checks import check_choice, check_file, check_names
 from eegvision.utils import atomic_path
 
 #: Identification columns, filled from the ``info`` mapping of :func:`make_rows`.
@@ -73,16 +74,10 @@ def make_rows(acc, *, modality: str, method: str | None = None, info: Mapping | 
     n_candidates : int, optional
         Number of candidates in the pool (``N``); recorded for the chance level.
     """
-    if modality not in MODALITIES:
-        raise ValueError(f"modality must be one of {MODALITIES}, got {modality!r}")
-    method = method or acc.method
-    if method not in METHODS:
-        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    check_choice("modality", modality, MODALITIES)
+    method = check_choice("method", method or acc.method, METHODS)
     info = dict(info or {})
-    allowed = set(INFO_COLUMNS) | {"best_epoch_on_test_top1"}
-    unknown = sorted(set(info) - allowed)
-    if unknown:
-        raise ValueError(f"unknown result info keys {unknown}; allowed: {sorted(allowed)}")
+    check_names("Result info key", list(info), (*INFO_COLUMNS, "best_epoch_on_test_top1"), "the result columns")
     rows = []
     for a, k in enumerate(acc.ks):
         row = {c: _clean(info.get(c)) for c in INFO_COLUMNS}
@@ -123,9 +118,7 @@ def write_results(rows: Iterable[Mapping], path: str | os.PathLike) -> Path:
     rows = [{k: _clean(v) for k, v in r.items()} for r in rows]
     path = Path(path)
     cols = _columns(rows)
-    suffix = path.suffix.lower()
-    if suffix not in (".csv", ".json"):
-        raise ValueError(f"results file must end in .csv or .json, got {path.name!r}")
+    suffix = check_choice(f"The suffix of the results file {path.name}", path.suffix.lower(), (".csv", ".json"))
     with atomic_path(path) as tmp:
         if suffix == ".json":
             tmp.write_text(json.dumps({"columns": cols, "rows": rows}, indent=1) + "\n")
@@ -162,9 +155,7 @@ def read_results(path: str | os.PathLike) -> list[dict]:
 
     The JSON form may also be a plain list of rows (as in ``RUN/metrics.json`` written by other tools).
     """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"results file not found: {path}")
+    path = check_file(path, "Results file", "Give a results.csv or metrics.json written by eegvision.")
     if path.suffix.lower() == ".json":
         data = json.loads(path.read_text())
         rows = data["rows"] if isinstance(data, dict) and "rows" in data else data

@@ -21,6 +21,7 @@ from collections.abc import Iterable, Mapping, Sequence
 import numpy as np
 from scipy import stats as sps
 
+from eegvision.checks import check_choice, check_name, check_names
 from eegvision.evaluation.kway import (
     DEFAULT_KS,
     DEFAULT_TOPS,
@@ -122,7 +123,7 @@ def permutation_test_chance(
     elif ties == "average":
         m_all = None
     else:
-        raise ValueError(f"ties must be pessimistic, optimistic or average, got {ties!r}")
+        check_choice("ties", ties, ("pessimistic", "optimistic", "average"))
 
     def accuracy(target_idx: np.ndarray) -> np.ndarray:  # target_idx (B, n) -> (ks, tops, B)
         rows = np.arange(n)[None, :]
@@ -278,12 +279,9 @@ def paired_comparison(
     import pandas as pd
 
     df = _frame(rows)
-    if factor not in df.columns:
-        raise ValueError(f"rows have no column {factor!r}")
-    levels = set(df[factor].dropna().unique())
-    for name in (a, b):
-        if name not in levels:
-            raise ValueError(f"{factor} {name!r} not found in the results; have {sorted(map(str, levels))}")
+    check_name("Column", factor, list(df.columns), "the result rows")
+    levels = sorted(df[factor].dropna().unique(), key=str)
+    check_names(str(factor).capitalize(), [a, b], levels, "the results")
     by = [c for c in by if c in df.columns]
     pair_on = [c for c in pair_on if c in df.columns]
     if not pair_on:

@@ -103,12 +103,9 @@ def _load_open_clip(model: str, pretrained: str, device: str) -> VisionModel:
         kwargs: dict = {}
     else:
         name = model
-        if name not in open_clip.list_models():
-            from eegvision.utils import close_matches
+        from eegvision.checks import check_name
 
-            hint = close_matches(name, open_clip.list_models())
-            raise ValueError(f"unknown open_clip model {name!r}" + (f"; did you mean {hint}?" if hint else "")
-                             + " (open_clip.list_models() lists them)")
+        check_name("Model", name, open_clip.list_models(), "open_clip (open_clip.list_models() lists them)")
         if not path.is_file():
             tags = open_clip.list_pretrained_tags_by_model(name)
             if pretrained not in tags:

@@ -19,7 +19,6 @@ not share a call) with the samples of that embedding as the batch. Every image g
 from __future__ import annotations
 
 import inspect
-import json
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -36,10 +35,8 @@ class EmbeddingGenerator:
     """
 
     def __init__(self, pipe, kind: str, path: str | None = None) -> None:
-        if kind not in ("ip_adapter", "unclip"):
-            raise ValueError(f"Unknown generator kind {kind!r}; expected 'ip_adapter' or 'unclip'.")
         self.pipe = pipe
-        self.kind = kind
+        self.kind = check_choice("generator kind", kind, ("ip_adapter", "unclip"))
         self.path = path
         self._img2img = None
         pipe.set_progress_bar_config(disable=True)
@@ -219,8 +216,4 @@ def load_generator(path: str | Path, ip_adapter: str | Path | None = None,
     gen = EmbeddingGenerator(pipe, kind, path=str(path))
     gen.ip_adapter = str(weight) if kind == "ip_adapter" else None
     return gen
-
-
-def pipeline_class_name(path: str | Path) -> str:
-    """The ``_class_name`` recorded in a pipeline folder's ``model_index.json``."""
-    return json.loads((Path(path) / "model_index.json").read_text())["_class_name"]
+from eegvision.checks import check_choice

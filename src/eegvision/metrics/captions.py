@@ -392,14 +392,10 @@ class CaptionScores:
 
 
 def _check_metrics(wanted: Sequence[str]) -> None:
-    known = (*BLEU_METRICS, *METEOR_VARIANTS.values(), "ROUGE-L", "CIDEr-D", "SentSim", "CLIP-S")
-    for m in wanted:
-        if m not in known:
-            from eegvision.utils import close_matches
+    from eegvision.checks import check_names
 
-            hint = close_matches(m, known)
-            raise ValueError(f"Unknown caption metric {m!r}; choose from {', '.join(known)}"
-                             + (f" (did you mean {hint[0]!r}?)" if hint else "") + ".")
+    known = (*BLEU_METRICS, *METEOR_VARIANTS.values(), "ROUGE-L", "CIDEr-D", "SentSim", "CLIP-S")
+    check_names("Caption metric", wanted, known, "the caption metrics")
 
 
 def score_captions(references: Sequence[Any], hypotheses: Sequence[str], *,

@@ -171,7 +171,3 @@ def _check_pair(gt: torch.Tensor, rec: torch.Tensor) -> None:
         raise ValueError(f"Expected RGB images (N, 3, H, W); got {tuple(gt.shape)}.")
 
 
-def cyclic_shift_pairs(n: int, n_shifts: int = 3) -> list[np.ndarray]:
-    """Derangements ``i → (i + k) mod n`` for k = 1..n_shifts: mismatched pairs that estimate chance levels."""
-    return [np.roll(np.arange(n), -k) for k in range(1, min(n_shifts, n - 1) + 1)]
-

@@ -144,8 +144,7 @@ class DiffusionPrior(nn.Module):
                  beta_schedule: str = "linear", beta_start: float = 1e-4, beta_end: float = 0.02,
                  target_mean: torch.Tensor | None = None, target_std: torch.Tensor | None = None) -> None:
         super().__init__()
-        if architecture not in PRIOR_ARCHITECTURES:
-            raise ValueError(f"Unknown prior architecture {architecture!r}; choose one of {PRIOR_ARCHITECTURES}.")
+        check_choice("prior architecture", architecture, PRIOR_ARCHITECTURES)
         options = dict(architecture_options or {})
         if architecture == "unet":
             if "hidden_dims" in options:
@@ -174,14 +173,13 @@ class DiffusionPrior(nn.Module):
         """A fresh diffusers scheduler for this prior (``"ddpm"`` ancestral, or ``"ddim"`` deterministic)."""
         from diffusers import DDIMScheduler, DDPMScheduler
 
+        check_choice("prior scheduler", kind, ("ddpm", "ddim"))
         common = dict(num_train_timesteps=self.config["num_train_timesteps"],
                       beta_schedule=self.config["beta_schedule"], beta_start=self.config["beta_start"],
                       beta_end=self.config["beta_end"], clip_sample=False, prediction_type="epsilon")
         if kind == "ddpm":
             return DDPMScheduler(variance_type="fixed_small", **common)
-        if kind == "ddim":
-            return DDIMScheduler(**common)
-        raise ValueError(f"Unknown prior scheduler {kind!r}; choose 'ddpm' or 'ddim'.")
+        return DDIMScheduler(**common)
 
     def to_model_space(self, h: torch.Tensor) -> torch.Tensor:
         """Standardise image embeddings when the prior was fitted on standardised targets."""
@@ -332,3 +330,4 @@ class DiffusionPrior(nn.Module):
         if device is not None:
             prior.to(device)
         return prior
+from eegvision.checks import check_choice

@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch import nn
 
+from eegvision.checks import check_names, name_error
 from eegvision.models.encoders.atms import ATMSEncoder
 from eegvision.models.encoders.base import EEGEncoder
 from eegvision.models.encoders.braindecode_head import (
@@ -32,7 +32,7 @@ from eegvision.models.encoders.eegproject import EEGProjectEncoder
 from eegvision.models.encoders.nice import NICEEncoder
 from eegvision.models.encoders.projector import ProjectorEncoder
 from eegvision.models.encoders.stconv import STConvEncoder
-from eegvision.utils import atomic_path, close_matches, write_text_atomic
+from eegvision.utils import atomic_path, write_text_atomic
 
 #: eegvision's own encoders, by registry name.
 ENCODERS: dict[str, type[EEGEncoder]] = {
@@ -87,12 +87,7 @@ def resolve_name(name: str) -> tuple[type[EEGEncoder], dict[str, Any]]:
     by_lower = {n.lower(): n for n in bd_names}
     if model.lower() in by_lower:
         return BraindecodeEncoder, {"model": by_lower[model.lower()]}
-    hints = close_matches(name, list_models()) or close_matches(name, list(bd_names))
-    raise ValueError(
-        f"Unknown encoder {name!r}."
-        + (f" Did you mean {', '.join(map(repr, hints))}?" if hints else "")
-        + " See eegvision.models.list_models() for all names."
-    )
+    raise name_error("Encoder", name, [*list_models(), *bd_names], "eegvision (list_models() lists them)")
 
 
 def create_encoder(name: str, *, n_chans: int, n_times: int, n_outputs: int = 1024,
@@ -141,14 +136,7 @@ def _check_options(cls: type[EEGEncoder], options: dict[str, Any], name: str) ->
 
     params = inspect.signature(cls.__init__).parameters
     allowed = [p for p in params if p not in ("self", "n_chans", "n_times", "n_outputs", "sfreq", "n_subjects")]
-    for key in options:
-        if key not in allowed:
-            hint = close_matches(key, allowed)
-            raise ValueError(
-                f"Unknown option {key!r} for encoder {name!r}."
-                + (f" Did you mean {', '.join(map(repr, hint))}?" if hint else "")
-                + f" Allowed options: {', '.join(allowed)}."
-            )
+    check_names("Option", list(options), allowed, f"the options of encoder {name}")
 
 
 def describe(name: str, *, n_chans: int = 63, n_times: int = 250, n_outputs: int = 1024,
@@ -214,8 +202,3 @@ def load_encoder(directory: str | os.PathLike, map_location: str | torch.device 
     model = create_encoder(name, **config)
     load_model(model, str(weights_path), strict=True, device=str(map_location))
     return model.to(map_location).eval()
-
-
-def count_parameters(model: nn.Module) -> int:
-    """Number of unique parameters of any module."""
-    return sum(p.numel() for p in model.parameters())

@@ -3,12 +3,12 @@
 from eegvision._lazy import lazy_exports
 
 __getattr__, __dir__, __all__ = lazy_exports(__name__, {
-    "PARTITIONS": "raw_things_eeg2",
-    "TARGET_CODE": "raw_things_eeg2",
-    "SessionEpochs": "raw_things_eeg2",
-    "find_raw_files": "raw_things_eeg2",
-    "load_raw_recording": "raw_things_eeg2",
-    "epoch_session": "raw_things_eeg2",
+    "PARTITIONS": "raw_sessions",
+    "TARGET_CODE": "raw_sessions",
+    "SessionEpochs": "raw_sessions",
+    "find_raw_files": "raw_sessions",
+    "load_raw_recording": "raw_sessions",
+    "epoch_session": "raw_sessions",
     "merge_sessions": "raw_things_eeg2",
     "write_eeg_pickle": "raw_things_eeg2",
     "preprocess_things_eeg2": "raw_things_eeg2",

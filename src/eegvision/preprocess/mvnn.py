@@ -24,6 +24,8 @@ from collections.abc import Mapping
 
 import numpy as np
 
+from eegvision.checks import check_choice
+
 __all__ = ["ledoit_wolf_covariances", "mvnn_covariance", "inverse_sqrt", "whiten"]
 
 
@@ -105,8 +107,7 @@ def mvnn_covariance(partitions: Mapping[str, np.ndarray], use: str = "train") ->
     -------
     ndarray, shape (n_chans, n_chans)
     """
-    if use not in ("train", "both"):
-        raise ValueError(f"mvnn_covariance must be 'train' or 'both'; got {use!r}.")
+    check_choice("mvnn_covariance", use, ("train", "both"))
     if "training" not in partitions:
         raise ValueError(f"MVNN needs the training partition of the session; got {sorted(partitions)}.")
     if use == "train":

@@ -1,6 +1,7 @@
 """eegvision.readers: data as users hold it, read safely and in place.
 
-THINGS-EEG2 pickles (:mod:`.things_eeg2`, parsed by :mod:`.safe_pickle`: nothing in a file is executed),
+THINGS-EEG2 pickles (:mod:`.things_eeg2`, parsed by :mod:`.safe_pickle` and :mod:`.pickle_values`: nothing
+in a file is executed),
 THINGS-MEG and any MNE ``-epo.fif`` (:mod:`.things_meg`, :mod:`.epochs`), image folders and prompts
 (:mod:`.images`), channel names and montages (:mod:`.channels`). Readers only read: turning what they read
 into an eegvision store is :mod:`eegvision.store.convert`. Names are imported on first access.
@@ -16,10 +17,10 @@ __getattr__, __dir__, __all__ = lazy_exports(__name__, {
     "open_preprocessed": "things_eeg2",
     "things_eeg2_concepts": "things_eeg2",
     "things_eeg2_metadata": "things_eeg2",
-    "ArrayRef": "safe_pickle",
-    "PickleFormatError": "safe_pickle",
-    "TruncatedFileError": "safe_pickle",
-    "UnsafePickleError": "safe_pickle",
+    "ArrayRef": "pickle_values",
+    "PickleFormatError": "pickle_values",
+    "TruncatedFileError": "pickle_values",
+    "UnsafePickleError": "pickle_values",
     "load_data_pickle": "safe_pickle",
     "parse_data_pickle": "safe_pickle",
     "CATCH_CODE": "things_meg",

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from eegvision.checks import check_names
+
 THINGS_EEG2_CHANNELS: tuple[str, ...] = (
     "Fp1", "Fp2", "AF7", "AF3", "AFz", "AF4", "AF8", "F7", "F5", "F3", "F1", "F2", "F4", "F6",
     "F8", "FT9", "FT7", "FC5", "FC3", "FC1", "FCz", "FC2", "FC4", "FC6", "FT8", "FT10", "T7",
@@ -38,36 +40,25 @@ REGIONS: dict[str, tuple[str, ...]] = {
 
 
 def resolve_channels(spec: str | Sequence[str] | None, available: Sequence[str]) -> list[int]:
-    """Indices into ``available`` for a region name, a comma list or a sequence of names.
+    """Indices into ``available`` for a region name, one channel name or a sequence of channel names.
 
-    ``None`` or ``"all"`` selects every channel. Unknown names raise a ``ValueError`` that
-    lists them and the closest available names.
+    ``None`` or ``"all"`` selects every channel; text is a region of :data:`REGIONS` or one channel
+    (it is never split on commas: pass several names as a list). Names match case-insensitively;
+    unknown ones raise a ``ValueError`` that lists them and the closest available names.
     """
     available = list(available)
     if spec is None or (isinstance(spec, str) and spec.lower() == "all"):
         return list(range(len(available)))
-    if isinstance(spec, str):
-        key = spec.lower()
-        if key in REGIONS:
-            names = [n for n in REGIONS[key] if n in available]
-            if not names:
-                raise ValueError(
-                    f"Region {spec!r} has no channel in this recording (channels: "
-                    f"{', '.join(available[:8])}, ...). Pass channel names instead."
-                )
-            return [available.index(n) for n in names]
-        names = [s.strip() for s in spec.split(",") if s.strip()]
-    else:
-        names = list(spec)
+    if isinstance(spec, str) and spec.lower() in REGIONS:
+        names = [n for n in REGIONS[spec.lower()] if n in available]
+        if not names:
+            raise ValueError(
+                f"Region {spec!r} has no channel in this recording (channels: "
+                f"{', '.join(available[:8])}, ...). Pass channel names instead."
+            )
+        return [available.index(n) for n in names]
+    names = [spec] if isinstance(spec, str) else list(spec)
     lower = {n.lower(): i for i, n in enumerate(available)}
-    missing = [n for n in names if n.lower() not in lower]
-    if missing:
-        from eegvision.utils import close_matches
-
-        hints = {m: close_matches(m, available) for m in missing}
-        detail = "; ".join(f"{m!r} (did you mean {', '.join(h) or 'nothing close'}?)" for m, h in hints.items())
-        raise ValueError(
-            f"Unknown channel(s): {detail}. Regions: {', '.join(REGIONS)}; or give names from the "
-            f"recording's {len(available)} channels."
-        )
+    check_names("Channel", names, available, f"the recording's {len(available)} channels", ignore_case=True,
+                hint=f"Regions: {', '.join(REGIONS)}.")
     return [lower[n.lower()] for n in names]

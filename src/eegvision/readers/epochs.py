@@ -27,13 +27,12 @@ from __future__ import annotations
 import os
 import warnings
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from eegvision.utils import close_matches
+from eegvision.checks import check_choice, check_file, check_names
 
 __all__ = ["LazyEpochsArray", "data_picks", "group_repetitions", "read_metadata_table",
            "time_slice", "STORE_UNITS"]
@@ -187,9 +186,7 @@ def time_slice(times: np.ndarray, tmin: float | None, tmax: float | None) -> sli
 
 def read_metadata_table(path: str | os.PathLike) -> pd.DataFrame:
     """Read a CSV/TSV metadata table (separator from the extension, else sniffed), all as text."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"Metadata table not found: {path}")
+    path = check_file(path, "Metadata table", "Give a CSV/TSV with one row per epoch (image_path, concept, split).")
     sep = "\t" if path.suffix.lower() in (".tsv", ".tab") else ("," if path.suffix.lower() == ".csv" else None)
     frame = pd.read_csv(path, sep=sep, engine="python" if sep is None else "c", dtype=str, keep_default_na=False)
     frame.columns = [str(c).strip() for c in frame.columns]
@@ -197,28 +194,17 @@ def read_metadata_table(path: str | os.PathLike) -> pd.DataFrame:
 
 
 def _check_metadata(meta: pd.DataFrame, n_epochs: int, source: str) -> pd.DataFrame:
-    missing = [c for c in REQUIRED_COLUMNS if c not in meta.columns]
-    if missing:
-        hints = {m: close_matches(m, list(meta.columns)) for m in missing}
-        detail = "; ".join(f"{m!r}" + (f" (did you mean {', '.join(map(repr, h))}?)" if h else "")
-                           for m, h in hints.items())
-        raise ValueError(
-            f"{source}: missing column(s) {detail}. Needed: image_path, concept, split (training/test); optional: "
-            f"subject, image_id. Found: {', '.join(map(str, meta.columns))}."
-        )
+    check_names("Column", REQUIRED_COLUMNS, [str(c) for c in meta.columns], source,
+                hint="Needed: image_path, concept, split (training/test); optional: subject, image_id.")
     if len(meta) != n_epochs:
         raise ValueError(
             f"{source} has {len(meta)} rows but the epochs file holds {n_epochs} epochs; give exactly one row per "
             "epoch, in epoch order (after any dropped epochs)."
         )
     split = meta["split"].str.strip()
-    bad = sorted(set(split) - set(SPLITS))
-    if bad:
-        hint = "; ".join(f"{b!r} → {close_matches(b, SPLITS)[0]!r}?" for b in bad if close_matches(b, SPLITS))
-        raise ValueError(
-            f"{source}: unknown split value(s) {', '.join(map(repr, bad[:5]))}; use 'training' or 'test'"
-            + (f" ({hint})" if hint else "") + "."
-        )
+    for value in sorted(set(split) - set(SPLITS)):
+        first = int(np.flatnonzero((split == value).to_numpy())[0])
+        check_choice(f"{source}, line {first + 2}: split", value, SPLITS)  # line 1 is the header
     empty = meta.index[(meta["image_path"].str.strip() == "") | (meta["concept"].str.strip() == "")]
     if len(empty):
         raise ValueError(f"{source}: row(s) {', '.join(str(i + 2) for i in empty[:5])} have an empty image_path or "

@@ -37,12 +37,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from eegvision.checks import check_choice, check_dtype, check_shape
 from eegvision.readers.channels import THINGS_EEG2_CHANNELS
 from eegvision.readers.images import (
     ImageSet,
     concept_from_folder,
 )
-from eegvision.readers.safe_pickle import ArrayRef, parse_data_pickle
+from eegvision.readers.pickle_values import ArrayRef
+from eegvision.readers.safe_pickle import parse_data_pickle
 
 __all__ = [
     "PREPROCESSED_DIR",
@@ -178,14 +180,9 @@ def open_preprocessed(
         data = None
     else:
         raise ValueError(f"{path}: 'preprocessed_eeg_data' is a {type(ref).__name__}, not a numpy array.")
-    if len(ref.shape) != 4:
-        raise ValueError(
-            f"{path}: 'preprocessed_eeg_data' has shape {ref.shape}; expected 4-D (conditions, repetitions, "
-            "channels, times), e.g. (16540, 4, 63, 250) for training or (200, 80, 63, 250) for test."
-        )
-    if ref.dtype.kind != "f":
-        raise ValueError(f"{path}: 'preprocessed_eeg_data' has dtype {ref.dtype}; expected floating point "
-                         "(float64 in the published files).")
+    check_shape(f"{path}: 'preprocessed_eeg_data'", ref, ("conditions", "repetitions", "channels", "times"),
+                hint="The published files hold (16540, 4, 63, 250) for training and (200, 80, 63, 250) for test.")
+    check_dtype(f"{path}: 'preprocessed_eeg_data'", ref, "f", hint="The published files hold float64.")
     ch_names = content["ch_names"]
     if isinstance(ch_names, ArrayRef):
         ch_names = ch_names.read().tolist()
@@ -239,12 +236,8 @@ def things_eeg2_concepts(split: str) -> list[str]:
     ``"training"``: 1654 concepts (``training_concepts.tsv``); ``"test"``: 200 concepts
     (``test_images.tsv``). Names are the image folder names after the first ``_``, as ATM uses them.
     """
-    if split == "training":
-        rows = _table("training_concepts.tsv")
-    elif split == "test":
-        rows = _table("test_images.tsv")
-    else:
-        raise ValueError(f"THINGS-EEG2 split must be 'training' or 'test'; got {split!r}.")
+    check_choice("THINGS-EEG2 split", split, SPLITS)
+    rows = _table("training_concepts.tsv" if split == "training" else "test_images.tsv")
     return [concept_from_folder(r["folder"]) for r in rows]
 
 

@@ -41,7 +41,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from eegvision.utils import close_matches
+from eegvision.checks import check_file, check_list, check_name
 
 __all__ = ["CATCH_CODE", "find_things_meg_files", "read_image_concept_index",
            "read_image_paths", "split_things_meg_events"]
@@ -71,21 +71,16 @@ def find_things_meg_files(src: str | os.PathLike, subjects: Sequence[str | int] 
     if not subjects:
         return found
     out = {}
-    for s in subjects:
+    for s in check_list("subjects", subjects, "['sub-01', 'P2', 3]"):
         text = str(s).strip()
         name = f"sub-{int(text[1:]):02d}" if re.fullmatch(r"[Pp]\d+", text) else normalize_subject(text)
-        if name not in found:
-            hint = close_matches(name, list(found))
-            raise ValueError(f"Subject {s!r} not found in {src} (available: {', '.join(found)})"
-                             + (f"; did you mean {', '.join(hint)}?" if hint else "."))
-        out[name] = found[name]
+        out[name] = found[check_name("Subject", name, found, str(src))]
     return out
 
 
 def _read_column(path: Path, what: str) -> list[str]:
     """First field of every non-empty line (the THINGS metadata CSVs are one value per line)."""
-    if not path.is_file():
-        raise FileNotFoundError(f"{what} not found: {path}")
+    check_file(path, what, "It is in the THINGS metadata (osf.io/jum2f).")
     with open(path, encoding="utf-8-sig") as f:
         return [re.split(r"[,\t]", line.strip(), maxsplit=1)[0].strip().strip('"') for line in f if line.strip()]
 

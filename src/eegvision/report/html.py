@@ -193,7 +193,7 @@ def build_report(demo_dir: str | Path, report_dir: str | Path | None = None, tit
     # -- optional stages
     parts.append(_prior_section(stages.get("prior")))
     parts.append(_recon_section(demo_dir, stages.get("reconstruct"), stages.get("score"), fig_dir))
-    parts.append(_caption_section(demo_dir, stages.get("caption")))
+    parts.append(_caption_section(stages.get("caption")))
     parts.append(_analysis_section(demo_dir, stages.get("analysis"), fig_dir))
 
     # -- stages
@@ -306,7 +306,7 @@ def _recon_section(demo_dir: Path, stage: Mapping | None, score: Mapping | None,
     return "".join(parts)
 
 
-def _caption_section(demo_dir: Path, stage: Mapping | None) -> str:
+def _caption_section(stage: Mapping | None) -> str:
     head = "<h2>Captions</h2>"
     if not stage or stage["status"] != "ran":
         return head + _status(stage, "caption")

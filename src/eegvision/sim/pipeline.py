@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from eegvision.checks import check_choice
 from eegvision.progress import track
 from eegvision.sim.ceiling import bayes_ceiling, decimate_mean, ridge_retrieval
 from eegvision.sim.embedding import RandomFeatureMap
@@ -123,8 +124,8 @@ def simulate(
         Paths, the Bayes ceiling and the ridge baseline (mean over subjects and per subject).
     """
     t0 = time.perf_counter()
-    if paradigm not in PARADIGMS:
-        raise ValueError(f"Unknown paradigm {paradigm!r}; use one of {', '.join(PARADIGMS)}.")
+    check_choice("paradigm", paradigm, PARADIGMS)
+    check_choice("feature_model", feature_model, ("random", "world-clip"))
     if isinstance(preset, Preset):
         pr = replace(preset, n_subjects=n_subjects or preset.n_subjects)
         pr.validate()
@@ -159,8 +160,6 @@ def simulate(
         wc = world_clip_features(world, pr.image_size, rendered=rendered)
         feats, texts = {s: wc[s][0] for s in z}, {s: wc[s][1] for s in z}
         z = _latents_from_embeddings(feats, z["training"].shape[1])
-    elif feature_model != "random":
-        raise ValueError(f"Unknown feature_model {feature_model!r}; use 'random' or 'world-clip'.")
     paths: dict[str, list[str]] = {"features": [], "images": [], "preprocessed": [], "raw": [], "tables": []}
     for split, tag in (("training", "train"), ("test", "test")):
         paths["features"].append(str(write_features(root / f"sim_features_{tag}.pt", feats[split], texts[split])))

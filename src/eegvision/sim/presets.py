@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, replace
 
-from eegvision.utils import close_matches
+from eegvision.checks import check_name
 
 
 @dataclass(frozen=True)
@@ -62,10 +62,7 @@ PRESETS: dict[str, Preset] = {
 
 def get_preset(name: str, **overrides) -> Preset:
     """The preset called ``name`` with some fields replaced (``None`` values are ignored)."""
-    if name not in PRESETS:
-        hint = close_matches(name, list(PRESETS))
-        raise ValueError(f"Unknown preset {name!r}; choose one of {', '.join(PRESETS)}"
-                         + (f" (did you mean {hint[0]!r}?)" if hint else "") + ".")
+    check_name("Preset", name, PRESETS, "the simulator presets")
     preset = replace(PRESETS[name], **{k: v for k, v in overrides.items() if v is not None})
     preset.validate()
     return preset

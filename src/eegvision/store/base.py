@@ -16,16 +16,15 @@ import abc
 import logging
 import os
 import re
-import threading
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from eegvision.checks import check_name
 from eegvision.readers.subjects import normalize_subject
-from eegvision.utils import close_matches
+from eegvision.utils import sha256_file
 
 __all__ = ["FORMAT_VERSION", "MANIFEST_NAME", "METADATA_COLUMNS", "Store", "source_entry"]
 
@@ -42,34 +41,14 @@ _TMP_RE = re.compile(r"^\.(manifest\.json|[A-Za-z0-9_.-]+\.(npy|tsv))\..*\.tmp$"
 _DTYPES = ("float16", "float32", "float64")
 
 
-def _unknown(kind: str, name: str, choices: Sequence[str], where: str) -> ValueError:
-    hints = close_matches(name, choices)
-    hint = f" Did you mean {', '.join(hints)}?" if hints else ""
-    listed = ", ".join(choices) if choices else "none"
-    return ValueError(f"{kind} {name!r} is not in {where} (available: {listed}).{hint}")
 
 
 def source_entry(path: str | os.PathLike, sha256: str | None = None) -> dict[str, Any]:
     """``{"path", "size", "sha256"}`` describing a source file (hashing it unless given)."""
     path = Path(path).resolve()
     if sha256 is None:
-        sha256 = _hash_file(path, threading.Event())
+        sha256 = sha256_file(path)
     return {"path": str(path), "size": path.stat().st_size, "sha256": sha256}
-
-
-def _hash_file(path: Path, cancel: threading.Event, chunk: int = 1 << 22) -> str:
-    import hashlib
-
-    h = hashlib.sha256()
-    buf = bytearray(chunk)
-    view = memoryview(buf)
-    with open(path, "rb", buffering=0) as f:
-        while not cancel.is_set():
-            n = f.readinto(buf)
-            if not n:
-                break
-            h.update(view[:n])
-    return h.hexdigest()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -131,11 +110,10 @@ class Store(abc.ABC):
         return len(self.times)
 
     def _check(self, subject: str, split: str | None = None) -> str:
-        subject = normalize_subject(subject)
-        if subject not in self.subjects:
-            raise _unknown("Subject", subject, self.subjects, str(getattr(self, "path", self.dataset)))
-        if split is not None and split not in self.splits(subject):
-            raise _unknown("Split", split, self.splits(subject), f"{subject}")
+        subject = check_name("Subject", normalize_subject(subject), self.subjects,
+                             str(getattr(self, "path", self.dataset)))
+        if split is not None:
+            check_name("Split", split, self.splits(subject), subject)
         return subject
 
     def info(self) -> dict[str, Any]:

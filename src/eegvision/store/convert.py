@@ -10,11 +10,11 @@ import logging
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from eegvision.checks import check_file
 from eegvision.readers.epochs import (
     STORE_UNITS,
     LazyEpochsArray,
@@ -47,12 +47,14 @@ logger = logging.getLogger(__name__)
 def convert_things_eeg2(
     src: str | os.PathLike,
     store: str | os.PathLike,
-    images: str | os.PathLike | dict[str, Any] | bool | None = None,
-    subjects: list[str] | str | None = None,
+    images: str | os.PathLike | None = None,
+    subjects: Sequence[str | int] | None = None,
     dtype: str = "float16",
     overwrite: bool = False,
     prompt_template: str = DEFAULT_PROMPT_TEMPLATE,
     chunk_mb: float = 64,
+    *,
+    with_images: bool = True,
 ) -> Path:
     """Convert a THINGS-EEG2 download into an eegvision store, streaming with constant memory.
 
@@ -67,9 +69,9 @@ def convert_things_eeg2(
         Folder holding ``Preprocessed_data_250Hz/``.
     store : str or PathLike
         Output store folder (new, empty, or a store written with the same settings).
-    images : path, dict, bool or None
-        See :func:`open_things_eeg2`; by default ``src/{training,test}_images``.
-    subjects : list of str, str or None
+    images : str or PathLike, optional
+        The folder holding ``training_images/`` and ``test_images/``; by default ``src``'s, when they exist.
+    subjects : sequence of str or int, optional
         Subjects to convert (all by default).
     dtype : {"float16", "float32"}
         Storage type.
@@ -79,13 +81,16 @@ def convert_things_eeg2(
         Recorded in the manifest for text features.
     chunk_mb : float
         Size of the chunks streamed at a time.
+    with_images : bool
+        False to store no image paths (concept names then come from eegvision's THINGS tables).
 
     Returns
     -------
     Path
         The store folder.
     """
-    source = open_things_eeg2(src, images=images, subjects=subjects, prompt_template=prompt_template)
+    source = open_things_eeg2(src, images=images, subjects=subjects, prompt_template=prompt_template,
+                              with_images=with_images)
     todo = [(sub, split) for sub in source.subjects for split in source.splits(sub)]
     opened = {key: source.file(*key) for key in todo}  # validate everything before writing anything
     metas = {key: things_eeg2_metadata(key[0], key[1], opened[key].n_conditions, source.image_set(key[1]))
@@ -282,9 +287,7 @@ def convert_epochs(
     from eegvision.readers.subjects import normalize_subject
     from eegvision.store.writer import StoreWriter
 
-    fif = Path(fif)
-    if not fif.is_file():
-        raise FileNotFoundError(f"Epochs file not found: {fif}")
+    fif = check_file(fif, "Epochs file", "Give an MNE epochs file (*-epo.fif).")
     epochs = mne.read_epochs(fif, preload=False, verbose=False)
     if isinstance(metadata, pd.DataFrame):
         table, table_name, sources = metadata.astype(str), "metadata table", [fif]

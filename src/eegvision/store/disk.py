@@ -14,8 +14,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from eegvision.checks import check_name
 from eegvision.readers.subjects import normalize_subject
-from eegvision.store.base import FORMAT_VERSION, MANIFEST_NAME, Store, _unknown
+from eegvision.store.base import FORMAT_VERSION, MANIFEST_NAME, Store
 
 __all__ = ["DiskStore", "open_store"]
 
@@ -44,9 +45,7 @@ class DiskStore(Store):
         return sorted(self.manifest["subjects"])
 
     def splits(self, subject: str) -> list[str]:
-        subject = normalize_subject(subject)
-        if subject not in self.manifest["subjects"]:
-            raise _unknown("Subject", subject, self.subjects, f"store {self.path}")
+        subject = check_name("Subject", normalize_subject(subject), self.subjects, f"store {self.path}")
         return sorted(self.manifest["subjects"][subject])
 
     def _file(self, subject: str, split: str, ext: str) -> Path:
@@ -79,11 +78,9 @@ class DiskStore(Store):
         return self._meta_cache[key].copy()
 
     def _first_with(self, split: str) -> str:
-        for sub in self.subjects:
-            if split in self.manifest["subjects"][sub]:
-                return sub
         all_splits = sorted({s for sub in self.manifest["subjects"].values() for s in sub})
-        raise _unknown("Split", split, all_splits, f"store {self.path}")
+        check_name("Split", split, all_splits, f"store {self.path}")
+        return next(sub for sub in self.subjects if split in self.manifest["subjects"][sub])
 
     def concepts(self, split: str) -> list[str]:
         stored = self.manifest.get("concepts", {}).get(split)

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from eegvision.checks import check_list, check_name, check_names
 from eegvision.readers.images import (
     DEFAULT_PROMPT_TEMPLATE,
     ImageSet,
@@ -27,7 +28,7 @@ from eegvision.readers.things_eeg2 import (
     things_eeg2_concepts,
     things_eeg2_metadata,
 )
-from eegvision.store.base import Store, _unknown
+from eegvision.store.base import Store
 
 __all__ = ["ThingsEEG2Folder", "open_things_eeg2"]
 
@@ -66,9 +67,7 @@ class ThingsEEG2Folder(Store):
         return sorted(self._files)
 
     def splits(self, subject: str) -> list[str]:
-        subject = normalize_subject(subject)
-        if subject not in self._files:
-            raise _unknown("Subject", subject, self.subjects, f"{self.root / PREPROCESSED_DIR}")
+        subject = check_name("Subject", normalize_subject(subject), self.subjects, str(self.root / PREPROCESSED_DIR))
         return [s for s in SPLITS if s in self._files[subject]]
 
     def file(self, subject: str, split: str) -> PreprocessedFile:
@@ -144,9 +143,11 @@ def _find_preprocessed_root(folder: Path) -> Path:
 
 def open_things_eeg2(
     folder: str | os.PathLike,
-    images: str | os.PathLike | dict[str, Any] | bool | None = None,
-    subjects: list[str] | str | None = None,
+    images: str | os.PathLike | None = None,
+    subjects: Sequence[str | int] | None = None,
     prompt_template: str = DEFAULT_PROMPT_TEMPLATE,
+    *,
+    with_images: bool = True,
 ) -> ThingsEEG2Folder:
     """Read a THINGS-EEG2 download in place, with the same interface as an eegvision store.
 
@@ -155,21 +156,23 @@ def open_things_eeg2(
     folder : str or PathLike
         The folder holding ``Preprocessed_data_250Hz/sub-XX/preprocessed_eeg_{training,test}.npy``
         (or that folder itself).
-    images : path, dict, bool or None
-        Where the images are: a folder holding ``training_images/`` and ``test_images/``; a dict
-        ``{"training": root, "test": root}``; None to use ``folder/{training,test}_images`` when they
-        exist; False for no images (concept names then come from eegvision's THINGS tables).
-    subjects : list of str, str or None
-        Subjects to expose (``["sub-01", "sub-02"]``, ``"sub-01,sub-02"`` or ``[1, 2]``); all by default.
+    images : str or PathLike, optional
+        The folder holding ``training_images/`` and ``test_images/``; by default ``folder``'s, when
+        they exist.
+    subjects : sequence of str or int, optional
+        Subjects to expose (``["sub-01", "sub-02"]`` or ``[1, 2]``); all by default.
     prompt_template : str
         Text prompt template (kept for conversion and feature extraction).
+    with_images : bool
+        False to ignore the images (concept names then come from eegvision's THINGS tables).
 
     Raises
     ------
     FileNotFoundError
         No preprocessed files, or an image folder that does not exist.
     ValueError
-        A requested subject does not exist (close names are suggested).
+        A requested subject does not exist (close names are suggested), or ``images`` is given
+        with ``with_images=False``.
     """
     folder = Path(folder).expanduser()
     if not folder.is_dir():
@@ -184,30 +187,25 @@ def open_things_eeg2(
     if not files:
         raise FileNotFoundError(f"{pre} holds no sub-XX/preprocessed_eeg_{{training,test}}.npy files.")
     if subjects is not None:
-        wanted = [s for s in subjects.split(",")] if isinstance(subjects, str) else list(subjects)
-        wanted = [normalize_subject(s) for s in wanted if str(s).strip()]
-        for s in wanted:
-            if s not in files:
-                raise _unknown("Subject", s, sorted(files), str(pre))
-        files = {s: files[s] for s in wanted}
-    image_roots: dict[str, Path | None] = {}
-    if isinstance(images, dict):
-        image_roots = {s: (Path(images[s]).expanduser() if images.get(s) else None) for s in SPLITS}
-    elif images is False:
-        image_roots = {s: None for s in SPLITS}
-    else:
-        base = folder if images is None or images is True else Path(images).expanduser()
-        if images not in (None, True) and not base.is_dir():
-            raise FileNotFoundError(f"Image folder {base} does not exist.")
-        for s in SPLITS:
-            cand = base / f"{s}_images"
-            image_roots[s] = cand if cand.is_dir() else None
-        if images not in (None, True) and not any(image_roots.values()):
-            raise FileNotFoundError(
-                f"{base} holds neither training_images/ nor test_images/; point --images at the folder that "
-                "contains them."
-            )
-    for s, root in image_roots.items():
-        if root is not None and not root.is_dir():
-            raise FileNotFoundError(f"{s} image folder {root} does not exist.")
-    return ThingsEEG2Folder(folder, files, image_roots, prompt_template)
+        wanted = [normalize_subject(s) for s in check_list("subjects", subjects, "['sub-01', 'sub-02']")]
+        files = {s: files[s] for s in check_names("Subject", wanted, sorted(files), str(pre))}
+    return ThingsEEG2Folder(folder, files, _image_roots(folder, images, with_images), prompt_template)
+
+
+def _image_roots(folder: Path, images: str | os.PathLike | None, with_images: bool) -> dict[str, Path | None]:
+    """``{split: image folder or None}``: ``images/{split}_images`` (``folder``'s by default)."""
+    if not with_images:
+        if images is not None:
+            raise ValueError(f"images={str(images)!r} and with_images=False contradict each other; "
+                             "give one of them.")
+        return {s: None for s in SPLITS}
+    base = folder if images is None else Path(images).expanduser()
+    if images is not None and not base.is_dir():
+        raise FileNotFoundError(f"Image folder {base} does not exist.")
+    roots = {s: (base / f"{s}_images" if (base / f"{s}_images").is_dir() else None) for s in SPLITS}
+    if images is not None and not any(roots.values()):
+        raise FileNotFoundError(
+            f"{base} holds neither training_images/ nor test_images/; point --images at the folder that "
+            "contains them."
+        )
+    return roots

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from eegvision.checks import check_choice, check_file, check_positive, check_shape
 from eegvision.progress import track
 from eegvision.readers.subjects import normalize_subject
 from eegvision.store.base import (
@@ -32,11 +33,10 @@ from eegvision.store.base import (
     FORMAT_VERSION,
     MANIFEST_NAME,
     METADATA_COLUMNS,
-    _hash_file,
     source_entry,
 )
 from eegvision.store.disk import _concepts_from_metadata, _read_manifest
-from eegvision.utils import temporary_file_beside, write_text_atomic
+from eegvision.utils import sha256_file, temporary_file_beside, write_text_atomic
 
 __all__ = ["StoreWriter"]
 
@@ -169,20 +169,16 @@ class StoreWriter:
         from eegvision.readers.images import DEFAULT_PROMPT_TEMPLATE
 
         self.path = Path(path).expanduser().absolute()
-        if str(np.dtype(dtype)) not in _DTYPES:
-            raise ValueError(f"Store dtype must be one of {', '.join(_DTYPES)}; got {dtype!r}.")
-        self.dtype = np.dtype(dtype)
+        self.dtype = np.dtype(check_choice("Store dtype", str(dtype), _DTYPES))
         ch_names = [str(c) for c in ch_names]
         if len(set(ch_names)) != len(ch_names):
             dupes = sorted({c for c in ch_names if ch_names.count(c) > 1})
             raise ValueError(f"Channel names must be unique; repeated: {', '.join(dupes)}.")
         if ch_types is not None and len(ch_types) != len(ch_names):
             raise ValueError(f"ch_types has {len(ch_types)} entries for {len(ch_names)} channels.")
-        times = np.asarray(times, dtype=np.float64)
-        if times.ndim != 1:
-            raise ValueError(f"times must be 1-D; got shape {times.shape}.")
-        if not sfreq or float(sfreq) <= 0:
-            raise ValueError(f"sfreq must be a positive number of Hz; got {sfreq!r}.")
+        times = check_shape("times", np.asarray(times, dtype=np.float64), (None,),
+                            hint="Give one time in seconds per sample.")
+        check_positive("sfreq (Hz)", sfreq)
         self.settings: dict[str, Any] = {
             "format_version": FORMAT_VERSION,
             "dataset": str(dataset),
@@ -205,7 +201,6 @@ class StoreWriter:
         self._hashes: dict[tuple[str, int, int], str] = {}
         self._concepts: dict[str, list[str]] = {}
         self._entered = False
-        self.written: list[tuple[str, str]] = []
 
     # -- context management ---------------------------------------------------------------------
     def __enter__(self) -> StoreWriter:
@@ -335,7 +330,7 @@ class StoreWriter:
         st = path.stat()
         key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
         if key not in self._hashes:
-            self._hashes[key] = _hash_file(path, threading.Event())
+            self._hashes[key] = sha256_file(path)
         return self._hashes[key]
 
     def is_current(self, subject: str, split: str, sources: Sequence[str | os.PathLike]) -> bool:
@@ -469,10 +464,8 @@ class StoreWriter:
             )
         self._concepts[split] = concepts if known is None or len(concepts) > len(known) else known
 
-        source_paths = [Path(s).expanduser() for s in sources]
-        for s in source_paths:
-            if not s.is_file():
-                raise FileNotFoundError(f"Source file {s} of {subject} {split} does not exist.")
+        source_paths = [check_file(s, f"Source file of {subject} {split}", "Record only files that exist as sources.")
+                        for s in sources]
         folder = self.path / subject
         if not folder.exists():
             self._mkdir(folder)
@@ -485,7 +478,7 @@ class StoreWriter:
             for s in source_paths:
                 st = s.stat()
                 key = (str(s.resolve()), st.st_size, st.st_mtime_ns)
-                hashes.append(self._hashes[key] if key in self._hashes else pool.submit(_hash_file, s, cancel))
+                hashes.append(self._hashes[key] if key in self._hashes else pool.submit(sha256_file, s, cancel))
             try:
                 self._stream(subject, split, data, shape, npy_tmp, source_paths)
             except BaseException:
@@ -499,7 +492,6 @@ class StoreWriter:
             "_npy": npy_tmp,
             "_tsv": tsv_tmp,
         }
-        self.written.append((subject, split))
 
     def _stream(self, subject: str, split: str, data: np.ndarray, shape: tuple[int, ...], target: Path,
                 sources: list[Path]) -> None:

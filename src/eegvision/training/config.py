@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from eegvision.checks import check_choice, check_list, check_names, check_positive
+
 PROTOCOLS = ("within", "loso", "joint")
 SELECTIONS = ("val_top1", "val_loss")
 PRECISIONS = ("32", "32-true", "16-mixed", "bf16-mixed")
@@ -108,25 +110,18 @@ class FitConfig:
 
     def validate(self) -> None:
         """Raise ``ValueError`` on inconsistent values (message says which and how to fix)."""
-        def choice(name: str, value: Any, options: tuple) -> None:
-            if value not in options:
-                raise ValueError(f"{name} must be one of {', '.join(map(str, options))}; got {value!r}.")
-
-        choice("protocol", self.protocol, PROTOCOLS)
-        choice("objective", self.objective, ("retrieval", "generation"))
-        choice("selection", self.selection, SELECTIONS)
-        choice("schedule", self.schedule, ("none", "cosine"))
-        choice("precision", str(self.precision), PRECISIONS)
-        choice("logit_scale_mode", self.logit_scale_mode, ("exp", "raw"))
-        if isinstance(self.subjects, str):
-            self.subjects = [s for s in self.subjects.split(",") if s]
-        if isinstance(self.train_subjects, str):
-            self.train_subjects = [s for s in self.train_subjects.split(",") if s]
+        check_choice("protocol", self.protocol, PROTOCOLS)
+        check_choice("objective", self.objective, ("retrieval", "generation"))
+        check_choice("selection", self.selection, SELECTIONS)
+        check_choice("schedule", self.schedule, ("none", "cosine"))
+        check_choice("precision", str(self.precision), PRECISIONS)
+        check_choice("logit_scale_mode", self.logit_scale_mode, ("exp", "raw"))
+        self.subjects = check_list("subjects", self.subjects, "['sub-01', 'sub-02']")
+        self.train_subjects = check_list("train_subjects", self.train_subjects, "['sub-02', 'sub-03']")
         for name in ("epochs", "batch_size"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}.")
-        if self.lr <= 0:
-            raise ValueError(f"lr must be > 0, got {self.lr}.")
+        check_positive("lr", self.lr)
         if self.average_train and self.mix_repetitions:
             raise ValueError("average_train and mix_repetitions exclude each other: the first trains on the mean "
                              "of the repetitions, the second on random mixtures of them; choose one.")
@@ -145,13 +140,7 @@ class FitConfig:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> FitConfig:
         """Build from a dict; unknown keys raise ``ValueError`` with close matches."""
-        from eegvision.utils import close_matches
-
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = [k for k in d if k not in names]
-        if unknown:
-            hints = {k: close_matches(k, sorted(names)) for k in unknown}
-            raise ValueError(f"Unknown FitConfig field(s) {unknown}; did you mean {hints}?")
+        check_names("FitConfig field", list(d), [f.name for f in dataclasses.fields(cls)], "FitConfig")
         return cls(**d)
 
     def to_json(self) -> str:

@@ -33,8 +33,8 @@ Freezing
 (the temporal-spatial convolution: TSConv of ATM-S/NICE, the input projection of EEGProject,
 the backbone of braindecode models), ``"attention"`` (the channel transformer of ATM-S,
 attention blocks of braindecode transformers), ``"subject"`` (subject tokens), or
-``"all-but-head"`` (everything except the projector head); groups combine with commas
-(``"encoder,attention"``). Frozen parameters get ``requires_grad=False`` and their modules run
+``"all-but-head"`` (everything except the projector head); groups combine in a list
+(``["encoder", "attention"]``). Frozen parameters get ``requires_grad=False`` and their modules run
 in eval mode during training (no dropout, fixed BatchNorm statistics), so they are unchanged bit
 for bit.
 
@@ -50,6 +50,7 @@ import csv
 import json
 import math
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +59,7 @@ import torch
 from torch import nn
 
 from eegvision import __version__
+from eegvision.checks import check_choice, check_list, check_name, check_names
 from eegvision.training.config import FitConfig
 from eegvision.utils import atomic_path, write_text_atomic
 
@@ -126,9 +128,11 @@ def parameter_groups(encoder: nn.Module) -> dict[str, list[str]]:
     return groups
 
 
-def frozen_parameter_names(encoder: nn.Module, freeze: str) -> list[str]:
-    """Names of the parameters that ``freeze`` (``"none"``, ``"all-but-head"`` or groups joined by commas) fixes."""
-    spec = [s.strip() for s in str(freeze or "none").split(",") if s.strip()]
+def frozen_parameter_names(encoder: nn.Module, freeze: Sequence[str]) -> list[str]:
+    """Names of the parameters that ``freeze`` fixes: groups of :data:`FREEZE_GROUPS`, ``["all-but-head"]``
+    or ``[]`` / ``["none"]`` (nothing)."""
+    spec = check_names("Freeze group", check_list("freeze", freeze, "['encoder', 'attention']"),
+                       (*FREEZE_GROUPS, "none", "all-but-head"), "the groups eegvision can freeze")
     groups = parameter_groups(encoder)
     if spec in ([], ["none"]):
         return []
@@ -137,14 +141,9 @@ def frozen_parameter_names(encoder: nn.Module, freeze: str) -> list[str]:
             raise ValueError(f"Encoder {encoder.name!r} has no projector head to keep trainable; use "
                              "--freeze encoder or none.")
         return [n for g, ns in groups.items() if g != "head" for n in ns]
-    allowed = (*FREEZE_GROUPS, "none", "all-but-head")
-    bad = [s for s in spec if s not in FREEZE_GROUPS]
-    if bad:
-        from eegvision.utils import close_matches
-
-        hints = {b: close_matches(b, list(allowed)) for b in bad}
-        raise ValueError(f"Unknown freeze group(s) {bad} (close: {hints}); use none, all-but-head, or groups of "
-                         f"{', '.join(FREEZE_GROUPS)} joined by commas (e.g. encoder,attention).")
+    if "none" in spec or "all-but-head" in spec:
+        raise ValueError(f"freeze {', '.join(spec)}: none and all-but-head stand alone; give one of them, or "
+                         f"groups of {', '.join(FREEZE_GROUPS)}.")
     out = []
     for s in spec:
         if not groups[s]:
@@ -264,7 +263,7 @@ def finetune(
     subject: str,
     out: str | os.PathLike,
     *,
-    freeze: str = "none",
+    freeze: Sequence[str] = (),
     n_trials: int | None = None,
     n_conditions: int | None = None,
     epochs: int = 30,
@@ -298,9 +297,9 @@ def finetune(
         The subject of ``data`` to fine-tune on and test.
     out : path
         New run directory (must be absent or empty).
-    freeze : str
-        ``"none"``, ``"encoder"``, ``"attention"``, ``"subject"``, ``"head"``, ``"all-but-head"`` or
-        groups joined by commas; see the module docstring.
+    freeze : sequence of str
+        Groups to freeze: ``()`` (none), some of ``"encoder"``, ``"attention"``, ``"subject"``, ``"head"``,
+        or ``["all-but-head"]``; see the module docstring.
     n_trials, n_conditions : int, optional
         Fine-tuning budget: the first ``n_trials`` trials, or all trials of the first ``n_conditions``
         conditions, of the seeded order (default: all). ``n_trials=0``: no training (zero-shot).
@@ -330,7 +329,7 @@ def finetune(
     Examples
     --------
     >>> finetune("runs/atms-sub-01", "imagery-store/", "sub-01", "runs/atms-imagery-50",
-    ...          n_trials=50, freeze="encoder")                                   # doctest: +SKIP
+    ...          n_trials=50, freeze=["encoder"])                                   # doctest: +SKIP
     """
     import importlib
 
@@ -342,8 +341,7 @@ def finetune(
     from eegvision.training.module import ContrastiveModule
     from eegvision.training.run import load_run
 
-    if subject_token not in SUBJECT_TOKENS:
-        raise ValueError(f"subject_token must be one of {', '.join(SUBJECT_TOKENS)}; got {subject_token!r}.")
+    check_choice("subject_token", subject_token, SUBJECT_TOKENS)
     if n_trials is not None and n_conditions is not None:
         raise ValueError("Give n_trials or n_conditions, not both.")
     for name, v in (("n_trials", n_trials), ("n_conditions", n_conditions)):
@@ -357,11 +355,7 @@ def finetune(
         raise FileExistsError(f"{out} exists and is not empty; choose a new --out path for the fine-tuned run.")
 
     store = fit_mod.open_data(data)
-    if subject not in store.subjects:
-        from eegvision.utils import close_matches
-
-        hint = close_matches(subject, list(store.subjects))
-        raise ValueError(f"Subject {subject!r} is not in {data} (close: {hint}); it holds {list(store.subjects)}.")
+    check_name("Subject", subject, store.subjects, str(data))
 
     # -- starting point -----------------------------------------------------------------
     parent_run = load_run(parent, unit=unit) if parent is not None else None
@@ -496,7 +490,7 @@ def finetune(
         "parent_unit": None if parent_run is None else str(parent_run.path.resolve()),
         "init": init, "pretrained": None if pretrained is None else str(pretrained),
         "encoder": cfg.encoder, "data": str(data), "subject": subject, "subject_id": sid,
-        "subject_token": how, "freeze": freeze, "frozen_parameters": frozen,
+        "subject_token": how, "freeze": ",".join(freeze) or "none", "frozen_parameters": frozen,
         "n_frozen": int(sum(p.numel() for n, p in encoder.named_parameters() if n in set(frozen))),
         "n_trainable": int(sum(p.numel() for n, p in encoder.named_parameters() if n not in set(frozen))),
         "n_trials_requested": n_trials, "n_conditions_requested": n_conditions, "n_trials": int(n_use),

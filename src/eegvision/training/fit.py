@@ -84,12 +84,9 @@ def plan_units(config: FitConfig, store_subjects: list[str]) -> list[dict[str, A
     subjects = list(config.subjects)
     if not subjects and config.protocol != "loso":
         raise ValueError("No subject given: pass --subject sub-01 (several as sub-01,sub-02).")
-    unknown = [s for s in subjects + list(config.train_subjects) if s not in store_subjects]
-    if unknown:
-        from eegvision.utils import close_matches
+    from eegvision.checks import check_names
 
-        hints = {s: close_matches(s, store_subjects) for s in unknown}
-        raise ValueError(f"Unknown subject(s) {unknown} (close: {hints}); the data holds {store_subjects}.")
+    check_names("Subject", subjects + list(config.train_subjects), store_subjects, f"the data {config.data}")
     if config.protocol == "within":
         return [{"name": s, "train_subjects": [s], "test_subjects": [s]} for s in subjects]
     if config.protocol == "joint":

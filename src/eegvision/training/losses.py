@@ -62,11 +62,8 @@ class LogitScale(nn.Module):
 
     def __init__(self, init_temperature: float = 0.07, mode: str = "exp", max_scale: float = 100.0) -> None:
         super().__init__()
-        if mode not in ("exp", "raw"):
-            raise ValueError(f"LogitScale mode must be 'exp' or 'raw', got {mode!r}.")
-        if init_temperature <= 0:
-            raise ValueError(f"init_temperature must be > 0, got {init_temperature}.")
-        self.mode = mode
+        self.mode = check_choice("logit_scale_mode", mode, ("exp", "raw"))
+        check_positive("init_temperature", init_temperature)
         self.max_scale = float(max_scale)
         self.log_scale = nn.Parameter(torch.tensor(math.log(1.0 / init_temperature), dtype=torch.float32))
 
@@ -179,9 +176,7 @@ class Objective(nn.Module):
         weights: tuple[float, float, float, float] | None = None,
     ) -> None:
         super().__init__()
-        if name not in OBJECTIVES:
-            raise ValueError(f"Unknown objective {name!r}; choose one of {', '.join(OBJECTIVES)}.")
-        self.name = name
+        self.name = check_choice("objective", name, OBJECTIVES)
         if reference:
             logit_scale_mode, normalize = "raw", False
         self.logit_scale = LogitScale(init_temperature, mode=logit_scale_mode)
@@ -231,3 +226,4 @@ class Objective(nn.Module):
             parts["mse"] = F.mse_loss(eeg.float(), image.float())
             total = total + w_mse * parts["mse"]
         return LossOutput(loss=factor * total, parts={k: v.detach() for k, v in parts.items()})
+from eegvision.checks import check_choice, check_positive

@@ -120,13 +120,9 @@ def list_presets() -> list[str]:
 
 def get_preset(name: str) -> Preset:
     """The preset called ``name`` (``ValueError`` with close matches otherwise)."""
-    if name not in PRESETS:
-        from eegvision.utils import close_matches
+    from eegvision.checks import check_name
 
-        hint = close_matches(name, list(PRESETS))
-        raise ValueError(f"Unknown preset {name!r}" + (f" (did you mean {', '.join(hint)}?)" if hint else "")
-                         + f"; presets: {', '.join(PRESETS)}.")
-    return PRESETS[name]
+    return PRESETS[check_name("Preset", name, PRESETS, "the training presets")]
 
 
 def preset_config(name: str, **fields: Any) -> FitConfig:

@@ -31,7 +31,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from eegvision.models.encoders.base import EEGEncoder, check_option
+from eegvision.checks import check_choice
+from eegvision.models.encoders.base import EEGEncoder
 from eegvision.models.encoders.layers import (
     ProjectionHead,
     SinusoidalPositions,
@@ -243,7 +244,7 @@ class ATMSEncoder(EEGEncoder):
         proj_dropout: float = 0.5,
     ):
         super().__init__(n_chans, n_times, n_outputs, sfreq, n_subjects)
-        preset = MODES[check_option("mode", mode, tuple(MODES))]
+        preset = MODES[check_choice("mode", mode, tuple(MODES))]
         # `False` is the "not given" sentinel of logit_scale because None is a valid choice
         switches = {
             "channel_slice": channel_slice, "logit_scale": logit_scale,
@@ -254,9 +255,9 @@ class ATMSEncoder(EEGEncoder):
             not_given = value is False if key == "logit_scale" else value is None
             if not_given:
                 switches[key] = preset[key]
-        self.channel_slice = check_option("channel_slice", switches["channel_slice"], ("reference", "fixed"))
-        self.logit_scale_mode = check_option("logit_scale", switches["logit_scale"], ("raw", "exp", None))
-        self.subject_token_ids = check_option(
+        self.channel_slice = check_choice("channel_slice", switches["channel_slice"], ("reference", "fixed"))
+        self.logit_scale_mode = check_choice("logit_scale", switches["logit_scale"], ("raw", "exp", None))
+        self.subject_token_ids = check_choice(
             "subject_token_ids", switches["subject_token_ids"], ("per_sample", "reference")
         )
         positional_encoding = bool(switches["positional_encoding"])

@@ -12,18 +12,6 @@ from torch import nn
 from eegvision.models.encoders.layers import check_subject_ids
 
 
-def check_option(name: str, value: Any, allowed: tuple) -> Any:
-    """Return ``value`` if it is one of ``allowed``, else raise a ``ValueError`` listing them."""
-    if value not in allowed:
-        quoted = [repr(a) for a in allowed]
-        shown = quoted[0] if len(quoted) == 1 else ", ".join(quoted[:-1]) + " and " + quoted[-1]
-        raise ValueError(
-            f"Invalid value for the '{name}' parameter. Allowed values are {shown}, but got "
-            f"{value!r} instead."
-        )
-    return value
-
-
 def _check_positive_int(name: str, value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ValueError(f"{name} must be a positive integer, got {value!r}.")

@@ -39,7 +39,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from eegvision.models.encoders.base import EEGEncoder, check_option
+from eegvision.checks import check_choice, check_name
+from eegvision.models.encoders.base import EEGEncoder
 from eegvision.models.encoders.layers import ProjectionHead, SubjectEmbedding
 
 PREFIX = "braindecode:"
@@ -70,21 +71,17 @@ _TYPE_STRING = re.compile(r"^(torch\.nn|braindecode)(\.[A-Za-z_][A-Za-z0-9_]*)+$
 
 @lru_cache(maxsize=1)
 def braindecode_model_names() -> tuple[str, ...]:
-    """Names of the braindecode model classes (sorted), or ``()`` if braindecode is not installed."""
-    try:
-        from braindecode.models.util import _init_models_dict, models_dict
-    except ImportError:
-        return ()
+    """Names of the braindecode model classes (sorted)."""
+    from braindecode.models.util import _init_models_dict, models_dict
+
     if not models_dict:
         _init_models_dict()
     return tuple(sorted(models_dict))
 
 
 def _model_class(model: str) -> type[nn.Module]:
-    try:
-        from braindecode.models.util import _get_model_class
-    except ImportError as err:  # pragma: no cover - braindecode is a core dependency
-        raise ImportError("braindecode models need braindecode: pip install braindecode") from err
+    from braindecode.models.util import _get_model_class
+
     return _get_model_class(model)
 
 
@@ -164,17 +161,9 @@ class BraindecodeEncoder(EEGEncoder):
                  model_kwargs: dict[str, Any] | None = None):
         super().__init__(n_chans, n_times, n_outputs, sfreq, n_subjects)
         names = braindecode_model_names()
-        if model not in names:
-            from eegvision.utils import close_matches
-
-            hint = close_matches(model, names)
-            raise ValueError(
-                f"Unknown braindecode model {model!r}."
-                + (f" Did you mean {', '.join(map(repr, hint))}?" if hint else "")
-                + " See eegvision.models.list_models()."
-            )
-        check_option("head", head, (None, "projector"))
-        check_option("preset", preset, (None, "atm"))
+        check_name("Model", model, names, "braindecode (eegvision.models.list_models() lists them)")
+        check_choice("head", head, (None, "projector"))
+        check_choice("preset", preset, (None, "atm"))
         if preset == "atm" and model not in ATM_BASELINE_KWARGS:
             raise ValueError(f"preset='atm' exists for {sorted(ATM_BASELINE_KWARGS)}, not {model!r}.")
         base = dict(ATM_BASELINE_KWARGS[model]) if preset == "atm" else {}

@@ -14,8 +14,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from eegvision.checks import check_choice
 from eegvision.models.encoders.atms import LOGIT_SCALE_INIT
-from eegvision.models.encoders.base import EEGEncoder, check_option
+from eegvision.models.encoders.base import EEGEncoder
 from eegvision.models.encoders.layers import ProjectionHead
 
 
@@ -42,7 +43,7 @@ class EEGProjectEncoder(EEGEncoder):
     def __init__(self, n_chans: int, n_times: int, n_outputs: int = 1024, sfreq: float = 250.0,
                  n_subjects: int = 1, *, dropout: float = 0.3, logit_scale: str | None = None):
         super().__init__(n_chans, n_times, n_outputs, sfreq, n_subjects)
-        check_option("logit_scale", logit_scale, ("raw", None))
+        check_choice("logit_scale", logit_scale, ("raw", None))
         self.model = ProjectionHead(n_chans * n_times, n_outputs, dropout)
         self.logit_scale = nn.Parameter(torch.tensor(LOGIT_SCALE_INIT)) if logit_scale else None
         self._set_config(dropout=dropout, logit_scale=logit_scale)

@@ -18,6 +18,8 @@ import math
 import torch
 from torch import nn
 
+from eegvision.checks import check_choice
+
 #: Temporal kernel, average-pool width and pool stride of the TSConv block (NICE / ATM-S).
 TSCONV_KERNEL = 25
 TSCONV_POOL = 51
@@ -195,12 +197,7 @@ class SubjectEmbedding(nn.Module):
         zero_init: bool = False,
     ):
         super().__init__()
-        if id_rule not in ("per_sample", "reference"):
-            raise ValueError(
-                f"Invalid value for the 'id_rule' parameter. Allowed values are 'per_sample' and "
-                f"'reference', but got {id_rule!r} instead."
-            )
-        self.id_rule = id_rule
+        self.id_rule = check_choice("id_rule", id_rule, ("per_sample", "reference"))
         self.n_rows = n_rows
         self.subject_embedding = nn.Embedding(n_rows, dim)
         self.shared_embedding = nn.Parameter(torch.randn(1, dim))

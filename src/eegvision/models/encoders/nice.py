@@ -16,8 +16,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from eegvision.checks import check_choice
 from eegvision.models.encoders.atms import LOGIT_SCALE_INIT, LOGIT_SCALE_MAX
-from eegvision.models.encoders.base import EEGEncoder, check_option
+from eegvision.models.encoders.base import EEGEncoder
 from eegvision.models.encoders.layers import ProjectionHead, tsconv_encoder, tsconv_out_features
 
 
@@ -42,10 +43,10 @@ class NICEEncoder(EEGEncoder):
                  n_subjects: int = 1, *, mode: str = "fixed", logit_scale: str | None | bool = False,
                  n_filters: int = 40, tsconv_dropout: float = 0.5, proj_dropout: float = 0.5):
         super().__init__(n_chans, n_times, n_outputs, sfreq, n_subjects)
-        check_option("mode", mode, ("fixed", "reference"))
+        check_choice("mode", mode, ("fixed", "reference"))
         if logit_scale is False:
             logit_scale = "raw" if mode == "reference" else None
-        self.logit_scale_mode = check_option("logit_scale", logit_scale, ("raw", "exp", None))
+        self.logit_scale_mode = check_choice("logit_scale", logit_scale, ("raw", "exp", None))
         self.enc_eeg = tsconv_encoder(n_chans, n_filters, tsconv_dropout)
         self.proj_eeg = ProjectionHead(tsconv_out_features(n_times, n_filters), n_outputs, proj_dropout)
         self.logit_scale = (nn.Parameter(torch.tensor(LOGIT_SCALE_INIT))

@@ -20,7 +20,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from eegvision.models.encoders.base import EEGEncoder, check_option
+from eegvision.checks import check_choice
+from eegvision.models.encoders.base import EEGEncoder
 
 
 class _Transpose(nn.Module):
@@ -64,7 +65,7 @@ class ProjectorEncoder(EEGEncoder):
                  hidden_times: int = 1024, n_hidden_layers: int = 2, dropout: float = 0.25,
                  normalize: bool = True):
         super().__init__(n_chans, n_times, n_outputs, sfreq, n_subjects)
-        check_option("mode", mode, ("fixed", "reference"))
+        check_choice("mode", mode, ("fixed", "reference"))
         hc, hl = hidden_chans, hidden_times
         self.input_layer = _mixer_stage(n_chans, hc, n_times, hl, dropout)
         self.blocks = nn.Sequential(*[_mixer_stage(hc, hc, hl, hl, dropout) for _ in range(n_hidden_layers)])
