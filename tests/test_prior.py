@@ -158,6 +158,8 @@ def test_fit_learns_the_mapping_and_fixes_reference_bugs(tmp_path):
     m = res.metrics
     assert m["n_candidates"] == 15 and m["prior_top1"] > 3 * m["chance_top1"] and m["prior_cosine"] > 0.5
     assert "raw_top1" not in m  # EEG (10-d) and image (8-d) embeddings are not comparable
+    assert res.validation.raw_top1 is None and res.validation.as_dict() == {
+        k: v for k, v in m.items() if k not in ("train_s", "n_train", "n_val")}
     val = torch.as_tensor(res.val_index)
     sampled = res.prior.sample(eeg[val], 20, 2.0, seed=0)
     assert sampled.abs().max() > 2.0  # no ±1 clipping of unnormalised targets
@@ -178,7 +180,10 @@ def test_evaluate_prior_reports_raw_baseline_when_sizes_match():
     assert res.prior.config["standardize"] is True
     out = evaluate_prior(res.prior, eeg[:40], img[:40], groups[:40], num_inference_steps=2)
     ref = retrieval_metrics(eeg[:40], img[:40][::4], torch.as_tensor(np.repeat(np.arange(10), 4)))
-    assert out["raw_top1"] == pytest.approx(ref["top1"]) and out["n_candidates"] == 10
+    assert out.raw_top1 == pytest.approx(ref["top1"]) and out.raw_cosine == pytest.approx(ref["cosine"])
+    assert out.n_candidates == 10 and out.n_rows == 40 and out.chance_top1 == pytest.approx(0.1)
+    assert list(out.as_dict()) == ["n_rows", "n_candidates", "prior_cosine", "prior_top1", "prior_top5",
+                                   "chance_top1", "raw_cosine", "raw_top1", "raw_top5"]
 
 
 def test_fit_rejects_bad_input():

@@ -110,7 +110,9 @@ def tsne_for_run(run_dir: str | os.PathLike, out: str | os.PathLike, *, subject:
                  seed: int = 0) -> EmbeddingMap:
     """t-SNE of a run's stored test embeddings, coloured by category (see :func:`labels_for_data`)."""
     from eegvision.analysis.importance import run_test_embeddings
+    from eegvision.training.rundir import RunFolder
+
     emb, _, subject = run_test_embeddings(run_dir, subject=subject, unit=unit)
     if data is None:
-        data = json.loads((Path(run_dir) / "config.json").read_text()).get("fit", {}).get("data") or None
+        data = RunFolder.open(run_dir).fit_config().data or None
     return embedding_map(emb, labels_for_data(data, len(emb), labels), out, seed=seed, title=f"{subject}:")
