@@ -370,7 +370,7 @@ def condition_groups(store: Any, subject: str, n_rows: int) -> np.ndarray:
     condition order (``n_rows`` = its number of conditions). The condition is the row of the split's
     image-feature file.
     """
-    cond = np.asarray(store.metadata(subject, "training")["condition"], dtype=np.int64)
+    cond = np.array(store.metadata(subject, "training")["condition"], dtype=np.int64)
     if n_rows == len(cond):
         return cond
     conditions = np.unique(cond)
