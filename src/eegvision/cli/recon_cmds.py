@@ -166,6 +166,7 @@ def reconstruct_cmd(
             reconstruct,
         )
         from eegvision.models.prior import DiffusionPrior
+        from eegvision.training.rundir import RunFolder
         from eegvision.utils import default_device
 
         per_subject = _test_embeddings(run, subject)
@@ -173,8 +174,6 @@ def reconstruct_cmd(
         dev = default_device(device)
         if world > 1 and dev == "cuda":
             dev = f"cuda:{local}"
-        from eegvision.training.rundir import RunFolder
-
         prior_dir = None if no_prior else (prior or (RunFolder(run).prior_dir if run.is_dir() else None))
         if prior_dir is not None and not DiffusionPrior.is_saved(prior_dir):
             if prior is not None:

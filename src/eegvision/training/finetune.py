@@ -248,7 +248,7 @@ def _parent_temperature(unit: UnitFolder) -> float | None:
     """The learned temperature of the parent's selected epoch (from its history), if recorded."""
     epoch = unit.read_selection().get("selected_epoch")
     for r in unit.read_history():
-        if epoch is not None and int(r["epoch"]) == epoch and r.get("temperature"):
+        if int(r["epoch"]) == epoch and r.get("temperature"):
             return r["temperature"]
     return None
 
