@@ -88,10 +88,8 @@ def main() -> None:
             features_test=str(sim_dir / "sim_features_test.pt"), features_normalized=True, eval_methods=["exact"],
         )
         t1 = time.perf_counter()
-        run = fit(cfg, work / f"run-{key}{args.tag}")
+        rows = fit(cfg, work / f"run-{key}{args.tag}").rows
         wall = time.perf_counter() - t1
-        rows = json.loads((run / "metrics.json").read_text())
-        rows = rows["rows"] if isinstance(rows, dict) else rows
         img = {r["k"]: r for r in rows if r["method"] == "exact" and r["modality"] == "image"}[200]
         result[f"{key}_top1"] = img["top1"]
         result[f"{key}_top5"] = img["top5"]

@@ -102,12 +102,14 @@ def make_problem(root: Path, *, real_store=False, n_subjects=3, n_train_concepts
 
 
 def patch_open_data(monkeypatch, store):
-    """Make ``fit``/``embed`` open ``store`` whatever DATA path they get."""
-    import importlib
+    """Make ``fit``, ``finetune``, ``embed_run`` ... open ``store`` whatever DATA path they get.
 
-    fit_mod = importlib.import_module("eegvision.training.fit")  # the module (the package exports fit())
+    The library looks ``open_data`` up in :mod:`eegvision.data.sources` when it is called, so that is where it
+    is patched.
+    """
+    from eegvision.data import sources
 
-    monkeypatch.setattr(fit_mod, "open_data", lambda path: store)
+    monkeypatch.setattr(sources, "open_data", lambda path: store)
 
 
 class TensorData:

@@ -188,3 +188,22 @@ def test_cli_caption_fit_caption_and_score(world_pairs, trained, tmp_path):
 
     res = runner.invoke(app, ["caption", str(tmp_path / "emb.pt"), "--out", str(tmp_path / "o2")])
     assert res.exit_code == 2 and "caption-fit" in res.output
+
+
+def test_cli_caption_reads_a_run_folder(world_pairs, trained, tmp_path):
+    """`eegvision caption RUN`: every unit's test embeddings, RUN/captioner by default, no RUN/prior -> direct."""
+    from eegvision.cli.main import app
+    from eegvision.training.config import FitConfig
+    from eegvision.training.rundir import RunFolder
+
+    emb, caps = world_pairs
+    run = RunFolder(tmp_path / "run")
+    run.write_config(FitConfig(data="store", subjects=["sub-01", "sub-02"]), ["sub-01", "sub-02"], {})
+    for unit, rows in zip(run.units(), (emb, emb.flip(0))):
+        unit.write_test_embeddings({unit.name: rows.contiguous()}, {})
+    trained.captioner.save_pretrained(run.captioner_dir)
+    res = CliRunner().invoke(app, ["caption", str(run.path), "--out", str(tmp_path / "out"), "--device", "cpu"])
+    assert res.exit_code == 0, res.output
+    assert "no prior found" in res.output
+    assert (tmp_path / "out" / "sub-01" / "captions.txt").read_text().splitlines() == caps
+    assert (tmp_path / "out" / "sub-02" / "captions.txt").read_text().splitlines() == caps[::-1]

@@ -54,15 +54,15 @@ def test_fit_with_two_cpu_processes_matches_one(tmp_path, monkeypatch):
     from safetensors.torch import load_file
 
     from eegvision.training.config import FitConfig
-    from eegvision.training.fit import fit
+    from eegvision.training.fitting import fit
 
     store, data = make_problem(tmp_path / "p")
     patch_open_data(monkeypatch, store)
     cfg = FitConfig(data=str(data), subjects=["sub-01"], encoder="eegproject", encoder_options={"dropout": 0.0},
                     epochs=2, batch_size=16, lr=3e-3, val_fraction=0.2, eval_ks=[2, 20], eval_methods=["exact"],
                     accelerator="cpu")
-    one = fit(cfg, tmp_path / "one")
-    two = fit(cfg.replace(devices=2, strategy="ddp_fork"), tmp_path / "two")
+    one = fit(cfg, tmp_path / "one").path
+    two = fit(cfg.replace(devices=2, strategy="ddp_fork"), tmp_path / "two").path
     w1, w2 = load_file(str(one / "encoder" / "model.safetensors")), load_file(str(two / "encoder" / "model.safetensors"))
     for k in w1:
         torch.testing.assert_close(w2[k], w1[k], rtol=1e-4, atol=1e-5)

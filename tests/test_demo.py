@@ -56,7 +56,7 @@ def test_quick_demo_retrieval_is_real(quick_demo):
     """The headline equals metrics.json, metrics.json equals a brute-force recount from the stored embeddings,
     and zero-shot top-1 is well above chance."""
     from eegvision.features.files import load_features
-    from eegvision.training.run import read_test_embeddings
+    from eegvision.training.rundir import RunFolder
 
     out = quick_demo.out
     rows = read_results(out / "run" / "metrics.json")
@@ -68,7 +68,7 @@ def test_quick_demo_retrieval_is_real(quick_demo):
     for sub in ("sub-01",):
         row = next(r for r in rows if r["subject"] == sub and r["modality"] == "image" and r["method"] == "exact"
                    and r["k"] == k)
-        emb = read_test_embeddings(out / "run" / sub if (out / "run" / sub).is_dir() else out / "run")[sub]
+        emb = RunFolder.open(out / "run").unit_for_subject(sub).read_test_embeddings()[sub]
         t1, t5 = _brute_force_topk(emb.numpy(), feats, k)
         assert row["top1"] == pytest.approx(t1, abs=1e-9) and row["top5"] == pytest.approx(t5, abs=1e-9)
         top1s.append(row["top1"])

@@ -64,8 +64,13 @@ def test_file_evaluation_all_forms(real, tmp_path):
     # .npy embeddings + eegvision feature file (with text) + output folder
     np.save(tmp_path / "eeg.npy", load_embeddings(eeg))
     st = import_atm_features(feats, tmp_path / "test.safetensors", normalize=True)
-    rows = evaluate_embedding_files(tmp_path / "eeg.npy", st, out=tmp_path / "run",
-                                    methods=("exact", "csls"), info={"encoder": "atms"})
+    res = evaluate_embedding_files(tmp_path / "eeg.npy", st, out=tmp_path / "run",
+                                   methods=("exact", "csls"), info={"encoder": "atms"})
+    rows = res.rows
+    assert res.files == [tmp_path / "run" / "metrics.json", tmp_path / "run" / "metrics.csv"]
+    assert res.summary["image"] == {"modality": "image", "method": "exact", "k": 200, "n_subjects": 1,
+                                    "top1": _row(rows, "image", "exact", 200)["top1"],
+                                    "top5": _row(rows, "image", "exact", 200)["top5"]}
     assert {(r["modality"], r["method"]) for r in rows} == {
         ("image", "exact"), ("image", "csls"), ("text", "exact"), ("text", "csls")}
     for r0 in ref:
@@ -78,7 +83,7 @@ def test_file_evaluation_all_forms(real, tmp_path):
     assert read_results(tmp_path / "run" / "metrics.json")[0]["features"] == "ViT-H-14"
     # ATM-style dict directly, and a dict with an EEG key
     torch.save({"eeg_features": torch.load(eeg, weights_only=True)}, tmp_path / "eeg_dict.pt")
-    rows2 = evaluate_embedding_files(tmp_path / "eeg_dict.pt", feats)
+    rows2 = evaluate_embedding_files(tmp_path / "eeg_dict.pt", feats).rows
     assert _row(rows2, "image", "exact", 200)["top5"] == pytest.approx(0.725)
 
 

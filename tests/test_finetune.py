@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from decode_helpers import FakeStore, make_problem
+from decode_helpers import FakeStore, make_problem, patch_open_data
 from safetensors.torch import load_file, save_file
 
 from eegvision.training.config import FitConfig
@@ -17,16 +17,15 @@ from eegvision.training.finetune import (
     frozen_parameter_names,
     parameter_groups,
 )
-from eegvision.training.fit import fit
-from eegvision.training.run import evaluate_run, load_run, read_test_embeddings
+from eegvision.training.fitting import fit
+from eegvision.training.run import evaluate_run, load_run
+from eegvision.training.rundir import RunFolder
 
 KS = [2, 4, 20]
 
 
-def _patch(mp, store):
-    import importlib
-
-    mp.setattr(importlib.import_module("eegvision.training.fit"), "open_data", lambda path: store)
+def read_test_embeddings(run_dir):
+    return RunFolder.open(run_dir).unit().read_test_embeddings()
 
 
 def _long(store):
@@ -42,13 +41,13 @@ def fake(tmp_path_factory):
     long = _long(store)
     runs = {}
     with pytest.MonkeyPatch.context() as mp:
-        _patch(mp, store)
+        patch_open_data(mp, store)
         cfg = FitConfig(data=str(data), subjects=["sub-01"], encoder="eegproject", epochs=2, batch_size=16, lr=3e-3,
                         val_fraction=0.2, eval_ks=KS, eval_methods=["exact"])
-        runs["eegproject"] = fit(cfg, root / "parent-eegproject")
-        _patch(mp, long)
+        runs["eegproject"] = fit(cfg, root / "parent-eegproject").path
+        patch_open_data(mp, long)
         cfg = cfg.replace(encoder="atms", epochs=1, encoder_options={"d_ff": 32, "n_filters": 8})
-        runs["atms"] = fit(cfg, root / "parent-atms")
+        runs["atms"] = fit(cfg, root / "parent-atms").path
     return {"store": store, "long": long, "data": data, "runs": runs, "root": root}
 
 
@@ -62,7 +61,7 @@ def trials(run_dir):
 
 
 def test_freeze_encoder_budget_and_run_format(fake, tmp_path, monkeypatch):
-    _patch(monkeypatch, fake["store"])
+    patch_open_data(monkeypatch, fake["store"])
     parent = fake["runs"]["eegproject"]
     kw = dict(freeze=["encoder"], epochs=2, min_steps=4, lr=3e-3, seed=1)
     small = finetune(parent, fake["data"], "sub-02", tmp_path / "n10", n_trials=10, **kw)
@@ -96,7 +95,7 @@ def test_freeze_encoder_budget_and_run_format(fake, tmp_path, monkeypatch):
     torch.testing.assert_close(run.embed(fake["store"], "sub-02"), read_test_embeddings(big)["sub-02"],
                                rtol=0, atol=1e-6)
     rows = json.loads((big / "metrics.json").read_text())["rows"]
-    assert [r["top1"] for r in evaluate_run(big, write=False)] == pytest.approx([r["top1"] for r in rows])
+    assert [r["top1"] for r in evaluate_run(big, write=False).rows] == pytest.approx([r["top1"] for r in rows])
     assert {r["subject"] for r in rows} == {"sub-02"}
 
     with pytest.raises(FileExistsError, match="not empty"):
@@ -108,7 +107,7 @@ def test_freeze_encoder_budget_and_run_format(fake, tmp_path, monkeypatch):
 
 
 def test_zero_trials_is_the_parent_zero_shot(fake, tmp_path, monkeypatch):
-    _patch(monkeypatch, fake["store"])
+    patch_open_data(monkeypatch, fake["store"])
     parent = fake["runs"]["eegproject"]
     zs = finetune(parent, fake["data"], "sub-03", tmp_path / "zs", n_trials=0)
     assert all(torch.equal(a, b) for a, b in zip(weights(parent).values(), weights(zs).values()))
@@ -128,7 +127,7 @@ def test_zero_trials_is_the_parent_zero_shot(fake, tmp_path, monkeypatch):
 
 
 def test_atms_attention_freeze_and_new_subject_row(fake, tmp_path, monkeypatch):
-    _patch(monkeypatch, fake["long"])
+    patch_open_data(monkeypatch, fake["long"])
     parent = fake["runs"]["atms"]
     out = finetune(parent, fake["data"], "sub-02", tmp_path / "att", freeze=["attention"], n_trials=48,
                    subject_token="new", epochs=1, min_steps=3, lr=3e-3)
@@ -195,7 +194,7 @@ def test_labram_pretrained_start(fake, tmp_path, monkeypatch):
 
     if "Labram" not in braindecode_model_names():
         pytest.skip("this braindecode has no Labram")
-    _patch(monkeypatch, fake["long"])
+    patch_open_data(monkeypatch, fake["long"])
     kwargs = {"patch_size": 40, "embed_dim": 40, "num_layers": 1, "num_heads": 2}
     store = fake["long"]
     torch.manual_seed(123)
@@ -221,7 +220,7 @@ def test_cli_finetune_and_transfer_curve(fake, tmp_path, monkeypatch):
     from eegvision.analysis.transfer import run_accuracy
     from eegvision.cli.main import app
 
-    _patch(monkeypatch, fake["store"])
+    patch_open_data(monkeypatch, fake["store"])
     parent = str(fake["runs"]["eegproject"])
     runner = CliRunner()
     res = runner.invoke(app, ["finetune", parent, "--data", str(fake["data"]), "--subject", "sub-02", "--out",
@@ -264,7 +263,7 @@ def test_finetuning_beats_zero_shot_on_simulated_imagination(tmp_path):
     cfg = FitConfig(data=str(tmp_path / "view"), subjects=["sub-01"], encoder="eegproject", epochs=10,
                     batch_size=32, lr=1e-3, val_fraction=0.2, eval_ks=[2, 10], eval_methods=["exact"],
                     channels="occipito-parietal", window=[0.0, 0.8], **feats)
-    parent = fit(cfg, tmp_path / "viewing-run")
+    parent = fit(cfg, tmp_path / "viewing-run").path
     viewing = {r["k"]: r["top1"] for r in json.loads((parent / "metrics.json").read_text())["rows"]
                if r["modality"] == "image"}
     assert viewing[2] > 0.85  # the parent decodes viewing well
@@ -280,10 +279,10 @@ def test_finetuning_beats_zero_shot_on_simulated_imagination(tmp_path):
 
 def test_parent_trained_with_repetition_mixing_records_what_finetuning_used(fake, tmp_path, monkeypatch):
     """Fine-tuning budgets count single trials: a parent's mix_repetitions is not carried into the record."""
-    _patch(monkeypatch, fake["store"])
+    patch_open_data(monkeypatch, fake["store"])
     cfg = FitConfig(data=str(fake["data"]), subjects=["sub-01"], encoder="eegproject", epochs=1, batch_size=16,
                     lr=3e-3, val_fraction=0.2, eval_ks=KS, eval_methods=["exact"], mix_repetitions=True)
-    parent = fit(cfg, tmp_path / "parent")
+    parent = fit(cfg, tmp_path / "parent").path
     assert json.loads((parent / "config.json").read_text())["fit"]["mix_repetitions"] is True
     out = finetune(parent, fake["data"], "sub-02", tmp_path / "ft", n_trials=12, epochs=1, min_steps=1, lr=1e-3)
     assert json.loads((out / "config.json").read_text())["fit"]["mix_repetitions"] is False

@@ -158,6 +158,8 @@ def test_fit_learns_the_mapping_and_fixes_reference_bugs(tmp_path):
     m = res.metrics
     assert m["n_candidates"] == 15 and m["prior_top1"] > 3 * m["chance_top1"] and m["prior_cosine"] > 0.5
     assert "raw_top1" not in m  # EEG (10-d) and image (8-d) embeddings are not comparable
+    assert res.validation.raw_top1 is None and res.validation.as_dict() == {
+        k: v for k, v in m.items() if k not in ("train_s", "n_train", "n_val")}
     val = torch.as_tensor(res.val_index)
     sampled = res.prior.sample(eeg[val], 20, 2.0, seed=0)
     assert sampled.abs().max() > 2.0  # no ±1 clipping of unnormalised targets
@@ -178,7 +180,10 @@ def test_evaluate_prior_reports_raw_baseline_when_sizes_match():
     assert res.prior.config["standardize"] is True
     out = evaluate_prior(res.prior, eeg[:40], img[:40], groups[:40], num_inference_steps=2)
     ref = retrieval_metrics(eeg[:40], img[:40][::4], torch.as_tensor(np.repeat(np.arange(10), 4)))
-    assert out["raw_top1"] == pytest.approx(ref["top1"]) and out["n_candidates"] == 10
+    assert out.raw_top1 == pytest.approx(ref["top1"]) and out.raw_cosine == pytest.approx(ref["cosine"])
+    assert out.n_candidates == 10 and out.n_rows == 40 and out.chance_top1 == pytest.approx(0.1)
+    assert list(out.as_dict()) == ["n_rows", "n_candidates", "prior_cosine", "prior_top1", "prior_top5",
+                                   "chance_top1", "raw_cosine", "raw_top1", "raw_top5"]
 
 
 def test_fit_rejects_bad_input():
@@ -188,3 +193,60 @@ def test_fit_rejects_bad_input():
         fit_prior(torch.full((5, 3), float("nan")), torch.zeros(5, 3))
     with pytest.raises(ValueError, match="architecture"):
         DiffusionPrior(4, 4, architecture="mlp")
+
+
+def test_prior_fit_on_a_run_pairs_rows_with_images_through_store_metadata(tmp_path, monkeypatch):
+    """`eegvision prior fit RUN --subject S`: the unit tested on S embeds S's training trials; each row's image
+    (target row and validation group) is the store metadata's `condition`."""
+    import json
+
+    from decode_helpers import make_problem, patch_open_data
+    from typer.testing import CliRunner
+
+    import eegvision.training.prior_fit as prior_fit_mod
+    from eegvision.cli.main import app
+    from eegvision.features.files import load_features, save_features
+    from eegvision.training.config import FitConfig
+    from eegvision.training.fitting import fit
+    from eegvision.training.prior_fit import condition_groups, fit_run_prior
+
+    store, data = make_problem(tmp_path, n_subjects=2)  # training: 60 images x 4 repetitions per subject
+    patch_open_data(monkeypatch, store)
+    run = fit(FitConfig(data=str(data), subjects=["sub-01", "sub-02"], encoder="eegproject", epochs=1, batch_size=16,
+                        lr=3e-3, val_fraction=0.2, eval_ks=[2], eval_methods=["exact"]), tmp_path / "run").path
+    feats = load_features(data / "features" / "train.safetensors")
+    raw = save_features(tmp_path / "raw_train.safetensors", feats.image * 3, normalized=False)
+
+    per_trial = condition_groups(store, "sub-02", 240)
+    assert np.array_equal(per_trial, store.metadata("sub-02", "training")["condition"].to_numpy())
+    assert np.array_equal(per_trial, np.repeat(np.arange(60), 4))
+    assert np.array_equal(condition_groups(store, "sub-02", 60), np.arange(60))  # one row per condition
+    with pytest.raises(ValueError, match="240 trials of 60 conditions"):
+        condition_groups(store, "sub-02", 100)
+
+    calls = []
+    real_fit = prior_fit_mod.fit_prior
+    monkeypatch.setattr(prior_fit_mod, "fit_prior", lambda *a, **kw: calls.append(a) or real_fit(*a, **kw))
+    res = CliRunner().invoke(app, ["prior", "fit", str(run), "--subject", "sub-02", "--image-features", str(raw),
+                                   "--epochs", "2", "--batch-size", "64", "--eval-steps", "2", "--device", "cpu"])
+    assert res.exit_code == 0, res.output
+    assert "sub-02: prior fitted on 240 EEG rows of 60 images" in res.output
+    eeg, image, groups, _ = calls[0]
+    assert np.array_equal(groups, per_trial)
+    torch.testing.assert_close(image, feats.image[torch.as_tensor(per_trial)] * 3)
+    from eegvision.training.run import load_run
+
+    torch.testing.assert_close(eeg, load_run(run, unit="sub-02").embed(store, "sub-02", "training", average=False))
+    assert DiffusionPrior.is_saved(run / "prior")
+    metrics = json.loads((run / "prior" / "training.json").read_text())["metrics"]
+    assert metrics["n_candidates"] == 6 and metrics["n_train"] == 216  # 10 % of the 60 images held out whole
+
+    # precomputed embeddings, one row per condition; several units need --subject
+    torch.save(eeg.reshape(60, 4, -1).mean(1), tmp_path / "emb.pt")
+    with pytest.raises(ValueError, match="--subject"):
+        fit_run_prior(run, embeddings=tmp_path / "emb.pt", image_features=raw)
+    small = PriorFitConfig(epochs=1, batch_size=64, warmup_steps=1, architecture_options=SMALL_UNET, eval_steps=2)
+    out = fit_run_prior(run, subject="sub-01", embeddings=tmp_path / "emb.pt", image_features=raw,
+                        out=tmp_path / "p2", config=small)
+    assert (out.subject, out.n_rows, out.n_images, out.directory) == ("sub-01", 60, 60, tmp_path / "p2")
+    assert np.array_equal(calls[-1][2], np.arange(60)) and out.fit.validation.n_candidates == 6

@@ -10,7 +10,7 @@ from decode_helpers import make_problem, patch_open_data
 from safetensors.torch import load_file
 
 from eegvision.training.config import FitConfig
-from eegvision.training.fit import fit
+from eegvision.training.fitting import fit
 from eegvision.training.module import EpochBatchSampler
 from eegvision.training.run import evaluate_run, load_run
 
@@ -36,7 +36,9 @@ def weights(run_dir):
 def test_fit_beats_chance_and_reloads(problem, tmp_path, monkeypatch):
     store, data = problem
     patch_open_data(monkeypatch, store)
-    run = fit(config(data), tmp_path / "run")
+    result = fit(config(data), tmp_path / "run")
+    run = result.path
+    assert result.units == ["sub-01"] and result.run.unit().path == run
     for name in ("config.json", "encoder/model.safetensors", "encoder/config.json", "last.ckpt", "history.csv",
                  "metrics.json", "metrics.csv", "test_embeddings.safetensors"):
         assert (run / name).is_file(), name
@@ -48,8 +50,11 @@ def test_fit_beats_chance_and_reloads(problem, tmp_path, monkeypatch):
     desc = json.loads((run / "config.json").read_text())
     assert desc["subject_ids"] == {"sub-01": 0} and desc["data"]["n_chans"] == 6
     assert desc["data"]["n_val_conditions"] == 12 and desc["eegvision_version"]
+    assert result.run.concepts("test") == [f"test_concept_{i}" for i in range(20)]
+    assert result.run.concepts("training") == [f"trai_concept_{i}" for i in range(30)]
 
     rows = json.loads((run / "metrics.json").read_text())["rows"]
+    assert [r["top1"] for r in result.rows] == pytest.approx([r["top1"] for r in rows])
     got = {(r["modality"], r["method"], r["k"]) for r in rows}
     assert got == {(m, meth, k) for m in ("image", "text") for meth in ("exact", "csls") for k in KS}
     top1 = {(r["modality"], r["k"]): r["top1"] for r in rows if r["method"] == "exact"}
@@ -63,7 +68,11 @@ def test_fit_beats_chance_and_reloads(problem, tmp_path, monkeypatch):
     stored = load_file(str(run / "test_embeddings.safetensors"))["sub-01"]
     torch.testing.assert_close(emb, stored, rtol=0, atol=1e-6)
     again = evaluate_run(run, write=False)
-    assert [r["top1"] for r in again] == pytest.approx([r["top1"] for r in rows])
+    assert again.files == [] and [r["top1"] for r in again.rows] == pytest.approx([r["top1"] for r in rows])
+    at20 = [r for r in rows if r["modality"] == "image" and r["method"] == "exact" and r["k"] == 20]
+    assert again.summary["image"] == {"modality": "image", "method": "exact", "k": 20, "n_subjects": 1,
+                                      "top1": at20[0]["top1"], "top5": at20[0]["top5"]}
+    assert result.summary == again.summary["image"]
 
 
 @pytest.mark.parametrize("mix", [False, True])
@@ -72,8 +81,8 @@ def test_resume_is_identical_to_uninterrupted(problem, tmp_path, monkeypatch, mi
     patch_open_data(monkeypatch, store)
     # default dropout: exercises the per-epoch RNG reseeding; mix: repetition-mixing weights
     cfg = config(data, eval_methods=["exact"], mix_repetitions=mix)
-    full = fit(cfg, tmp_path / "full")
-    part = fit(cfg.replace(epochs=1), tmp_path / "part")
+    full = fit(cfg, tmp_path / "full").path
+    part = fit(cfg.replace(epochs=1), tmp_path / "part").path
     assert not all(torch.equal(a, b) for a, b in zip(weights(full).values(), weights(part).values()))
     with pytest.raises(FileExistsError, match="--resume"):
         fit(cfg, tmp_path / "part")
@@ -116,7 +125,10 @@ def test_loso_fresh_model_per_fold_and_no_leak(problem, tmp_path, monkeypatch):
     monkeypatch.setattr(unit_mod, "build_module", recording_build)
     cfg = config(data, protocol="loso", subjects=["sub-01", "sub-02"], epochs=1, eval_methods=["exact"])
     both = fit(cfg, tmp_path / "both")
-    only = fit(cfg.replace(subjects=["sub-02"]), tmp_path / "only")
+    only = fit(cfg.replace(subjects=["sub-02"]), tmp_path / "only").path
+    assert both.units == ["sub-01", "sub-02"] and [u.path for u in both.run.units()] == [
+        both.path / "sub-01", both.path / "sub-02"]
+    both = both.path
     # same seed -> the two folds start from the same weights, but train on different subjects
     assert all(torch.equal(initial[0][k], initial[1][k]) for k in initial[0])
     w1, w2 = weights(both / "sub-01"), weights(both / "sub-02")
@@ -145,7 +157,7 @@ def test_joint_uses_per_sample_subject_ids(problem, tmp_path, monkeypatch):
 
     monkeypatch.setattr(EEGProjectEncoder, "forward", spy)
     run = fit(config(data, protocol="joint", subjects=["sub-01", "sub-03"], epochs=1, eval_methods=["exact"]),
-              tmp_path / "joint")
+              tmp_path / "joint").path
     ids = torch.cat(seen)
     assert set(ids.tolist()) == {0, 1}  # both subjects' own ids, not one id for every sample
     rows = json.loads((run / "metrics.json").read_text())["rows"]

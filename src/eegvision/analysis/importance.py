@@ -21,6 +21,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from eegvision.training.rundir import RunFolder, UnitFolder
+
 __all__ = ["ChannelImportance", "channel_importance", "importance_for_run", "plot_topomaps", "run_test_embeddings"]
 
 
@@ -157,35 +159,38 @@ def plot_topomaps(table: Any, path: str | os.PathLike,
     return save(fig, path)
 
 
-def _test_features(run_dir: Path, features_test: str | None) -> np.ndarray:
-    import json
+def _test_features(run: RunFolder, features_test: str | None) -> np.ndarray:
+    from eegvision.training.inputs import load_training_features
 
-    from eegvision.training.config import FitConfig
-    from eegvision.training.fit import load_training_features
-
-    top = json.loads((run_dir / "config.json").read_text())
-    cfg = FitConfig.from_dict(top["fit"])
-    path = Path(features_test or top.get("feature_files", {}).get("test") or cfg.features_test
+    cfg = run.fit_config()
+    path = Path(features_test or run.feature_files().get("test") or cfg.features_test
                 or Path(cfg.data) / "features" / "test.safetensors")
-    feats = load_training_features(cfg, path, run_dir / "features", None)
+    feats = load_training_features(cfg, path, run.feature_cache, None)
     return feats.image.numpy().astype(np.float32)
+
+
+def _unit(run: RunFolder, unit: str | None, subject: str | None) -> UnitFolder:
+    """Unit ``unit``; else the run's only unit, the unit tested on ``subject``, or the first unit."""
+    if unit is not None:
+        return run.unit(unit)
+    units = run.units()
+    return units[0] if len(units) == 1 or subject is None else run.unit_for_subject(subject)
 
 
 def run_test_embeddings(run_dir: str | os.PathLike, *, subject: str | None = None, unit: str | None = None,
                         features_test: str | None = None) -> tuple[np.ndarray, np.ndarray, str]:
-    """A run's stored test embeddings of one subject, its test image features and the subject name."""
-    from eegvision.training.run import list_units, read_test_embeddings
+    """A run's stored test embeddings of one subject, its test image features and the subject name.
 
-    run_dir = Path(run_dir)
-    units = list_units(run_dir)
-    unit_dir = units[0] if unit is None else next((u for u in units if u.name == unit), None)
-    if unit_dir is None:
-        raise ValueError(f"Run {run_dir} has no unit {unit!r}; it has {[u.name for u in units]}.")
-    embs = read_test_embeddings(unit_dir)
+    The unit is ``unit``, else the run's only unit, the one tested on ``subject`` or the first; the subject
+    defaults to the unit's first test subject.
+    """
+    run = RunFolder.open(run_dir)
+    folder = _unit(run, unit, subject)
+    embs = folder.read_test_embeddings()
     subject = subject or sorted(embs)[0]
     if subject not in embs:
-        raise ValueError(f"Run {unit_dir} has no test embeddings of {subject!r}; it has {sorted(embs)}.")
-    return embs[subject].float().numpy(), _test_features(run_dir, features_test), subject
+        raise ValueError(f"Run {folder.path} has no test embeddings of {subject!r}; it has {sorted(embs)}.")
+    return embs[subject].float().numpy(), _test_features(run, features_test), subject
 
 
 def importance_for_run(run_dir: str | os.PathLike, out: str | os.PathLike, *, data: str | None = None,
@@ -199,15 +204,15 @@ def importance_for_run(run_dir: str | os.PathLike, out: str | os.PathLike, *, da
     from eegvision.training.run import load_run
     from eegvision.utils import atomic_path
 
-    run = load_run(run_dir, unit=unit)
-    subject = subject or (list(run.description.get("unit", {}).get("test_subjects", [])) or list(run.subject_ids)
-                          or [None])[0]
+    folder = RunFolder.open(run_dir)
+    run = load_run(folder.path, unit=_unit(folder, unit, subject).name)
+    subject = subject or (run.test_subjects or [None])[0]
     if subject is None:
         raise ValueError(f"Run {run_dir} records no test subject; pass --subject.")
     store = open_data(data or run.config.data)
     ds = run.dataset(store, subject, "test", average=True)
     batch = ds.fetch(np.arange(len(ds)))
-    feats = _test_features(Path(run_dir), features_test)[batch["condition"]]
+    feats = _test_features(folder, features_test)[batch["condition"]]
     res = channel_importance(run.encoder, batch["eeg"], feats, ds.ch_names, subject_id=run.subject_id(subject),
                              fill=fill, device=device)
     out = Path(out)

@@ -9,7 +9,6 @@ and ``tsne.png``.
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -104,9 +103,11 @@ def tsne_for_run(run_dir: str | os.PathLike, out: str | os.PathLike, *, subject:
     """t-SNE of a run's stored test embeddings, coloured by ``labels`` (one per test image) or, without them,
     by the categories of :func:`labels_for_data`."""
     from eegvision.analysis.importance import run_test_embeddings
+    from eegvision.training.rundir import RunFolder
+
     emb, _, subject = run_test_embeddings(run_dir, subject=subject, unit=unit)
     if data is None:
-        data = json.loads((Path(run_dir) / "config.json").read_text()).get("fit", {}).get("data") or None
+        data = RunFolder.open(run_dir).fit_config().data or None
     if labels is None:
         labels = labels_for_data(data, len(emb), labels_file)
     elif len(labels) != len(emb):

@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from eegvision.checks import check_list, show
+from eegvision.training.rundir import RunFolder
 
 __all__ = ["transfer_curve", "summarize_transfer", "plot_transfer", "run_accuracy", "parse_budgets"]
 
@@ -54,10 +55,10 @@ def parse_budgets(items: Sequence[Any]) -> list[int | None]:
 
 def run_accuracy(run_dir: str | os.PathLike, k: int | None = None) -> dict[str, float]:
     """Top-1/top-5 (image, exact method) at ``k`` (default: the largest evaluated k) and 2-way top-1."""
-    rows = json.loads((Path(run_dir) / "metrics.json").read_text())["rows"]
-    rows = [r for r in rows if r.get("modality") == "image" and r.get("method") == "exact"]
+    run = RunFolder.open(run_dir)
+    rows = [r for r in run.read_metrics() if r.get("modality") == "image" and r.get("method") == "exact"]
     if not rows:
-        raise ValueError(f"{run_dir}/metrics.json has no exact image rows; evaluate the run with method 'exact'.")
+        raise ValueError(f"{run.metrics_path} has no exact image rows; evaluate the run with method 'exact'.")
     ks = sorted({int(r["k"]) for r in rows})
     k = ks[-1] if k is None else int(k)
     at = [r for r in rows if int(r["k"]) == k]
@@ -132,7 +133,7 @@ def transfer_curve(
 
                 shutil.rmtree(run)  # an interrupted or different earlier attempt: start it again
             finetune(parent, data, subject, run, n_trials=n, **finetune_options)
-        record = json.loads((run / "finetune.json").read_text())
+        record = RunFolder.open(run).unit().read_finetune_record()
         rows.append({"subject": subject, "n_trials_requested": _budget_name(n), "n_trials": record["n_trials"],
                      "freeze": record["freeze"], "seed": record["seed"], **run_accuracy(run, k),
                      "run": str(run.relative_to(out))})
@@ -149,10 +150,13 @@ def transfer_curve(
 
 
 def _finished(run: Path, n: int | None, options: dict) -> bool:
-    path = run / "finetune.json"
-    if not path.is_file() or not (run / "metrics.json").is_file():
+    folder = RunFolder(run)
+    if not (folder.exists() and folder.has_metrics()):
         return False
-    rec = json.loads(path.read_text())
+    unit = folder.unit()
+    if not unit.finetune_record_path.is_file():
+        return False
+    rec = unit.read_finetune_record()
     same = rec.get("n_trials_requested") == n
     for key in ("freeze", "seed", "lr", "subject_token"):
         if key in options and rec.get(key) != options[key]:

@@ -126,8 +126,8 @@ def time_windows(train: TrialData, test: TrialData, windows: Sequence[tuple[int,
 def _encoder_windows(data: str | os.PathLike, subject: str, windows_s: list[tuple[float, float]], *, encoder: str,
                      epochs: int, out: Path, features_train: str | None, features_test: str | None,
                      seed: int, n_test: int, channels: Any = None) -> list[dict]:
-    """Train ``encoder`` per window through :func:`eegvision.training.fit` (slow, optional path)."""
-    from eegvision.training import FitConfig, evaluate_run, fit
+    """Train ``encoder`` per window through :func:`eegvision.training.fitting.fit` (slow, optional path)."""
+    from eegvision.training import FitConfig, fit
 
     rows = []
     for i, (tmin, tmax) in enumerate(windows_s):
@@ -136,10 +136,9 @@ def _encoder_windows(data: str | os.PathLike, subject: str, windows_s: list[tupl
                         features_normalized=True if any(str(f or "").endswith(".pt") for f in
                                                         (features_train, features_test)) else None,
                         seed=seed, eval_methods=["exact"], eval_ks=[n_test], eval_tops=[1, 5])
-        run_dir = fit(cfg, out / "runs" / f"w{i:03d}_{int(round(tmin * 1000))}-{int(round(tmax * 1000))}ms",
-                      resume=True)
-        res = evaluate_run(run_dir, write=False)
-        top1, top5 = _pick_acc(res, n_test)
+        res = fit(cfg, out / "runs" / f"w{i:03d}_{int(round(tmin * 1000))}-{int(round(tmax * 1000))}ms",
+                  resume=True)
+        top1, top5 = _pick_acc(res.rows, n_test)
         rows.append({"tmin": tmin, "tmax": tmax, "tcenter": (tmin + tmax) / 2, "top1": top1, "top5": top5,
                      "chance_top1": 1.0 / n_test, "chance_top5": min(1.0, 5.0 / n_test), "n_candidates": n_test,
                      "encoder": encoder, "epochs": epochs})
@@ -180,7 +179,7 @@ def time_analysis(data: str | os.PathLike, subject: str, out: str | os.PathLike,
     features_train, features_test : path, optional
         Image-feature files; default ``DATA/features/{train,test}.safetensors`` (or the simulator's ``.pt``).
     encoder : str, optional
-        Train this encoder per window (``eegvision.training.fit``, ``epochs`` epochs) instead of ridge.
+        Train this encoder per window (:func:`eegvision.training.fitting.fit`, ``epochs`` epochs) instead of ridge.
     seed : int
         Seed of the encoder training (the ridge path is deterministic).
     pair : (TrialData, TrialData), optional

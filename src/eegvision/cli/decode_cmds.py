@@ -5,7 +5,6 @@ Each command wraps a documented library function of :mod:`eegvision.training`.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import typer
@@ -21,8 +20,6 @@ def _ints(text: str | None) -> list[int] | None:
         return [int(t) for t in items]
     except ValueError:
         raise ValueError(f"Expected comma-separated integers, got {text!r}.") from None
-
-
 
 
 def _config_fields(**given) -> dict:
@@ -60,6 +57,14 @@ def _print_rows(rows: list[dict], title: str) -> None:
         table.add_row(str(r.get("subject") or ""), r["modality"], r["method"], str(r["k"]),
                       f"{r['top1']:.3f}", f"{r.get('top5', float('nan')):.3f}")
     console.print(table)
+
+
+def _print_summary(summary: dict) -> None:
+    """One line per modality: mean top-1/top-5 over subjects at the largest k (an Evaluation's summary)."""
+    for m, h in summary.items():
+        top5 = f", top-5 {h['top5']:.3f}" if h["top5"] is not None else ""
+        console.print(f"{m} {h['k']}-way ({h['method']}, mean over {h['n_subjects']} subject(s)): "
+                      f"top-1 {h['top1']:.3f}{top5}")
 
 
 _COMMON_HELP = {
@@ -113,7 +118,7 @@ def fit_cmd(
 
     Example: eegvision fit --data store/ --subject sub-01 --encoder atms --out runs/atms-sub-01
     """
-    from eegvision.training.fit import fit
+    from eegvision.training.fitting import fit
 
     with user_errors():
         fields = _config_fields(
@@ -128,11 +133,11 @@ def fit_cmd(
         )
         fields["progress"] = not quiet
         cfg = _build_config(preset, fields)
-        run = fit(cfg, out, resume=resume)
-    rows = json.loads((run / "metrics.json").read_text())["rows"]
+        result = fit(cfg, out, resume=resume)
+    rows = result.rows
     _print_rows([r for r in rows if r["method"] == "exact" and r["k"] in (2, 200, max(x["k"] for x in rows))],
-                f"{cfg.encoder} {cfg.protocol}")
-    console.print(f"wrote {run}")
+                f"{cfg.encoder} {cfg.protocol}: {len(result.units)} unit(s)")
+    console.print(f"wrote {result.path}")
 
 
 def evaluate_cmd(
@@ -156,8 +161,7 @@ def evaluate_cmd(
         if run is not None:
             from eegvision.training.run import evaluate_run
 
-            rows = evaluate_run(run, ks=_ints(ks), methods=split_list(methods))
-            where = run / "metrics.json"
+            res = evaluate_run(run, ks=_ints(ks), methods=split_list(methods))
         else:
             from eegvision.evaluation.embeddings import evaluate_embedding_files
 
@@ -167,11 +171,11 @@ def evaluate_cmd(
             if ks:
                 kw["ks"] = _ints(ks)
             kw["methods"] = split_list(methods) or ["exact", "montecarlo", "csls"]
-            rows = evaluate_embedding_files(eeg_embeds, image_features, text_features, out=out, **kw)
-            where = (out / "metrics.json") if out else None
-    _print_rows(rows, "zero-shot evaluation")
-    if where is not None:
-        console.print(f"wrote {where}")
+            res = evaluate_embedding_files(eeg_embeds, image_features, text_features, out=out, **kw)
+    _print_rows(res.rows, "zero-shot evaluation")
+    _print_summary(res.summary)
+    for path in res.files:
+        console.print(f"wrote {path}")
 
 
 def embed_cmd(
@@ -191,9 +195,11 @@ def embed_cmd(
     from eegvision.training.run import embed_run
 
     with user_errors():
-        path = embed_run(run, data, out, subjects=split_list(subject), split=split, average=average, unit=unit,
-                         device=device)
-    console.print(f"wrote {path}")
+        res = embed_run(run, data, out, subjects=split_list(subject), split=split, average=average, unit=unit,
+                        device=device)
+    shapes = ", ".join(f"{s} {tuple(e.shape)}" for s, e in res.embeddings.items())
+    console.print(f"unit {res.unit}, {res.split} split: {shapes}")
+    console.print(f"wrote {res.path}")
 
 
 def benchmark_cmd(
@@ -225,14 +231,12 @@ def benchmark_cmd(
                                 average_train=average_train, channels=channels)
         fields["progress"] = not quiet
         base = _build_config(preset, fields)
-        paths = benchmark(base, split_list(encoders) or [], _ints(seeds) or [0], out)
-    import pandas as pd
-
-    summary = pd.read_csv(paths["summary"])
+        res = benchmark(base, split_list(encoders) or [], _ints(seeds) or [0], out)
+    summary = res.summary
     sel = summary[(summary.get("modality") == "image") & (summary.get("method") == "exact")] \
         if "modality" in summary else summary
     console.print(sel.to_string(index=False))
-    console.print(f"wrote {out}")
+    console.print(f"{len(res.runs)} run(s); wrote {res.out}")
 
 
 def register(app: typer.Typer) -> None:

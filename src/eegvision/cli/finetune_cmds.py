@@ -5,7 +5,6 @@ They wrap :func:`eegvision.training.finetune.finetune` and :func:`eegvision.anal
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import typer
@@ -65,13 +64,15 @@ def finetune_cmd(
     Example: eegvision finetune runs/atms-sub-01 --data imagery/ --subject sub-01 --out runs/ft-50 --n-trials 50 --freeze encoder
     """
     from eegvision.training.finetune import finetune
+    from eegvision.training.rundir import RunFolder
 
     with user_errors():
         opts = _common(freeze, epochs, min_steps, lr, batch_size, seed, subject_token, unit, init, pretrained,
                        encoder_option, features_train, features_test, features_normalized, val_fraction)
         path = finetune(run, data, subject, out, n_trials=n_trials, n_conditions=n_conditions, **opts)
-    record = json.loads((path / "finetune.json").read_text())
-    rows = json.loads((path / "metrics.json").read_text())["rows"]
+    tuned = RunFolder.open(path).unit()
+    record = tuned.read_finetune_record()
+    rows = tuned.read_metrics()
     best_k = max((r["k"] for r in rows if r["method"] == "exact" and r["modality"] == "image"), default=None)
     top1 = next((r["top1"] for r in rows if r["method"] == "exact" and r["modality"] == "image" and r["k"] == best_k),
                 None)

@@ -40,15 +40,13 @@ def _read_concepts(path: Path | None, n: int) -> tuple[list[str], list[int]]:
 
 
 def _test_embeddings(source: Path, subject: str | None) -> dict:
-    """``{subject: (n, d) tensor}`` from a run directory or an embedding file."""
+    """``{subject: (n, d) tensor}`` from a run folder or an embedding file."""
     import torch
 
     if source.is_dir():
-        from eegvision.training.run import list_units, read_test_embeddings
+        from eegvision.training.rundir import RunFolder
 
-        out = {}
-        for unit in list_units(source):
-            out.update(read_test_embeddings(unit))
+        out = RunFolder.open(source).test_embeddings()
     else:
         from eegvision.evaluation.embeddings import load_embeddings
 
@@ -64,12 +62,15 @@ def _test_embeddings(source: Path, subject: str | None) -> dict:
 @prior_app.command("fit")
 def prior_fit_cmd(
     run: Path = typer.Argument(..., help="Run directory (encoder trained with the `generation` objective)."),
-    embeddings: Path = typer.Option(None, help="Per-trial training EEG embeddings (.pt/.npy/.safetensors) instead "
-                                                "of embedding the run's training data."),
+    embeddings: Path = typer.Option(None, help="Training EEG embeddings (.pt/.npy/.safetensors; one row per trial "
+                                                "in store order, or per condition) instead of embedding the run's "
+                                                "training data."),
     image_features: Path = typer.Option(None, help="Raw (unnormalised) training image features; default: the "
                                                     "run's training feature file."),
-    data: Path = typer.Option(None, help="Store or THINGS-EEG2 folder (default: the run's data)."),
-    subject: str = typer.Option(None, help="Subject whose training trials condition the prior."),
+    data: Path = typer.Option(None, help="Store or THINGS-EEG2 folder (default: the run's data); its metadata "
+                                         "pairs each EEG row with its image."),
+    subject: str = typer.Option(None, help="Subject whose training trials condition the prior (default: the "
+                                           "run's training subject)."),
     out: Path = typer.Option(None, help="Output folder (default RUN/prior)."),
     architecture: str = typer.Option("unet", help="unet (reference MLP U-Net) or transformer (PriorTransformer)."),
     epochs: int = typer.Option(150), batch_size: int = typer.Option(1024), lr: float = typer.Option(1e-3),
@@ -83,53 +84,21 @@ def prior_fit_cmd(
     Example: eegvision prior fit runs/atms-gen-sub-08 --epochs 150
     """
     with user_errors():
-        import numpy as np
-        import torch
-
-        from eegvision.features.files import load_features
-        from eegvision.training.prior_fit import PriorFitConfig, fit_prior, save_fit
+        from eegvision.training.prior_fit import PriorFitConfig, fit_run_prior
 
         cfg = PriorFitConfig(architecture=architecture, epochs=epochs, batch_size=batch_size, learning_rate=lr,
                              val_fraction=val_fraction, standardize=standardize, eval_steps=eval_steps,
                              eval_guidance=eval_guidance, seed=seed, device=device)
-        if embeddings is not None:
-            from eegvision.evaluation.embeddings import load_embeddings
-
-            eeg = torch.as_tensor(load_embeddings(embeddings))
-            if image_features is None:
-                raise ValueError("--embeddings needs --image-features (the raw training image features).")
-        else:
-            import json
-
-            from eegvision.data.sources import open_data
-            from eegvision.training.run import load_run
-
-            top = json.loads((run / "config.json").read_text()) if (run / "config.json").is_file() else {}
-            trained = load_run(run, unit=subject if top.get("unit_dirs") else None)
-            store = open_data(data or trained.config.data)
-            subj = subject or next(iter(trained.subject_ids), None)
-            if subj is None:
-                raise ValueError("Say which subject's training trials to use with --subject.")
-            eeg = trained.embed(store, subj, "training", average=False, device=device)
-            image_features = image_features or Path(top.get("feature_files", {}).get("train", ""))
-        feats = load_features(image_features, expect_normalized=False)
-        n_img = len(feats)
-        if len(eeg) % n_img:
-            raise ValueError(f"{len(eeg)} EEG rows are not a whole number of repetitions of {n_img} images; rows "
-                             "must be condition-major (all repetitions of image 0, then image 1, ...).")
-        reps = len(eeg) // n_img
-        groups = np.arange(len(eeg)) // reps
-        res = fit_prior(eeg, feats.image[torch.as_tensor(groups)], groups, cfg)
-        target = out or run / "prior"
-        save_fit(res, target)
-        m = res.metrics
-        console.print(f"prior saved to {target}")
-        if "prior_top1" in m:
-            line = f"validation ({int(m['n_candidates'])} images): prior top-1 {m['prior_top1']:.3f}, cosine " \
-                   f"{m['prior_cosine']:.3f}"
-            if "raw_top1" in m:
-                line += f"; raw EEG embedding top-1 {m['raw_top1']:.3f}, cosine {m['raw_cosine']:.3f}"
-            console.print(line + f"; chance {m['chance_top1']:.3f}")
+        res = fit_run_prior(run, subject=subject, data=data, embeddings=embeddings, image_features=image_features,
+                            out=out, config=cfg)
+    console.print(f"{res.subject}: prior fitted on {res.n_rows} EEG rows of {res.n_images} images, saved to "
+                  f"{res.directory}")
+    v = res.fit.validation
+    if v is not None:
+        line = f"validation ({v.n_candidates} images): prior top-1 {v.prior_top1:.3f}, cosine {v.prior_cosine:.3f}"
+        if v.raw_top1 is not None:
+            line += f"; raw EEG embedding top-1 {v.raw_top1:.3f}, cosine {v.raw_cosine:.3f}"
+        console.print(line + f"; chance {v.chance_top1:.3f}")
 
 
 @prior_app.command("sample")
@@ -197,6 +166,7 @@ def reconstruct_cmd(
             reconstruct,
         )
         from eegvision.models.prior import DiffusionPrior
+        from eegvision.training.rundir import RunFolder
         from eegvision.utils import default_device
 
         per_subject = _test_embeddings(run, subject)
@@ -204,8 +174,8 @@ def reconstruct_cmd(
         dev = default_device(device)
         if world > 1 and dev == "cuda":
             dev = f"cuda:{local}"
-        prior_dir = None if no_prior else (prior or (run / "prior" if run.is_dir() else None))
-        if prior_dir is not None and not (prior_dir / "config.json").is_file():
+        prior_dir = None if no_prior else (prior or (RunFolder(run).prior_dir if run.is_dir() else None))
+        if prior_dir is not None and not DiffusionPrior.is_saved(prior_dir):
             if prior is not None:
                 raise FileNotFoundError(f"No prior in {prior_dir}; fit one with `eegvision prior fit`.")
             prior_dir = None

@@ -54,18 +54,20 @@ def caption_cmd(
             write_captions,
         )
         from eegvision.models.prior import DiffusionPrior
+        from eegvision.training.rundir import RunFolder
         from eegvision.utils import default_device
 
         dev = default_device(device)
-        cap_dir = captioner or (run / "captioner" if run.is_dir() else None)
-        if cap_dir is None or not (cap_dir / "config.json").is_file():
+        folder = RunFolder(run) if run.is_dir() else None
+        cap_dir = captioner or (folder.captioner_dir if folder is not None else None)
+        if cap_dir is None or not PrefixCaptioner.is_saved(cap_dir):
             raise FileNotFoundError(f"No captioner at {cap_dir}; train one with `eegvision caption-fit FEATURES "
                                     "CAPTIONS --out DIR` and pass --captioner DIR.")
         model = PrefixCaptioner.from_pretrained(cap_dir, device=dev)
         prior_dir = None
         if use_prior:
-            prior_dir = prior or (run / "prior" if run.is_dir() else None)
-            if prior_dir is None or not (prior_dir / "config.json").is_file():
+            prior_dir = prior or (folder.prior_dir if folder is not None else None)
+            if prior_dir is None or not DiffusionPrior.is_saved(prior_dir):
                 if prior is not None:
                     raise FileNotFoundError(f"No prior in {prior}; fit one with `eegvision prior fit`.")
                 console.print("[yellow]no prior found: captioning the EEG embeddings directly (--no-prior)[/]")

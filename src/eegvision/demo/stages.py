@@ -7,7 +7,6 @@ added), does its work through the library's public functions, and returns the ou
 
 from __future__ import annotations
 
-import csv
 import json
 from pathlib import Path
 from typing import Any
@@ -90,8 +89,7 @@ def fit_stage(state: dict) -> dict:
         schedule="cosine", val_fraction=0.1, eval_ks=_ks(sim.preset.n_test_concepts),
         eval_methods=["exact", "montecarlo"], progress=progress_enabled(),
     )
-    run = fit(cfg, state["out"] / "run")
-    state["run"] = Path(run)
+    state["run"] = fit(cfg, state["out"] / "run").run
     return {"run": "run/", "encoder": s["encoder"], "epochs": s["epochs"], "config": cfg.to_dict()}
 
 
@@ -103,7 +101,7 @@ def evaluate_stage(state: dict) -> dict:
     """Exact (and Monte-Carlo, the reference protocol) k-way accuracy, image and text, every k."""
     from eegvision.training import evaluate_run
 
-    rows = evaluate_run(state["run"])
+    rows = evaluate_run(state["run"].path).rows
     state["rows"] = rows
     k = max(r["k"] for r in rows)
     head = [r for r in rows if r["modality"] == "image" and r["method"] == "exact" and r["k"] == k]
@@ -133,7 +131,7 @@ def prior_stage(state: dict) -> dict:
                            "subjects": {}}
     priors = {}
     for sub in state["sim"].subjects:
-        run = load_run(state["run"], unit=sub) if (state["run"] / sub).is_dir() else load_run(state["run"])
+        run = load_run(state["run"].path, subject=sub)
         eeg = run.embed(store, sub, "training", average=False)
         cond = torch.as_tensor(store.metadata(sub, "training")["condition"].to_numpy())
         test_eeg = run.embed(store, sub, "test", average=True)
@@ -142,7 +140,7 @@ def prior_stage(state: dict) -> dict:
                              eval_max=200)
         res = fit_prior(eeg, train_f[cond], groups=cond.numpy(), config=cfg)
         test_metrics = evaluate_prior(res.prior, test_eeg, test_f, num_inference_steps=s["prior_steps"], guidance_scale=5.0,
-                                      seed=state["seed"])
+                                      seed=state["seed"]).as_dict()
         directory = state["out"] / "prior" / sub
         res.prior.save_pretrained(directory)
         priors[sub] = (res.prior, test_eeg)
@@ -286,8 +284,8 @@ def analysis_stage(state: dict) -> dict:
 
     maps = {}
     for sub in state["sim"].subjects:
-        unit = state["run"] / sub if (state["run"] / sub).is_dir() else state["run"]
-        res = importance_for_run(unit, state["out"] / "analysis" / sub, data=str(state["store"]), subject=sub)
+        res = importance_for_run(state["run"].path, state["out"] / "analysis" / sub, data=str(state["store"]),
+                                 subject=sub)
         col = "occlusion_similarity_drop"
         maps[sub] = {"values": res.table[col].astype(float).tolist(), "ch_names": res.table["channel"].tolist(),
                      "what": "occlusion: drop in cosine to the seen image", "csv": relative_path(res.csv, state["out"]),
@@ -308,12 +306,12 @@ def _time_and_region_figures(state: dict) -> dict:
     from eegvision.analysis.maps import tsne_for_run
     from eegvision.analysis.similarity import rsa_for_run
 
-    unit = state["run"] / sub if (state["run"] / sub).is_dir() else state["run"]
-    rsa = rsa_for_run(unit, out / "rsa", subject=sub, features_test=feats["features_test"], seed=state["seed"])
+    run = state["run"].path
+    rsa = rsa_for_run(run, out / "rsa", subject=sub, features_test=feats["features_test"], seed=state["seed"])
     from eegvision.sim.labels import test_concept_shapes
 
     shapes = test_concept_shapes(state["out"] / "data")
-    tsne = tsne_for_run(unit, out / "tsne", subject=sub, labels=shapes, seed=state["seed"])
+    tsne = tsne_for_run(run, out / "tsne", subject=sub, labels=shapes, seed=state["seed"])
     return {
         "rsa": {"figure": relative_path(rsa.figure, state["out"]), "csv": relative_path(rsa.csv, state["out"]),
                 "rho": float(rsa.rho), "p_value": float(rsa.p_value)},
@@ -326,15 +324,6 @@ def _time_and_region_figures(state: dict) -> dict:
 
 
 # ----------------------------------------------------------------------------- summary
-def read_history(unit_dir: Path) -> list[dict]:
-    """Rows of ``history.csv`` as floats (empty cells → None)."""
-    path = Path(unit_dir) / "history.csv"
-    if not path.is_file():
-        return []
-    with open(path, newline="") as f:
-        return [{k: (float(v) if v not in ("", None) else None) for k, v in r.items()} for r in csv.DictReader(f)]
-
-
 def summarize(state: dict, stages: list, wall_s: float) -> dict:
     """Everything the report shows, read back from the files the stages wrote (``demo.json``)."""
     from dataclasses import asdict
@@ -368,11 +357,10 @@ def summarize(state: dict, stages: list, wall_s: float) -> dict:
         "chance_top1": 1.0 / k, "chance_top5": min(1.0, 5.0 / k), "n_test": n_test,
     }
     units = {}
-    run_dir = state.get("run")
-    if run_dir is not None:
+    run = state.get("run")
+    if run is not None:
         for sub in per_subject:
-            unit = run_dir / sub if (run_dir / sub).is_dir() else run_dir
-            units[sub] = relative_path(unit, out)
+            units[sub] = relative_path(run.unit_for_subject(sub).path, out)
     return {
         "eegvision_demo": 1, "seed": state["seed"], "settings": state["settings"],
         "preset": sim_meta.get("preset", {}), "headline": headline, "per_subject": per_subject,

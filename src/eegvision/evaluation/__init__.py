@@ -16,6 +16,8 @@ from eegvision.evaluation.embeddings import (
 from eegvision.evaluation.kway import KWayAccuracy, cosine_similarity, kway_exact, kway_montecarlo
 from eegvision.evaluation.results import (
     RESULT_COLUMNS,
+    Evaluation,
+    headline,
     make_rows,
     read_results,
     results_frame,
@@ -31,8 +33,8 @@ from eegvision.evaluation.stats import (
 )
 
 __all__ = [
-    "KWayAccuracy", "RESULT_COLUMNS", "bootstrap_ci", "chance_level", "cosine_similarity", "csls_scores",
-    "evaluate_embedding_files", "evaluate_embeddings", "kway_exact", "kway_montecarlo", "load_embeddings",
+    "Evaluation", "KWayAccuracy", "RESULT_COLUMNS", "bootstrap_ci", "chance_level", "cosine_similarity", "csls_scores",
+    "evaluate_embedding_files", "evaluate_embeddings", "headline", "kway_exact", "kway_montecarlo", "load_embeddings",
     "make_rows", "paired_comparison", "permutation_test_chance", "query_bootstrap_ci", "read_results",
     "results_frame", "summarize", "write_results",
 ]

@@ -24,7 +24,7 @@ from eegvision.evaluation.kway import (
     kway_exact,
     kway_montecarlo,
 )
-from eegvision.evaluation.results import make_rows, write_results
+from eegvision.evaluation.results import Evaluation, make_rows, write_result_files
 
 __all__ = ["evaluate_embedding_files", "evaluate_embeddings", "load_embeddings"]
 
@@ -195,12 +195,17 @@ def evaluate_embedding_files(
     *,
     out: str | os.PathLike | None = None,
     **kwargs,
-) -> list[dict]:
+) -> Evaluation:
     """:func:`evaluate_embeddings` on files, with text features taken from the image-feature file if present.
 
     ``image_features`` may be an eegvision feature file (its ``text`` tensor is used when ``text_features`` is
     not given), an ATM-style ``{'img_features', 'text_features'}`` ``.pt``, a tensor ``.pt`` or a ``.npy``.
     With ``out`` (a directory), the rows are written to ``out/metrics.json`` and ``out/metrics.csv``.
+
+    Returns
+    -------
+    Evaluation
+        The result rows and the files written.
     """
     from eegvision.features.files import load_features
 
@@ -210,8 +215,4 @@ def evaluate_embedding_files(
     if not info.get("features"):
         info["features"] = feats.metadata.get("model") or Path(image_features).name
     rows = evaluate_embeddings(load_embeddings(eeg_embeds), feats.image, text, info=info, **kwargs)
-    if out is not None:
-        out = Path(out)
-        write_results(rows, out / "metrics.json")
-        write_results(rows, out / "metrics.csv")
-    return rows
+    return Evaluation(rows=rows, files=write_result_files(rows, out) if out is not None else [])

@@ -15,6 +15,7 @@ import json
 import math
 import os
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -38,10 +39,12 @@ OPTIONAL_COLUMNS: tuple[str, ...] = (
 )
 MODALITIES = ("image", "text")
 METHODS = ("exact", "montecarlo", "csls")
+#: The result tables of a folder of results (a run, one of its units, ``evaluate --eeg-embeds --out DIR``).
+RESULT_FILES: tuple[str, str] = ("metrics.json", "metrics.csv")
 
 __all__ = [
-    "INFO_COLUMNS", "METHODS", "MODALITIES", "OPTIONAL_COLUMNS", "RESULT_COLUMNS", "make_rows", "read_results",
-    "results_frame", "write_results",
+    "Evaluation", "INFO_COLUMNS", "METHODS", "MODALITIES", "OPTIONAL_COLUMNS", "RESULT_COLUMNS", "RESULT_FILES",
+    "headline", "make_rows", "read_results", "results_frame", "write_result_files", "write_results",
 ]
 
 
@@ -131,6 +134,12 @@ def write_results(rows: Iterable[Mapping], path: str | os.PathLike) -> Path:
     return path
 
 
+def write_result_files(rows: Sequence[Mapping], directory: str | os.PathLike) -> list[Path]:
+    """Write ``rows`` to the :data:`RESULT_FILES` of ``directory`` (JSON and CSV); return their paths."""
+    directory = Path(directory)
+    return [write_results(rows, directory / name) for name in RESULT_FILES]
+
+
 _INT_COLS = {"k", "seed", "n_queries", "n_candidates", "n_train", "n_chans", "n_draws"}
 _FLOAT_PREFIX = ("top", "best_epoch")
 
@@ -177,3 +186,47 @@ def results_frame(rows_or_path):
     else:
         rows = list(rows_or_path)
     return pd.DataFrame(rows, columns=_columns(rows) if rows else list(RESULT_COLUMNS))
+
+
+def headline(rows: Sequence[Mapping], modality: str = "image") -> dict:
+    """The numbers a result is quoted by: mean top-1/top-5 over subjects at the largest k of ``modality``.
+
+    The method is ``exact`` when the rows have it, else the first of :data:`METHODS` they have.
+
+    Returns
+    -------
+    dict
+        ``{"modality", "method", "k", "n_subjects", "top1", "top5"}`` (``top5`` None where not computed), or an
+        empty dict when no row has ``modality``.
+    """
+    rows = [r for r in rows if r.get("modality") == modality]
+    method = next((m for m in METHODS if any(r.get("method") == m for r in rows)), None)
+    if method is None:
+        return {}
+    rows = [r for r in rows if r.get("method") == method]
+    k = max(int(r["k"]) for r in rows)
+    at = [r for r in rows if int(r["k"]) == k]
+    top5 = [r["top5"] for r in at if r.get("top5") is not None]
+    return {"modality": modality, "method": method, "k": k, "n_subjects": len({r.get("subject") for r in at}),
+            "top1": float(np.mean([r["top1"] for r in at])), "top5": float(np.mean(top5)) if top5 else None}
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """Result rows of one evaluation and the files they were written to.
+
+    Attributes
+    ----------
+    rows : list of dict
+        One row per (subject, modality, method, k); see :data:`RESULT_COLUMNS`.
+    files : list of Path
+        The result tables written (empty when nothing was written).
+    """
+
+    rows: list[dict]
+    files: list[Path] = field(default_factory=list)
+
+    @property
+    def summary(self) -> dict[str, dict]:
+        """``{modality: headline(rows, modality)}`` for the modalities present (see :func:`headline`)."""
+        return {m: h for m in MODALITIES if (h := headline(self.rows, m))}

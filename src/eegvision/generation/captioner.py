@@ -312,6 +312,12 @@ class PrefixCaptioner(nn.Module):
             raise
         return directory
 
+    @staticmethod
+    def is_saved(directory: str | os.PathLike) -> bool:
+        """Whether ``directory`` holds a captioner written by :meth:`save_pretrained`."""
+        names = (_CONFIG_NAME, _PREFIX_WEIGHTS, "decoder", "tokenizer")
+        return all((Path(directory) / name).exists() for name in names)
+
     @classmethod
     def from_pretrained(cls, directory: str | os.PathLike, device: str | torch.device | None = None,
                         ) -> PrefixCaptioner:

@@ -306,6 +306,11 @@ class DiffusionPrior(nn.Module):
                                                                indent=2) + "\n")
         return directory
 
+    @staticmethod
+    def is_saved(directory: str | Path) -> bool:
+        """Whether ``directory`` holds a prior written by :meth:`save_pretrained`."""
+        return all((Path(directory) / name).is_file() for name in (_CONFIG_NAME, _WEIGHTS_NAME))
+
     @classmethod
     def from_pretrained(cls, directory: str | Path, device: str | torch.device | None = None) -> DiffusionPrior:
         """Rebuild a prior written by :meth:`save_pretrained`."""

@@ -94,7 +94,7 @@ def build_report(demo_dir: str | Path, report_dir: str | Path | None = None, tit
     title : str
         Page title.
     """
-    from eegvision.demo.stages import read_history
+    from eegvision.training.rundir import UnitFolder
 
     demo_dir = Path(demo_dir)
     summary = _read_json(demo_dir / "demo.json")
@@ -173,7 +173,7 @@ def build_report(demo_dir: str | Path, report_dir: str | Path | None = None, tit
 
     # -- training curves
     units = summary.get("units", {})
-    histories = {sub: read_history(demo_dir / u) for sub, u in units.items()}
+    histories = {sub: UnitFolder(demo_dir / u, sub).read_history() for sub, u in units.items()}
     histories = {s: h for s, h in histories.items() if h}
     if histories:
         figs.training_curves(histories, fig_dir / "training.png")
@@ -215,7 +215,7 @@ def build_report(demo_dir: str | Path, report_dir: str | Path | None = None, tit
 def _retrieval_gallery(demo_dir: Path, summary: Mapping, fig_dir: Path, n: int = 6) -> str | None:
     """Figure of seen vs top-ranked test images for the first subject (from the stored test embeddings)."""
     from eegvision.features.files import load_features
-    from eegvision.training.run import read_test_embeddings
+    from eegvision.training.rundir import UnitFolder
 
     units = summary.get("units", {})
     feats = demo_dir / "store" / "features" / "test.safetensors"
@@ -223,7 +223,7 @@ def _retrieval_gallery(demo_dir: Path, summary: Mapping, fig_dir: Path, n: int =
     if not units or not feats.is_file() or not images.is_dir():
         return None
     sub, unit = next(iter(units.items()))
-    emb = read_test_embeddings(demo_dir / unit).get(sub)
+    emb = UnitFolder(demo_dir / unit, sub).read_test_embeddings().get(sub)
     if emb is None:
         return None
     from eegvision.readers.images import scan_image_folder

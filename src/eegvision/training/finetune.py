@@ -1,7 +1,7 @@
 """Fine-tune a trained encoder on a new subject or a new paradigm with few trials.
 
 ``finetune(parent, data, subject, out)`` starts from the selected encoder of a run written by
-:func:`eegvision.training.fit.fit` (or from a fresh encoder with local pretrained weights, e.g.
+:func:`eegvision.training.fitting.fit` (or from a fresh encoder with local pretrained weights, e.g.
 ``init="braindecode:Labram", pretrained="labram.safetensors"``), trains it on the first
 ``n_trials`` training trials of ``subject`` in ``data`` with the same Lightning machinery as
 ``fit`` (:class:`~eegvision.training.module.ContrastiveModule`, the same trainer, checkpoints,
@@ -47,7 +47,6 @@ Steps
 from __future__ import annotations
 
 import csv
-import json
 import math
 import os
 from collections.abc import Sequence
@@ -61,7 +60,8 @@ from torch import nn
 from eegvision import __version__
 from eegvision.checks import check_choice, check_list, check_name, check_names
 from eegvision.training.config import FitConfig
-from eegvision.utils import atomic_path, write_text_atomic
+from eegvision.training.rundir import RunFolder, UnitFolder
+from eegvision.utils import atomic_path
 
 __all__ = ["FREEZE_GROUPS", "SUBJECT_TOKENS", "finetune", "parameter_groups", "frozen_parameter_names",
            "add_subject_row", "TrialSubset"]
@@ -243,16 +243,12 @@ class TrialSubset:
         return getattr(self.data, name)
 
 
-def _parent_temperature(unit_dir: Path) -> float | None:
-    """The learned temperature of the parent's selected epoch (from history.csv), if recorded."""
-    sel, hist = unit_dir / "selection.json", unit_dir / "history.csv"
-    if not (sel.is_file() and hist.is_file()):
-        return None
-    epoch = json.loads(sel.read_text()).get("selected_epoch")
-    with open(hist, newline="") as f:
-        for r in csv.DictReader(f):
-            if int(r["epoch"]) == epoch and r.get("temperature"):
-                return float(r["temperature"])
+def _parent_temperature(unit: UnitFolder) -> float | None:
+    """The learned temperature of the parent's selected epoch (from its history), if recorded."""
+    epoch = unit.read_selection().get("selected_epoch")
+    for r in unit.read_history():
+        if int(r["epoch"]) == epoch and r.get("temperature"):
+            return r["temperature"]
     return None
 
 
@@ -331,12 +327,10 @@ def finetune(
     >>> finetune("runs/atms-sub-01", "imagery-store/", "sub-01", "runs/atms-imagery-50",
     ...          n_trials=50, freeze=["encoder"])                                   # doctest: +SKIP
     """
-    import importlib
-
     from eegvision.data.dataset import EEGDataset
+    from eegvision.data.sources import open_data
     from eegvision.data.splits import validation_split
-
-    fit_mod = importlib.import_module("eegvision.training.fit")  # the module; the package exports fit()
+    from eegvision.training.inputs import load_training_features, resolve_feature_paths
     from eegvision.training.losses import Objective
     from eegvision.training.module import ContrastiveModule
     from eegvision.training.run import load_run
@@ -354,7 +348,7 @@ def finetune(
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise FileExistsError(f"{out} exists and is not empty; choose a new --out path for the fine-tuned run.")
 
-    store = fit_mod.open_data(data)
+    store = open_data(data)
     check_name("Subject", subject, store.subjects, str(data))
 
     # -- starting point -----------------------------------------------------------------
@@ -363,8 +357,8 @@ def finetune(
         base = parent_run.config
         parent_ids = dict(parent_run.subject_ids)
         encoder = parent_run.encoder
-        temperature = _parent_temperature(parent_run.path) or base.init_temperature
-        parent_feats = json.loads((Path(parent) / "config.json").read_text()).get("feature_files", {})
+        temperature = _parent_temperature(parent_run.folder) or base.init_temperature
+        parent_feats = RunFolder.open(parent).feature_files()
     else:
         base = FitConfig(data=str(data), subjects=[subject], encoder=str(init),
                          encoder_options=dict(encoder_options or {}))
@@ -429,14 +423,13 @@ def finetune(
     )
     if encoder is None and cfg.encoder.startswith("braindecode:"):
         cfg = cfg.replace(encoder_options={"ch_names": list(pool.ch_names), **cfg.encoder_options})
-    paths = fit_mod.resolve_feature_paths(cfg)
-    out.mkdir(parents=True, exist_ok=True)
-    top = {"fit": cfg.to_dict(), "eegvision_version": __version__, "units": [subject], "unit_dirs": [],
-           "feature_files": {k: str(v) for k, v in paths.items()}}
-    write_text_atomic(out / "config.json", json.dumps(top, indent=2) + "\n")
+    paths = resolve_feature_paths(cfg)
+    run = RunFolder(out)
+    run.write_config(cfg, [subject], paths)
+    (folder,) = run.planned_units([subject])
     expect = cfg.objective == "retrieval" if not cfg.reference_loss else None
-    train_feats = fit_mod.load_training_features(cfg, paths["train"], out / "features", expect)
-    test_feats = fit_mod.load_training_features(cfg, paths["test"], out / "features", None)
+    train_feats = load_training_features(cfg, paths["train"], run.feature_cache, expect)
+    test_feats = load_training_features(cfg, paths["test"], run.feature_cache, None)
     if encoder is None:  # fresh encoder from local pretrained weights
         from eegvision.models import create_encoder
 
@@ -476,13 +469,13 @@ def finetune(
     )
     data_dict = {"train": train, "val": val, "test": test, "split": split, "subject_ids": subject_ids}
     unit_desc = {"name": subject, "train_subjects": [subject], "test_subjects": [subject]}
-    from eegvision.training.unit import _finish_unit, _write_unit_config
+    from eegvision.training.unit import finish_unit, write_unit_config
 
-    _write_unit_config(cfg, unit_desc, out, data_dict, train_feats, test_feats)
+    write_unit_config(cfg, unit_desc, folder, data_dict, train_feats, test_feats)
     history: list[dict] = []
     selected_epoch = -1
     if n_use:
-        history, selected_epoch = _train(cfg, module, out, frozen_modules, eff_epochs)
+        history, selected_epoch = _train(cfg, module, folder, frozen_modules, eff_epochs)
     else:
         module.encoder.eval()
     record = {
@@ -500,41 +493,43 @@ def finetune(
         "steps": eff_epochs * steps_per_epoch, "batch_size": bs, "lr": float(lr), "seed": int(seed),
         "selected_epoch": selected_epoch, "eegvision_version": __version__,
     }
-    with atomic_path(out / "finetune_trials.tsv") as tmp, open(tmp, "w", newline="") as f:
+    with atomic_path(folder.finetune_trials_path) as tmp, open(tmp, "w", newline="") as f:
         w = csv.writer(f, delimiter="\t")
         w.writerow(["condition", "repetition", "concept_index"])
         w.writerows(zip(pool.condition_index[chosen].tolist(), pool.repetition_index[chosen].tolist(),
                         pool.concepts[chosen].tolist()))
-    _finish_unit(cfg, unit_desc, out, module, data_dict, test_feats, history, selected_epoch)
-    write_text_atomic(out / "finetune.json", json.dumps(record, indent=2) + "\n")
+    finish_unit(cfg, unit_desc, folder, module, data_dict, test_feats, history, selected_epoch)
+    folder.write_finetune_record(record)
     return out
 
 
-def _train(cfg: FitConfig, module: Any, out: Path, frozen_modules: list[nn.Module], epochs: int
+def _train(cfg: FitConfig, module: Any, folder: UnitFolder, frozen_modules: list[nn.Module], epochs: int
            ) -> tuple[list[dict], int]:
     """Run the Lightning fit of ``module`` (validation ~20 times), load the selected checkpoint."""
     import lightning.pytorch as pl
-    from lightning.pytorch.callbacks import ModelCheckpoint
 
-    from eegvision.training.fit import _quiet_lightning, torch_load_checkpoint
-    from eegvision.training.unit import HistoryWriter, resolve_strategy
+    from eegvision.training.unit import (
+        HistoryWriter,
+        quiet_lightning,
+        resolve_strategy,
+        torch_load_checkpoint,
+    )
 
-    with _quiet_lightning(not cfg.progress):
+    with quiet_lightning(not cfg.progress):
         pl.seed_everything(cfg.seed, workers=True, verbose=False)
         monitor, mode = ("val_top1", "max") if cfg.selection == "val_top1" else ("val_loss", "min")
-        ckpt = ModelCheckpoint(dirpath=out, filename="best-{epoch:03d}", monitor=monitor, mode=mode, save_top_k=1,
-                               save_last=True, auto_insert_metric_name=False)
+        ckpt = folder.checkpoint_callback(monitor, mode)
         precision = "32-true" if str(cfg.precision) in ("32", "32-true") else cfg.precision
         trainer = pl.Trainer(
             max_epochs=epochs, accelerator=cfg.accelerator, devices=1, strategy=resolve_strategy("auto"),
             precision=precision, deterministic="warn" if cfg.deterministic else False, logger=False,
-            callbacks=[ckpt, HistoryWriter(out / "history.csv"), _freeze_callback(frozen_modules)],
+            callbacks=[ckpt, HistoryWriter(folder), _freeze_callback(frozen_modules)],
             enable_progress_bar=cfg.progress, enable_model_summary=False, num_sanity_val_steps=0,
-            use_distributed_sampler=False, default_root_dir=str(out), log_every_n_steps=1,
+            use_distributed_sampler=False, default_root_dir=str(folder.path), log_every_n_steps=1,
             check_val_every_n_epoch=max(1, epochs // 20),
         )
         trainer.fit(module)
-        best = Path(ckpt.best_model_path) if ckpt.best_model_path else out / "last.ckpt"
+        best = Path(ckpt.best_model_path) if ckpt.best_model_path else folder.last_checkpoint
         state = torch_load_checkpoint(best)
         module.load_state_dict(state["state_dict"])
         return list(module.history), int(state.get("epoch", -1))

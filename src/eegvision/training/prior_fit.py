@@ -16,8 +16,10 @@ the whole training set fits in memory, so indexing a permutation is the fastest 
 from __future__ import annotations
 
 import math
+import os
 import time
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -25,6 +27,7 @@ import torch
 import torch.nn.functional as F
 
 from eegvision.models.prior import DiffusionPrior
+from eegvision.training.rundir import RunFolder
 
 
 @dataclass
@@ -53,9 +56,48 @@ class PriorFitConfig:
         return asdict(self)
 
 
+@dataclass(frozen=True)
+class PriorEvaluation:
+    """What :func:`evaluate_prior` measures: prior samples (and the raw EEG embedding) against the true images.
+
+    Attributes
+    ----------
+    n_rows, n_candidates : int
+        EEG rows scored; distinct images they are retrieved among.
+    chance_top1 : float
+        ``1 / n_candidates``.
+    prior_cosine, prior_top1 : float
+        Mean cosine similarity of the prior's samples to the true image; their top-1 retrieval.
+    prior_top5 : float or None
+        Top-5 retrieval (None with fewer than 5 candidates).
+    raw_cosine, raw_top1, raw_top5 : float or None
+        The same for the raw EEG embedding, when it has the image embedding's size (else None).
+    """
+
+    n_rows: int
+    n_candidates: int
+    chance_top1: float
+    prior_cosine: float
+    prior_top1: float
+    prior_top5: float | None = None
+    raw_cosine: float | None = None
+    raw_top1: float | None = None
+    raw_top5: float | None = None
+
+    def as_dict(self) -> dict[str, float]:
+        """The measures as floats, those not computed left out (the form of ``training.json``)."""
+        order = ("n_rows", "n_candidates", "prior_cosine", "prior_top1", "prior_top5", "chance_top1",
+                 "raw_cosine", "raw_top1", "raw_top5")
+        return {k: float(getattr(self, k)) for k in order if getattr(self, k) is not None}
+
+
 @dataclass
 class PriorFitResult:
-    """What :func:`fit_prior` returns: the prior, per-epoch losses and validation metrics."""
+    """What :func:`fit_prior` returns: the prior, per-epoch losses and validation metrics.
+
+    ``metrics`` holds ``train_s``, ``n_train``, ``n_val`` and the validation's measures
+    (:meth:`PriorEvaluation.as_dict`); ``validation`` is that evaluation (None without a validation set).
+    """
 
     prior: DiffusionPrior
     history: list[dict[str, float]]
@@ -63,6 +105,7 @@ class PriorFitResult:
     train_index: np.ndarray
     val_index: np.ndarray
     config: dict[str, Any]
+    validation: PriorEvaluation | None = None
 
 
 def split_by_group(groups: np.ndarray, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -130,7 +173,7 @@ def retrieval_metrics(pred: torch.Tensor, candidates: torch.Tensor, target_index
 
 def evaluate_prior(prior: DiffusionPrior, eeg: torch.Tensor, image: torch.Tensor,
                    groups: np.ndarray | None = None, num_inference_steps: int = 50, guidance_scale: float = 5.0,
-                   seed: int = 0, batch_size: int = 1024) -> dict[str, float]:
+                   seed: int = 0, batch_size: int = 1024) -> PriorEvaluation:
     """Sample the prior for ``eeg`` and score the samples against ``image``; compare with the raw EEG embedding.
 
     Candidates for retrieval are the distinct images among the rows (one per group). When the EEG embedding has
@@ -139,8 +182,8 @@ def evaluate_prior(prior: DiffusionPrior, eeg: torch.Tensor, image: torch.Tensor
 
     Returns
     -------
-    dict with ``prior_cosine``, ``prior_top1``, ``prior_top5``, ``raw_*`` (when comparable), ``n_rows``,
-    ``n_candidates``, ``chance_top1``.
+    PriorEvaluation
+        ``prior_*`` measures, ``raw_*`` ones when comparable, ``n_rows``, ``n_candidates``, ``chance_top1``.
     """
     eeg = torch.as_tensor(eeg, dtype=torch.float32)
     image = torch.as_tensor(image, dtype=torch.float32)
@@ -152,14 +195,11 @@ def evaluate_prior(prior: DiffusionPrior, eeg: torch.Tensor, image: torch.Tensor
     target = torch.as_tensor(inverse, dtype=torch.long)
     sampled = prior.sample(eeg, num_inference_steps=num_inference_steps, guidance_scale=guidance_scale, seed=seed,
                            batch_size=batch_size).cpu()
-    out: dict[str, float] = {"n_rows": float(len(eeg)), "n_candidates": float(len(uniq))}
     m = retrieval_metrics(sampled, candidates, target)
-    out.update({f"prior_{k}": v for k, v in m.items() if k != "chance_top1"})
-    out["chance_top1"] = m["chance_top1"]
-    if eeg.shape[1] == image.shape[1]:
-        r = retrieval_metrics(eeg, candidates, target)
-        out.update({f"raw_{k}": v for k, v in r.items() if k != "chance_top1"})
-    return out
+    raw = retrieval_metrics(eeg, candidates, target) if eeg.shape[1] == image.shape[1] else {}
+    return PriorEvaluation(n_rows=len(eeg), n_candidates=len(uniq), chance_top1=m["chance_top1"],
+                           prior_cosine=m["cosine"], prior_top1=m["top1"], prior_top5=m.get("top5"),
+                           raw_cosine=raw.get("cosine"), raw_top1=raw.get("top1"), raw_top5=raw.get("top5"))
 
 
 def fit_prior(eeg: torch.Tensor | np.ndarray, image: torch.Tensor | np.ndarray,
@@ -275,18 +315,19 @@ def fit_prior(eeg: torch.Tensor | np.ndarray, image: torch.Tensor | np.ndarray,
 
     prior.eval()
     metrics: dict[str, float] = {"train_s": train_time, "n_train": float(n), "n_val": float(len(v_eeg))}
+    validation = None
     if len(v_eeg):
-        metrics.update(evaluate_prior(prior, v_eeg[: cfg.eval_max], v_img[: cfg.eval_max],
-                                      v_groups[: cfg.eval_max], num_inference_steps=cfg.eval_steps,
-                                      guidance_scale=cfg.eval_guidance, seed=cfg.seed))
+        validation = evaluate_prior(prior, v_eeg[: cfg.eval_max], v_img[: cfg.eval_max], v_groups[: cfg.eval_max],
+                                    num_inference_steps=cfg.eval_steps, guidance_scale=cfg.eval_guidance,
+                                    seed=cfg.seed)
+        metrics.update(validation.as_dict())
     return PriorFitResult(prior=prior, history=history, metrics=metrics, train_index=train_idx,
-                          val_index=val_idx, config=cfg.to_dict())
+                          val_index=val_idx, config=cfg.to_dict(), validation=validation)
 
 
-def save_fit(result: PriorFitResult, directory) -> None:
-    """Save the prior (``model.safetensors`` + ``config.json``) and ``training.json`` (config, history, metrics)."""
+def save_fit(result: PriorFitResult, directory: str | os.PathLike) -> None:
+    """Save the prior (its model files) and ``training.json`` (config, history, metrics)."""
     import json
-    from pathlib import Path
 
     from eegvision.utils import write_text_atomic
 
@@ -294,3 +335,125 @@ def save_fit(result: PriorFitResult, directory) -> None:
     result.prior.save_pretrained(directory)
     write_text_atomic(directory / "training.json", json.dumps(
         {"fit_config": result.config, "history": result.history, "metrics": result.metrics}, indent=2) + "\n")
+
+
+# ----------------------------------------------------------------------------- a run's prior
+@dataclass(frozen=True)
+class RunPriorFit:
+    """What :func:`fit_run_prior` returns.
+
+    Attributes
+    ----------
+    fit : PriorFitResult
+        The trained prior, its history and validation.
+    directory : Path
+        Where the prior was saved (default ``RUN/prior``).
+    subject : str
+        The subject whose training trials condition the prior.
+    n_rows : int
+        EEG rows the prior saw (training trials, or one per condition).
+    n_images : int
+        Distinct training images (conditions) among them.
+    """
+
+    fit: PriorFitResult
+    directory: Path
+    subject: str
+    n_rows: int
+    n_images: int
+
+
+def condition_groups(store: Any, subject: str, n_rows: int) -> np.ndarray:
+    """Image (condition) of each EEG row of ``subject``'s training split, from the store's metadata.
+
+    Rows are the split's trials in store order (``n_rows`` = the metadata's rows), or one per condition in
+    condition order (``n_rows`` = its number of conditions). The condition is the row of the split's
+    image-feature file.
+    """
+    cond = np.array(store.metadata(subject, "training")["condition"], dtype=np.int64)
+    if n_rows == len(cond):
+        return cond
+    conditions = np.unique(cond)
+    if n_rows == len(conditions):
+        return conditions
+    raise ValueError(f"{n_rows} EEG rows do not match {subject}'s training split, which has {len(cond)} trials "
+                     f"of {len(conditions)} conditions: give one row per trial (in store order: all repetitions "
+                     "of condition 0, then condition 1, ...) or one row per condition.")
+
+
+def fit_run_prior(run_dir: str | os.PathLike, *, subject: str | None = None, data: str | os.PathLike | None = None,
+                  embeddings: str | os.PathLike | None = None, image_features: str | os.PathLike | None = None,
+                  out: str | os.PathLike | None = None, config: PriorFitConfig | None = None) -> RunPriorFit:
+    """Fit the Stage I prior on one subject's training trials and save it (``eegvision prior fit``).
+
+    Each EEG row is paired with the raw image embedding of the image its trial showed; the image of every
+    row (and so the groups held out together for validation) comes from the store's metadata
+    (``condition``), not from the number of rows.
+
+    Parameters
+    ----------
+    run_dir : path
+        The run (encoder trained with the ``generation`` objective). Without ``embeddings`` its unit tested on
+        ``subject`` embeds that subject's training trials, one row per trial.
+    subject : str, optional
+        Whose training trials condition the prior (default: the unit's first training subject).
+    data : path, optional
+        Store or THINGS-EEG2 folder (default: the run's data).
+    embeddings : path, optional
+        Precomputed training EEG embeddings (one row per trial in store order, or one per condition) instead of
+        embedding the trials; needs ``image_features``.
+    image_features : path, optional
+        Raw (unnormalised) training image features, one row per condition (default: the run's training
+        feature file).
+    out : path, optional
+        Output folder (default ``RUN/prior``).
+    config : PriorFitConfig, optional
+        Hyper-parameters (``config.device`` also embeds the trials).
+
+    Returns
+    -------
+    RunPriorFit
+    """
+    from eegvision.data.sources import open_data
+    from eegvision.features.files import load_features
+    from eegvision.training.run import load_run
+
+    cfg = config or PriorFitConfig()
+    run = RunFolder(Path(run_dir))
+    subject = subject or _default_subject(run)
+    if embeddings is not None:
+        from eegvision.evaluation.embeddings import load_embeddings
+
+        if image_features is None:
+            raise ValueError("--embeddings needs --image-features (the raw training image features).")
+        if data is None and not run.exists():
+            raise ValueError(f"{run.path} is not a run: say which data the embeddings come from with --data (its "
+                             "metadata pairs each row with its image).")
+        eeg = torch.as_tensor(load_embeddings(embeddings))
+        store = open_data(data or run.fit_config().data)
+    else:
+        trained = load_run(run.path, subject=subject)
+        store = open_data(data or trained.config.data)
+        eeg = trained.embed(store, subject, "training", average=False, device=cfg.device)
+        image_features = image_features or run.feature_files().get("train")
+        if not image_features:
+            raise ValueError(f"{run.path} records no training feature file; pass --image-features.")
+    feats = load_features(image_features, expect_normalized=False)
+    groups = condition_groups(store, subject, len(eeg))
+    if groups.max() >= len(feats):
+        raise ValueError(f"{image_features} has {len(feats)} image rows but {subject}'s training split has "
+                         f"{int(groups.max()) + 1} conditions; pass the training split's --image-features.")
+    res = fit_prior(eeg, feats.image[torch.as_tensor(groups)], groups, cfg)
+    target = Path(out) if out is not None else run.prior_dir
+    save_fit(res, target)
+    return RunPriorFit(fit=res, directory=target, subject=subject, n_rows=len(eeg), n_images=len(np.unique(groups)))
+
+
+def _default_subject(run: RunFolder) -> str:
+    """The first training subject of a one-unit run."""
+    units = run.units() if run.exists() else []
+    ids = units[0].read_config().get("subject_ids", {}) if len(units) == 1 else {}
+    if not ids:
+        raise ValueError(f"Say which subject's training trials condition the prior with --subject ({run.path} is "
+                         "not a one-unit run).")
+    return next(iter(ids))

@@ -1,41 +1,71 @@
-"""Train, select, save and evaluate one unit (one fresh model) of a run; see :mod:`eegvision.training.fit`."""
+"""Train, select, save and evaluate one unit (one fresh model) of a run; see :mod:`eegvision.training.fitting`.
+
+The unit's files are read and written through its :class:`~eegvision.training.rundir.UnitFolder`.
+"""
 
 from __future__ import annotations
 
-import csv
+import contextlib
 import json
+import logging
+import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import lightning.pytorch as pl
 import numpy as np
 import torch
-from lightning.pytorch.callbacks import Callback, ModelCheckpoint
+from lightning.pytorch.callbacks import Callback
 
 from eegvision import __version__
 from eegvision.training.config import FitConfig
 from eegvision.training.losses import Objective
 from eegvision.training.module import HISTORY_COLUMNS, ContrastiveModule, embed_data
-from eegvision.utils import atomic_path, write_text_atomic
+from eegvision.training.rundir import UnitFolder
 
 
 class HistoryWriter(Callback):
-    """Rewrite ``history.csv`` (atomically) after every validation, on the main process."""
+    """Rewrite the unit's ``history.csv`` (atomically) after every validation, on the main process."""
 
-    def __init__(self, path: Path) -> None:
-        self.path = Path(path)
+    def __init__(self, folder: UnitFolder) -> None:
+        self.folder = folder
 
     def _write(self, trainer: pl.Trainer, module: ContrastiveModule) -> None:
         if trainer.global_rank != 0 or trainer.sanity_checking or not module.history:
             return
         cols = list(HISTORY_COLUMNS) + sorted({k for r in module.history for k in r} - set(HISTORY_COLUMNS))
-        with atomic_path(self.path) as tmp, open(tmp, "w", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=cols)
-            w.writeheader()
-            w.writerows(module.history)
+        self.folder.write_history(module.history, cols)
 
     def on_validation_end(self, trainer: pl.Trainer, module: ContrastiveModule) -> None:
         self._write(trainer, module)
+
+
+@contextlib.contextmanager
+def quiet_lightning(quiet: bool) -> Iterator[None]:
+    """Silence Lightning's logging and warnings inside the block when ``quiet``."""
+    names = ("lightning.pytorch", "lightning.fabric", "lightning")
+    loggers = [logging.getLogger(n) for n in names]
+    levels = [lg.level for lg in loggers]
+    if quiet:
+        for lg in loggers:
+            lg.setLevel(logging.ERROR)
+    try:
+        import warnings
+
+        with warnings.catch_warnings():
+            if quiet:
+                warnings.filterwarnings("ignore", module="lightning")
+                warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+            yield
+    finally:
+        for lg, lvl in zip(loggers, levels):
+            lg.setLevel(lvl)
+
+
+def torch_load_checkpoint(path: str | os.PathLike) -> dict:
+    """Load a Lightning checkpoint this package wrote (trusted file; holds non-tensor state)."""
+    return torch.load(path, map_location="cpu", weights_only=False)
 
 
 def _datasets(config: FitConfig, store: Any, unit: dict) -> dict[str, Any]:
@@ -97,7 +127,7 @@ def resolve_strategy(name: str) -> Any:
     return name
 
 
-def make_trainer(config: FitConfig, unit_dir: Path, callbacks: list[Callback]) -> pl.Trainer:
+def make_trainer(config: FitConfig, root: Path, callbacks: list[Callback]) -> pl.Trainer:
     """The Lightning Trainer of a unit (CPU/CUDA via ``accelerator="auto"``, DDP via ``strategy``)."""
     callbacks = list(callbacks)
     if config.progress:
@@ -110,32 +140,29 @@ def make_trainer(config: FitConfig, unit_dir: Path, callbacks: list[Callback]) -
         strategy=resolve_strategy(config.strategy),
         precision=precision, deterministic="warn" if config.deterministic else False, logger=False,
         callbacks=callbacks, enable_progress_bar=config.progress, enable_model_summary=False,
-        num_sanity_val_steps=0, use_distributed_sampler=False, default_root_dir=str(unit_dir),
+        num_sanity_val_steps=0, use_distributed_sampler=False, default_root_dir=str(root),
         log_every_n_steps=1,
     )
 
 
-def fit_unit(config: FitConfig, store: Any, unit: dict, unit_dir: Path, train_feats: Any, test_feats: Any, *,
-             resume: bool = False, primary: bool = True) -> list[dict]:
-    """Train one fresh model for ``unit``, keep the validation-selected epoch, save and evaluate it.
+def fit_unit(config: FitConfig, store: Any, unit: dict, folder: UnitFolder, train_feats: Any, test_feats: Any,
+             *, resume: bool = False, primary: bool = True) -> list[dict]:
+    """Train one fresh model for ``unit`` (its plan), keep the validation-selected epoch, save and evaluate it
+    into ``folder``.
 
     Returns the result rows (empty on non-primary DDP processes).
     """
-    from eegvision.training.fit import _quiet_lightning, torch_load_checkpoint
-
-    unit_dir = Path(unit_dir)
-    unit_dir.mkdir(parents=True, exist_ok=True)
-    with _quiet_lightning(not config.progress):
+    folder.path.mkdir(parents=True, exist_ok=True)
+    with quiet_lightning(not config.progress):
         pl.seed_everything(config.seed, workers=True, verbose=False)
         data = _datasets(config, store, unit)
         module = build_module(config, data, train_feats, test_feats)
         if primary:
-            _write_unit_config(config, unit, unit_dir, data, train_feats, test_feats)
+            write_unit_config(config, unit, folder, data, train_feats, test_feats)
         monitor, mode = ("val_top1", "max") if config.selection == "val_top1" else ("val_loss", "min")
-        ckpt = ModelCheckpoint(dirpath=unit_dir, filename="best-{epoch:03d}", monitor=monitor, mode=mode,
-                               save_top_k=1, save_last=True, auto_insert_metric_name=False)
-        trainer = make_trainer(config, unit_dir, [ckpt, HistoryWriter(unit_dir / "history.csv")])
-        last = unit_dir / "last.ckpt"
+        ckpt = folder.checkpoint_callback(monitor, mode)
+        trainer = make_trainer(config, folder.path, [ckpt, HistoryWriter(folder)])
+        last = folder.last_checkpoint
         trainer.fit(module, ckpt_path=str(last) if resume and last.is_file() else None)
         if trainer.global_rank != 0:
             return []
@@ -144,13 +171,14 @@ def fit_unit(config: FitConfig, store: Any, unit: dict, unit_dir: Path, train_fe
         module.load_state_dict(state["state_dict"])
         selected_epoch = int(state.get("epoch", -1))
         history = list(module.history)
-    return _finish_unit(config, unit, unit_dir, module, data, test_feats, history, selected_epoch)
+    return finish_unit(config, unit, folder, module, data, test_feats, history, selected_epoch)
 
 
-def _write_unit_config(config: FitConfig, unit: dict, unit_dir: Path, data: dict, train_feats: Any,
-                       test_feats: Any) -> None:
+def write_unit_config(config: FitConfig, unit: dict, folder: UnitFolder, data: dict, train_feats: Any,
+                      test_feats: Any) -> None:
+    """Describe the unit in its ``config.json``: config, plan, subject ids, data and features."""
     train = data["train"]
-    desc = {
+    folder.write_config({
         "fit": config.to_dict(), "eegvision_version": __version__, "unit": unit,
         "subject_ids": data["subject_ids"],
         "test_subject_ids": {s: d.subject_ids[s] for s, d in data["test"].items()},
@@ -162,33 +190,25 @@ def _write_unit_config(config: FitConfig, unit: dict, unit_dir: Path, data: dict
                  "average_train": config.average_train, "mix_repetitions": config.mix_repetitions},
         "features": {"train": dict(train_feats.metadata), "test": dict(test_feats.metadata),
                      "dim": train_feats.dim},
-    }
-    path = unit_dir / "config.json"
-    if path.is_file():  # a one-unit run: keep the run-level keys written by fit()
-        desc = {**json.loads(path.read_text()), **desc}
-    write_text_atomic(path, json.dumps(desc, indent=2, default=str) + "\n")
+    })
 
 
-def _finish_unit(config: FitConfig, unit: dict, unit_dir: Path, module: ContrastiveModule, data: dict,
-                 test_feats: Any, history: list[dict], selected_epoch: int) -> list[dict]:
-    from safetensors.torch import save_file
-
+def finish_unit(config: FitConfig, unit: dict, folder: UnitFolder, module: ContrastiveModule, data: dict,
+                test_feats: Any, history: list[dict], selected_epoch: int) -> list[dict]:
+    """Save the selected encoder and its test embeddings, evaluate them; write metrics and selection."""
     from eegvision.evaluation.embeddings import evaluate_embeddings
-    from eegvision.evaluation.results import write_results
-    from eegvision.models import save_pretrained
 
     encoder = module.encoder.cpu().eval()
-    save_pretrained(encoder, unit_dir / "encoder")
+    folder.save_encoder(encoder)
     embeds = {}
     for subject, ds in data["test"].items():
         emb, cond = embed_data(encoder, ds, device="cpu")
         if not torch.equal(cond, torch.arange(len(cond))):
             raise ValueError(f"{subject}: test conditions are not 0..n-1 in order; cannot pair them with features.")
         embeds[subject] = emb.contiguous()
-    meta = {"eegvision_version": __version__, "encoder": config.encoder, "rows": "test condition order",
-            "subject_ids": json.dumps({s: d.subject_ids[s] for s, d in data["test"].items()})}
-    with atomic_path(unit_dir / "test_embeddings.safetensors", suffix=".safetensors") as tmp:
-        save_file(embeds, str(tmp), metadata=meta)
+    folder.write_test_embeddings(embeds, {
+        "eegvision_version": __version__, "encoder": config.encoder, "rows": "test condition order",
+        "subject_ids": json.dumps({s: d.subject_ids[s] for s, d in data["test"].items()})})
     extra = {}
     curve = [r["test_top1_curve"] for r in history if r.get("test_top1_curve") is not None]
     if curve:
@@ -198,11 +218,9 @@ def _finish_unit(config: FitConfig, unit: dict, unit_dir: Path, module: Contrast
         info = run_info(config, subject, len(data["train"]), data["train"].n_chans, test_feats) | extra
         rows += evaluate_embeddings(emb, test_feats.image, test_feats.text, ks=config.eval_ks,
                                     tops=config.eval_tops, methods=config.eval_methods, seed=config.seed, info=info)
-    write_results(rows, unit_dir / "metrics.json")
-    write_results(rows, unit_dir / "metrics.csv")
-    summary = {"selected_epoch": selected_epoch, "selection": config.selection,
-               "best_val": _best_val(history, config.selection)}
-    write_text_atomic(unit_dir / "selection.json", json.dumps(summary, indent=2) + "\n")
+    folder.write_metrics(rows)
+    folder.write_selection({"selected_epoch": selected_epoch, "selection": config.selection,
+                            "best_val": _best_val(history, config.selection)})
     return rows
 
 

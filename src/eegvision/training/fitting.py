@@ -1,0 +1,149 @@
+"""``fit(config, out)``: train encoders under a protocol and write a self-describing run folder.
+
+Protocols (one *unit* = one freshly initialised model):
+
+* ``within`` -- one unit per subject in ``config.subjects`` (train and test on that subject);
+* ``loso`` -- one unit per held-out subject; it trains on every other subject (or
+  ``config.train_subjects``) with their own subject ids, and is tested with id ``-1`` (the
+  shared "unseen subject" token). No state passes between folds: each fold reseeds and builds
+  its model and data from scratch;
+* ``joint`` -- one unit trained on all ``config.subjects`` with per-sample subject ids, tested
+  on each subject.
+
+The run folder (config, units, checkpoints, history, encoder, test embeddings, metrics) is laid out
+and read by :class:`~eegvision.training.rundir.RunFolder`. With one unit the run folder *is* the
+unit; with several, units are ``RUN/<unit>/`` and ``RUN/metrics.{json,csv}`` concatenates their rows.
+
+Model selection uses the held-out training-concept validation split (``val_top1``, the
+200-way top-1 on averaged validation trials, or ``val_loss``); the test set is evaluated once,
+at the end, for the selected model. ``report_test_curve`` additionally records per-epoch
+test top-1 as the labelled extra ``best_epoch_on_test_top1``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from eegvision.data import sources
+from eegvision.evaluation.results import headline
+from eegvision.training.config import FitConfig
+from eegvision.training.inputs import load_training_features, plan_units, resolve_feature_paths
+from eegvision.training.rundir import RunFolder
+from eegvision.training.unit import fit_unit
+
+__all__ = ["FitResult", "fit"]
+
+
+@dataclass(frozen=True)
+class FitResult:
+    """What :func:`fit` returns.
+
+    Attributes
+    ----------
+    run : RunFolder
+        The run folder written.
+    units : list of str
+        The units trained, in order (a subject each, or ``joint``).
+    rows : list of dict
+        Result rows of every unit (also in ``metrics.json``); empty on non-primary DDP processes.
+    """
+
+    run: RunFolder
+    units: list[str]
+    rows: list[dict]
+
+    @property
+    def path(self) -> Path:
+        """The run folder's path."""
+        return self.run.path
+
+    @property
+    def summary(self) -> dict:
+        """Mean image top-1/top-5 over test subjects at the largest k (see
+        :func:`eegvision.evaluation.results.headline`)."""
+        return headline(self.rows)
+
+
+# ----------------------------------------------------------------------------- run folder
+def _is_primary_process() -> bool:
+    """False in the extra processes Lightning's DDP launcher starts (they must not touch RUN/ files)."""
+    if "RANK" in os.environ:
+        return os.environ["RANK"] == "0"
+    return os.environ.get("LOCAL_RANK", "0") == "0" and os.environ.get("NODE_RANK", "0") == "0"
+
+
+def _check_run_dir(run: RunFolder, config: FitConfig, resume: bool) -> None:
+    if run.exists() and not run.has_checkpoints() and not run.has_metrics():
+        return  # a run that failed before its first epoch: nothing to lose, start it again
+    if run.exists():
+        try:
+            old = run.fit_config()
+        except (ValueError, KeyError, json.JSONDecodeError) as err:
+            raise FileExistsError(f"{run.path} holds a {run.config_path.name} this version cannot read ({err}); "
+                                  "choose a new --out path.") from None
+        diff = old.differences(config)
+        if diff:
+            shown = "; ".join(f"{k}: {a!r} -> {b!r}" for k, a, b in ((k, *v) for k, v in sorted(diff.items())))
+            raise FileExistsError(f"{run.path} holds a different run (differs in {shown}). Choose a new --out "
+                                  "path, or delete that directory to start over.")
+        if not resume:
+            state = "a finished" if run.has_metrics() else "an interrupted"
+            raise FileExistsError(f"{run.path} already holds {state} run with this config. Pass --resume to "
+                                  "continue it (e.g. with more --epochs), or choose a new --out path.")
+    elif run.path.exists() and any(run.path.iterdir()):
+        raise FileExistsError(f"{run.path} exists and is not an eegvision run directory (no "
+                              f"{run.config_path.name}). Choose a new --out path or an empty directory.")
+
+
+# ----------------------------------------------------------------------------- main entry
+def fit(config: FitConfig, out: str | os.PathLike, *, resume: bool = False) -> FitResult:
+    """Train according to ``config`` and write the run folder ``out``.
+
+    Parameters
+    ----------
+    config : FitConfig
+        What to train (see :class:`eegvision.training.config.FitConfig`).
+    out : path
+        Run folder. If it holds a run with a different config, a ``FileExistsError`` says so;
+        with the same config it must be resumed (``resume=True``).
+    resume : bool
+        Continue an interrupted run from each unit's ``last.ckpt`` (identical results to an
+        uninterrupted run); ``config.epochs`` may be raised to train longer.
+
+    Returns
+    -------
+    FitResult
+        The run folder, its units and the result rows.
+
+    Examples
+    --------
+    >>> cfg = FitConfig(data="store/", subjects=["sub-01"], encoder="atms", epochs=40)  # doctest: +SKIP
+    >>> result = fit(cfg, "runs/atms-sub-01")                                          # doctest: +SKIP
+    >>> result.summary["top1"]                                                         # doctest: +SKIP
+    """
+    config.validate()
+    run = RunFolder(Path(out))
+    primary = _is_primary_process()
+    if primary:
+        _check_run_dir(run, config, resume)
+    store = sources.open_data(config.data)
+    units = plan_units(config, list(store.subjects))
+    names = [u["name"] for u in units]
+    paths = resolve_feature_paths(config)
+    if primary:
+        run.write_config(config, names, paths,
+                         concepts={split: store.concepts(split) for split in ("training", "test")})
+
+    expect = config.objective == "retrieval" if not config.reference_loss else None
+    train_feats = load_training_features(config, paths["train"], run.feature_cache, expect)
+    test_feats = load_training_features(config, paths["test"], run.feature_cache, None)
+
+    all_rows: list[dict] = []
+    for unit, folder in zip(units, run.planned_units(names)):
+        all_rows += fit_unit(config, store, unit, folder, train_feats, test_feats, resume=resume, primary=primary)
+    if primary and len(units) > 1:
+        run.write_metrics(all_rows)
+    return FitResult(run=run, units=names, rows=all_rows)

@@ -1,0 +1,391 @@
+"""The run folder: one object knows every file of a run, and reads and writes them.
+
+A *run* is what :func:`eegvision.training.fitting.fit` (or :func:`eegvision.training.finetune.finetune`)
+writes; a *unit* is one freshly initialised model of it (one per subject under ``within``, one per
+held-out subject under ``loso``, one for ``joint``). With one unit the run folder *is* the unit folder;
+with several, unit ``NAME`` lives in ``RUN/NAME/``. Layout::
+
+    RUN/config.json                  the run: {"fit": FitConfig, "eegvision_version", "units": [unit names],
+                                     "unit_dirs": [the units' sub-folders; [] when the run is its one unit],
+                                     "feature_files": {"train", "test"}, "concepts": {split: [names]}}
+    RUN/features/                    ATM-style .pt feature files imported for the run (as .safetensors)
+    RUN/metrics.json, metrics.csv    result rows of every unit (runs with several units)
+    RUN/prior/                       Stage I prior of ``eegvision prior fit`` (the prior's files + training.json)
+    RUN/captioner/                   the captioner ``eegvision caption`` uses when no --captioner is given
+    UNIT/config.json                 the unit: FitConfig, unit plan, subject ids, data and feature description
+                                     (a one-unit run: merged into the run's config.json)
+    UNIT/encoder/                    the selected encoder (its files belong to eegvision.models.registry)
+    UNIT/last.ckpt, best-EEE.ckpt    Lightning checkpoints: the last epoch (resume), the selected epoch
+    UNIT/history.csv                 one row per validation: epoch, train_loss, val_loss, val_top1, val_top5,
+                                     lr, temperature (+ test_top1_curve with report_test_curve)
+    UNIT/selection.json              selected epoch, selection rule, best validation value
+    UNIT/test_embeddings.safetensors one tensor per test subject (row i = test condition i)
+    UNIT/metrics.json, metrics.csv   result rows
+    UNIT/finetune.json               fine-tuned runs: parent, frozen parameters, trials used
+    UNIT/finetune_trials.tsv         fine-tuned runs: the training trials used
+
+Reconstructions and captions go where their command's ``--out`` says (their manifests record the run);
+the run folder holds their inputs: test embeddings, prior, captioner. The units of a run are those its
+``config.json`` records, never guessed from which sub-folders exist. ``concepts`` (the concept names of
+each split, entry ``j`` = concept index ``j``, from the store) is new after 0.1.0 and optional: runs
+written by 0.1.0 read the same way.
+
+This module is the only place that spells these names. The files *inside* ``encoder/``, ``prior/`` and
+``captioner/`` belong to what saves them (:mod:`eegvision.models.registry`,
+:class:`~eegvision.models.prior.DiffusionPrior`, :class:`~eegvision.generation.captioner.PrefixCaptioner`,
+:func:`eegvision.training.prior_fit.save_fit`), and the names of the result tables to
+:data:`eegvision.evaluation.results.RESULT_FILES`.
+
+>>> run = RunFolder.open("runs/atms-loso")                     # doctest: +SKIP
+>>> [u.name for u in run.units()]                              # doctest: +SKIP
+['sub-01', 'sub-02']
+>>> run.unit_for_subject("sub-02").read_history()[-1]["val_top1"]  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from eegvision import __version__
+from eegvision.evaluation.results import RESULT_FILES, read_results, write_result_files
+from eegvision.training.config import FitConfig
+from eegvision.utils import atomic_path, write_text_atomic
+
+__all__ = ["RunFolder", "UnitFolder"]
+
+_CONFIG = "config.json"
+_HISTORY = "history.csv"
+_SELECTION = "selection.json"
+_ENCODER = "encoder"
+_LAST_CHECKPOINT = "last.ckpt"  # Lightning's name for ModelCheckpoint(save_last=True)
+_BEST_CHECKPOINT = "best-{epoch:03d}"  # ModelCheckpoint's filename template (it adds .ckpt)
+_TEST_EMBEDDINGS = "test_embeddings.safetensors"
+_FEATURE_CACHE = "features"
+_PRIOR = "prior"
+_CAPTIONER = "captioner"
+_FINETUNE_RECORD = "finetune.json"
+_FINETUNE_TRIALS = "finetune_trials.tsv"
+
+_NOT_A_RUN = "is not an eegvision run folder (made by `eegvision fit`)"
+
+
+def _read_json(path: Path, folder: Path) -> dict:
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found: {folder} {_NOT_A_RUN}.")
+    return json.loads(path.read_text())
+
+
+@dataclass(frozen=True)
+class _Folder:
+    """What run and unit folders share: ``config.json`` and the result tables."""
+
+    path: Path
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "path", Path(self.path).expanduser())
+
+    @property
+    def config_path(self) -> Path:
+        """``config.json``."""
+        return self.path / _CONFIG
+
+    @property
+    def metrics_path(self) -> Path:
+        """``metrics.json`` (the JSON result table; ``metrics.csv`` beside it)."""
+        return self.path / RESULT_FILES[0]
+
+    def exists(self) -> bool:
+        """Whether the folder holds a ``config.json``."""
+        return self.config_path.is_file()
+
+    def read_config(self) -> dict:
+        """The folder's ``config.json``; ``FileNotFoundError`` when the folder is not a run."""
+        return _read_json(self.config_path, self.path)
+
+    def fit_config(self) -> FitConfig:
+        """The :class:`~eegvision.training.config.FitConfig` recorded in ``config.json``."""
+        return FitConfig.from_dict(self.read_config()["fit"])
+
+    def has_metrics(self) -> bool:
+        """Whether ``metrics.json`` exists (the run or unit finished, or was evaluated)."""
+        return self.metrics_path.is_file()
+
+    def read_metrics(self) -> list[dict]:
+        """The result rows of ``metrics.json``."""
+        if not self.has_metrics():
+            raise FileNotFoundError(f"{self.metrics_path} not found: the run did not finish. Resume it with "
+                                    "`eegvision fit ... --resume`, or evaluate it with `eegvision evaluate RUN`.")
+        return read_results(self.metrics_path)
+
+    def write_metrics(self, rows: Sequence[Mapping]) -> list[Path]:
+        """Write ``metrics.json`` and ``metrics.csv``; return their paths."""
+        return write_result_files(rows, self.path)
+
+
+@dataclass(frozen=True)
+class UnitFolder(_Folder):
+    """One unit (one trained model) of a run: its description, checkpoints, history, encoder and results.
+
+    Attributes
+    ----------
+    path : Path
+        The unit folder (the run folder itself for a one-unit run).
+    name : str
+        The unit's name in the run's config (a subject, or ``joint``).
+    """
+
+    name: str
+
+    # ------------------------------------------------------------------ names
+    @property
+    def history_path(self) -> Path:
+        """``history.csv``."""
+        return self.path / _HISTORY
+
+    @property
+    def encoder_dir(self) -> Path:
+        """``encoder/``, the selected encoder (see :func:`eegvision.models.registry.load_encoder`)."""
+        return self.path / _ENCODER
+
+    @property
+    def last_checkpoint(self) -> Path:
+        """``last.ckpt``, the Lightning checkpoint of the last epoch (what a resume continues from)."""
+        return self.path / _LAST_CHECKPOINT
+
+    @property
+    def test_embeddings_path(self) -> Path:
+        """``test_embeddings.safetensors``."""
+        return self.path / _TEST_EMBEDDINGS
+
+    @property
+    def finetune_record_path(self) -> Path:
+        """``finetune.json`` of a fine-tuned run."""
+        return self.path / _FINETUNE_RECORD
+
+    @property
+    def finetune_trials_path(self) -> Path:
+        """``finetune_trials.tsv`` of a fine-tuned run."""
+        return self.path / _FINETUNE_TRIALS
+
+    # ------------------------------------------------------------------ description
+    def write_config(self, description: Mapping[str, Any]) -> None:
+        """Write the unit's ``config.json``; keys already there and not in ``description`` are kept (the
+        run-level keys of a one-unit run)."""
+        desc = dict(description)
+        if self.config_path.is_file():
+            desc = {**json.loads(self.config_path.read_text()), **desc}
+        self.path.mkdir(parents=True, exist_ok=True)
+        write_text_atomic(self.config_path, json.dumps(desc, indent=2, default=str) + "\n")
+
+    def test_subjects(self) -> list[str]:
+        """The subjects this unit was tested on (from its ``config.json``)."""
+        return list(self.read_config().get("unit", {}).get("test_subjects", []))
+
+    # ------------------------------------------------------------------ training records
+    def checkpoint_callback(self, monitor: str, mode: str):
+        """The Lightning ``ModelCheckpoint`` that keeps ``best-EEE.ckpt`` (selected on ``monitor``) and
+        ``last.ckpt`` in this folder."""
+        from lightning.pytorch.callbacks import ModelCheckpoint
+
+        return ModelCheckpoint(dirpath=self.path, filename=_BEST_CHECKPOINT, monitor=monitor, mode=mode,
+                               save_top_k=1, save_last=True, auto_insert_metric_name=False)
+
+    def write_history(self, rows: Sequence[Mapping], columns: Sequence[str]) -> None:
+        """Rewrite ``history.csv`` (atomically): one row per validation, ``columns`` in order."""
+        with atomic_path(self.history_path) as tmp, open(tmp, "w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=list(columns))
+            w.writeheader()
+            w.writerows(rows)
+
+    def read_history(self) -> list[dict[str, float | None]]:
+        """Rows of ``history.csv`` as floats (empty cells → None); ``[]`` before the first validation."""
+        if not self.history_path.is_file():
+            return []
+        with open(self.history_path, newline="") as f:
+            return [{k: (float(v) if v not in ("", None) else None) for k, v in r.items()}
+                    for r in csv.DictReader(f)]
+
+    def write_selection(self, summary: Mapping[str, Any]) -> None:
+        """Write ``selection.json`` (selected epoch, rule, best validation value)."""
+        write_text_atomic(self.path / _SELECTION, json.dumps(dict(summary), indent=2) + "\n")
+
+    def read_selection(self) -> dict:
+        """``selection.json``, or ``{}`` when the unit has none (not finished)."""
+        path = self.path / _SELECTION
+        return json.loads(path.read_text()) if path.is_file() else {}
+
+    # ------------------------------------------------------------------ encoder and embeddings
+    def save_encoder(self, encoder: Any) -> Path:
+        """Save the selected encoder to ``encoder/``."""
+        from eegvision.models import save_pretrained
+
+        return save_pretrained(encoder, self.encoder_dir)
+
+    def load_encoder(self, map_location: str = "cpu") -> Any:
+        """The selected encoder from ``encoder/`` (eval mode)."""
+        from eegvision.models import load_encoder
+
+        if not self.encoder_dir.is_dir():
+            raise FileNotFoundError(f"{self.path} has no {_ENCODER}/ (the run did not finish). Resume it with "
+                                    "`eegvision fit ... --resume`.")
+        return load_encoder(self.encoder_dir, map_location=map_location)
+
+    def write_test_embeddings(self, embeddings: Mapping[str, Any], metadata: Mapping[str, str]) -> None:
+        """Write ``{subject: (n_test, dim) tensor}`` with string ``metadata``."""
+        from safetensors.torch import save_file
+
+        with atomic_path(self.test_embeddings_path, suffix=".safetensors") as tmp:
+            save_file(dict(embeddings), str(tmp), metadata=dict(metadata))
+
+    def read_test_embeddings(self) -> dict[str, Any]:
+        """``{subject: (n_test, dim) tensor}`` from ``test_embeddings.safetensors``."""
+        from safetensors.torch import load_file
+
+        if not self.test_embeddings_path.is_file():
+            raise FileNotFoundError(f"{self.test_embeddings_path} not found; the run did not finish. Resume it "
+                                    "with `eegvision fit --resume`.")
+        return load_file(str(self.test_embeddings_path))
+
+    def read_finetune_record(self) -> dict:
+        """``finetune.json`` of a fine-tuned run."""
+        if not self.finetune_record_path.is_file():
+            raise FileNotFoundError(f"{self.finetune_record_path} not found: {self.path} is not a finished "
+                                    "fine-tuned run (made by `eegvision finetune`).")
+        return json.loads(self.finetune_record_path.read_text())
+
+    def write_finetune_record(self, record: Mapping[str, Any]) -> None:
+        """Write ``finetune.json``."""
+        write_text_atomic(self.finetune_record_path, json.dumps(dict(record), indent=2) + "\n")
+
+
+@dataclass(frozen=True)
+class RunFolder(_Folder):
+    """A run folder: its config, its units (as recorded in ``config.json``) and the folders beside them.
+
+    ``RunFolder(path)`` names a folder (it may not exist yet, e.g. before :func:`fit` writes it);
+    :meth:`open` checks that it holds a run.
+
+    Attributes
+    ----------
+    path : Path
+        The run folder.
+    """
+
+    @classmethod
+    def open(cls, path: str | os.PathLike) -> RunFolder:
+        """The run at ``path``; ``FileNotFoundError`` when ``path`` holds no run ``config.json``."""
+        run = cls(Path(path))
+        if not run.exists():
+            raise FileNotFoundError(f"{run.config_path} not found: {run.path} {_NOT_A_RUN}.")
+        return run
+
+    # ------------------------------------------------------------------ names
+    @property
+    def feature_cache(self) -> Path:
+        """``features/``: ATM-style ``.pt`` feature files imported for this run."""
+        return self.path / _FEATURE_CACHE
+
+    @property
+    def prior_dir(self) -> Path:
+        """``prior/``: the default folder of the Stage I prior (``eegvision prior fit``)."""
+        return self.path / _PRIOR
+
+    @property
+    def captioner_dir(self) -> Path:
+        """``captioner/``: the default captioner of ``eegvision caption``."""
+        return self.path / _CAPTIONER
+
+    def has_checkpoints(self) -> bool:
+        """Whether any unit wrote a Lightning checkpoint (training started)."""
+        return any(self.path.rglob("*.ckpt"))
+
+    # ------------------------------------------------------------------ config
+    def write_config(self, config: FitConfig, units: Sequence[str], feature_files: Mapping[str, Any],
+                     concepts: Mapping[str, Sequence[str]] | None = None) -> None:
+        """Write the run's ``config.json`` (creating the folder).
+
+        Parameters
+        ----------
+        config : FitConfig
+        units : list of str
+            The units' names, in training order (their folders follow from them, see :meth:`planned_units`).
+        feature_files : mapping
+            ``{"train": path, "test": path}``, the feature files the run trains and tests with.
+        concepts : mapping, optional
+            ``{split: [concept names]}`` of the data (entry ``j`` = concept index ``j``).
+        """
+        top: dict[str, Any] = {"fit": config.to_dict(), "eegvision_version": __version__, "units": list(units),
+                               "unit_dirs": [] if len(units) == 1 else list(units),
+                               "feature_files": {k: str(v) for k, v in feature_files.items()}}
+        if concepts is not None:
+            top["concepts"] = {split: list(names) for split, names in concepts.items()}
+        self.path.mkdir(parents=True, exist_ok=True)
+        write_text_atomic(self.config_path, json.dumps(top, indent=2) + "\n")
+
+    def feature_files(self) -> dict[str, str]:
+        """``{"train": path, "test": path}`` the run was trained and tested with (as recorded)."""
+        return dict(self.read_config().get("feature_files", {}))
+
+    def concepts(self, split: str) -> list[str] | None:
+        """Concept names of ``split`` recorded by the run (entry ``j`` = concept index ``j``); None for runs
+        that recorded none (0.1.0)."""
+        names = self.read_config().get("concepts", {}).get(split)
+        return None if names is None else list(names)
+
+    # ------------------------------------------------------------------ units
+    def planned_units(self, names: Sequence[str]) -> list[UnitFolder]:
+        """The folders of units ``names``: the run itself for one unit, ``RUN/NAME/`` for several."""
+        if len(names) == 1:
+            return [UnitFolder(self.path, names[0])]
+        return [UnitFolder(self.path / n, n) for n in names]
+
+    def units(self) -> list[UnitFolder]:
+        """The units recorded in ``config.json``, in training order.
+
+        A unit folder opened as a run (``RUN/sub-02``) is a run of that one unit.
+        """
+        top = self.read_config()
+        dirs = top.get("unit_dirs") or []
+        if dirs:
+            return [UnitFolder(self.path / d, d) for d in dirs]
+        name = (top.get("units") or [top.get("unit", {}).get("name") or self.path.name])[0]
+        return [UnitFolder(self.path, name)]
+
+    def unit(self, name: str | None = None) -> UnitFolder:
+        """Unit ``name``; without a name, the run's only unit."""
+        units = self.units()
+        names = [u.name for u in units]
+        if name is None:
+            if len(units) == 1:
+                return units[0]
+            raise ValueError(f"Run {self.path} has {len(units)} units ({', '.join(names)}); pick one with "
+                             "unit=... (--unit).")
+        for u in units:
+            if u.name == name:
+                return u
+        raise ValueError(f"Run {self.path} has no unit {name!r}; it has {names}.")
+
+    def unit_for_subject(self, subject: str) -> UnitFolder:
+        """The unit tested on ``subject``: the unit named after it, else the one whose test subjects hold it."""
+        units = self.units()
+        for u in units:
+            if u.name == subject:
+                return u
+        tested = {u.name: u.test_subjects() for u in units}
+        for u in units:
+            if subject in tested[u.name]:
+                return u
+        raise ValueError(f"Run {self.path} has no unit tested on {subject!r}; its units test {tested}.")
+
+    def test_embeddings(self) -> dict[str, Any]:
+        """``{subject: (n_test, dim) tensor}`` over all units."""
+        out: dict[str, Any] = {}
+        for u in self.units():
+            out.update(u.read_test_embeddings())
+        return out
