@@ -12,7 +12,9 @@ Protocols (one *unit* = one freshly initialised model):
 
 A unit directory holds::
 
-    config.json                 FitConfig + data description + subject id mapping + version
+    config.json                 FitConfig + data description + subject id mapping + version (the run's top
+                                config.json also holds ``concepts.test``: the test split's concept table,
+                                row i = test embedding row i when every test condition is its own concept)
     encoder/                    the selected model (model.safetensors + encoder config), load_encoder()
     last.ckpt                   Lightning checkpoint of the last epoch (resume)
     best-EEE.ckpt               Lightning checkpoint of the selected epoch
@@ -64,8 +66,12 @@ def resolve_feature_paths(config: FitConfig) -> dict[str, Path]:
     return out
 
 
-def load_training_features(config: FitConfig, path: Path, cache_dir: Path, expect_normalized: bool | None):
-    """Load a feature file; an ATM-style ``.pt`` is first imported with the explicit normalisation flag."""
+def load_training_features(config: FitConfig, path: Path, cache_dir: Path, expect_normalized: bool | None,
+                           concepts=None):
+    """Load a feature file; an ATM-style ``.pt`` is first imported with the explicit normalisation flag.
+
+    ``concepts`` (the data split's :class:`~eegvision.store.concepts.ConceptTable`) is checked against the
+    table the file records, when it records one."""
     from eegvision.features.files import import_atm_features, load_features
 
     if path.suffix.lower() in (".pt", ".pth"):
@@ -76,7 +82,7 @@ def load_training_features(config: FitConfig, path: Path, cache_dir: Path, expec
         if not target.is_file():
             import_atm_features(path, target, normalize=bool(config.features_normalized))
         path = target
-    return load_features(path, expect_normalized=expect_normalized)
+    return load_features(path, expect_normalized=expect_normalized, expect_concepts=concepts)
 
 
 def plan_units(config: FitConfig, store_subjects: list[str]) -> list[dict[str, Any]]:
@@ -190,17 +196,19 @@ def fit(config: FitConfig, out: str | os.PathLike, *, resume: bool = False) -> P
     store = open_data(config.data)
     units = plan_units(config, list(store.subjects))
     paths = resolve_feature_paths(config)
+    tables = {split: store.concept_table(split) for split in ("training", "test")}
     if primary:
         run_dir.mkdir(parents=True, exist_ok=True)
         top = {"fit": config.to_dict(), "eegvision_version": __version__, "units": [u["name"] for u in units],
                "unit_dirs": [] if len(units) == 1 else [u["name"] for u in units],
-               "feature_files": {k: str(v) for k, v in paths.items()}}
+               "feature_files": {k: str(v) for k, v in paths.items()},
+               "concepts": {"test": tables["test"].to_json()}}
         write_text_atomic(run_dir / "config.json", json.dumps(top, indent=2) + "\n")
 
     expect = config.objective == "retrieval" if not config.reference_loss else None
     cache = run_dir / "features"
-    train_feats = load_training_features(config, paths["train"], cache, expect)
-    test_feats = load_training_features(config, paths["test"], cache, None)
+    train_feats = load_training_features(config, paths["train"], cache, expect, tables["training"])
+    test_feats = load_training_features(config, paths["test"], cache, None, tables["test"])
 
     from eegvision.training.unit import fit_unit
 
