@@ -25,6 +25,7 @@ from eegvision.generation.reconstruct import (
 from eegvision.generation.tiny import tiny_sdxl_pipeline, tiny_unclip_pipeline
 from eegvision.metrics.pairing import read_manifest
 from eegvision.models.prior import DiffusionPrior
+from eegvision.store.concepts import ConceptTable
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -109,17 +110,22 @@ def _prior(cond_dim=12):
 
 def test_whole_path_eeg_prior_images_manifest(sdxl, tmp_path):
     eeg = torch.randn(3, 12, generator=torch.Generator().manual_seed(1))
-    concepts, idx = ["aircraft carrier", "antelope", "backscratcher"], [1, 2, 3]
+    concepts = ConceptTable.from_names(["aircraft carrier", "antelope", "backscratcher"], split="test")
     settings = ReconstructionSettings(samples=2, seed=5, steps=2, prior_steps=3, batch_size=4, height=32, width=32)
     out = tmp_path / "rec"
-    manifest = reconstruct(eeg, concepts, idx, sdxl, out, prior=_prior(), settings=settings, subject="sub-08")
+    manifest = reconstruct(eeg, concepts, sdxl, out, prior=_prior(), settings=settings, subject="sub-08")
     files = sorted(p.relative_to(out).as_posix() for p in (out / "images").rglob("*.png"))
-    assert files == [f"images/{i:05d}_{c.replace(' ', '_')}/{s}.png" for i, c in zip(idx, concepts) for s in (0, 1)]
-    rows = json.loads(manifest.read_text())["images"]
+    assert files == [f"images/{i:05d}_{c}/{s}.png" for i, c in
+                     [(0, "aircraft_carrier"), (1, "antelope"), (2, "backscratcher")] for s in (0, 1)]
+    written = json.loads(manifest.read_text())
+    assert written["format_version"] == 2
+    assert written["concepts"] == {"split": "test", "concept_index": [0, 1, 2], "image": None,
+                                   "concept": ["aircraft carrier", "antelope", "backscratcher"]}
+    rows = written["images"]
     assert len(rows) == 6 and {r["subject"] for r in rows} == {"sub-08"}
     r = rows[3]
-    assert (r["concept_index"], r["concept"], r["sample"]) == (2, "antelope", 1)
-    assert r["seed"] == image_seed(5, 2, 1) and r["prior"] is True and r["prior_steps"] == 3
+    assert (r["concept_index"], r["concept"], r["sample"]) == (1, "antelope", 1)  # 0-based, from the table
+    assert r["seed"] == image_seed(5, 1, 1) and r["prior"] is True and r["prior_steps"] == 3
     csv = pd.read_csv(out / "manifest.csv")
     assert list(csv["file"]) == [x["file"] for x in rows]
     from PIL import Image
@@ -128,25 +134,29 @@ def test_whole_path_eeg_prior_images_manifest(sdxl, tmp_path):
         assert im.size == (32, 32)
     # rerun: same seeds → identical files; the manifest protects the folder
     with pytest.raises(FileExistsError, match="--resume"):
-        reconstruct(eeg, concepts, idx, sdxl, out, prior=_prior(), settings=settings)
+        reconstruct(eeg, concepts, sdxl, out, prior=_prior(), settings=settings)
     out2 = tmp_path / "rec2"
-    reconstruct(eeg, concepts, idx, sdxl, out2, prior=_prior(), settings=settings, subject="sub-08")
+    reconstruct(eeg, concepts, sdxl, out2, prior=_prior(), settings=settings, subject="sub-08")
     for f in files:
         np.testing.assert_array_equal(np.asarray(Image.open(out / f)), np.asarray(Image.open(out2 / f)))
     # a different EEG embedding for concept 1 changes its images only
     eeg3 = eeg.clone()
     eeg3[0] = -3 * eeg[0]
     out3 = tmp_path / "rec3"
-    reconstruct(eeg3, concepts, idx, sdxl, out3, prior=_prior(), settings=settings, subject="sub-08")
+    reconstruct(eeg3, concepts, sdxl, out3, prior=_prior(), settings=settings, subject="sub-08")
     diff = [np.abs(np.asarray(Image.open(out / f), dtype=float) - np.asarray(Image.open(out3 / f))).mean()
             for f in files]
     assert diff[0] > 1.0 and diff[2] == 0.0
-    assert read_manifest(out)["path"].map(lambda p: p.endswith(".png")).all()
+    back = read_manifest(out)
+    assert back["path"].map(lambda p: p.endswith(".png")).all()
+    assert back["concept_index"].tolist() == [0, 0, 1, 1, 2, 2] and set(back["index_source"]) == {"concept table"}
+    with pytest.raises(ValueError, match="2 concepts"):
+        reconstruct(eeg, concepts.select([0, 1]), sdxl, tmp_path / "rec4", settings=settings)
 
 
 def test_sharded_ranks_merge_to_the_single_run(sdxl, tmp_path):
     eeg = torch.randn(3, D)
-    args = (["a", "b", "c"], [10, 11, 12], sdxl)
+    args = (ConceptTable((10, 11, 12), ("a", "b", "c")), sdxl)
     settings = ReconstructionSettings(samples=1, steps=1, height=32, width=32)
     reconstruct(eeg, *args, tmp_path / "one", settings=settings)
     for rank in (0, 1):
@@ -182,7 +192,7 @@ def test_low_level_init(sdxl, tmp_path):
     with pytest.raises(ValueError, match="strength"):
         sdxl.generate(emb[0], [0, 1], init_latents=pred[0], strength=0.1, **kw)
     # reconstruct() records the low-level settings
-    out = reconstruct(emb, ["a", "b"], [1, 2], sdxl, tmp_path / "rec", init_latents=pred,
+    out = reconstruct(emb, ConceptTable.from_names(["a", "b"]), sdxl, tmp_path / "rec", init_latents=pred,
                       settings=ReconstructionSettings(samples=1, steps=4, height=32, width=32, strength=0.5))
     rows = json.loads(out.read_text())["images"]
     assert rows[0]["low_level"] is True and rows[0]["strength"] == 0.5 and rows[0]["prior"] is False
