@@ -101,7 +101,7 @@ def make_problem(root: Path, *, real_store=False, n_subjects=3, n_train_concepts
         img, txt = feats[split]
         save_features(data_dir / "features" / f"{fname}.safetensors", torch.from_numpy(img), torch.from_numpy(txt),
                       normalized=True, model="fake-clip", pretrained="none", layer="final", transform="none",
-                      split=split)
+                      split=split, concepts=store.concept_table(split))
     return store, data_dir
 
 
