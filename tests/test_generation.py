@@ -35,9 +35,13 @@ D = 16  # image-embedding size of the tiny IP-Adapter / unCLIP
 
 
 @pytest.fixture(scope="module")
-def sdxl(tmp_path_factory):
-    path = tiny_sdxl_pipeline(tmp_path_factory.mktemp("sdxl") / "tiny-sdxl-turbo", image_embed_dim=D)
-    return load_generator(path, device="cpu")
+def sdxl_path(tmp_path_factory):
+    return tiny_sdxl_pipeline(tmp_path_factory.mktemp("sdxl") / "tiny-sdxl-turbo", image_embed_dim=D)
+
+
+@pytest.fixture(scope="module")
+def sdxl(sdxl_path):
+    return load_generator(sdxl_path, device="cpu")
 
 
 @pytest.fixture(scope="module")
@@ -152,6 +156,39 @@ def test_whole_path_eeg_prior_images_manifest(sdxl, tmp_path):
     assert back["concept_index"].tolist() == [0, 0, 1, 1, 2, 2] and set(back["index_source"]) == {"concept table"}
     with pytest.raises(ValueError, match="2 concepts"):
         reconstruct(eeg, concepts.select([0, 1]), sdxl, tmp_path / "rec4", settings=settings)
+
+
+def test_cli_concepts_travel_from_the_store_to_the_scores(sdxl_path, tmp_path):
+    """The store's test table names the reconstructions (0-based) and pairs them with the ground truth."""
+    from decode_helpers import make_problem
+    from PIL import Image
+    from typer.testing import CliRunner
+
+    from eegvision.cli.main import app
+
+    _, data = make_problem(tmp_path / "p", real_store=True, n_subjects=1, n_test=4, dim=D)
+    torch.save(torch.randn(4, D, generator=torch.Generator().manual_seed(0)), tmp_path / "emb.pt")
+    args = ["reconstruct", str(tmp_path / "emb.pt"), "--generator", str(sdxl_path), "--no-prior", "--samples", "1",
+            "--steps", "1", "--height", "32", "--width", "32", "--device", "cpu"]
+    runner = CliRunner()
+    res = runner.invoke(app, args + ["--out", str(tmp_path / "rec")])
+    assert res.exit_code == 2 and "holds embeddings only" in res.output  # no table, no made-up names
+    res = runner.invoke(app, args + ["--out", str(tmp_path / "rec"), "--concepts", str(data)])
+    assert res.exit_code == 0, res.output
+    written = json.loads((tmp_path / "rec" / "manifest.json").read_text())
+    assert written["concepts"]["concept"] == [f"test_concept_{i}" for i in range(4)]
+    assert [(r["concept_index"], r["file"]) for r in written["images"]][:2] == [
+        (0, "images/00000_test_concept_0/0.png"), (1, "images/00001_test_concept_1/0.png")]
+    # ground truth in THINGS layout (folders numbered from 1): the reconstructions themselves, so scores are 1
+    for i, r in enumerate(written["images"]):
+        (tmp_path / "gt" / f"{i + 1:05d}_test_concept_{i}").mkdir(parents=True)
+        Image.open(tmp_path / "rec" / r["file"]).save(tmp_path / "gt" / f"{i + 1:05d}_test_concept_{i}" / "a.png")
+    res = runner.invoke(app, ["score-images", str(tmp_path / "gt"), str(tmp_path / "rec"), "--no-resize-256",
+                              "--out", str(tmp_path / "scores.csv")])
+    assert res.exit_code == 0, res.output
+    table = pd.read_csv(tmp_path / "scores.csv")
+    first = table[(table["rule"] == "first") & (table["subject"] == "sub-01")].set_index("metric")
+    assert first.loc["PixCorr", "value"] == pytest.approx(1.0) and set(table["pairing"]) == {"concept table"}
 
 
 def test_sharded_ranks_merge_to_the_single_run(sdxl, tmp_path):
