@@ -46,7 +46,6 @@ from eegvision.metrics.images import (
 )
 from eegvision.store.concepts import ConceptTable, normalize_concept
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 PIXEL_METRICS = ("PixCorr", "SSIM")
 GENACC_METRICS = ("GenAcc top-1", "GenAcc top-5")
 ALL_METRICS = PIXEL_METRICS + tuple(FEATURE_METRICS) + GENACC_METRICS

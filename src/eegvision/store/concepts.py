@@ -210,10 +210,6 @@ class ConceptTable:
         return ConceptTable(tuple(self.index[r] for r in rows), tuple(self.name[r] for r in rows),
                             tuple(self.image[r] for r in rows), self.split)
 
-    def row_of(self) -> dict[int, int]:
-        """``{concept index: row position}``."""
-        return {i: r for r, i in enumerate(self.index)}
-
     def differences(self, other: ConceptTable, here: str = "here", there: str = "there") -> list[str]:
         """What differs between the concepts (index → name) of two tables; images and row order are ignored."""
         mine = dict(zip(self.index, self.name))
