@@ -15,6 +15,8 @@ import numpy as np
 import pandas as pd
 import torch
 
+from eegvision.store.base import Store
+
 CH_NAMES = ["P7", "P3", "Pz", "PO3", "O1", "Oz"]
 
 
@@ -45,6 +47,8 @@ class FakeStore:
 
     def images(self, split):
         return None
+
+    concept_table = Store.concept_table  # built on the methods above, as for every store
 
 
 def make_problem(root: Path, *, real_store=False, n_subjects=3, n_train_concepts=30, images_per_concept=2, n_test=20,
@@ -97,7 +101,7 @@ def make_problem(root: Path, *, real_store=False, n_subjects=3, n_train_concepts
         img, txt = feats[split]
         save_features(data_dir / "features" / f"{fname}.safetensors", torch.from_numpy(img), torch.from_numpy(txt),
                       normalized=True, model="fake-clip", pretrained="none", layer="final", transform="none",
-                      split=split)
+                      split=split, concepts=store.concept_table(split))
     return store, data_dir
 
 

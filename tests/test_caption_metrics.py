@@ -258,6 +258,20 @@ def test_caption_files_group_references_and_align(tmp_path):
         align_captions(ref, txt)
 
 
+def test_captions_paired_by_concept_index_must_name_the_same_concepts(tmp_path):
+    ref = tmp_path / "refs.tsv"
+    ref.write_text("concept_index\tconcept\tcaption\n0\taircraft_carrier\ta ship\n1\tantelope\tan animal\n")
+    hyp = tmp_path / "captions.tsv"
+    hyp.write_text("subject\tconcept_index\tconcept\tcaption\nsub-01\t1\tantelope\tdeer\n"
+                   "sub-01\t0\taircraft carrier\tboat\n")
+    refs, hyps = align_captions(ref, hyp)
+    assert hyps == ["deer", "boat"] and refs == [["an animal"], ["a ship"]]
+    # 0.1.0's `caption` counted THINGS concepts from 1: the names show it
+    hyp.write_text("subject\tconcept_index\tconcept\tcaption\nsub-01\t1\taircraft_carrier\tboat\n")
+    with pytest.raises(ValueError, match="concept 1 is 'aircraft_carrier' in captions.tsv and 'antelope' in refs.tsv"):
+        align_captions(ref, hyp)
+
+
 def test_clip_score_equals_manual_cosine(tiny_hf_clip, tmp_path):
     """CLIPScore = 100 · max(cos(text, image), 0), computed with a tiny local CLIP and checked by hand.
 

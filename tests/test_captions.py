@@ -1,6 +1,9 @@
 """Prefix captioner: reproduces its training captions, beam ≥ greedy, save/load, EEG → prior → text, CLI."""
 
+import json
+
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from typer.testing import CliRunner
@@ -12,6 +15,7 @@ from eegvision.generation.captioner import (
     write_captions,
 )
 from eegvision.sim.scene import make_world
+from eegvision.store.concepts import ConceptTable
 from eegvision.training.caption_fit import CaptionFitConfig, fit_captioner, save_caption_fit
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -150,8 +154,13 @@ def test_caption_embeddings_through_prior(trained, world_pairs, tmp_path):
     assert a == trained.captioner.generate(h)
     with pytest.raises(ValueError, match="takes 18-d"):
         caption_embeddings(eeg, trained.captioner)              # 5-d EEG embeddings without the prior
-    out = write_captions(tmp_path / "c", a, ["x", "y", "z"], [1, 2, 3])
+    out = write_captions(tmp_path / "c", a, ConceptTable((4, 0, 2), ("x", "y", "z"), split="test"))
     assert (out / "captions.txt").read_text().splitlines() == a
+    tsv = pd.read_csv(out / "captions.tsv", sep="\t")
+    assert tsv["concept_index"].tolist() == [4, 0, 2] and tsv["concept"].tolist() == ["x", "y", "z"]
+    assert json.loads((out / "captions.json").read_text())["concepts"]["concept_index"] == [4, 0, 2]
+    with pytest.raises(ValueError, match="3 captions but a concept table of 2"):
+        write_captions(tmp_path / "c2", a, ConceptTable.from_names(["x", "y"]))
 
 
 def test_cli_caption_fit_caption_and_score(world_pairs, trained, tmp_path):
@@ -171,17 +180,21 @@ def test_cli_caption_fit_caption_and_score(world_pairs, trained, tmp_path):
 
     trained.captioner.save_pretrained(tmp_path / "cap")
     torch.save(emb, tmp_path / "emb.pt")
-    res = runner.invoke(app, ["caption", str(tmp_path / "emb.pt"), "--captioner", str(tmp_path / "cap"),
-                              "--no-prior", "--out", str(tmp_path / "out"), "--device", "cpu"])
+    args = ["caption", str(tmp_path / "emb.pt"), "--captioner", str(tmp_path / "cap"), "--no-prior", "--out",
+            str(tmp_path / "out"), "--device", "cpu"]
+    res = runner.invoke(app, args)                    # an embedding file does not say which concept a row is
+    assert res.exit_code == 2 and "holds embeddings only" in res.output and "--concepts" in res.output
+    ConceptTable.from_names([f"c{i}" for i in range(8)]).write(tmp_path / "concepts.tsv")
+    res = runner.invoke(app, args + ["--concepts", str(tmp_path / "concepts.tsv")])
     assert res.exit_code == 0, res.output
     assert (tmp_path / "out" / "captions.txt").read_text().splitlines() == caps
+    tsv = pd.read_csv(tmp_path / "out" / "captions.tsv", sep="\t")
+    assert tsv["concept_index"].tolist() == list(range(8)) and tsv["concept"].tolist()[:2] == ["c0", "c1"]
 
     res = runner.invoke(app, ["score-captions", str(tmp_path / "caps.tsv"), str(tmp_path / "out" / "captions.txt"),
                               "--metrics", "BLEU-4,ROUGE-L,CIDEr-D", "--out", str(tmp_path / "s.csv"),
                               "--per-caption", str(tmp_path / "p.tsv")])
     assert res.exit_code == 0, res.output
-    import pandas as pd
-
     table = pd.read_csv(tmp_path / "s.csv").set_index("metric")["value"]
     assert table["BLEU-4"] == pytest.approx(1.0) and table["ROUGE-L"] == pytest.approx(1.0)
     assert len(pd.read_csv(tmp_path / "p.tsv", sep="\t")) == 8
@@ -193,12 +206,15 @@ def test_cli_caption_fit_caption_and_score(world_pairs, trained, tmp_path):
 def test_cli_caption_reads_a_run_folder(world_pairs, trained, tmp_path):
     """`eegvision caption RUN`: every unit's test embeddings, RUN/captioner by default, no RUN/prior -> direct."""
     from eegvision.cli.main import app
+    from eegvision.store.concepts import ConceptTable
     from eegvision.training.config import FitConfig
     from eegvision.training.rundir import RunFolder
 
     emb, caps = world_pairs
     run = RunFolder(tmp_path / "run")
-    run.write_config(FitConfig(data="store", subjects=["sub-01", "sub-02"]), ["sub-01", "sub-02"], {})
+    table = ConceptTable.from_names([f"concept_{i}" for i in range(len(emb))], split="test")
+    run.write_config(FitConfig(data="store", subjects=["sub-01", "sub-02"]), ["sub-01", "sub-02"], {},
+                     concepts={"test": table})
     for unit, rows in zip(run.units(), (emb, emb.flip(0))):
         unit.write_test_embeddings({unit.name: rows.contiguous()}, {})
     trained.captioner.save_pretrained(run.captioner_dir)

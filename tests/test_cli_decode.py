@@ -34,6 +34,16 @@ def test_fit_evaluate_embed(store_dir, tmp_path):
     cfg = json.loads((run / "config.json").read_text())["fit"]
     assert cfg["preset"] == "ubp-vanilla" and cfg["encoder"] == "eegproject" and cfg["average_train"] is True
     assert cfg["channels"] == "occipito-parietal" and cfg["epochs"] == 2
+    # the run records its test concepts (0-based, row i = test embedding row i); reconstruct/caption read them
+    from eegvision.cli._concepts import embedding_concepts
+
+    recorded = json.loads((run / "config.json").read_text())["concepts"]["test"]
+    assert recorded["split"] == "test" and recorded["concept_index"] == list(range(20))
+    assert recorded["concept"][:2] == ["test_concept_0", "test_concept_1"] and recorded["image"][0] == "test/0.jpg"
+    table = embedding_concepts(run, 20, None)
+    assert table.index == tuple(range(20)) and table.name[19] == "test_concept_19"
+    with pytest.raises(ValueError, match="lists 20 concepts but .* has 3 embedding rows"):
+        embedding_concepts(run, 3, None)
 
     (run / "metrics.json").unlink()
     res = invoke(["evaluate", run, "--ks", KS])

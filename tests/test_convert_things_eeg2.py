@@ -15,6 +15,7 @@ from eegvision.readers.images import make_prompts, scan_image_folder
 from eegvision.readers.pickle_values import TruncatedFileError, UnsafePickleError
 from eegvision.readers.things_eeg2 import open_preprocessed, things_eeg2_concepts
 from eegvision.store import writer as store_mod
+from eegvision.store.concepts import ConceptTable
 from eegvision.store.convert import convert_things_eeg2
 from eegvision.store.disk import open_store
 from eegvision.store.things_folder import open_things_eeg2
@@ -160,6 +161,11 @@ def test_folder_reader_matches_things_order(tmp_path, forbid_unpickling):
     assert Path(meta["image_path"][2 * 13]).name == "baton4_03s.jpg"  # condition 13 = concept 1, image 3
     assert make_prompts(src.concepts("test")) == ["This picture is antelope", "This picture is chest2",
                                                   "This picture is pepper1"]
+    test_table = src.concept_table("test")  # one image per test concept: each row carries its image
+    assert test_table.index == (0, 1, 2) and test_table.name == ("antelope", "chest2", "pepper1")
+    assert [Path(p).parent.name for p in test_table.image] == TEST_FOLDERS and test_table.split == "test"
+    train_table = src.concept_table("training")  # ten images per concept: no single image
+    assert train_table.name == ("aircraft_carrier", "baton4") and train_table.image == (None, None)
     # without images: names from the shipped THINGS-EEG2 tables
     plain = open_things_eeg2(tmp_path, with_images=False)
     assert plain.concepts("training") == ["aardvark", "abacus"] and plain.images("test") is None
@@ -223,6 +229,10 @@ def test_convert_store_contents(tmp_path):
         assert s.sfreq == 250.0 and len(s.times) == 250 and s.times[0] == 0.0
         assert s.concepts("training") == ["aircraft_carrier", "baton4"]
         assert Path(s.images("test")[1]).parent.name == "00002_chest2"
+        # the store's table is the download's and the test image folder's (what `eegvision features` records)
+        in_place = open_things_eeg2(tmp_path / "src").concept_table("test")
+        assert s.concept_table("test") == in_place
+        assert ConceptTable.from_image_set(scan_image_folder(tmp_path / "src" / "test_images"), "test") == in_place
         meta = s.metadata("sub-02", "training")
         assert len(meta) == N_TRAIN * R_TRAIN and set(meta["subject"]) == {"sub-02"}
 

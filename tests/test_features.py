@@ -9,6 +9,7 @@ from typer.testing import CliRunner
 
 from eegvision import __version__
 from eegvision.features.files import import_atm_features, is_unit_norm, load_features, save_features
+from eegvision.store.concepts import ConceptTable
 
 
 def test_round_trip_with_metadata(tmp_path):
@@ -50,6 +51,27 @@ def test_checks_on_load_say_what_and_how(tmp_path):
     with pytest.raises(FileExistsError):
         save_features(unit, image, overwrite=False)
     assert not (tmp_path / "bad.safetensors").exists()
+
+
+def test_concept_table_travels_and_is_checked(tmp_path):
+    image = torch.nn.functional.normalize(torch.randn(3, 4, generator=torch.Generator().manual_seed(0)), dim=1)
+    table = ConceptTable.from_names(["aardvark", "abacus", "accordion"], ["/i/0.jpg", "/i/1.jpg", "/i/2.jpg"], "test")
+    path = save_features(tmp_path / "f.safetensors", image, image.clone(), concepts=table, split="test")
+    f = load_features(path, expect_concepts=table)
+    assert f.concepts == table and "concepts" not in f.metadata
+    # the data calls concept 1 something else: the message names it and says what to do
+    other = ConceptTable.from_names(["aardvark", "acorn", "accordion"], split="test")
+    with pytest.raises(ValueError, match=r"concept 1 is 'abacus' in feature file .*f.safetensors and 'acorn' in the "
+                                         r"data's test split\. Use features extracted from the image folder of that "
+                                         r"split \(`eegvision features test_images"):
+        load_features(path, expect_concepts=other)
+    with pytest.raises(ValueError, match="1 concept\\(s\\) only in the data's test split: 3 'bassoon'"):
+        load_features(path, expect_concepts=ConceptTable.from_names([*table.name, "bassoon"], split="test"))
+    # a file without a table cannot be checked, and is read as before
+    plain = save_features(tmp_path / "p.safetensors", image)
+    assert load_features(plain, expect_concepts=other).concepts is None
+    with pytest.raises(ValueError, match="3 rows .* but the concept table has 2 concepts"):
+        save_features(tmp_path / "bad.safetensors", image, image.clone(), concepts=table.select([0, 1]))
 
 
 def test_import_atm_dict_and_tensor(data_dir, tmp_path):
@@ -121,6 +143,16 @@ def test_cli_import_features(data_dir, tmp_path):
     assert load_features(out, expect_normalized=True).text is not None
     res = runner.invoke(app, ["import-features", src, str(out), "--normalize"])
     assert res.exit_code == 2 and "--force" in res.output
+    # the concept table of the split, from a table file (a store folder works the same way)
+    from eegvision.readers.things_eeg2 import things_eeg2_concepts
+
+    ConceptTable.from_names(things_eeg2_concepts("test")).write(tmp_path / "test_concepts.tsv")
+    res = runner.invoke(app, ["import-features", src, str(out), "--normalize", "--force", "--concepts",
+                              str(tmp_path / "test_concepts.tsv")])
+    assert res.exit_code == 0, res.output
+    table = load_features(out).concepts
+    assert len(table) == 200 and table.index[:2] == (0, 1) and table.name[:2] == ("aircraft_carrier", "antelope")
+    assert table.split == "test"  # guessed from ViT-H-14_features_test.pt
     res = runner.invoke(app, ["import-features", str(tmp_path / "nope.pt"), str(tmp_path / "n.safetensors"),
                               "--no-normalize"])
     assert res.exit_code == 2 and "not found" in res.output

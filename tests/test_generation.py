@@ -25,6 +25,7 @@ from eegvision.generation.reconstruct import (
 from eegvision.generation.tiny import tiny_sdxl_pipeline, tiny_unclip_pipeline
 from eegvision.metrics.pairing import read_manifest
 from eegvision.models.prior import DiffusionPrior
+from eegvision.store.concepts import ConceptTable
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -34,9 +35,13 @@ D = 16  # image-embedding size of the tiny IP-Adapter / unCLIP
 
 
 @pytest.fixture(scope="module")
-def sdxl(tmp_path_factory):
-    path = tiny_sdxl_pipeline(tmp_path_factory.mktemp("sdxl") / "tiny-sdxl-turbo", image_embed_dim=D)
-    return load_generator(path, device="cpu")
+def sdxl_path(tmp_path_factory):
+    return tiny_sdxl_pipeline(tmp_path_factory.mktemp("sdxl") / "tiny-sdxl-turbo", image_embed_dim=D)
+
+
+@pytest.fixture(scope="module")
+def sdxl(sdxl_path):
+    return load_generator(sdxl_path, device="cpu")
 
 
 @pytest.fixture(scope="module")
@@ -109,17 +114,22 @@ def _prior(cond_dim=12):
 
 def test_whole_path_eeg_prior_images_manifest(sdxl, tmp_path):
     eeg = torch.randn(3, 12, generator=torch.Generator().manual_seed(1))
-    concepts, idx = ["aircraft carrier", "antelope", "backscratcher"], [1, 2, 3]
+    concepts = ConceptTable.from_names(["aircraft carrier", "antelope", "backscratcher"], split="test")
     settings = ReconstructionSettings(samples=2, seed=5, steps=2, prior_steps=3, batch_size=4, height=32, width=32)
     out = tmp_path / "rec"
-    manifest = reconstruct(eeg, concepts, idx, sdxl, out, prior=_prior(), settings=settings, subject="sub-08")
+    manifest = reconstruct(eeg, concepts, sdxl, out, prior=_prior(), settings=settings, subject="sub-08")
     files = sorted(p.relative_to(out).as_posix() for p in (out / "images").rglob("*.png"))
-    assert files == [f"images/{i:05d}_{c.replace(' ', '_')}/{s}.png" for i, c in zip(idx, concepts) for s in (0, 1)]
-    rows = json.loads(manifest.read_text())["images"]
+    assert files == [f"images/{i:05d}_{c}/{s}.png" for i, c in
+                     [(0, "aircraft_carrier"), (1, "antelope"), (2, "backscratcher")] for s in (0, 1)]
+    written = json.loads(manifest.read_text())
+    assert written["format_version"] == 2
+    assert written["concepts"] == {"split": "test", "concept_index": [0, 1, 2], "image": None,
+                                   "concept": ["aircraft carrier", "antelope", "backscratcher"]}
+    rows = written["images"]
     assert len(rows) == 6 and {r["subject"] for r in rows} == {"sub-08"}
     r = rows[3]
-    assert (r["concept_index"], r["concept"], r["sample"]) == (2, "antelope", 1)
-    assert r["seed"] == image_seed(5, 2, 1) and r["prior"] is True and r["prior_steps"] == 3
+    assert (r["concept_index"], r["concept"], r["sample"]) == (1, "antelope", 1)  # 0-based, from the table
+    assert r["seed"] == image_seed(5, 1, 1) and r["prior"] is True and r["prior_steps"] == 3
     csv = pd.read_csv(out / "manifest.csv")
     assert list(csv["file"]) == [x["file"] for x in rows]
     from PIL import Image
@@ -128,25 +138,62 @@ def test_whole_path_eeg_prior_images_manifest(sdxl, tmp_path):
         assert im.size == (32, 32)
     # rerun: same seeds → identical files; the manifest protects the folder
     with pytest.raises(FileExistsError, match="--resume"):
-        reconstruct(eeg, concepts, idx, sdxl, out, prior=_prior(), settings=settings)
+        reconstruct(eeg, concepts, sdxl, out, prior=_prior(), settings=settings)
     out2 = tmp_path / "rec2"
-    reconstruct(eeg, concepts, idx, sdxl, out2, prior=_prior(), settings=settings, subject="sub-08")
+    reconstruct(eeg, concepts, sdxl, out2, prior=_prior(), settings=settings, subject="sub-08")
     for f in files:
         np.testing.assert_array_equal(np.asarray(Image.open(out / f)), np.asarray(Image.open(out2 / f)))
     # a different EEG embedding for concept 1 changes its images only
     eeg3 = eeg.clone()
     eeg3[0] = -3 * eeg[0]
     out3 = tmp_path / "rec3"
-    reconstruct(eeg3, concepts, idx, sdxl, out3, prior=_prior(), settings=settings, subject="sub-08")
+    reconstruct(eeg3, concepts, sdxl, out3, prior=_prior(), settings=settings, subject="sub-08")
     diff = [np.abs(np.asarray(Image.open(out / f), dtype=float) - np.asarray(Image.open(out3 / f))).mean()
             for f in files]
     assert diff[0] > 1.0 and diff[2] == 0.0
-    assert read_manifest(out)["path"].map(lambda p: p.endswith(".png")).all()
+    back = read_manifest(out)
+    assert back["path"].map(lambda p: p.endswith(".png")).all()
+    assert back["concept_index"].tolist() == [0, 0, 1, 1, 2, 2] and set(back["index_source"]) == {"concept table"}
+    with pytest.raises(ValueError, match="2 concepts"):
+        reconstruct(eeg, concepts.select([0, 1]), sdxl, tmp_path / "rec4", settings=settings)
+
+
+def test_cli_concepts_travel_from_the_store_to_the_scores(sdxl_path, tmp_path):
+    """The store's test table names the reconstructions (0-based) and pairs them with the ground truth."""
+    from decode_helpers import make_problem
+    from PIL import Image
+    from typer.testing import CliRunner
+
+    from eegvision.cli.main import app
+
+    _, data = make_problem(tmp_path / "p", real_store=True, n_subjects=1, n_test=4, dim=D)
+    torch.save(torch.randn(4, D, generator=torch.Generator().manual_seed(0)), tmp_path / "emb.pt")
+    args = ["reconstruct", str(tmp_path / "emb.pt"), "--generator", str(sdxl_path), "--no-prior", "--samples", "1",
+            "--steps", "1", "--height", "32", "--width", "32", "--device", "cpu"]
+    runner = CliRunner()
+    res = runner.invoke(app, args + ["--out", str(tmp_path / "rec")])
+    assert res.exit_code == 2 and "holds embeddings only" in res.output  # no table, no made-up names
+    res = runner.invoke(app, args + ["--out", str(tmp_path / "rec"), "--concepts", str(data)])
+    assert res.exit_code == 0, res.output
+    written = json.loads((tmp_path / "rec" / "manifest.json").read_text())
+    assert written["concepts"]["concept"] == [f"test_concept_{i}" for i in range(4)]
+    assert [(r["concept_index"], r["file"]) for r in written["images"]][:2] == [
+        (0, "images/00000_test_concept_0/0.png"), (1, "images/00001_test_concept_1/0.png")]
+    # ground truth in THINGS layout (folders numbered from 1): the reconstructions themselves, so scores are 1
+    for i, r in enumerate(written["images"]):
+        (tmp_path / "gt" / f"{i + 1:05d}_test_concept_{i}").mkdir(parents=True)
+        Image.open(tmp_path / "rec" / r["file"]).save(tmp_path / "gt" / f"{i + 1:05d}_test_concept_{i}" / "a.png")
+    res = runner.invoke(app, ["score-images", str(tmp_path / "gt"), str(tmp_path / "rec"), "--no-resize-256",
+                              "--out", str(tmp_path / "scores.csv")])
+    assert res.exit_code == 0, res.output
+    table = pd.read_csv(tmp_path / "scores.csv")
+    first = table[(table["rule"] == "first") & (table["subject"] == "sub-01")].set_index("metric")
+    assert first.loc["PixCorr", "value"] == pytest.approx(1.0) and set(table["pairing"]) == {"concept table"}
 
 
 def test_sharded_ranks_merge_to_the_single_run(sdxl, tmp_path):
     eeg = torch.randn(3, D)
-    args = (["a", "b", "c"], [10, 11, 12], sdxl)
+    args = (ConceptTable((10, 11, 12), ("a", "b", "c")), sdxl)
     settings = ReconstructionSettings(samples=1, steps=1, height=32, width=32)
     reconstruct(eeg, *args, tmp_path / "one", settings=settings)
     for rank in (0, 1):
@@ -182,7 +229,7 @@ def test_low_level_init(sdxl, tmp_path):
     with pytest.raises(ValueError, match="strength"):
         sdxl.generate(emb[0], [0, 1], init_latents=pred[0], strength=0.1, **kw)
     # reconstruct() records the low-level settings
-    out = reconstruct(emb, ["a", "b"], [1, 2], sdxl, tmp_path / "rec", init_latents=pred,
+    out = reconstruct(emb, ConceptTable.from_names(["a", "b"]), sdxl, tmp_path / "rec", init_latents=pred,
                       settings=ReconstructionSettings(samples=1, steps=4, height=32, width=32, strength=0.5))
     rows = json.loads(out.read_text())["images"]
     assert rows[0]["low_level"] is True and rows[0]["strength"] == 0.5 and rows[0]["prior"] is False

@@ -26,6 +26,7 @@ from eegvision.metrics.pairing import (
     score_images,
     write_results,
 )
+from eegvision.store.concepts import ConceptTable
 
 skimage_metrics = pytest.importorskip("skimage.metrics")
 from scipy.spatial.distance import correlation as scipy_correlation  # noqa: E402
@@ -270,17 +271,20 @@ def _make_gt(root, size=32):
     return imgs
 
 
-def _make_recon(root, images_per_concept, rows_order=None, names=None, index_base=1):
+def _make_recon(root, images_per_concept, rows_order=None, names=None, legacy=False):
+    """A manifest as `reconstruct` writes it (0-based index, concept table), or as 0.1.0 did (1-based, no table)."""
+    base = 1 if legacy else 0
     rows = []
     for i, c in enumerate(CONCEPTS):
         for s, arr in enumerate(images_per_concept[i]):
-            name = names(i, s) if names else f"images/{i + index_base:05d}_{c}/{s}.png"
+            name = names(i, s) if names else f"images/{i + base:05d}_{c}/{s}.png"
             _write_png(root / name, arr)
-            rows.append({"file": name, "subject": "sub-08", "concept_index": i + index_base, "concept": c,
+            rows.append({"file": name, "subject": "sub-08", "concept_index": i + base, "concept": c,
                          "sample": s, "seed": 100 * i + s})
     if rows_order is not None:
         rows = [rows[k] for k in rows_order]
-    (root / "manifest.json").write_text(json.dumps({"images": rows}))
+    header = {} if legacy else {"format_version": 2, "concepts": ConceptTable.from_names(CONCEPTS).to_json()}
+    (root / "manifest.json").write_text(json.dumps({**header, "images": rows}))
     return rows
 
 
@@ -339,8 +343,8 @@ def test_pairing_ignores_file_names_and_listing_order(tmp_path):
     # same images under scrambled file names (listing order reversed) and a shuffled manifest
     perm = [3, 0, 4, 1, 2]
     _make_recon(tmp_path / "b", recon, rows_order=perm, names=lambda i, s: f"x/{'zyxwv'[i]}_{perm[i]}.png")
-    # a 0-based concept index (store order) is matched to THINGS' 1-based folders through the names
-    _make_recon(tmp_path / "c", recon, index_base=0)
+    # a manifest of 0.1.0 (1-based THINGS numbers, no concept table) is read through its concept names
+    _make_recon(tmp_path / "c", recon, legacy=True)
     ra = score_images(tmp_path / "gt", tmp_path / "a", base_size=None)
     rb = score_images(tmp_path / "gt", tmp_path / "b", base_size=None)
     rc = score_images(tmp_path / "gt", tmp_path / "c", base_size=None)
@@ -348,7 +352,9 @@ def test_pairing_ignores_file_names_and_listing_order(tmp_path):
         assert _table_value(ra, m) == pytest.approx(_table_value(rb, m), abs=1e-12)
         assert _table_value(ra, m) == pytest.approx(_table_value(rc, m), abs=1e-12)
         assert _table_value(ra, m) > 0.5
-    assert set(rc.table["pairing"]) == {"concept_index+1"}
+    assert set(ra.table["pairing"]) == {"concept table"}
+    assert set(rc.table["pairing"]) == {"concept name (manifest without concept table)"}
+    assert rc.per_image["concept_index"].tolist() == [0, 1, 2, 3, 4]
     # pairing by listing order would have been wrong: check the brute-force per-concept values
     g = torch.tensor(gt).permute(0, 3, 1, 2).float() / 255
     r = torch.tensor(np.stack([x[0] for x in recon])).permute(0, 3, 1, 2).float() / 255
@@ -357,15 +363,24 @@ def test_pairing_ignores_file_names_and_listing_order(tmp_path):
 
 def test_pairing_errors(tmp_path):
     gt = _make_gt(tmp_path / "gt")
-    df = scan_ground_truth(tmp_path / "gt")
-    assert list(df["concept_index"]) == [1, 2, 3, 4, 5] and df["concept"][0] == "aircraft_carrier"
-    bad = pd.DataFrame({"concept_index": [1, 2], "concept": ["antelope", "aircraft_carrier"]})
-    with pytest.raises(ValueError, match="names disagree"):
+    df = scan_ground_truth(tmp_path / "gt")  # folders 00001_..00005_: concepts 0..4 (sorted position)
+    assert list(df["concept_index"]) == [0, 1, 2, 3, 4] and df["concept"][0] == "aircraft_carrier"
+    bad = pd.DataFrame({"concept_index": [0, 1], "concept": ["antelope", "aircraft_carrier"]})
+    with pytest.raises(ValueError, match="concept 0 is 'antelope' in the reconstructions and 'aircraft_carrier' in "
+                                         "the ground truth; concept 1 is 'aircraft_carrier'"):
         pair_reconstructions(df, bad)
-    with pytest.raises(ValueError, match="no NNNNN_ folder"):
+    with pytest.raises(ValueError, match=r"concept index\(es\) \[40\] have no ground-truth image"):
         pair_reconstructions(df, pd.DataFrame({"concept_index": [40], "concept": [None]}))
     with pytest.raises(FileNotFoundError, match="manifest"):
         score_images(tmp_path / "gt", tmp_path)
+    # a manifest numbered from 1 with a concept table is not shifted to fit: the names say what is wrong
+    one_based = [{"file": f"{i}.png", "concept_index": i + 1, "concept": c} for i, c in enumerate(CONCEPTS[:4])]
+    (tmp_path / "shifted").mkdir()
+    (tmp_path / "shifted" / "manifest.json").write_text(json.dumps(
+        {"format_version": 2, "concepts": ConceptTable((1, 2, 3, 4), tuple(CONCEPTS[:4])).to_json(),
+         "images": one_based}))
+    with pytest.raises(ValueError, match="concept 1 is 'aircraft_carrier' in the reconstructions and 'antelope'"):
+        score_images(tmp_path / "gt", tmp_path / "shifted")
     shutil.copy(next((tmp_path / "gt" / "00001_aircraft_carrier").iterdir()),
                 tmp_path / "gt" / "00001_aircraft_carrier" / "extra.png")
     with pytest.raises(ValueError, match="exactly one"):

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from eegvision.evaluation.results import read_results
+from eegvision.store.concepts import ConceptTable
 from eegvision.training.config import FitConfig
 from eegvision.training.rundir import RunFolder, UnitFolder
 
@@ -67,10 +68,12 @@ def test_write_config_names_unit_folders_and_concepts(tmp_path):
     cfg = FitConfig(data="store", subjects=["sub-01", "sub-02"])
     run = RunFolder(tmp_path / "new")
     assert not run.exists()
-    run.write_config(cfg, ["sub-01", "sub-02"], {"train": Path("t.safetensors")}, concepts={"test": ["cat", "dog"]})
+    table = ConceptTable.from_names(["cat", "dog"], split="test")
+    run.write_config(cfg, ["sub-01", "sub-02"], {"train": Path("t.safetensors")}, concepts={"test": table})
     top = json.loads((tmp_path / "new" / "config.json").read_text())
     assert top["units"] == top["unit_dirs"] == ["sub-01", "sub-02"] and top["feature_files"] == {"train": "t.safetensors"}
-    assert run.concepts("test") == ["cat", "dog"] and run.concepts("training") is None
+    assert run.concepts("test") == table and run.concepts("training") is None
+    assert top["concepts"] == {"test": table.to_json()}
     assert run.units() == run.planned_units(["sub-01", "sub-02"])
     one = RunFolder(tmp_path / "one")
     one.write_config(cfg, ["sub-01"], {})

@@ -50,8 +50,9 @@ def test_fit_beats_chance_and_reloads(problem, tmp_path, monkeypatch):
     desc = json.loads((run / "config.json").read_text())
     assert desc["subject_ids"] == {"sub-01": 0} and desc["data"]["n_chans"] == 6
     assert desc["data"]["n_val_conditions"] == 12 and desc["eegvision_version"]
-    assert result.run.concepts("test") == [f"test_concept_{i}" for i in range(20)]
-    assert result.run.concepts("training") == [f"trai_concept_{i}" for i in range(30)]
+    assert list(result.run.concepts("test").name) == [f"test_concept_{i}" for i in range(20)]
+    assert list(result.run.concepts("test").index) == list(range(20))
+    assert list(result.run.concepts("training").name) == [f"trai_concept_{i}" for i in range(30)]
 
     rows = json.loads((run / "metrics.json").read_text())["rows"]
     assert [r["top1"] for r in result.rows] == pytest.approx([r["top1"] for r in rows])

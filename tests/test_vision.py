@@ -139,6 +139,9 @@ def test_extract_features_file_and_cli(open_clip_weights, hf_dir, things_folder,
     assert meta["layer"] == "final" and meta["split"] == "test_images" and meta["normalized"] == "true"
     assert "CenterCrop" in meta["transform"] and "Random" not in meta["transform"]
     assert meta["prompt_template"] == "This picture is {concept}" and meta["backend"] == "open_clip"
+    # the folder's concept table (sorted folders, 0-based; two images per folder, so none is the concept's image)
+    assert f.concepts.index == (0, 1, 2) and f.concepts.split == "test_images" and "concepts" not in meta
+    assert f.concepts.name == tuple(c.split("_", 1)[1] for c in CONCEPTS) and f.concepts.image == (None,) * 3
 
     from eegvision.cli.main import app
 

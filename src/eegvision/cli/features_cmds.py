@@ -49,19 +49,30 @@ def import_features(
     model: str = typer.Option("ViT-H-14", "--model", help="Model that produced the features (metadata)."),
     pretrained: str = typer.Option("laion2b_s32b_b79k", "--pretrained", help="Weights tag (metadata)."),
     split: str | None = typer.Option(None, "--split", help="Split (default: guessed from the file name)."),
+    concepts: Path | None = typer.Option(
+        None, "--concepts", help="Concept table of that split, recorded in OUT: the store or THINGS-EEG2 folder, "
+                                 "or a .tsv/.csv/.json table (concept_index, 0-based, and concept)."),
     force: bool = typer.Option(False, "--force", help="Overwrite OUT if it exists."),
 ) -> None:
     """Convert an ATM-style feature cache into an eegvision feature file (safetensors + metadata).
 
-    Example: eegvision import-features ViT-H-14_features_test.pt test_features.safetensors --normalize
+    Example: eegvision import-features ViT-H-14_features_test.pt test_features.safetensors --normalize --concepts store/
     """
-    from eegvision.features.files import import_atm_features, load_features
+    from eegvision.cli._concepts import read_concepts_option
+    from eegvision.features.files import import_atm_features, load_features, split_from_name
 
     with user_errors():
         if out.exists() and not force:
             raise FileExistsError(f"{out} exists; pass --force to overwrite it or choose another name")
+        table = None
+        if concepts is not None:
+            which = {"train": "training", "val": "validation"}.get(split, split) if split else split_from_name(atm_file)
+            if not which:
+                raise ValueError(f"Cannot tell the split of {atm_file.name} from its name; pass --split training or "
+                                 "--split test with --concepts.")
+            table = read_concepts_option(concepts, which)
         path = import_atm_features(atm_file, out, normalize=normalize, model=model, pretrained=pretrained,
-                                   split=split)
+                                   split=split, concepts=table)
         feats = load_features(path)
     text = f", text {tuple(feats.text.shape)}" if feats.text is not None else ""
     console.print(f"wrote {path}: image {tuple(feats.image.shape)}{text}, normalized={feats.normalized}")

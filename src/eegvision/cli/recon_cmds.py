@@ -8,37 +8,10 @@ import typer
 
 from eegvision.cli._apps import prior_app
 from eegvision.cli._common import console, split_list, user_errors
+from eegvision.cli._concepts import CONCEPTS_HELP, embedding_concepts
 
 
 # ---------------------------------------------------------------------------- inputs
-def _things_test_concepts(n: int) -> tuple[list[str], list[int]] | None:
-    """THINGS-EEG2 test concepts (1-based folder index, name) when there are 200 rows."""
-    if n != 200:
-        return None
-    import importlib.resources as ir
-
-    import pandas as pd
-
-    with ir.as_file(ir.files("eegvision") / "resources" / "things" / "test_images.tsv") as p:
-        df = pd.read_csv(p, sep="\t")
-    return list(df["things_uniqueID"]), [int(i) for i in df["eeg2_test_index"]]
-
-
-def _read_concepts(path: Path | None, n: int) -> tuple[list[str], list[int]]:
-    import pandas as pd
-
-    if path is not None:
-        df = pd.read_csv(path, sep=None, engine="python")
-        if not {"concept_index", "concept"} <= set(df.columns) or len(df) != n:
-            raise ValueError(f"{path} must be a table with columns concept_index, concept and {n} rows (one per "
-                             f"embedding row); got columns {list(df.columns)} and {len(df)} rows.")
-        return [str(c) for c in df["concept"]], [int(i) for i in df["concept_index"]]
-    things = _things_test_concepts(n)
-    if things is not None:
-        return things
-    return [f"concept{i + 1}" for i in range(n)], list(range(1, n + 1))
-
-
 def _test_embeddings(source: Path, subject: str | None) -> dict:
     """``{subject: (n, d) tensor}`` from a run folder or an embedding file."""
     import torch
@@ -140,8 +113,7 @@ def reconstruct_cmd(
     no_prior: bool = typer.Option(False, "--no-prior", help="Feed the EEG embeddings to the generator directly."),
     ip_adapter: Path = typer.Option(None, help="Folder with sdxl_models/ip-adapter_sdxl_vit-h.safetensors."),
     subject: str = typer.Option(None, help="Only this subject."),
-    concepts: Path = typer.Option(None, help="Table (concept_index, concept) per embedding row; default THINGS "
-                                             "test concepts for 200 rows."),
+    concepts: Path = typer.Option(None, help=CONCEPTS_HELP),
     samples: int = typer.Option(10), seed: int = typer.Option(0), steps: int = typer.Option(4),
     guidance: float = typer.Option(0.0), prior_steps: int = typer.Option(50),
     prior_guidance: float = typer.Option(5.0), height: int = typer.Option(None), width: int = typer.Option(None),
@@ -193,14 +165,14 @@ def reconstruct_cmd(
 
             latents = load_file(str(low_level))["latents"]
         for subj, emb in per_subject.items():
-            names, idx = _read_concepts(concepts, len(emb))
+            table = embedding_concepts(run, len(emb), concepts)
             prompts = None
             if captions is not None:
                 prompts = [line.rstrip("\n") for line in captions.read_text().splitlines()]
             elif prompt:
                 prompts = [prompt] * len(emb)
             target = out if len(per_subject) == 1 else out / subj
-            path = reconstruct(emb, names, idx, gen, target, prior=model, settings=settings, subject=subj,
+            path = reconstruct(emb, table, gen, target, prior=model, settings=settings, subject=subj,
                                prompts=prompts, init_latents=latents,
                                extra={"run": str(run), "prior_path": str(prior_dir) if prior_dir else None,
                                       "ip_adapter": getattr(gen, "ip_adapter", None)})

@@ -8,6 +8,7 @@ from pathlib import Path
 import typer
 
 from eegvision.cli._common import console, split_list, user_errors
+from eegvision.cli._concepts import CONCEPTS_HELP, embedding_concepts
 
 
 def _write_table(df, out: Path) -> None:
@@ -37,8 +38,7 @@ def caption_cmd(
                                                                     "prior first (default when one exists)."),
     prior: Path = typer.Option(None, "--prior-dir", help="Prior folder; default RUN/prior."),
     subject: str = typer.Option(None, help="Only this subject."),
-    concepts: Path = typer.Option(None, help="Table (concept_index, concept) per embedding row; default THINGS "
-                                             "test concepts for 200 rows."),
+    concepts: Path = typer.Option(None, help=CONCEPTS_HELP),
     prior_steps: int = typer.Option(50), prior_guidance: float = typer.Option(5.0), seed: int = typer.Option(0),
     max_new_tokens: int = typer.Option(30), device: str = typer.Option(None),
 ) -> None:
@@ -47,7 +47,7 @@ def caption_cmd(
     Example: eegvision caption runs/atms-gen-sub-08 --captioner weights/captioner-vith --out captions/sub-08
     """
     with user_errors():
-        from eegvision.cli.recon_cmds import _read_concepts, _test_embeddings
+        from eegvision.cli.recon_cmds import _test_embeddings
         from eegvision.generation.captioner import (
             PrefixCaptioner,
             caption_embeddings,
@@ -75,12 +75,12 @@ def caption_cmd(
         prior_model = DiffusionPrior.from_pretrained(prior_dir, device=dev) if prior_dir else None
         per_subject = _test_embeddings(run, subject)
         for subj, emb in per_subject.items():
-            names, idx = _read_concepts(concepts, len(emb))
-            caps, _ = caption_embeddings(emb, model, prior=prior_model, concept_indices=idx,
+            table = embedding_concepts(run, len(emb), concepts)
+            caps, _ = caption_embeddings(emb, model, prior=prior_model, concept_indices=table.index,
                                          prior_steps=prior_steps, prior_guidance=prior_guidance, seed=seed,
                                          num_beams=beams, max_new_tokens=max_new_tokens)
             target = out if len(per_subject) == 1 else out / subj
-            write_captions(target, caps, names, idx, subject=subj, settings={
+            write_captions(target, caps, table, subject=subj, settings={
                 "run": str(run), "captioner": str(cap_dir), "prior": str(prior_dir) if prior_dir else None,
                 "prior_steps": prior_steps, "prior_guidance": prior_guidance, "seed": seed, "beams": beams,
                 "max_new_tokens": max_new_tokens})

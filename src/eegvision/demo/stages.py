@@ -61,16 +61,20 @@ def convert_stage(state: dict) -> dict:
 
 
 def features_stage(state: dict) -> dict:
-    """Import the simulator's ATM-style caches (image + concept text features), L2-normalised for retrieval."""
+    """Import the simulator's ATM-style caches (image + concept text features), L2-normalised for retrieval, with
+    the store's concept table of their split."""
     from eegvision.features.files import import_atm_features
+    from eegvision.store.disk import open_store
 
     data, feats = state["out"] / "data", state["store"] / "features"
     space = state["feature_space"]
     model_name = "world-clip" if state.get("world") is not None else "simulated-world-features"
+    store = open_store(state["store"])
     paths = {}
-    for split in ("train", "test"):
+    for split, store_split in (("train", "training"), ("test", "test")):
         paths[split] = import_atm_features(data / f"sim_features_{split}.pt", feats / f"{split}.safetensors",
-                                           normalize=True, model=model_name, pretrained="none", split=split)
+                                           normalize=True, model=model_name, pretrained="none", split=split,
+                                           concepts=store.concept_table(store_split))
     state["features"] = paths
     return {**{k: relative_path(v, state["out"]) for k, v in paths.items()}, "space": space}
 

@@ -12,6 +12,7 @@ __getattr__, __dir__, __all__ = lazy_exports(__name__, {
     "is_unit_norm": "files",
     "load_features": "files",
     "save_features": "files",
+    "split_from_name": "files",
     "BACKENDS": "vision",
     "VisionModel": "vision",
     "extract_features": "vision",

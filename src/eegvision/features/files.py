@@ -4,7 +4,10 @@ A feature file holds the tensor ``image`` (n_images, dim), row i = image/conditi
 optionally ``text`` (n_concepts, dim), row j = concept j, and string metadata:
 
 ``model``, ``pretrained``, ``layer``, ``transform``, ``normalized`` ("true"/"false"), ``split``,
-``prompt_template``, ``eegvision_version`` (plus ``source`` for imported files).
+``prompt_template``, ``eegvision_version`` (plus ``source`` for imported files), and, when the split's concepts are
+known, ``concepts``: the split's :class:`~eegvision.store.concepts.ConceptTable` as JSON (0-based ``concept_index``,
+``concept``, ``image``). :func:`load_features` reads it into :attr:`Features.concepts` and checks it against the
+data's table when the caller gives one.
 
 Retrieval training wants L2-normalised targets; the generation prior wants raw (unnormalised) image features.
 The reference ATM code stores both under the same file name (``atm.md`` §1.6, §6), which silently mixes them
@@ -13,6 +16,7 @@ up. :func:`load_features` checks what a file holds against what the caller expec
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import warnings
@@ -23,6 +27,7 @@ import numpy as np
 import torch
 
 from eegvision import __version__
+from eegvision.store.concepts import ConceptTable
 from eegvision.utils import atomic_path
 
 META_KEYS = ("model", "pretrained", "layer", "transform", "normalized", "split", "prompt_template",
@@ -30,7 +35,7 @@ META_KEYS = ("model", "pretrained", "layer", "transform", "normalized", "split",
 DEFAULT_PROMPT_TEMPLATE = "This picture is {concept}"
 _NORM_TOL = 1e-3
 
-__all__ = ["Features", "import_atm_features", "is_unit_norm", "load_features", "save_features"]
+__all__ = ["Features", "import_atm_features", "is_unit_norm", "load_features", "save_features", "split_from_name"]
 
 
 @dataclass
@@ -42,14 +47,18 @@ class Features:
     image : torch.Tensor (n_images, dim), float32
     text : torch.Tensor (n_concepts, dim) or None
     metadata : dict of str
+        The file's metadata strings, ``concepts`` excepted.
     path : Path or None
         The file they were read from.
+    concepts : ConceptTable or None
+        The concept table of the split (row j of ``text`` is its concept j), when the file records it.
     """
 
     image: torch.Tensor
     text: torch.Tensor | None = None
     metadata: dict = field(default_factory=dict)
     path: Path | None = None
+    concepts: ConceptTable | None = None
 
     @property
     def dim(self) -> int:
@@ -91,7 +100,7 @@ def _to_tensor(x, name: str) -> torch.Tensor:
 
 
 def save_features(path: str | os.PathLike, image, text=None, *, normalized: bool | None = None,
-                  overwrite: bool = True, **meta) -> Path:
+                  overwrite: bool = True, concepts: ConceptTable | None = None, **meta) -> Path:
     """Write a feature file (safetensors) atomically.
 
     Parameters
@@ -105,6 +114,9 @@ def save_features(path: str | os.PathLike, image, text=None, *, normalized: bool
         Whether the image rows are L2-normalised. Measured from the data when omitted.
     overwrite : bool
         If False, an existing file raises :class:`FileExistsError`.
+    concepts : ConceptTable, optional
+        The split's concept table, stored as JSON under ``concepts`` (one row per ``text`` row when both are
+        given).
     **meta
         Metadata strings: ``model``, ``pretrained``, ``layer``, ``transform``, ``split``, ``prompt_template``
         and any extra key. Values are converted with ``str``; ``None`` becomes ``""``.
@@ -121,6 +133,9 @@ def save_features(path: str | os.PathLike, image, text=None, *, normalized: bool
         if txt.shape[1] != img.shape[1]:
             raise ValueError(f"text features have dim {txt.shape[1]} but image features dim {img.shape[1]}")
         tensors["text"] = txt
+    if concepts is not None and text is not None and len(concepts) != len(tensors["text"]):
+        raise ValueError(f"text features have {len(tensors['text'])} rows (one per concept) but the concept table has "
+                         f"{len(concepts)} concepts; give the table of the split the prompts were made from")
     if normalized is None:
         normalized = is_unit_norm(img)
     elif normalized and not is_unit_norm(img):
@@ -129,12 +144,15 @@ def save_features(path: str | os.PathLike, image, text=None, *, normalized: bool
     metadata.update({k: ("" if v is None else str(v)) for k, v in meta.items()})
     metadata["normalized"] = "true" if normalized else "false"
     metadata["eegvision_version"] = __version__
+    if concepts is not None:
+        metadata["concepts"] = json.dumps(concepts.to_json(), separators=(",", ":"))
     with atomic_path(path, suffix=".safetensors") as tmp:
         save_file(tensors, str(tmp), metadata=metadata)
     return path
 
 
-def _infer_split(path: Path) -> str:
+def split_from_name(path: Path) -> str:
+    """The split a file name says (``training``, ``test``, ``validation``; ``train``/``val`` spelled out), else ``""``."""
     m = re.search(r"(?:^|[_.\-])(train|training|test|val|validation)(?=$|[_.\-])", path.stem.lower())
     return {"train": "training", "val": "validation"}.get(m.group(1), m.group(1)) if m else ""
 
@@ -163,7 +181,8 @@ def _read_atm_pt(path: Path) -> tuple[torch.Tensor, torch.Tensor | None]:
 
 
 def load_features(path: str | os.PathLike, expect_normalized: bool | None = None,
-                  expect_dim: int | None = None, expect_rows: int | None = None) -> Features:
+                  expect_dim: int | None = None, expect_rows: int | None = None,
+                  expect_concepts: ConceptTable | None = None) -> Features:
     """Read a feature file and check it against what the caller needs.
 
     Parameters
@@ -178,6 +197,9 @@ def load_features(path: str | os.PathLike, expect_normalized: bool | None = None
         Required embedding size (e.g. the encoder's ``n_outputs``).
     expect_rows : int, optional
         Required number of image rows (e.g. the number of conditions of the split).
+    expect_concepts : ConceptTable, optional
+        The concept table of the data split the features are used with (``store.concept_table(split)``); when
+        the file records a table too, both must name the same concept at every index.
     """
     path = Path(path)
     if not path.is_file():
@@ -199,15 +221,17 @@ def load_features(path: str | os.PathLike, expect_normalized: bool | None = None
     elif suffix in (".pt", ".pth"):
         image, text = _read_atm_pt(path)
         meta = {"source": str(path), "normalized": "true" if is_unit_norm(image) else "false",
-                "split": _infer_split(path)}
+                "split": split_from_name(path)}
     elif suffix == ".npy":
         image = _to_tensor(np.load(path, allow_pickle=False), "image")
         text = None
         meta = {"source": str(path), "normalized": "true" if is_unit_norm(image) else "false",
-                "split": _infer_split(path)}
+                "split": split_from_name(path)}
     else:
         raise ValueError(f"unknown feature file type {path.name!r}: use .safetensors (or an ATM .pt / .npy)")
-    feats = Features(image=image, text=text, metadata=meta, path=path)
+    table = ConceptTable.from_json(meta.pop("concepts"), where=f"{path} metadata 'concepts'") \
+        if meta.get("concepts") else None
+    feats = Features(image=image, text=text, metadata=meta, path=path, concepts=table)
 
     if expect_normalized is not None and feats.normalized != expect_normalized:
         norms = image.norm(dim=1)
@@ -231,12 +255,18 @@ def load_features(path: str | os.PathLike, expect_normalized: bool | None = None
             f"{path} holds {len(feats)} image rows but the split has {expect_rows} conditions; the features must "
             f"come from the same split (metadata split={meta.get('split') or 'unknown'})"
         )
+    if expect_concepts is not None and table is not None:
+        table.check_matches(
+            expect_concepts, f"feature file {path}", f"the data's {expect_concepts.split or 'split'} split",
+            "Use features extracted from the image folder of that split (`eegvision features "
+            f"{expect_concepts.split or 'SPLIT'}_images OUT ...`), or data whose concepts the features were made for.")
     return feats
 
 
 def import_atm_features(pt_path: str | os.PathLike, out: str | os.PathLike, *, normalize: bool,
                         model: str = "ViT-H-14", pretrained: str = "laion2b_s32b_b79k", split: str | None = None,
-                        prompt_template: str = DEFAULT_PROMPT_TEMPLATE, layer: str = "final") -> Path:
+                        prompt_template: str = DEFAULT_PROMPT_TEMPLATE, layer: str = "final",
+                        concepts: ConceptTable | None = None) -> Path:
     """Convert an ATM-style feature cache into an eegvision feature file.
 
     Parameters
@@ -253,6 +283,9 @@ def import_atm_features(pt_path: str | os.PathLike, out: str | os.PathLike, *, n
         the file really holds.
     model, pretrained, split, prompt_template, layer
         Metadata. ``split`` is guessed from the file name (``train``/``test``) when omitted.
+    concepts : ConceptTable, optional
+        The concept table of the split the cache was made for (e.g. ``open_data(store).concept_table("test")``);
+        ATM caches do not record one.
     """
     if not isinstance(normalize, bool):
         raise ValueError("normalize must be given explicitly as True or False (--normalize/--no-normalize)")
@@ -272,6 +305,6 @@ def import_atm_features(pt_path: str | os.PathLike, out: str | os.PathLike, *, n
     return save_features(
         out, image, text, model=model, pretrained=pretrained, layer=layer,
         transform="unknown (imported from an ATM cache; the reference used RandomResizedCrop(224, scale=(0.9, 1)))",
-        split=split if split is not None else _infer_split(pt_path), prompt_template=prompt_template,
-        source=pt_path.name,
+        split=split if split is not None else split_from_name(pt_path), prompt_template=prompt_template,
+        source=pt_path.name, concepts=concepts,
     )

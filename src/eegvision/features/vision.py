@@ -341,9 +341,13 @@ def extract_features(
         Also embed one prompt per concept (``prompt_template`` with ``{concept}``).
     split : str, optional
         Recorded in the metadata (default: the folder name, e.g. ``test_images``).
+
+    The file also records the folder's concept table (:class:`~eegvision.store.concepts.ConceptTable`: 0-based
+    index = position of the concept folder in sorted order, the store's ``concept_index``).
     """
     from eegvision.features.files import save_features
     from eegvision.readers.images import make_prompts, scan_image_folder
+    from eegvision.store.concepts import ConceptTable
 
     images = scan_image_folder(images_root)
     vm = vision_model or load_vision_model(model, pretrained, backend=backend, device=device)
@@ -354,8 +358,9 @@ def extract_features(
         # Text features are always L2-normalised, as in the reference (both retrieval and generation).
         txt = extract_text_features(vm, make_prompts(images.concepts, template=prompt_template), normalize=True)
     layer_desc = "final" if layer is None else f"{layer} ({pooling}, after final LayerNorm, unprojected)"
+    split = split or Path(images_root).name
     return save_features(
         out, image, txt, normalized=normalize, model=vm.name, pretrained=vm.pretrained, layer=layer_desc,
-        transform=vm.transform, split=split or Path(images_root).name,
-        prompt_template=prompt_template if txt is not None else "", backend=vm.backend,
+        transform=vm.transform, split=split, prompt_template=prompt_template if txt is not None else "",
+        backend=vm.backend, concepts=ConceptTable.from_image_set(images, split),
     )

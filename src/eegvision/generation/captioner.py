@@ -37,6 +37,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from eegvision.store.concepts import ConceptTable
+
 __all__ = ["PrefixCaptioner", "build_word_tokenizer", "caption_embeddings", "load_tokenizer", "small_gpt2_config",
            "write_captions"]
 
@@ -386,15 +388,19 @@ def caption_embeddings(eeg_embeddings: torch.Tensor, captioner: PrefixCaptioner,
     return captioner.generate(h, num_beams=num_beams, max_new_tokens=max_new_tokens), h.cpu()
 
 
-def write_captions(out_dir: str | os.PathLike, captions: Sequence[str], concepts: Sequence[str],
-                   concept_indices: Sequence[int], subject: str = "sub-01", settings: dict | None = None) -> Path:
+def write_captions(out_dir: str | os.PathLike, captions: Sequence[str], concepts: ConceptTable,
+                   subject: str = "sub-01", settings: dict | None = None) -> Path:
     """Write ``captions.txt`` (one per line, the ``reconstruct --captions`` format), ``captions.tsv``
-    (subject, concept_index, concept, caption) and ``captions.json`` (settings). Returns the folder."""
+    (subject, concept_index, concept, caption; one row per caption, the 0-based index and name of the
+    ``concepts`` row) and ``captions.json`` (settings and the concept table). Returns the folder."""
     import csv
     import io
 
     from eegvision.utils import write_text_atomic
 
+    if len(concepts) != len(captions):
+        raise ValueError(f"Got {len(captions)} captions but a concept table of {len(concepts)} concepts; give one "
+                         "table row per caption.")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     clean = [" ".join(str(c).split()) for c in captions]     # one line each, whatever the decoder emitted
@@ -402,8 +408,8 @@ def write_captions(out_dir: str | os.PathLike, captions: Sequence[str], concepts
     buf = io.StringIO()
     w = csv.writer(buf, delimiter="\t", lineterminator="\n")
     w.writerow(["subject", "concept_index", "concept", "caption"])
-    w.writerows([subject, int(i), c, t] for i, c, t in zip(concept_indices, concepts, clean))
+    w.writerows([subject, i, c, t] for i, c, t in zip(concepts.index, concepts.name, clean))
     write_text_atomic(out_dir / "captions.tsv", buf.getvalue())
-    write_text_atomic(out_dir / "captions.json", json.dumps({"subject": subject, **(settings or {})}, indent=2)
-                      + "\n")
+    write_text_atomic(out_dir / "captions.json", json.dumps(
+        {"subject": subject, **(settings or {}), "concepts": concepts.to_json()}, indent=2) + "\n")
     return out_dir

@@ -5,7 +5,13 @@ Output layout::
     OUT/images/<concept_index:05d>_<concept>/<sample>.png
     OUT/image_embeddings.safetensors      the Stage I embeddings fed to the generator (one row per concept)
     OUT/manifest.json / manifest.csv      one row per image: file, subject, concept_index, concept, sample, seed,
-                                          prior and generation settings
+                                          prior and generation settings; manifest.json's header also holds
+                                          ``concepts``, the concept table of the reconstructed rows
+
+``concept_index`` is the 0-based index of :class:`~eegvision.store.concepts.ConceptTable` (the store's), and
+``concept`` its name: scoring pairs images with the ground truth by both. Manifests of ``format_version`` 1
+(eegvision 0.1.0) numbered concepts as their caller did (THINGS' 1-based folder numbers from the CLI); see
+:func:`eegvision.metrics.pairing.read_manifest`.
 
 Seeds: image (concept c, sample s) uses ``image_seed(seed, c, s)``, the prior sample of concept c uses
 ``prior_seed(seed, c)`` — independent streams (numpy ``SeedSequence``) that do not depend on batching, on the
@@ -29,6 +35,8 @@ import numpy as np
 import torch
 
 from eegvision.generation.generator import EmbeddingGenerator
+from eegvision.metrics.pairing import MANIFEST_FORMAT_VERSION
+from eegvision.store.concepts import ConceptTable
 
 MANIFEST_COLUMNS = ("file", "subject", "concept_index", "concept", "sample", "seed", "prior", "prior_steps",
                     "prior_guidance", "prior_seed", "steps", "guidance", "low_level", "strength", "prompt")
@@ -85,7 +93,7 @@ def stage_one(eeg_embeddings: torch.Tensor, concept_indices: Sequence[int], prio
                         batch_size=batch_size).float().cpu()
 
 
-def reconstruct(eeg_embeddings: torch.Tensor, concepts: Sequence[str], concept_indices: Sequence[int],
+def reconstruct(eeg_embeddings: torch.Tensor, concepts: ConceptTable,
                 generator: EmbeddingGenerator, out_dir: str | Path, prior=None,
                 settings: ReconstructionSettings | None = None, subject: str = "sub-01",
                 prompts: Sequence[str] | None = None, init_latents: torch.Tensor | None = None,
@@ -96,9 +104,10 @@ def reconstruct(eeg_embeddings: torch.Tensor, concepts: Sequence[str], concept_i
     ----------
     eeg_embeddings : tensor (N, d)
         One EEG embedding per concept (e.g. the averaged test trials).
-    concepts, concept_indices : sequences of length N
-        Concept names and indices (THINGS test folders: 1-based ``eeg2_test_index``); they name the output folders
-        and pair images with the ground truth at scoring time.
+    concepts : ConceptTable
+        The concept of each embedding row (N rows; e.g. ``store.concept_table("test")`` or a run's recorded
+        table): its 0-based index and name name the output folders, seed the images and pair them with the
+        ground truth at scoring time; the table is recorded in the manifest.
     generator : EmbeddingGenerator
         From :func:`eegvision.generation.generator.load_generator`.
     out_dir : path
@@ -124,11 +133,13 @@ def reconstruct(eeg_embeddings: torch.Tensor, concepts: Sequence[str], concept_i
     s = settings or ReconstructionSettings()
     emb = torch.as_tensor(eeg_embeddings, dtype=torch.float32)
     n = emb.shape[0]
-    if len(concepts) != n or len(concept_indices) != n:
-        raise ValueError(f"Got {n} embeddings, {len(concepts)} concept names and {len(concept_indices)} indices; "
-                         "give one name and index per embedding row.")
-    if len(set(int(c) for c in concept_indices)) != n:
-        raise ValueError("concept_indices must be unique (one embedding per concept).")
+    if not isinstance(concepts, ConceptTable):
+        raise ValueError(f"concepts must be a ConceptTable (eegvision.store.concepts), one row per embedding row; "
+                         f"got {type(concepts).__name__}. Take it from the data: open_data(DATA).concept_table('test').")
+    if len(concepts) != n:
+        raise ValueError(f"Got {n} embeddings but a concept table of {len(concepts)} concepts; give one table row per "
+                         "embedding row.")
+    concept_indices, names = concepts.index, concepts.name
     if prompts is not None and len(prompts) != n:
         raise ValueError(f"Got {len(prompts)} prompts for {n} concepts.")
     if init_latents is not None and len(init_latents) != n:
@@ -163,7 +174,7 @@ def reconstruct(eeg_embeddings: torch.Tensor, concepts: Sequence[str], concept_i
               for j in range(len(mine)) for k in range(0, s.samples, s.batch_size)]
     for j, samples in track(chunks, f"reconstruct {subject}"):
         i = int(mine[j])
-        c_idx, name = int(concept_indices[i]), str(concepts[i])
+        c_idx, name = concept_indices[i], names[i]
         prompt = prompts[i] if prompts is not None else ""
         records = [{"file": f"images/{concept_folder(c_idx, name)}/{k}.png", "concept_index": c_idx, "concept": name,
                     "sample": k, "seed": image_seed(s.seed, c_idx, k),
@@ -182,8 +193,8 @@ def reconstruct(eeg_embeddings: torch.Tensor, concepts: Sequence[str], concept_i
                     im.save(tmp, format="PNG")
         rows += records
 
-    header = {"format": "eegvision-reconstructions", "format_version": 1, "settings": asdict(s),
-              **generator.describe(), **(extra or {})}
+    header = {"format": "eegvision-reconstructions", "format_version": MANIFEST_FORMAT_VERSION,
+              "settings": asdict(s), **generator.describe(), **(extra or {}), "concepts": concepts.to_json()}
     if world_size == 1:
         return write_manifest(out_dir, header, rows)
     part = out_dir / f"manifest.part-{rank}-of-{world_size}.json"

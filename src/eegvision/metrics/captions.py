@@ -551,15 +551,49 @@ def read_caption_file(path: str | os.PathLike) -> tuple[str | None, list[Any], l
                      "or .json.")
 
 
+def _concept_names(path: str | os.PathLike) -> dict[int, str] | None:
+    """``{concept_index: concept}`` of a .tsv/.csv caption table with both columns, else None."""
+    import pandas as pd
+
+    path = Path(path)
+    if path.suffix.lower() not in (".tsv", ".csv"):
+        return None
+    df = pd.read_csv(path, sep="\t" if path.suffix.lower() == ".tsv" else ",", keep_default_na=False)
+    if not {"concept_index", "concept"} <= set(df.columns):
+        return None
+    return {int(i): str(c) for i, c in zip(df["concept_index"], df["concept"])}
+
+
+def _check_concept_names(references: str | os.PathLike, hypotheses: str | os.PathLike) -> None:
+    """Captions paired by ``concept_index`` must name the same concept on both sides."""
+    from eegvision.store.concepts import normalize_concept
+
+    ref_names, hyp_names = _concept_names(references), _concept_names(hypotheses)
+    if ref_names is None or hyp_names is None:
+        return
+    wrong = [f"concept {i} is {n!r} in {Path(hypotheses).name} and {ref_names[i]!r} in {Path(references).name}"
+             for i, n in hyp_names.items() if i in ref_names and normalize_concept(n) != normalize_concept(ref_names[i])]
+    if wrong:
+        raise ValueError(f"Captions paired by concept_index name different concepts: {'; '.join(wrong[:5])}"
+                         f"{f' and {len(wrong) - 5} more' if len(wrong) > 5 else ''}. Both files must count concepts "
+                         "from 0 in the same table (captions.tsv of eegvision 0.1.0 counted THINGS concepts from 1: "
+                         "caption again with this eegvision).")
+
+
 def align_captions(references: str | os.PathLike, hypotheses: str | os.PathLike,
                    ) -> tuple[list[list[str]], list[str]]:
-    """References and hypotheses from two files, paired by their shared key column, else by order."""
+    """References and hypotheses from two files, paired by their shared key column, else by order.
+
+    Paired by ``concept_index``, tables that also name the concepts (column ``concept``) must agree on every name.
+    """
     rkey, rkeys, refs = read_caption_file(references)
     hkey, hkeys, hyps = read_caption_file(hypotheses)
     if any(len(h) != 1 for h in hyps):
         raise ValueError(f"{hypotheses} has several captions for one image; give one hypothesis per image.")
     flat = [h[0] for h in hyps]
     if rkey is not None and rkey == hkey:
+        if rkey == "concept_index":
+            _check_concept_names(references, hypotheses)
         where = {k: i for i, k in enumerate(rkeys)}
         missing = [k for k in hkeys if k not in where]
         if missing:

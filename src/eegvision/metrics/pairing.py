@@ -1,10 +1,11 @@
 """Score a folder of reconstructions against the ground-truth test images: pairing, the metric suite, the table.
 
-Pairing is by **concept index** — the number in the ground truth's ``NNNNN_concept`` folder and the
-``concept_index`` column of the reconstruction manifest — never by directory listing order (the ATM metrics
-notebook pairs by unsorted ``os.listdir``). Concept names are checked as well: if every name agrees only after a
-constant index offset (a 0-based store index against THINGS' 1-based folders), that offset is used and recorded;
-any other disagreement is an error.
+Pairing is by **0-based concept index** -- the position of the ground truth's concept folder in sorted order (the
+store's ``concept_index``; THINGS' ``NNNNN`` folder numbers count from 1 and are only names) and the
+``concept_index`` of the reconstruction manifest's concept table -- never by directory listing order (the ATM
+metrics notebook pairs by unsorted ``os.listdir``) and never by guessing an offset. Concept names are checked as
+well; a disagreement is an error naming the concepts. Manifests without a concept table (eegvision 0.1.0) are
+read through their concept names (:func:`read_manifest`).
 
 Several reconstructions per concept are reduced by two documented rules, both reported:
 
@@ -15,14 +16,13 @@ Several reconstructions per concept are reduced by two documented rules, both re
 
 Result table (long format): one row per (subject, rule, metric) with ``direction`` (↑/↓), ``chance``, ``value``,
 ``n_concepts``, ``n_images``, ``base_size`` (256 when MindEye's 256-px resize came first, else ``none``),
-``antialias`` (``False``: MindEye2's environment, resizes without antialiasing) and the pairing offset; subject
-``all`` rows hold the mean and standard deviation over subjects.
+``antialias`` (``False``: MindEye2's environment, resizes without antialiasing) and how the concepts were paired;
+subject ``all`` rows hold the mean and standard deviation over subjects.
 """
 
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -46,57 +46,66 @@ from eegvision.metrics.images import (
     ssim,
     to_float_batch,
 )
+from eegvision.store.concepts import ConceptTable, normalize_concept
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 PIXEL_METRICS = ("PixCorr", "SSIM")
 GENACC_METRICS = ("GenAcc top-1", "GenAcc top-5")
 ALL_METRICS = PIXEL_METRICS + tuple(FEATURE_METRICS) + GENACC_METRICS
 DIRECTION = {"PixCorr": "↑", "SSIM": "↑", "AlexNet(2)": "↑", "AlexNet(5)": "↑", "Inception": "↑", "CLIP": "↑",
              "EffNet-B": "↓", "SwAV": "↓", "GenAcc top-1": "↑", "GenAcc top-5": "↑"}
 RULES = ("first", "mean")
-_FOLDER = re.compile(r"^(\d+)_(.+)$")
-
-
-def normalize_concept(name: str) -> str:
-    """Lower case, spaces and hyphens as underscores ("aircraft carrier" == "aircraft_carrier")."""
-    return re.sub(r"[\s\-]+", "_", str(name).strip().lower())
+#: Version of the reconstruction manifest layout (written by :mod:`eegvision.generation.reconstruct`):
+#: 2 = a recorded concept table and its 0-based ``concept_index``; 1 = eegvision 0.1.0, no table.
+MANIFEST_FORMAT_VERSION = 2
 
 
 def scan_ground_truth(root: str | Path) -> pd.DataFrame:
-    """Index a ``test_images/`` root of ``NNNNN_concept`` folders, one image each.
+    """Index a ``test_images/`` root of concept folders (``NNNNN_concept``), one image each.
 
     Returns
     -------
-    DataFrame with ``concept_index`` (int, from the folder number), ``concept`` and ``path``, sorted by index.
+    DataFrame with ``concept_index`` (0-based: the folder's position in sorted order, as the store numbers
+    concepts; THINGS' ``NNNNN`` counts from 1 and is only part of the name), ``concept`` and ``path``.
     """
+    from eegvision.readers.images import scan_image_folder
+
     root = Path(root)
     if not root.is_dir():
         raise FileNotFoundError(f"Ground-truth folder {root} does not exist; give the test_images/ root that holds "
                                 "NNNNN_concept folders.")
-    rows = []
-    for d in root.iterdir():
-        m = _FOLDER.match(d.name)
-        if not d.is_dir() or not m:
-            continue
-        images = sorted(p for p in d.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-        if len(images) != 1:
-            raise ValueError(f"{d} holds {len(images)} images; a ground-truth concept folder must hold exactly one "
-                             "(the THINGS-EEG2 test set has one image per concept).")
-        rows.append({"concept_index": int(m.group(1)), "concept": m.group(2), "path": str(images[0])})
-    if not rows:
-        raise ValueError(f"No NNNNN_concept folders in {root}; expected e.g. {root}/00001_aircraft_carrier/*.jpg.")
-    df = pd.DataFrame(rows).sort_values("concept_index", kind="stable").reset_index(drop=True)
-    dup = df["concept_index"][df["concept_index"].duplicated()]
-    if len(dup):
-        raise ValueError(f"Concept index {int(dup.iloc[0])} appears in several folders of {root}.")
-    return df
+    try:
+        images = scan_image_folder(root)
+    except ValueError as exc:
+        raise ValueError(f"{exc} Expected e.g. {root}/00001_aircraft_carrier/*.jpg, one image per concept.") from None
+    counts = images.counts
+    if (counts != 1).any():
+        bad = int(np.flatnonzero(counts != 1)[0])
+        raise ValueError(f"{root / images.folders[bad]} holds {counts[bad]} images; a ground-truth concept folder must "
+                         "hold exactly one (the THINGS-EEG2 test set has one image per concept).")
+    table = ConceptTable.from_image_set(images, split="ground truth")
+    return table.to_frame().rename(columns={"image": "path"})
 
 
-def read_manifest(recon_dir: str | Path) -> pd.DataFrame:
+def _ground_truth_table(gt: pd.DataFrame) -> ConceptTable:
+    return ConceptTable(tuple(gt["concept_index"]), tuple(gt["concept"]), tuple(gt["path"]), "ground truth")
+
+
+def read_manifest(recon_dir: str | Path, concepts: ConceptTable | None = None) -> pd.DataFrame:
     """The reconstruction manifest (``manifest.json``, else ``manifest.csv``) with absolute ``path`` column.
+
+    ``concept_index`` is the 0-based index of the concept table the manifest records (``format_version`` 2).
+    A manifest without a table -- ``format_version`` 1 as eegvision 0.1.0 wrote it (its numbers count as the
+    caller did: from 1 for THINGS folders), or a ``manifest.csv`` alone -- is read only with ``concepts``, the
+    table of its split: each row's concept is then found by its name (column ``index_source`` says which way).
 
     A folder without a manifest but with ``<subject>/manifest.json`` sub-folders (one reconstruction run per
     subject) is read as the union of those manifests.
+
+    Raises
+    ------
+    ValueError
+        A manifest without concept table and no ``concepts``, or whose names are missing or not in ``concepts``
+        (the message says how to redo it).
     """
     recon_dir = Path(recon_dir)
     if not (recon_dir / "manifest.json").is_file() and not (recon_dir / "manifest.csv").is_file():
@@ -104,62 +113,94 @@ def read_manifest(recon_dir: str | Path) -> pd.DataFrame:
         if subdirs:  # one folder per subject, each written by `eegvision reconstruct`
             parts = []
             for m in subdirs:
-                part = read_manifest(m.parent)
+                part = read_manifest(m.parent, concepts)
                 part["file"] = [f"{m.parent.name}/{f}" for f in part["file"]]
                 parts.append(part)
             return pd.concat(parts, ignore_index=True)
+    header: dict = {}
     if (recon_dir / "manifest.json").is_file():
-        rows = json.loads((recon_dir / "manifest.json").read_text())["images"]
-        df = pd.DataFrame(rows)
+        where = recon_dir / "manifest.json"
+        header = json.loads(where.read_text())
+        df = pd.DataFrame(header.pop("images"))
     elif (recon_dir / "manifest.csv").is_file():
-        df = pd.read_csv(recon_dir / "manifest.csv")
+        where = recon_dir / "manifest.csv"
+        df = pd.read_csv(where)
     else:
         raise FileNotFoundError(f"No manifest.json or manifest.csv in {recon_dir}; score a folder written by "
                                 "`eegvision reconstruct` (the manifest links each image to its concept).")
     needed = {"file", "concept_index"}
     if not needed <= set(df.columns):
-        raise ValueError(f"Manifest in {recon_dir} lacks columns {sorted(needed - set(df.columns))}.")
+        raise ValueError(f"Manifest {where} lacks columns {sorted(needed - set(df.columns))}.")
+    version = header.get("format_version", 1)
+    if not isinstance(version, int) or version > MANIFEST_FORMAT_VERSION:
+        raise ValueError(f"{where} has format_version {version!r}; this eegvision reads versions up to "
+                         f"{MANIFEST_FORMAT_VERSION}. Upgrade eegvision to score it.")
     df = df.copy()
     df["path"] = [str(recon_dir / f) for f in df["file"]]
     for col, default in (("subject", "all"), ("sample", 0), ("concept", None)):
         if col not in df.columns:
             df[col] = default
     df["subject"] = df["subject"].astype(str)
+    if version >= 2 and "concepts" in header:
+        df["index_source"] = "concept table"
+        return df
+    df["concept_index"] = _index_by_name(df, where, concepts)
+    df["index_source"] = "concept name (manifest without concept table)"
     return df
 
 
-def pair_reconstructions(gt: pd.DataFrame, recon: pd.DataFrame) -> tuple[pd.DataFrame, int]:
-    """Attach to each reconstruction the row of its ground truth (column ``gt_row``).
+def _index_by_name(df: pd.DataFrame, where: Path, concepts: ConceptTable | None) -> list[int]:
+    """0-based indices of a manifest without concept table, found by concept name in ``concepts``."""
+    redo = ("or reconstruct again with this eegvision (`eegvision reconstruct RUN --generator DIR --out NEW`), whose "
+            "manifest records the 0-based concept table.")
+    old = (f"{where} records no concept table (written by eegvision 0.1.0, manifest format_version 1, or a "
+           "manifest.csv alone): its concept_index counts as its writer did (from 1 for THINGS test folders) and "
+           "is not the 0-based index.")
+    if concepts is None:
+        raise ValueError(f"{old} Read it with the concept table of its split (read_manifest(RECON, concepts=table); "
+                         f"`eegvision score-images GT RECON` takes the table from GT's folders), {redo}")
+    names = df["concept"]
+    if names.isna().any() or (names.astype(str).str.strip() == "").any():
+        raise ValueError(f"{old} It has no concept name for {int((names.isna() | (names.astype(str) == '')).sum())} "
+                         f"image(s), so its concepts cannot be found in the {concepts.split or ''} table; {redo}")
+    try:
+        return concepts.indices_of(names.astype(str), where=str(where))
+    except ValueError as exc:
+        raise ValueError(f"{old} {exc} Give the ground truth of the split it was made from, {redo}") from None
 
-    Returns
-    -------
-    (recon with ``gt_row``, offset) where ``gt concept_index = recon concept_index + offset``.
+
+def pair_reconstructions(gt: pd.DataFrame, recon: pd.DataFrame) -> pd.DataFrame:
+    """Attach to each reconstruction the row of its ground truth (column ``gt_row``), by 0-based concept index.
+
+    Where the reconstructions name their concepts, every name must be the ground truth's name at that index
+    (compared with :func:`~eegvision.store.concepts.normalize_concept`); no other numbering is tried.
+
+    Raises
+    ------
+    ValueError
+        An index without ground truth, or names that differ from the ground truth's (both listed).
     """
     gt_pos = {int(i): r for r, i in enumerate(gt["concept_index"])}
     gt_names = [normalize_concept(n) for n in gt["concept"]]
-    rec_idx = recon["concept_index"].astype(int).to_numpy()
-    has_names = recon["concept"].notna().all()
-    chosen = None
-    for offset in (0, 1, -1):
-        rows = [gt_pos.get(i + offset) for i in rec_idx]
-        if any(r is None for r in rows):
-            continue
-        if has_names and any(gt_names[r] != normalize_concept(n) for r, n in zip(rows, recon["concept"])):
-            continue
-        chosen = (offset, rows)
-        break
-    if chosen is None:
-        missing = sorted({int(i) for i in rec_idx if i not in gt_pos})[:5]
-        raise ValueError(
-            "Cannot pair reconstructions with ground truth by concept index"
-            + (f": indices {missing} have no NNNNN_ folder" if missing else "")
-            + (": concept names disagree with the ground-truth folders at every index offset (0, ±1)"
-               if has_names else "")
-            + ". Check that GT is the test_images/ root of the same split.")
-    offset, rows = chosen
+    pairs = recon[["concept_index", "concept"]].drop_duplicates()
+    missing = sorted({int(i) for i in pairs["concept_index"] if int(i) not in gt_pos})
+    wrong = [f"concept {int(i)} is {n!r} in the reconstructions and {gt['concept'].iloc[gt_pos[int(i)]]!r} in the "
+             f"ground truth" for i, n in zip(pairs["concept_index"], pairs["concept"])
+             if int(i) in gt_pos and n is not None and not pd.isna(n)
+             and normalize_concept(n) != gt_names[gt_pos[int(i)]]]
+    if missing or wrong:
+        parts = []
+        if missing:
+            parts.append(f"concept index(es) {missing[:5]}{' ...' if len(missing) > 5 else ''} have no ground-truth "
+                         f"image (the ground truth has {len(gt)} concepts, 0..{len(gt) - 1})")
+        if wrong:
+            parts.append("; ".join(wrong[:5]) + (f" and {len(wrong) - 5} more" if len(wrong) > 5 else ""))
+        raise ValueError("Cannot pair reconstructions with ground truth by 0-based concept index: " + "; ".join(parts)
+                         + ". Check that GT is the image folder of the split the reconstructions were made from (its "
+                         "sorted concept folders give the 0-based concept_index).")
     out = recon.copy()
-    out["gt_row"] = rows
-    return out, offset
+    out["gt_row"] = [gt_pos[int(i)] for i in recon["concept_index"]]
+    return out
 
 
 @dataclass
@@ -183,7 +224,7 @@ def score_images(gt_root: str | Path, recon_dir: str | Path, weights_dir: str | 
     Parameters
     ----------
     gt_root : path
-        ``test_images/`` root with ``NNNNN_concept`` folders.
+        ``test_images/`` root with ``NNNNN_concept`` folders (one image each; sorted folder i is concept i).
     recon_dir : path
         Folder written by :func:`eegvision.generation.reconstruct.reconstruct` (has ``manifest.json``).
     weights_dir : path, optional
@@ -215,7 +256,8 @@ def _score_images(gt_root, recon_dir, weights_dir, metrics, base_size, batch_siz
     from eegvision.progress import track
 
     gt = scan_ground_truth(gt_root)
-    recon, offset = pair_reconstructions(gt, read_manifest(recon_dir))
+    recon = pair_reconstructions(gt, read_manifest(recon_dir, concepts=_ground_truth_table(gt)))
+    pairing = " + ".join(sorted(set(recon["index_source"])))
     if metrics is None:
         metrics = list(PIXEL_METRICS)
         if weights_dir is not None:
@@ -281,9 +323,9 @@ def _score_images(gt_root, recon_dir, weights_dir, metrics, base_size, batch_siz
                                     batch_size, extractor))
     per_image = pd.concat(per_image_parts, ignore_index=True)
     chance = {k: v for part in chance_parts for k, v in part.items()}
-    table = summarize(per_image, metrics, chance, n_gt=len(gt), base_size=base_size, offset=offset,
+    table = summarize(per_image, metrics, chance, n_gt=len(gt), base_size=base_size, pairing=pairing,
                       antialias=antialias)
-    protocol = {"base_size": base_size, "pairing": "concept_index", "index_offset": offset, "rules": list(RULES),
+    protocol = {"base_size": base_size, "pairing": f"0-based concept_index from the {pairing}", "rules": list(RULES),
                 "metrics": metrics, "n_ground_truth": len(gt), "weights_dir": str(weights_dir) if weights_dir else None,
                 "antialias": antialias, "resize": _RESIZE_NOTE[antialias],
                 "chance": "each concept's first reconstruction vs the next concept's ground truth (PixCorr, SSIM, "
@@ -340,7 +382,7 @@ _RESIZE_NOTE = {True: "bilinear, antialiased", False: "bilinear without antialia
 
 
 def summarize(per_image: pd.DataFrame, metrics: list[str], chance: dict, n_gt: int,
-              base_size: int | None, offset: int, antialias: bool = True) -> pd.DataFrame:
+              base_size: int | None, pairing: str = "concept table", antialias: bool = True) -> pd.DataFrame:
     """Long table per (subject, rule, metric), plus ``all`` rows with mean and std over subjects."""
     rows = []
     for subject, df in per_image.groupby("subject", sort=True):
@@ -362,7 +404,7 @@ def summarize(per_image: pd.DataFrame, metrics: list[str], chance: dict, n_gt: i
     table = pd.concat([table, pd.DataFrame(agg)], ignore_index=True)
     table["base_size"] = base_size if base_size is not None else "none"
     table["antialias"] = bool(antialias)
-    table["pairing"] = f"concept_index{offset:+d}" if offset else "concept_index"
+    table["pairing"] = pairing
     order = {m: i for i, m in enumerate(ALL_METRICS)}
     table["_o"] = table["metric"].map(order)
     return table.sort_values(["rule", "subject", "_o"], kind="stable").drop(columns="_o").reset_index(drop=True)

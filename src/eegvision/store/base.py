@@ -24,6 +24,7 @@ import pandas as pd
 
 from eegvision.checks import check_name
 from eegvision.readers.subjects import normalize_subject
+from eegvision.store.concepts import ConceptTable
 from eegvision.utils import sha256_file
 
 __all__ = ["FORMAT_VERSION", "MANIFEST_NAME", "METADATA_COLUMNS", "Store", "source_entry"]
@@ -100,6 +101,19 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def images(self, split: str) -> list[str] | None:
         """Image path of each condition of ``split`` in condition order, or None without images."""
+
+    def concept_table(self, split: str) -> ConceptTable:
+        """The :class:`~eegvision.store.concepts.ConceptTable` of ``split``: 0-based ``concept_index`` and names,
+        in condition order with each condition's image when every condition is its own concept (the test sets),
+        else in concept order."""
+        subject = next((s for s in self.subjects if split in self.splits(s)), None)
+        if subject is None:
+            all_splits = sorted({sp for s in self.subjects for sp in self.splits(s)})
+            check_name("Split", split, all_splits, str(getattr(self, "path", self.dataset)))
+        meta = self.metadata(subject, split)
+        first = meta[meta["repetition"] == 0].sort_values("condition")
+        images = first["image_path"].tolist() if "image_path" in first.columns else None
+        return ConceptTable.from_conditions(first["concept_index"].to_numpy(), self.concepts(split), images, split)
 
     @property
     def n_chans(self) -> int:

@@ -133,13 +133,13 @@ def fit(config: FitConfig, out: str | os.PathLike, *, resume: bool = False) -> F
     units = plan_units(config, list(store.subjects))
     names = [u["name"] for u in units]
     paths = resolve_feature_paths(config)
+    tables = {split: store.concept_table(split) for split in ("training", "test")}
     if primary:
-        run.write_config(config, names, paths,
-                         concepts={split: store.concepts(split) for split in ("training", "test")})
+        run.write_config(config, names, paths, concepts=tables)
 
     expect = config.objective == "retrieval" if not config.reference_loss else None
-    train_feats = load_training_features(config, paths["train"], run.feature_cache, expect)
-    test_feats = load_training_features(config, paths["test"], run.feature_cache, None)
+    train_feats = load_training_features(config, paths["train"], run.feature_cache, expect, tables["training"])
+    test_feats = load_training_features(config, paths["test"], run.feature_cache, None, tables["test"])
 
     all_rows: list[dict] = []
     for unit, folder in zip(units, run.planned_units(names)):

@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from eegvision.store.concepts import ConceptTable
 from eegvision.training.config import FitConfig
 
 __all__ = ["load_training_features", "plan_units", "resolve_feature_paths"]
@@ -28,9 +29,11 @@ def resolve_feature_paths(config: FitConfig) -> dict[str, Path]:
     return out
 
 
-def load_training_features(config: FitConfig, path: Path, cache_dir: Path, expect_normalized: bool | None):
+def load_training_features(config: FitConfig, path: Path, cache_dir: Path, expect_normalized: bool | None,
+                           concepts: ConceptTable | None = None):
     """Load a feature file; an ATM-style ``.pt`` is first imported (into ``cache_dir``, the run's
-    ``features/``) with the explicit normalisation flag."""
+    ``features/``) with the explicit normalisation flag. ``concepts`` (the data split's table) is checked against
+    the table the file records, when it records one."""
     from eegvision.features.files import import_atm_features, load_features
 
     path = Path(path)
@@ -42,7 +45,7 @@ def load_training_features(config: FitConfig, path: Path, cache_dir: Path, expec
         if not target.is_file():
             import_atm_features(path, target, normalize=bool(config.features_normalized))
         path = target
-    return load_features(path, expect_normalized=expect_normalized)
+    return load_features(path, expect_normalized=expect_normalized, expect_concepts=concepts)
 
 
 def plan_units(config: FitConfig, store_subjects: list[str]) -> list[dict[str, Any]]:

@@ -7,7 +7,7 @@ with several, unit ``NAME`` lives in ``RUN/NAME/``. Layout::
 
     RUN/config.json                  the run: {"fit": FitConfig, "eegvision_version", "units": [unit names],
                                      "unit_dirs": [the units' sub-folders; [] when the run is its one unit],
-                                     "feature_files": {"train", "test"}, "concepts": {split: [names]}}
+                                     "feature_files": {"train", "test"}, "concepts": {split: concept table}}
     RUN/features/                    ATM-style .pt feature files imported for the run (as .safetensors)
     RUN/metrics.json, metrics.csv    result rows of every unit (runs with several units)
     RUN/prior/                       Stage I prior of ``eegvision prior fit`` (the prior's files + training.json)
@@ -54,6 +54,7 @@ from typing import Any
 
 from eegvision import __version__
 from eegvision.evaluation.results import RESULT_FILES, read_results, write_result_files
+from eegvision.store.concepts import ConceptTable
 from eegvision.training.config import FitConfig
 from eegvision.utils import atomic_path, write_text_atomic
 
@@ -307,7 +308,7 @@ class RunFolder(_Folder):
 
     # ------------------------------------------------------------------ config
     def write_config(self, config: FitConfig, units: Sequence[str], feature_files: Mapping[str, Any],
-                     concepts: Mapping[str, Sequence[str]] | None = None) -> None:
+                     concepts: Mapping[str, ConceptTable] | None = None) -> None:
         """Write the run's ``config.json`` (creating the folder).
 
         Parameters
@@ -318,13 +319,13 @@ class RunFolder(_Folder):
         feature_files : mapping
             ``{"train": path, "test": path}``, the feature files the run trains and tests with.
         concepts : mapping, optional
-            ``{split: [concept names]}`` of the data (entry ``j`` = concept index ``j``).
+            ``{split: ConceptTable}`` of the data (0-based concept identity, see :mod:`eegvision.store.concepts`).
         """
         top: dict[str, Any] = {"fit": config.to_dict(), "eegvision_version": __version__, "units": list(units),
                                "unit_dirs": [] if len(units) == 1 else list(units),
                                "feature_files": {k: str(v) for k, v in feature_files.items()}}
         if concepts is not None:
-            top["concepts"] = {split: list(names) for split, names in concepts.items()}
+            top["concepts"] = {split: table.to_json() for split, table in concepts.items()}
         self.path.mkdir(parents=True, exist_ok=True)
         write_text_atomic(self.config_path, json.dumps(top, indent=2) + "\n")
 
@@ -332,11 +333,12 @@ class RunFolder(_Folder):
         """``{"train": path, "test": path}`` the run was trained and tested with (as recorded)."""
         return dict(self.read_config().get("feature_files", {}))
 
-    def concepts(self, split: str) -> list[str] | None:
-        """Concept names of ``split`` recorded by the run (entry ``j`` = concept index ``j``); None for runs
-        that recorded none (0.1.0)."""
-        names = self.read_config().get("concepts", {}).get(split)
-        return None if names is None else list(names)
+    def concepts(self, split: str) -> ConceptTable | None:
+        """The concept table of ``split`` recorded by the run; None for runs that recorded none (0.1.0)."""
+        recorded = self.read_config().get("concepts", {}).get(split)
+        if recorded is None:
+            return None
+        return ConceptTable.from_json(recorded, where=f"{self.config_path} concepts.{split}")
 
     # ------------------------------------------------------------------ units
     def planned_units(self, names: Sequence[str]) -> list[UnitFolder]:
