@@ -58,15 +58,23 @@ def _datasets(config: FitConfig, store: Any, unit: dict) -> dict[str, Any]:
     return {"train": train, "val": val, "test": test, "split": split, "subject_ids": train_ids}
 
 
-def build_module(config: FitConfig, data: dict[str, Any], train_feats: Any, test_feats: Any,
-                 ) -> ContrastiveModule:
-    """Fresh encoder + objective + module for one unit (seed the RNG first)."""
+def make_encoder(config: FitConfig, data: dict[str, Any], n_outputs: int, **options: Any) -> Any:
+    """A fresh ``config.encoder`` for the shape of ``data["train"]`` and one row per subject of
+    ``data["subject_ids"]``; ``options`` add to or override ``config.encoder_options`` (seed the RNG first)."""
     from eegvision.models import create_encoder
 
     train = data["train"]
-    encoder = create_encoder(config.encoder, n_chans=train.n_chans, n_times=train.n_times,
-                             n_outputs=train_feats.dim, sfreq=train.sfreq,
-                             n_subjects=max(1, len(data["subject_ids"])), **config.encoder_options)
+    return create_encoder(config.encoder, n_chans=train.n_chans, n_times=train.n_times, n_outputs=n_outputs,
+                          sfreq=train.sfreq, n_subjects=max(1, len(data["subject_ids"])),
+                          **{**config.encoder_options, **options})
+
+
+def build_module(config: FitConfig, data: dict[str, Any], train_feats: Any, test_feats: Any,
+                 encoder: Any = None) -> ContrastiveModule:
+    """Objective + Lightning module of one unit around ``encoder`` (default: a fresh one from
+    :func:`make_encoder`; seed the RNG first)."""
+    if encoder is None:
+        encoder = make_encoder(config, data, train_feats.dim)
     objective = Objective(config.objective, init_temperature=config.init_temperature,
                           logit_scale_mode=config.logit_scale_mode, normalize=config.normalize_embeddings,
                           same_concept_positives=config.same_concept_positives, reference=config.reference_loss)
@@ -76,7 +84,7 @@ def build_module(config: FitConfig, data: dict[str, Any], train_feats: Any, test
     n_val_images = len(np.unique(data["split"].val_conditions))
     return ContrastiveModule(
         encoder, objective, train_feats.image, train_feats.text,
-        train_data=train, val_data=data["val"], test_data=data["test"], test_image_features=test_feats.image,
+        train_data=data["train"], val_data=data["val"], test_data=data["test"], test_image_features=test_feats.image,
         batch_size=config.batch_size, lr=config.lr, weight_decay=config.weight_decay, schedule=config.schedule,
         seed=config.seed, num_workers=config.num_workers, report_test_curve=config.report_test_curve,
         val_k=min(200, n_val_images),
@@ -97,8 +105,9 @@ def resolve_strategy(name: str) -> Any:
     return name
 
 
-def make_trainer(config: FitConfig, unit_dir: Path, callbacks: list[Callback]) -> pl.Trainer:
-    """The Lightning Trainer of a unit (CPU/CUDA via ``accelerator="auto"``, DDP via ``strategy``)."""
+def make_trainer(config: FitConfig, unit_dir: Path, callbacks: list[Callback], *, val_every: int = 1) -> pl.Trainer:
+    """The Lightning Trainer of a unit (CPU/CUDA via ``accelerator="auto"``, DDP via ``strategy``),
+    validating every ``val_every`` epochs."""
     callbacks = list(callbacks)
     if config.progress:
         from lightning.pytorch.callbacks import RichProgressBar
@@ -111,8 +120,39 @@ def make_trainer(config: FitConfig, unit_dir: Path, callbacks: list[Callback]) -
         precision=precision, deterministic="warn" if config.deterministic else False, logger=False,
         callbacks=callbacks, enable_progress_bar=config.progress, enable_model_summary=False,
         num_sanity_val_steps=0, use_distributed_sampler=False, default_root_dir=str(unit_dir),
-        log_every_n_steps=1,
+        log_every_n_steps=1, check_val_every_n_epoch=int(val_every),
     )
+
+
+def train_and_select(config: FitConfig, module: ContrastiveModule, unit_dir: Path, callbacks: list[Callback] = (),
+                     *, val_every: int = 1, resume: bool = False) -> tuple[list[dict], int] | None:
+    """Train ``module`` for ``config.epochs`` epochs and load its validation-selected epoch.
+
+    Checkpoints (``best-EEE.ckpt``, ``last.ckpt``) and ``history.csv`` go to ``unit_dir``; ``callbacks``
+    are added to the trainer's. ``resume`` continues from ``unit_dir/last.ckpt`` if present. Seed the
+    RNG before building ``module``.
+
+    Returns
+    -------
+    (history, selected_epoch) or None
+        The per-epoch history rows and the selected epoch; ``None`` on non-primary DDP processes.
+    """
+    from eegvision.training.fit import torch_load_checkpoint
+
+    unit_dir = Path(unit_dir)
+    monitor, mode = ("val_top1", "max") if config.selection == "val_top1" else ("val_loss", "min")
+    ckpt = ModelCheckpoint(dirpath=unit_dir, filename="best-{epoch:03d}", monitor=monitor, mode=mode,
+                           save_top_k=1, save_last=True, auto_insert_metric_name=False)
+    trainer = make_trainer(config, unit_dir, [ckpt, HistoryWriter(unit_dir / "history.csv"), *callbacks],
+                           val_every=val_every)
+    last = unit_dir / "last.ckpt"
+    trainer.fit(module, ckpt_path=str(last) if resume and last.is_file() else None)
+    if trainer.global_rank != 0:
+        return None
+    best = Path(ckpt.best_model_path) if ckpt.best_model_path else last
+    state = torch_load_checkpoint(best)
+    module.load_state_dict(state["state_dict"])
+    return list(module.history), int(state.get("epoch", -1))
 
 
 def fit_unit(config: FitConfig, store: Any, unit: dict, unit_dir: Path, train_feats: Any, test_feats: Any, *,
@@ -121,7 +161,7 @@ def fit_unit(config: FitConfig, store: Any, unit: dict, unit_dir: Path, train_fe
 
     Returns the result rows (empty on non-primary DDP processes).
     """
-    from eegvision.training.fit import _quiet_lightning, torch_load_checkpoint
+    from eegvision.training.fit import _quiet_lightning
 
     unit_dir = Path(unit_dir)
     unit_dir.mkdir(parents=True, exist_ok=True)
@@ -131,19 +171,10 @@ def fit_unit(config: FitConfig, store: Any, unit: dict, unit_dir: Path, train_fe
         module = build_module(config, data, train_feats, test_feats)
         if primary:
             _write_unit_config(config, unit, unit_dir, data, train_feats, test_feats)
-        monitor, mode = ("val_top1", "max") if config.selection == "val_top1" else ("val_loss", "min")
-        ckpt = ModelCheckpoint(dirpath=unit_dir, filename="best-{epoch:03d}", monitor=monitor, mode=mode,
-                               save_top_k=1, save_last=True, auto_insert_metric_name=False)
-        trainer = make_trainer(config, unit_dir, [ckpt, HistoryWriter(unit_dir / "history.csv")])
-        last = unit_dir / "last.ckpt"
-        trainer.fit(module, ckpt_path=str(last) if resume and last.is_file() else None)
-        if trainer.global_rank != 0:
+        trained = train_and_select(config, module, unit_dir, resume=resume)
+        if trained is None:
             return []
-        best = Path(ckpt.best_model_path) if ckpt.best_model_path else last
-        state = torch_load_checkpoint(best)
-        module.load_state_dict(state["state_dict"])
-        selected_epoch = int(state.get("epoch", -1))
-        history = list(module.history)
+        history, selected_epoch = trained
     return _finish_unit(config, unit, unit_dir, module, data, test_feats, history, selected_epoch)
 
 
