@@ -117,3 +117,5 @@ def test_freeze_specs():
     modules = apply_freeze(enc, frozen)
     assert modules == [enc.enc_eeg] and all(n.startswith("enc_eeg.") for n in frozen)
     assert [n for n, p in enc.named_parameters() if not p.requires_grad] == frozen
+    with pytest.raises(TypeError, match="need an eegvision encoder .*got Linear"):
+        parameter_groups(torch.nn.Linear(2, 2))

@@ -52,6 +52,9 @@ def parameter_groups(encoder: nn.Module) -> dict[str, list[str]]:
     Each parameter goes to the group of the longest name of ``encoder.module_groups()`` it lies under
     (see the module docstring); the lists are in ``named_parameters`` order.
     """
+    if not callable(getattr(encoder, "module_groups", None)):
+        raise TypeError(f"Parameter groups need an eegvision encoder (an EEGEncoder, which names its parts in "
+                        f"module_groups()); got {type(encoder).__name__}. Build it with create_encoder().")
     owners = sorted(((name, group) for group, names in encoder.module_groups().items() for name in names),
                     key=lambda item: -len(item[0]))
     groups: dict[str, list[str]] = {g: [] for g in (*FREEZE_GROUPS, "other")}
