@@ -8,7 +8,7 @@ import torch
 from eegvision.models import create_encoder, describe, list_models, load_encoder, save_pretrained
 from eegvision.models.encoders.layers import SubjectEmbedding, tsconv_n_steps, tsconv_out_features
 
-NATIVE = ["atms", "nice", "eegproject", "projector", "stconv"]
+NATIVE = ["atms", "eegproject", "nice", "projector", "stconv"]  # alphabetical
 BRAINDECODE = ["braindecode:EEGNet", "braindecode:ShallowFBCSPNet", "braindecode:EEGConformer",
                "braindecode:ATCNet", "braindecode:EEGITNet"]
 # every eegvision encoder in each mode, plus a representative set of braindecode backbones
@@ -148,6 +148,64 @@ def test_save_load_roundtrip_identical_outputs(name, options, tmp_path):
 def test_load_encoder_missing_directory(tmp_path):
     with pytest.raises(FileNotFoundError, match="config.json"):
         load_encoder(tmp_path / "nothing")
+
+
+def test_encoders_register_themselves_by_name(tmp_path, monkeypatch):
+    from torch import nn
+
+    from eegvision.models import EEGEncoder
+    from eegvision.models.encoders.base import ENCODER_CLASSES
+
+    monkeypatch.setitem(ENCODER_CLASSES, "tinytest", None)  # removed again after the test
+
+    class Tiny(EEGEncoder):
+        name = "tinytest"
+        head_modules = ("out",)
+
+        def __init__(self, n_chans, n_times, n_outputs=1024, sfreq=250.0, n_subjects=1, *, scale: float = 1.0):
+            super().__init__(n_chans, n_times, n_outputs, sfreq, n_subjects)
+            self.out = nn.Linear(n_chans * n_times, n_outputs)
+            self._set_config(scale=scale)
+
+        def embed(self, x, subject_ids):
+            return self.out(x.flatten(1))
+
+    assert ENCODER_CLASSES["tinytest"] is Tiny and "tinytest" in list_models(braindecode=False)
+    model = create_encoder("TinyTest", n_chans=2, n_times=3, n_outputs=4, scale=2.0)
+    rebuilt = EEGEncoder.from_config(model.config)
+    assert type(rebuilt) is Tiny and rebuilt.config == model.config == {
+        "name": "tinytest", "n_chans": 2, "n_times": 3, "n_outputs": 4, "sfreq": 250.0, "n_subjects": 1, "scale": 2.0}
+    loaded = EEGEncoder.from_pretrained(model.save_pretrained(tmp_path / "tiny"))
+    assert torch.equal(loaded.out.weight, model.out.weight)
+    with pytest.raises(ValueError, match=r"Option 'scal' is not in the options of encoder tinytest \(available: "
+                                         r"scale\). Did you mean scale\?"):
+        EEGEncoder.from_config({**model.config, "scal": 1.0})
+    with pytest.raises(ValueError, match="'tinytest' has no variants"):
+        EEGEncoder.from_config({**model.config, "name": "tinytest:big"})
+    with pytest.raises(ValueError, match="No encoder is registered under 'tinytset'"):
+        EEGEncoder.from_config({**model.config, "name": "tinytset"})
+    with pytest.raises(ValueError, match="'atms' of .*Clash is already registered by eegvision.models.encoders.atms"):
+        type("Clash", (EEGEncoder,), {"name": "atms"})
+
+
+def test_encoders_do_not_import_the_registry():
+    """models.registry builds on models.encoders, never the reverse (function-local imports included)."""
+    import ast
+    from pathlib import Path
+
+    from eegvision.models import encoders
+
+    for path in sorted(Path(encoders.__file__).parent.glob("*.py")):
+        imported = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                imported.add(node.module)
+            elif isinstance(node, ast.Import):
+                imported.update(a.name for a in node.names)
+        upward = {m for m in imported if m == "eegvision.models" or m.startswith("eegvision.models.registry")
+                  or (m.startswith("eegvision.") and not m.startswith(("eegvision.models.encoders", "eegvision.utils",
+                                                                       "eegvision.checks")))}
+        assert not upward, f"{path.name} imports {sorted(upward)}"
 
 
 @pytest.mark.parametrize("name", ["atms", "nice", "eegproject", "projector", "stconv", "braindecode:EEGNet"])

@@ -10,7 +10,7 @@ import torch
 from decode_helpers import FakeStore, make_problem, patch_open_data
 from safetensors.torch import load_file, save_file
 
-from eegvision.training.config import FitConfig
+from eegvision.training.config import FinetuneConfig, FitConfig
 from eegvision.training.finetune import (
     add_subject_row,
     finetune,
@@ -63,15 +63,18 @@ def trials(run_dir):
 def test_freeze_encoder_budget_and_run_format(fake, tmp_path, monkeypatch):
     patch_open_data(monkeypatch, fake["store"])
     parent = fake["runs"]["eegproject"]
-    kw = dict(freeze=["encoder"], epochs=2, min_steps=4, lr=3e-3, seed=1)
-    small = finetune(parent, fake["data"], "sub-02", tmp_path / "n10", n_trials=10, **kw)
-    big = finetune(parent, fake["data"], "sub-02", tmp_path / "n40", n_trials=40, **kw)
+    cfg = FinetuneConfig(data=str(fake["data"]), subject="sub-02", freeze=["encoder"], epochs=2, min_steps=4, lr=3e-3,
+                         seed=1)
+    small = finetune(parent, cfg.replace(n_trials=10), tmp_path / "n10").path
+    result = finetune(parent, cfg.replace(n_trials=40), tmp_path / "n40")
+    big = result.path
 
     # frozen input projection bit for bit; the head changed
     w0, w1 = weights(parent), weights(big)
     assert w0.keys() == w1.keys()
     rec = json.loads((big / "finetune.json").read_text())
-    assert rec["frozen_parameters"] == ["model.0.weight", "model.0.bias"]
+    assert rec == json.loads(json.dumps(result.record()))  # the typed result is what finetune.json holds
+    assert rec["frozen_parameters"] == result.frozen_parameters == ["model.0.weight", "model.0.bias"]
     for name in w0:
         if name.startswith("model.0."):
             assert torch.equal(w0[name], w1[name]), name
@@ -98,18 +101,22 @@ def test_freeze_encoder_budget_and_run_format(fake, tmp_path, monkeypatch):
     assert [r["top1"] for r in evaluate_run(big, write=False).rows] == pytest.approx([r["top1"] for r in rows])
     assert {r["subject"] for r in rows} == {"sub-02"}
 
+    assert [r["top1"] for r in result.rows] == pytest.approx([r["top1"] for r in rows])
+    assert result.steps == rec["steps"] == 2 * (40 // 16)  # 2 epochs of 40 trials in batches of 16
     with pytest.raises(FileExistsError, match="not empty"):
-        finetune(parent, fake["data"], "sub-02", big, n_trials=10)
+        finetune(parent, cfg.replace(n_trials=10), big)
     with pytest.raises(ValueError, match="n_trials=100000"):
-        finetune(parent, fake["data"], "sub-02", tmp_path / "x", n_trials=100000)
+        finetune(parent, cfg.replace(n_trials=100000), tmp_path / "x")
     with pytest.raises(ValueError, match="no 'attention'"):
-        finetune(parent, fake["data"], "sub-02", tmp_path / "y", n_trials=10, freeze=["attention"])
+        finetune(parent, cfg.replace(n_trials=10, freeze=["attention"]), tmp_path / "y")
+    with pytest.raises(ValueError, match="not both or neither"):
+        finetune(parent, cfg.replace(init="eegproject"), tmp_path / "z")
 
 
 def test_zero_trials_is_the_parent_zero_shot(fake, tmp_path, monkeypatch):
     patch_open_data(monkeypatch, fake["store"])
     parent = fake["runs"]["eegproject"]
-    zs = finetune(parent, fake["data"], "sub-03", tmp_path / "zs", n_trials=0)
+    zs = finetune(parent, FinetuneConfig(data=str(fake["data"]), subject="sub-03", n_trials=0), tmp_path / "zs").path
     assert all(torch.equal(a, b) for a, b in zip(weights(parent).values(), weights(zs).values()))
     # reference: the parent's own embedding of the new subject (shared-token id), evaluated independently
     ref = load_run(parent).embed(fake["store"], "sub-03")
@@ -129,8 +136,9 @@ def test_zero_trials_is_the_parent_zero_shot(fake, tmp_path, monkeypatch):
 def test_atms_attention_freeze_and_new_subject_row(fake, tmp_path, monkeypatch):
     patch_open_data(monkeypatch, fake["long"])
     parent = fake["runs"]["atms"]
-    out = finetune(parent, fake["data"], "sub-02", tmp_path / "att", freeze=["attention"], n_trials=48,
-                   subject_token="new", epochs=1, min_steps=3, lr=3e-3)
+    cfg = FinetuneConfig(data=str(fake["data"]), subject="sub-02", freeze=["attention"], n_trials=48,
+                         subject_token="new", epochs=1, min_steps=3, lr=3e-3)
+    out = finetune(parent, cfg, tmp_path / "att").path
     w0, w1 = weights(parent), weights(out)
     rec = json.loads((out / "finetune.json").read_text())
     frozen = set(rec["frozen_parameters"])
@@ -202,9 +210,10 @@ def test_labram_pretrained_start(fake, tmp_path, monkeypatch):
                            ch_names=list(store.ch_names), model_kwargs=kwargs)
     state = {k: v.contiguous() for k, v in donor.backbone.state_dict().items()}
     save_file(state, str(tmp_path / "labram.safetensors"))
-    out = finetune(None, fake["data"], "sub-01", tmp_path / "lab", init="braindecode:Labram",
-                   pretrained=tmp_path / "labram.safetensors", encoder_options={"model_kwargs": kwargs},
-                   freeze=["encoder"], n_trials=32, epochs=1, min_steps=2, lr=1e-3)
+    cfg = FinetuneConfig(data=str(fake["data"]), subject="sub-01", init="braindecode:Labram",
+                         pretrained=tmp_path / "labram.safetensors", encoder_options={"model_kwargs": kwargs},
+                         freeze=["encoder"], n_trials=32, epochs=1, min_steps=2, lr=1e-3)
+    out = finetune(None, cfg, tmp_path / "lab").path
     w = weights(out)
     rec = json.loads((out / "finetune.json").read_text())
     assert rec["init"] == "braindecode:Labram" and rec["frozen_parameters"]
@@ -284,6 +293,34 @@ def test_parent_trained_with_repetition_mixing_records_what_finetuning_used(fake
                     lr=3e-3, val_fraction=0.2, eval_ks=KS, eval_methods=["exact"], mix_repetitions=True)
     parent = fit(cfg, tmp_path / "parent").path
     assert json.loads((parent / "config.json").read_text())["fit"]["mix_repetitions"] is True
-    out = finetune(parent, fake["data"], "sub-02", tmp_path / "ft", n_trials=12, epochs=1, min_steps=1, lr=1e-3)
+    cfg = FinetuneConfig(data=str(fake["data"]), subject="sub-02", n_trials=12, epochs=1, min_steps=1, lr=1e-3)
+    out = finetune(parent, cfg, tmp_path / "ft").path
     assert json.loads((out / "config.json").read_text())["fit"]["mix_repetitions"] is False
     assert len(trials(out)) == 12
+
+
+def test_finetune_config_validates_and_round_trips(tmp_path):
+    cfg = FinetuneConfig(data=tmp_path / "imagery", subject="sub-01", freeze=["encoder", "attention"], n_trials=50,
+                         eval_ks=[2, 200], encoder_options={"head": "projector"}, init="braindecode:EEGNet",
+                         pretrained=tmp_path / "w.safetensors")
+    assert cfg.data == str(tmp_path / "imagery") and cfg.pretrained == str(tmp_path / "w.safetensors")  # Paths -> str
+    assert FinetuneConfig.from_json(cfg.to_json()) == cfg
+    (tmp_path / "ft.json").write_text(cfg.to_json())
+    assert FinetuneConfig.from_json(tmp_path / "ft.json") == cfg
+    assert cfg.replace(n_trials=None).to_dict()["n_trials"] is None
+    bad = [({"subject_token": "newest"}, "subject_token must be one of shared, new, mean; got 'newest'"),
+           ({"n_trials": 5, "n_conditions": 2}, "n_trials or n_conditions, not both"),
+           ({"n_trials": -1}, "n_trials must be >= 0, got -1"),
+           ({"epochs": 0}, "epochs must be >= 1, got 0"),
+           ({"lr": 0.0}, "lr must be > 0"),
+           ({"batch_size": 0}, "batch_size must be >= 1"),
+           ({"val_fraction": 1.5}, r"val_fraction must be in \(0, 1\)"),
+           ({"freeze": ["encodr"]}, "Freeze group 'encodr' is not in the groups eegvision can freeze"),
+           ({"freeze": "encoder,attention"}, "freeze takes a list"),
+           ({"pretrained": "w.pt"}, "need init"),
+           ({"subject": ""}, "subject must be a subject name")]
+    for change, message in bad:
+        with pytest.raises(ValueError, match=message):
+            FinetuneConfig(**{"data": "d", "subject": "sub-01", **change})
+    with pytest.raises(ValueError, match="FinetuneConfig field 'n_trial' is not in FinetuneConfig"):
+        FinetuneConfig.from_dict({"data": "d", "subject": "sub-01", "n_trial": 3})

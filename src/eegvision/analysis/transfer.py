@@ -103,7 +103,8 @@ def transfer_curve(
     plot : bool
         Write ``transfer_curve.png``.
     **finetune_options
-        Passed to :func:`eegvision.training.finetune.finetune` (``freeze``, ``epochs``, ``lr``, ``seed`` ...).
+        Fields of :class:`~eegvision.training.config.FinetuneConfig` other than ``data``, ``subject`` and
+        ``n_trials`` (``freeze``, ``epochs``, ``lr``, ``seed`` ...), for every run.
 
     Returns
     -------
@@ -111,7 +112,7 @@ def transfer_curve(
         One row per subject x budget (also ``transfer_curve.csv``).
     """
     from eegvision.progress import track
-    from eegvision.training.finetune import finetune
+    from eegvision.training.finetune import FinetuneConfig, finetune
     from eegvision.utils import atomic_path, write_text_atomic
 
     budgets = parse_budgets(n_trials)
@@ -132,7 +133,7 @@ def transfer_curve(
                 import shutil
 
                 shutil.rmtree(run)  # an interrupted or different earlier attempt: start it again
-            finetune(parent, data, subject, run, n_trials=n, **finetune_options)
+            finetune(parent, FinetuneConfig(data=str(data), subject=subject, n_trials=n, **finetune_options), run)
         record = RunFolder.open(run).unit().read_finetune_record()
         rows.append({"subject": subject, "n_trials_requested": _budget_name(n), "n_trials": record["n_trials"],
                      "freeze": record["freeze"], "seed": record["seed"], **run_accuracy(run, k),

@@ -1,6 +1,7 @@
 """CLI commands: ``finetune`` (a trained encoder on a new subject/paradigm) and ``transfer-curve``.
 
-They wrap :func:`eegvision.training.finetune.finetune` and :func:`eegvision.analysis.transfer.transfer_curve`.
+They wrap :func:`eegvision.training.finetune.finetune` (options → :class:`~eegvision.training.config.FinetuneConfig`)
+and :func:`eegvision.analysis.transfer.transfer_curve`.
 """
 
 from __future__ import annotations
@@ -63,21 +64,19 @@ def finetune_cmd(
 
     Example: eegvision finetune runs/atms-sub-01 --data imagery/ --subject sub-01 --out runs/ft-50 --n-trials 50 --freeze encoder
     """
-    from eegvision.training.finetune import finetune
-    from eegvision.training.rundir import RunFolder
+    from eegvision.training.finetune import FinetuneConfig, finetune
 
     with user_errors():
         opts = _common(freeze, epochs, min_steps, lr, batch_size, seed, subject_token, unit, init, pretrained,
                        encoder_option, features_train, features_test, features_normalized, val_fraction)
-        path = finetune(run, data, subject, out, n_trials=n_trials, n_conditions=n_conditions, **opts)
-    tuned = RunFolder.open(path).unit()
-    record = tuned.read_finetune_record()
-    rows = tuned.read_metrics()
+        config = FinetuneConfig(data=str(data), subject=subject, n_trials=n_trials, n_conditions=n_conditions, **opts)
+        result = finetune(run, config, out)
+    rows = result.rows
     best_k = max((r["k"] for r in rows if r["method"] == "exact" and r["modality"] == "image"), default=None)
     top1 = next((r["top1"] for r in rows if r["method"] == "exact" and r["modality"] == "image" and r["k"] == best_k),
                 None)
-    console.print(f"fine-tuned {record['encoder']} on {subject}: {record['n_trials']} trials, freeze={freeze}, "
-                  f"{record['n_trainable']:,} trainable parameters → {path}")
+    console.print(f"fine-tuned {result.encoder} on {subject}: {result.n_trials} trials, freeze={freeze}, "
+                  f"{result.n_trainable:,} trainable parameters → {result.path}")
     if top1 is not None:
         console.print(f"test {best_k}-way top-1: {top1:.3f}")
 

@@ -7,50 +7,37 @@ Names
 * any braindecode model: ``"braindecode:EEGNet"``, ``"braindecode:ShallowFBCSPNet"``, ... A bare
   braindecode class name (``"EEGNet"``) is accepted as well.
 
+Every encoder class registers itself under its ``name`` when it is defined
+(:data:`eegvision.models.encoders.base.ENCODER_CLASSES`); this module adds what users type (aliases,
+case, bare braindecode class names, close-match hints) and the listing.
+
 Checkpoints are a directory with ``config.json`` (the encoder's ``.config`` plus the eegvision
-version) and ``model.safetensors``; :func:`load_encoder` rebuilds the module from the two.
+version) and ``model.safetensors`` (:mod:`eegvision.models.encoders.checkpoint`); :func:`load_encoder`
+rebuilds the module from the two.
 """
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from eegvision.checks import check_names, name_error
-from eegvision.models.encoders.atms import ATMSEncoder
-from eegvision.models.encoders.base import EEGEncoder
-from eegvision.models.encoders.braindecode_head import (
-    PREFIX,
-    BraindecodeEncoder,
-    braindecode_model_names,
-)
-from eegvision.models.encoders.eegproject import EEGProjectEncoder
-from eegvision.models.encoders.nice import NICEEncoder
-from eegvision.models.encoders.projector import ProjectorEncoder
-from eegvision.models.encoders.stconv import STConvEncoder
-from eegvision.utils import atomic_path, write_text_atomic
+from eegvision.checks import name_error
+from eegvision.models.encoders import ENCODER_CLASSES, BraindecodeEncoder, EEGEncoder
+from eegvision.models.encoders.braindecode_head import PREFIX, braindecode_model_names
 
-#: eegvision's own encoders, by registry name.
-ENCODERS: dict[str, type[EEGEncoder]] = {
-    "atms": ATMSEncoder,
-    "nice": NICEEncoder,
-    "eegproject": EEGProjectEncoder,
-    "projector": ProjectorEncoder,
-    "stconv": STConvEncoder,
-}
 _ALIASES = {"atm": "atms", "mlp": "projector", "mlpprojector": "projector"}
-
-CONFIG_NAME = "config.json"
-WEIGHTS_NAME = "model.safetensors"
-FORMAT_VERSION = 1
 
 
 def _normalise(name: str) -> str:
     return name.lower().replace("-", "").replace("_", "")
+
+
+def _plain_encoders() -> dict[str, type[EEGEncoder]]:
+    """Registered classes without variants (eegvision's own encoders), by normalised name, sorted."""
+    return {_normalise(n): c for n, c in sorted(ENCODER_CLASSES.items()) if not c.has_variants}
 
 
 def list_models(braindecode: bool = True) -> list[str]:
@@ -59,16 +46,17 @@ def list_models(braindecode: bool = True) -> list[str]:
     Parameters
     ----------
     braindecode : bool
-        Also list every braindecode model as ``"braindecode:<Class>"``.
+        Also list the variants of every family: each braindecode model as ``"braindecode:<Class>"``.
 
     Returns
     -------
     list of str
-        eegvision encoders first (``atms``, ``nice``, ``eegproject``, ``projector``), then braindecode.
+        eegvision encoders first, in alphabetical order (``atms``, ``eegproject``, ``nice``,
+        ``projector``, ``stconv``), then the families' variants.
     """
-    names = list(ENCODERS)
+    names = list(_plain_encoders())
     if braindecode:
-        names += [PREFIX + n for n in braindecode_model_names()]
+        names += [f"{n}:{v}" for n, c in sorted(ENCODER_CLASSES.items()) if c.has_variants for v in c.variants()]
     return names
 
 
@@ -78,8 +66,9 @@ def resolve_name(name: str) -> tuple[type[EEGEncoder], dict[str, Any]]:
         raise ValueError(f"Encoder name must be a non-empty string, got {name!r}.")
     key = _normalise(name)
     key = _ALIASES.get(key, key)
-    if key in ENCODERS:
-        return ENCODERS[key], {}
+    plain = _plain_encoders()
+    if key in plain:
+        return plain[key], {}
     bd_names = braindecode_model_names()
     model = name[len(PREFIX):] if name.startswith(PREFIX) else name
     if model in bd_names:
@@ -126,17 +115,9 @@ def create_encoder(name: str, *, n_chans: int, n_times: int, n_outputs: int = 10
         if key in options and options[key] != value:
             raise ValueError(f"Encoder {name!r} implies {key}={value!r}, but {key}={options[key]!r} was given.")
     options.update(fixed)
-    _check_options(cls, options, name)
+    cls.check_options(options, name)
     return cls(n_chans=n_chans, n_times=n_times, n_outputs=n_outputs, sfreq=sfreq,
                n_subjects=n_subjects, **options)
-
-
-def _check_options(cls: type[EEGEncoder], options: dict[str, Any], name: str) -> None:
-    import inspect
-
-    params = inspect.signature(cls.__init__).parameters
-    allowed = [p for p in params if p not in ("self", "n_chans", "n_times", "n_outputs", "sfreq", "n_subjects")]
-    check_names("Option", list(options), allowed, f"the options of encoder {name}")
 
 
 def describe(name: str, *, n_chans: int = 63, n_times: int = 250, n_outputs: int = 1024,
@@ -167,38 +148,11 @@ def save_pretrained(model: EEGEncoder, directory: str | os.PathLike) -> Path:
     The weights are written before the config, so a directory with a config always has matching
     weights. Returns the directory.
     """
-    from safetensors.torch import save_model
-
-    from eegvision import __version__
-
     if not isinstance(model, EEGEncoder):
         raise TypeError(f"save_pretrained expects an eegvision encoder, got {type(model).__name__}.")
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    with atomic_path(directory / WEIGHTS_NAME, suffix=".safetensors") as tmp:
-        save_model(model, str(tmp), metadata={"format": "pt", "encoder": model.config["name"]})
-    config = {**model.config, "eegvision_version": __version__, "format_version": FORMAT_VERSION}
-    write_text_atomic(directory / CONFIG_NAME, json.dumps(config, indent=2) + "\n")
-    return directory
+    return model.save_pretrained(directory)
 
 
 def load_encoder(directory: str | os.PathLike, map_location: str | torch.device = "cpu") -> EEGEncoder:
     """Rebuild an encoder written by :func:`save_pretrained`; returned in eval mode on ``map_location``."""
-    from safetensors.torch import load_model
-
-    directory = Path(directory)
-    config_path, weights_path = directory / CONFIG_NAME, directory / WEIGHTS_NAME
-    for path in (config_path, weights_path):
-        if not path.is_file():
-            raise FileNotFoundError(
-                f"{str(path)!r} not found. load_encoder expects a directory written by "
-                "save_pretrained (config.json + model.safetensors)."
-            )
-    config = json.loads(config_path.read_text())
-    config.pop("eegvision_version", None)
-    config.pop("format_version", None)
-    config.pop("pretrained", None)  # weights come from model.safetensors, not the original file
-    name = config.pop("name")
-    model = create_encoder(name, **config)
-    load_model(model, str(weights_path), strict=True, device=str(map_location))
-    return model.to(map_location).eval()
+    return EEGEncoder.from_pretrained(directory, map_location=map_location)

@@ -9,7 +9,7 @@ import contextlib
 import json
 import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -88,15 +88,23 @@ def _datasets(config: FitConfig, store: Any, unit: dict) -> dict[str, Any]:
     return {"train": train, "val": val, "test": test, "split": split, "subject_ids": train_ids}
 
 
-def build_module(config: FitConfig, data: dict[str, Any], train_feats: Any, test_feats: Any,
-                 ) -> ContrastiveModule:
-    """Fresh encoder + objective + module for one unit (seed the RNG first)."""
+def make_encoder(config: FitConfig, data: dict[str, Any], n_outputs: int, **options: Any) -> Any:
+    """A fresh ``config.encoder`` for the shape of ``data["train"]`` and one row per subject of
+    ``data["subject_ids"]``; ``options`` add to or override ``config.encoder_options`` (seed the RNG first)."""
     from eegvision.models import create_encoder
 
     train = data["train"]
-    encoder = create_encoder(config.encoder, n_chans=train.n_chans, n_times=train.n_times,
-                             n_outputs=train_feats.dim, sfreq=train.sfreq,
-                             n_subjects=max(1, len(data["subject_ids"])), **config.encoder_options)
+    return create_encoder(config.encoder, n_chans=train.n_chans, n_times=train.n_times, n_outputs=n_outputs,
+                          sfreq=train.sfreq, n_subjects=max(1, len(data["subject_ids"])),
+                          **{**config.encoder_options, **options})
+
+
+def build_module(config: FitConfig, data: dict[str, Any], train_feats: Any, test_feats: Any,
+                 encoder: Any = None) -> ContrastiveModule:
+    """Objective + Lightning module of one unit around ``encoder`` (default: a fresh one from
+    :func:`make_encoder`; seed the RNG first)."""
+    if encoder is None:
+        encoder = make_encoder(config, data, train_feats.dim)
     objective = Objective(config.objective, init_temperature=config.init_temperature,
                           logit_scale_mode=config.logit_scale_mode, normalize=config.normalize_embeddings,
                           same_concept_positives=config.same_concept_positives, reference=config.reference_loss)
@@ -106,7 +114,7 @@ def build_module(config: FitConfig, data: dict[str, Any], train_feats: Any, test
     n_val_images = len(np.unique(data["split"].val_conditions))
     return ContrastiveModule(
         encoder, objective, train_feats.image, train_feats.text,
-        train_data=train, val_data=data["val"], test_data=data["test"], test_image_features=test_feats.image,
+        train_data=data["train"], val_data=data["val"], test_data=data["test"], test_image_features=test_feats.image,
         batch_size=config.batch_size, lr=config.lr, weight_decay=config.weight_decay, schedule=config.schedule,
         seed=config.seed, num_workers=config.num_workers, report_test_curve=config.report_test_curve,
         val_k=min(200, n_val_images),
@@ -127,8 +135,9 @@ def resolve_strategy(name: str) -> Any:
     return name
 
 
-def make_trainer(config: FitConfig, root: Path, callbacks: list[Callback]) -> pl.Trainer:
-    """The Lightning Trainer of a unit (CPU/CUDA via ``accelerator="auto"``, DDP via ``strategy``)."""
+def make_trainer(config: FitConfig, root: Path, callbacks: list[Callback], *, val_every: int = 1) -> pl.Trainer:
+    """The Lightning Trainer of a unit (CPU/CUDA via ``accelerator="auto"``, DDP via ``strategy``),
+    validating every ``val_every`` epochs."""
     callbacks = list(callbacks)
     if config.progress:
         from lightning.pytorch.callbacks import RichProgressBar
@@ -141,8 +150,34 @@ def make_trainer(config: FitConfig, root: Path, callbacks: list[Callback]) -> pl
         precision=precision, deterministic="warn" if config.deterministic else False, logger=False,
         callbacks=callbacks, enable_progress_bar=config.progress, enable_model_summary=False,
         num_sanity_val_steps=0, use_distributed_sampler=False, default_root_dir=str(root),
-        log_every_n_steps=1,
+        log_every_n_steps=1, check_val_every_n_epoch=int(val_every),
     )
+
+
+def train_and_select(config: FitConfig, module: ContrastiveModule, folder: UnitFolder,
+                     callbacks: Sequence[Callback] = (), *, val_every: int = 1,
+                     resume: bool = False) -> tuple[list[dict], int] | None:
+    """Train ``module`` for ``config.epochs`` epochs and load its validation-selected epoch.
+
+    Checkpoints and the history go to ``folder``; ``callbacks`` are added to the trainer's. ``resume`` continues
+    from the folder's last checkpoint if present. Seed the RNG before building ``module``.
+
+    Returns
+    -------
+    (history, selected_epoch) or None
+        The per-epoch history rows and the selected epoch; ``None`` on non-primary DDP processes.
+    """
+    monitor, mode = ("val_top1", "max") if config.selection == "val_top1" else ("val_loss", "min")
+    ckpt = folder.checkpoint_callback(monitor, mode)
+    trainer = make_trainer(config, folder.path, [ckpt, HistoryWriter(folder), *callbacks], val_every=val_every)
+    last = folder.last_checkpoint
+    trainer.fit(module, ckpt_path=str(last) if resume and last.is_file() else None)
+    if trainer.global_rank != 0:
+        return None
+    best = Path(ckpt.best_model_path) if ckpt.best_model_path else last
+    state = torch_load_checkpoint(best)
+    module.load_state_dict(state["state_dict"])
+    return list(module.history), int(state.get("epoch", -1))
 
 
 def fit_unit(config: FitConfig, store: Any, unit: dict, folder: UnitFolder, train_feats: Any, test_feats: Any,
@@ -159,18 +194,10 @@ def fit_unit(config: FitConfig, store: Any, unit: dict, folder: UnitFolder, trai
         module = build_module(config, data, train_feats, test_feats)
         if primary:
             write_unit_config(config, unit, folder, data, train_feats, test_feats)
-        monitor, mode = ("val_top1", "max") if config.selection == "val_top1" else ("val_loss", "min")
-        ckpt = folder.checkpoint_callback(monitor, mode)
-        trainer = make_trainer(config, folder.path, [ckpt, HistoryWriter(folder)])
-        last = folder.last_checkpoint
-        trainer.fit(module, ckpt_path=str(last) if resume and last.is_file() else None)
-        if trainer.global_rank != 0:
+        trained = train_and_select(config, module, folder, resume=resume)
+        if trained is None:
             return []
-        best = Path(ckpt.best_model_path) if ckpt.best_model_path else last
-        state = torch_load_checkpoint(best)
-        module.load_state_dict(state["state_dict"])
-        selected_epoch = int(state.get("epoch", -1))
-        history = list(module.history)
+        history, selected_epoch = trained
     return finish_unit(config, unit, folder, module, data, test_feats, history, selected_epoch)
 
 

@@ -1,18 +1,24 @@
-"""EEG/MEG encoders: one file per architecture, shared blocks in :mod:`.layers`."""
+"""EEG/MEG encoders: one file per architecture, shared blocks in :mod:`.layers`.
+
+Importing this package defines, and so registers (:data:`.base.ENCODER_CLASSES`), every encoder.
+"""
 
 from eegvision.models.encoders.atms import ATMSEncoder, load_reference_state_dict
-from eegvision.models.encoders.base import EEGEncoder
+from eegvision.models.encoders.base import ENCODER_CLASSES, EEGEncoder
 from eegvision.models.encoders.braindecode_head import BraindecodeEncoder
 from eegvision.models.encoders.eegproject import EEGProjectEncoder
 from eegvision.models.encoders.nice import NICEEncoder
 from eegvision.models.encoders.projector import ProjectorEncoder
+from eegvision.models.encoders.stconv import STConvEncoder
 
 __all__ = [
+    "ENCODER_CLASSES",
     "ATMSEncoder",
     "BraindecodeEncoder",
     "EEGEncoder",
     "EEGProjectEncoder",
     "NICEEncoder",
     "ProjectorEncoder",
+    "STConvEncoder",
     "load_reference_state_dict",
 ]

@@ -218,6 +218,9 @@ class ATMSEncoder(EEGEncoder):
     """
 
     name = "atms"
+    head_modules = ("proj_eeg",)
+    encoder_modules = ("enc_eeg",)
+    attention_modules = ("encoder", "subject_wise_linear")  # the subject table inside is "subject"
 
     def __init__(
         self,
@@ -295,6 +298,14 @@ class ATMSEncoder(EEGEncoder):
             n_heads=n_heads, d_ff=d_ff, e_layers=e_layers, dropout=dropout, n_filters=n_filters,
             tsconv_dropout=tsconv_dropout, proj_dropout=proj_dropout,
         )
+
+    def config_for_subjects(self, n_subjects: int) -> dict:
+        """The config with ``n_subjects`` rows; recorded ``subject_names`` get ``new-<id>`` for added ids."""
+        config = super().config_for_subjects(n_subjects)
+        names = config.get("subject_names")
+        if names:
+            config["subject_names"] = list(names) + [f"new-{i}" for i in range(len(names), int(n_subjects))]
+        return config
 
     def channel_tokens(self, x: torch.Tensor, subject_ids: torch.Tensor | None) -> torch.Tensor:
         """Transformer output after the slice, ``(B, n_chans, d_model)``."""

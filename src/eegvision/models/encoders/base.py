@@ -1,15 +1,65 @@
-"""Common base of every eegvision encoder: signal parameters, ``.config``, input checks, saving."""
+"""Common base of every eegvision encoder: signal parameters, ``.config``, input checks, parameter
+groups, registration by name, saving and loading.
+
+Registration
+------------
+Every subclass that sets a class attribute ``name`` is recorded in :data:`ENCODER_CLASSES` when it
+is defined (importing :mod:`eegvision.models.encoders` defines them all), so an encoder can be
+rebuilt from its ``.config`` (:meth:`EEGEncoder.from_config`) and from a saved directory
+(:meth:`EEGEncoder.from_pretrained`) without the user-facing registry of
+:mod:`eegvision.models.registry`, which builds on this one. A *family* (``has_variants = True``)
+is named ``family:variant``: ``"braindecode:EEGNet"`` is :class:`BraindecodeEncoder` with
+``model="EEGNet"`` (:meth:`EEGEncoder.variant_options`).
+
+Parameter groups
+----------------
+Each encoder names the submodules of its parts (:meth:`EEGEncoder.module_groups`): ``head`` (the
+layers that map features to the embedding), ``encoder`` (the feature extractor: convolutions or a
+backbone), ``attention`` (transformer blocks) and ``subject`` (its :class:`SubjectEmbedding`
+tables). Fine-tuning freezes by these names (:mod:`eegvision.training.freeze`).
+"""
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
+from collections.abc import Mapping
+from pathlib import Path
 from typing import Any, ClassVar
 
 import torch
 from torch import nn
 
-from eegvision.models.encoders.layers import check_subject_ids
+from eegvision.checks import check_names
+from eegvision.models.encoders.checkpoint import (
+    load_checkpoint_weights,
+    read_checkpoint_config,
+    write_checkpoint,
+)
+from eegvision.models.encoders.layers import SubjectEmbedding, check_subject_ids
+
+#: The constructor arguments every encoder shares; the others are its options.
+SIGNAL_PARAMETERS = ("n_chans", "n_times", "n_outputs", "sfreq", "n_subjects")
+
+#: Encoder classes by registry name (or family name), filled as each subclass is defined.
+ENCODER_CLASSES: dict[str, type[EEGEncoder]] = {}
+
+
+def encoder_class(name: str) -> tuple[type[EEGEncoder], dict[str, Any]]:
+    """The class registered for the exact registry ``name`` and the options the name implies.
+
+    ``"atms"`` gives ``(ATMSEncoder, {})``, ``"braindecode:EEGNet"`` gives
+    ``(BraindecodeEncoder, {"model": "EEGNet"})``. For names as users type them (aliases, case,
+    bare braindecode class names) use :func:`eegvision.models.registry.resolve_name`.
+    """
+    family, _, variant = str(name).partition(":")
+    cls = ENCODER_CLASSES.get(family)
+    if cls is None:
+        raise ValueError(f"No encoder is registered under {family!r} (from the name {name!r}); registered: "
+                         f"{', '.join(sorted(ENCODER_CLASSES))}. Import the module that defines it, or see "
+                         "eegvision.models.list_models().")
+    return cls, cls.variant_options(variant)
 
 
 def _check_positive_int(name: str, value: Any) -> int:
@@ -21,9 +71,11 @@ def _check_positive_int(name: str, value: Any) -> int:
 class EEGEncoder(nn.Module):
     """Base class: maps ``(batch, n_chans, n_times)`` EEG/MEG to ``(batch, n_outputs)`` embeddings.
 
-    Subclasses call ``super().__init__(...)`` with the braindecode signal parameters, build their
-    layers, record every constructor argument with :meth:`_set_config`, and implement
-    :meth:`embed` (the forward pass on validated input).
+    Subclasses set ``name`` (which registers them, see the module docstring), call
+    ``super().__init__(...)`` with the braindecode signal parameters, build their layers, record
+    every constructor argument with :meth:`_set_config`, implement :meth:`embed` (the forward pass
+    on validated input) and name their parts in ``head_modules``, ``encoder_modules`` and
+    ``attention_modules``.
 
     Parameters
     ----------
@@ -37,8 +89,71 @@ class EEGEncoder(nn.Module):
         Number of training subjects (ids ``0..n_subjects-1``); id ``-1`` means unseen.
     """
 
-    #: Registry name, set by each subclass.
+    #: Registry name, set by each subclass (a family's name for ``has_variants`` classes).
     name: ClassVar[str] = ""
+    #: Whether the class is a family named ``name:variant`` (see :meth:`variant_options`).
+    has_variants: ClassVar[bool] = False
+    #: Submodules (dotted names) of the output head, e.g. ``("proj_eeg",)``.
+    head_modules: ClassVar[tuple[str, ...]] = ()
+    #: Submodules of the feature extractor (temporal/spatial convolutions, a backbone).
+    encoder_modules: ClassVar[tuple[str, ...]] = ()
+    #: Submodules of attention/transformer blocks.
+    attention_modules: ClassVar[tuple[str, ...]] = ()
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        name = cls.__dict__.get("name")
+        if not name:
+            return
+        known = ENCODER_CLASSES.get(name)
+        if known is not None and (known.__module__, known.__qualname__) != (cls.__module__, cls.__qualname__):
+            raise ValueError(f"Encoder name {name!r} of {cls.__module__}.{cls.__qualname__} is already registered "
+                             f"by {known.__module__}.{known.__qualname__}; give the new class another name.")
+        ENCODER_CLASSES[name] = cls
+
+    @classmethod
+    def variants(cls) -> tuple[str, ...]:
+        """The variant names of a family (``has_variants``); ``()`` for other classes."""
+        return ()
+
+    @classmethod
+    def variant_options(cls, variant: str) -> dict[str, Any]:
+        """Constructor options implied by the ``variant`` part of a ``family:variant`` name.
+
+        Classes without variants accept only ``""`` (the bare name) and imply nothing.
+        """
+        if variant:
+            raise ValueError(f"Encoder {cls.name!r} has no variants; got the name {cls.name + ':' + variant!r}. "
+                             f"Use {cls.name!r}.")
+        return {}
+
+    @classmethod
+    def check_options(cls, options: Mapping[str, Any], name: str) -> None:
+        """Raise a ``ValueError`` naming the allowed options if ``options`` holds one the constructor lacks."""
+        params = inspect.signature(cls.__init__).parameters
+        allowed = [p for p in params if p not in ("self", *SIGNAL_PARAMETERS)]
+        check_names("Option", list(options), allowed, f"the options of encoder {name}")
+
+    @staticmethod
+    def from_config(config: Mapping[str, Any]) -> EEGEncoder:
+        """A freshly initialised encoder of the architecture ``config`` describes (an encoder's ``.config``).
+
+        Examples
+        --------
+        >>> from eegvision.models import create_encoder
+        >>> enc = create_encoder("nice", n_chans=17, n_times=100, n_outputs=32)
+        >>> EEGEncoder.from_config(enc.config).config == enc.config
+        True
+        """
+        options = dict(config)
+        name = options.pop("name", None)
+        if not isinstance(name, str) or not name:
+            raise ValueError(f"An encoder config needs its registry 'name' (e.g. 'atms'); got the keys "
+                             f"{sorted(config)}. Pass an encoder's .config.")
+        cls, fixed = encoder_class(name)
+        options.update(fixed)
+        cls.check_options({k: v for k, v in options.items() if k not in SIGNAL_PARAMETERS}, name)
+        return cls(**options)
 
     def __init__(self, n_chans: int, n_times: int, n_outputs: int = 1024, sfreq: float = 250.0,
                  n_subjects: int = 1):
@@ -67,8 +182,32 @@ class EEGEncoder(nn.Module):
 
     @property
     def config(self) -> dict[str, Any]:
-        """Every constructor argument, JSON-able; ``create_encoder(**config)`` rebuilds the model."""
+        """Every constructor argument, JSON-able; :meth:`from_config` rebuilds the model."""
         return json.loads(json.dumps(self._config))
+
+    def config_for_subjects(self, n_subjects: int) -> dict[str, Any]:
+        """:attr:`config` with ``n_subjects`` subject rows (subclasses adjust options tied to it)."""
+        return {**self.config, "n_subjects": int(n_subjects)}
+
+    # ------------------------------------------------------------------ parameter groups
+    def subject_tables(self) -> dict[str, SubjectEmbedding]:
+        """The subject tables (:class:`SubjectEmbedding` submodules) by dotted name; empty without any."""
+        return {name: m for name, m in self.named_modules() if isinstance(m, SubjectEmbedding)}
+
+    def module_groups(self) -> dict[str, list[str]]:
+        """Dotted names of the submodules (or parameters) of each part: ``head``, ``encoder``,
+        ``attention``, ``subject``.
+
+        From the class attributes ``head_modules``, ``encoder_modules``, ``attention_modules`` (names
+        this instance lacks, such as optional layers, are left out) and :meth:`subject_tables`. A
+        parameter belongs to the group of the longest name it lies under, so the subject table inside
+        ATM-S's transformer is ``subject``, the rest of the transformer ``attention``.
+        """
+        present = {n for n, _ in self.named_modules()} | {n for n, _ in self.named_parameters()}
+        declared = {"head": self.head_modules, "encoder": self.encoder_modules, "attention": self.attention_modules}
+        groups = {group: [n for n in names if n in present] for group, names in declared.items()}
+        groups["subject"] = list(self.subject_tables())
+        return groups
 
     # ------------------------------------------------------------------ forward
     def forward(self, x: torch.Tensor, subject_ids: torch.Tensor | None = None) -> torch.Tensor:
@@ -100,18 +239,16 @@ class EEGEncoder(nn.Module):
         raise NotImplementedError
 
     # ------------------------------------------------------------------ saving
-    def save_pretrained(self, directory: str | os.PathLike) -> None:
-        """Write ``config.json`` and ``model.safetensors`` (atomically) to ``directory``."""
-        from eegvision.models.registry import save_pretrained
-
-        save_pretrained(self, directory)
+    def save_pretrained(self, directory: str | os.PathLike) -> Path:
+        """Write ``config.json`` and ``model.safetensors`` (atomically) to ``directory``; returns it."""
+        return write_checkpoint(self, self.config, directory)
 
     @classmethod
-    def from_pretrained(cls, directory: str | os.PathLike, map_location: str = "cpu") -> EEGEncoder:
-        """Rebuild an encoder saved with :meth:`save_pretrained` (in eval mode)."""
-        from eegvision.models.registry import load_encoder
-
-        return load_encoder(directory, map_location=map_location)
+    def from_pretrained(cls, directory: str | os.PathLike, map_location: str | torch.device = "cpu") -> EEGEncoder:
+        """Rebuild an encoder saved with :meth:`save_pretrained` (in eval mode, on ``map_location``)."""
+        model = EEGEncoder.from_config(read_checkpoint_config(directory))
+        load_checkpoint_weights(model, directory, map_location)
+        return model.to(map_location).eval()
 
     def n_parameters(self, trainable_only: bool = False) -> int:
         """Number of (unique) parameters."""

@@ -152,6 +152,9 @@ class BraindecodeEncoder(EEGEncoder):
     """
 
     name = "braindecode"
+    has_variants = True
+    head_modules = ("head",)  # without a projector head: the backbone's final_layer (module_groups)
+    encoder_modules = ("backbone",)
 
     def __init__(self, n_chans: int, n_times: int, n_outputs: int = 1024, sfreq: float = 250.0,
                  n_subjects: int = 1, *, model: str = "EEGNet", head: str | None = None,
@@ -201,6 +204,43 @@ class BraindecodeEncoder(EEGEncoder):
                          pretrained=None if pretrained is None else str(pretrained),
                          ch_names=None if ch_names is None else list(ch_names), preset=None,
                          model_kwargs=given_kwargs)
+
+    @classmethod
+    def variants(cls) -> tuple[str, ...]:
+        """The braindecode class names (``braindecode:<variant>``)."""
+        return braindecode_model_names()
+
+    @classmethod
+    def variant_options(cls, variant: str) -> dict[str, Any]:
+        """``braindecode:EEGNet`` -> ``{"model": "EEGNet"}``."""
+        if not variant:
+            raise ValueError(f"Name a braindecode model after {PREFIX!r}, e.g. 'braindecode:EEGNet'.")
+        return {"model": variant}
+
+    def config_for_subjects(self, n_subjects: int) -> dict[str, Any]:
+        """The config with ``n_subjects`` subject vectors (switched on) and no ``pretrained`` file to reload."""
+        config = super().config_for_subjects(n_subjects)
+        config["subject_embedding"] = True
+        config.pop("pretrained", None)
+        return config
+
+    def module_groups(self) -> dict[str, list[str]]:
+        """As :meth:`EEGEncoder.module_groups`; without a projector the head is the backbone's ``final_layer``,
+        and ``attention`` is every backbone submodule named ``attn``, ``self_attn`` or ``*attention*``."""
+        groups = super().module_groups()
+        if self.head is None:
+            groups["head"] = [n for n, _ in self.named_modules() if n == "backbone.final_layer"]
+        attention = []
+        for name, _ in self.backbone.named_parameters():
+            parts = name.split(".")
+            hit = next((i for i, p in enumerate(parts) if p in ("attn", "self_attn") or "attention" in p), None)
+            if hit is not None:
+                prefix = "backbone." + ".".join(parts[: hit + 1])
+                under_head = any(prefix == h or prefix.startswith(h + ".") for h in groups["head"])
+                if not under_head and prefix not in attention:
+                    attention.append(prefix)
+        groups["attention"] = attention
+        return groups
 
     def load_backbone_weights(self, path: str | Path) -> list[str]:
         """Load a local state dict into the backbone; returns the keys that were skipped."""

@@ -39,6 +39,8 @@ class EEGProjectEncoder(EEGEncoder):
     """
 
     name = "eegproject"
+    head_modules = ("model.1", "model.2")  # residual MLP + LayerNorm after the input projection
+    encoder_modules = ("model.0",)  # the input projection Linear(C*T, n_outputs)
 
     def __init__(self, n_chans: int, n_times: int, n_outputs: int = 1024, sfreq: float = 250.0,
                  n_subjects: int = 1, *, dropout: float = 0.3, logit_scale: str | None = None):

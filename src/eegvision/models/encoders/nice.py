@@ -38,6 +38,8 @@ class NICEEncoder(EEGEncoder):
     """
 
     name = "nice"
+    head_modules = ("proj_eeg",)
+    encoder_modules = ("enc_eeg",)
 
     def __init__(self, n_chans: int, n_times: int, n_outputs: int = 1024, sfreq: float = 250.0,
                  n_subjects: int = 1, *, mode: str = "fixed", logit_scale: str | None | bool = False,

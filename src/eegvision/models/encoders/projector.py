@@ -59,6 +59,8 @@ class ProjectorEncoder(EEGEncoder):
     """
 
     name = "projector"
+    head_modules = ("output_layer",)
+    encoder_modules = ("input_layer", "blocks")
 
     def __init__(self, n_chans: int, n_times: int, n_outputs: int = 1024, sfreq: float = 250.0,
                  n_subjects: int = 1, *, mode: str = "fixed", hidden_chans: int = 64,

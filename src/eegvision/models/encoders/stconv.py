@@ -42,6 +42,8 @@ class STConvEncoder(EEGEncoder):
     """
 
     name = "stconv"
+    head_modules = ("head",)
+    encoder_modules = ("spatial", "temporal")
 
     def __init__(self, n_chans: int, n_times: int, n_outputs: int = 1024, sfreq: float = 250.0,
                  n_subjects: int = 1, *, n_filters: int = 32, kernel_s: float = 0.1, stride_s: float = 0.02,
