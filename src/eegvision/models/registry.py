@@ -3,7 +3,8 @@
 Names
 -----
 * eegvision encoders: ``"atms"`` (ATM-S), ``"nice"``, ``"eegproject"``, ``"projector"`` (ATM's MLP
-  baseline), ``"stconv"`` (eegvision's spatial-filter + temporal-convolution + MLP encoder). Case, ``-`` and ``_`` are ignored (``"ATM-S"`` works).
+  baseline), ``"stconv"`` (eegvision's spatial-filter + temporal-convolution + MLP encoder), ``"atms50"``
+  (the 2024 temporal-attention ATM-S, for imported checkpoints). Case, ``-`` and ``_`` are ignored (``"ATM-S"`` works).
 * any braindecode model: ``"braindecode:EEGNet"``, ``"braindecode:ShallowFBCSPNet"``, ... A bare
   braindecode class name (``"EEGNet"``) is accepted as well.
 
@@ -22,6 +23,7 @@ import torch
 from torch import nn
 
 from eegvision.models.encoders.atms import ATMSEncoder
+from eegvision.models.encoders.atms50 import ATMS50Encoder
 from eegvision.models.encoders.base import EEGEncoder
 from eegvision.models.encoders.braindecode_head import (
     PREFIX,
@@ -41,6 +43,7 @@ ENCODERS: dict[str, type[EEGEncoder]] = {
     "eegproject": EEGProjectEncoder,
     "projector": ProjectorEncoder,
     "stconv": STConvEncoder,
+    "atms50": ATMS50Encoder,
 }
 _ALIASES = {"atm": "atms", "mlp": "projector", "mlpprojector": "projector"}
 
