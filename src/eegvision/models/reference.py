@@ -26,6 +26,7 @@ See ``docs/reference.md``.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -87,13 +88,15 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
         else:
             obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # corrupt, truncated, not a torch file, or pickled objects other than tensors
-        detail = str(err).strip().splitlines()[0] if str(err).strip() else ""
-        hint = ("it holds Python objects other than tensors (save model.state_dict(), not the model)"
-                if "weights_only" in str(err).lower() or "weights only" in str(err).lower()
-                else "the file is corrupt, truncated or not a PyTorch checkpoint")
-        raise ReferenceCheckpointError(
-            f"Cannot read checkpoint {str(path)!r}: {hint} ({type(err).__name__}: {detail[:160]})."
-        ) from None
+        text = re.sub(r"\x1b\[[0-9;]*m", "", str(err))
+        if "weights only" in text.lower() or "weights_only" in text.lower():
+            found = re.search(r"Unsupported global: GLOBAL (\S+)", text)
+            hint = ("it holds Python objects other than tensors" + (f" ({found.group(1)})" if found else "")
+                    + "; save model.state_dict(), not the model, and no code from the file is run here")
+        else:
+            first = text.strip().splitlines()[0].split(". ")[0].rstrip(".") if text.strip() else "no details"
+            hint = f"the file is corrupt, truncated or not a PyTorch checkpoint ({type(err).__name__}: {first[:120]})"
+        raise ReferenceCheckpointError(f"Cannot read checkpoint {str(path)!r}: {hint}.") from None
     return _as_state_dict(obj, str(path))
 
 

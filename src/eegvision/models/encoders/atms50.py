@@ -26,7 +26,12 @@ from torch import nn
 
 from eegvision.models.encoders.atms import LOGIT_SCALE_INIT
 from eegvision.models.encoders.base import EEGEncoder
-from eegvision.models.encoders.layers import ProjectionHead, sinusoid_table, tsconv_encoder, tsconv_out_features
+from eegvision.models.encoders.layers import (
+    ProjectionHead,
+    sinusoid_table,
+    tsconv_encoder,
+    tsconv_out_features,
+)
 
 
 class _TemporalPositions(nn.Module):
