@@ -96,6 +96,26 @@ def test_sampling_is_seeded_and_batch_independent():
     assert prior.make_scheduler().config.clip_sample is False
 
 
+def test_clip_sample_option_is_the_reference_sampler_and_survives_saving(tmp_path):
+    """``clip_sample=True`` (imported reference priors) clips x̂₀ to ±1 at every DDPM step; off by default."""
+    torch.manual_seed(4)
+    prior = DiffusionPrior(embed_dim=6, cond_dim=5, architecture_options=SMALL_UNET, clip_sample=True).eval()
+    assert "clip_sample" not in DiffusionPrior(embed_dim=6, cond_dim=5, architecture_options=SMALL_UNET).config
+    sched = prior.make_scheduler()
+    assert sched.config.clip_sample is True and sched.config.clip_sample_range == 1.0
+    prior.save_pretrained(tmp_path / "p")
+    back = DiffusionPrior.from_pretrained(tmp_path / "p")
+    assert back.config["clip_sample"] is True
+    cond = torch.randn(2, 5)
+    torch.testing.assert_close(back.sample(cond, 3, seed=0), prior.sample(cond, 3, seed=0))
+    # one DDPM step by hand: x̂₀ = (x - sqrt(1 - ᾱ) ε) / sqrt(ᾱ), clipped, then the posterior mean (no noise at t=0)
+    x, t = torch.randn(1, 6) * 3, torch.tensor(0)
+    eps = prior(x, t.reshape(1), cond[:1])
+    a0 = sched.alphas_cumprod[0]
+    x0 = ((x - (1 - a0).sqrt() * eps) / a0.sqrt()).clamp(-1, 1)
+    torch.testing.assert_close(sched.step(eps, t, x).prev_sample, x0)
+
+
 @pytest.mark.parametrize("arch,opts", [("unet", SMALL_UNET), ("transformer", SMALL_TF)])
 def test_save_and_load_round_trip(tmp_path, arch, opts):
     torch.manual_seed(3)

@@ -5,6 +5,7 @@
 """
 
 from eegvision.models.encoders import (
+    ATMS50Encoder,
     ATMSEncoder,
     BraindecodeEncoder,
     EEGEncoder,
@@ -13,6 +14,7 @@ from eegvision.models.encoders import (
     ProjectorEncoder,
     load_reference_state_dict,
 )
+from eegvision.models.reference import load_reference_checkpoint
 from eegvision.models.registry import (
     create_encoder,
     describe,
@@ -22,6 +24,7 @@ from eegvision.models.registry import (
 )
 
 __all__ = [
+    "ATMS50Encoder",
     "ATMSEncoder",
     "BraindecodeEncoder",
     "EEGEncoder",
@@ -32,6 +35,7 @@ __all__ = [
     "describe",
     "list_models",
     "load_encoder",
+    "load_reference_checkpoint",
     "load_reference_state_dict",
     "save_pretrained",
 ]

@@ -10,7 +10,8 @@ Two denoisers share one wrapper, :class:`DiffusionPrior`:
   without text tokens: its sequence is ``[condition, time, noisy embedding, prd]`` and it predicts ε as well.
 
 The wrapper owns the noise schedule (a diffusers ``DDPMScheduler`` with ``clip_sample=False``: CLIP image
-embeddings are not in ±1, and clipping x̂₀ there, as the reference does, distorts them), an optional per-dimension
+embeddings are not in ±1, and clipping x̂₀ there, as the reference does, distorts them; ``clip_sample=True`` for
+priors imported from the reference, :mod:`eegvision.models.reference`), an optional per-dimension
 standardisation of the targets, classifier-free-guidance sampling with one generator per sample, and
 ``save_pretrained`` / ``from_pretrained`` (``model.safetensors`` + ``config.json``).
 """
@@ -26,6 +27,15 @@ import torch
 from torch import nn
 
 PRIOR_ARCHITECTURES = ("unet", "transformer")
+#: The reference's prior, ``DiffusionPriorUNet(cond_dim=1024, dropout=0.1)`` sampled with diffusers' default
+#: ``DDPMScheduler()`` (``clip_sample=True``), written out in full so that it does not follow this module's
+#: defaults: ``DiffusionPrior(**REFERENCE_PRIOR_CONFIG)`` is the reference layout whatever they become.
+REFERENCE_PRIOR_CONFIG: dict[str, Any] = {
+    "embed_dim": 1024, "cond_dim": 1024, "architecture": "unet",
+    "architecture_options": {"hidden_dims": [1024, 512, 256, 128, 64], "time_embed_dim": 512, "dropout": 0.1},
+    "num_train_timesteps": 1000, "beta_schedule": "linear", "beta_start": 1e-4, "beta_end": 0.02,
+    "clip_sample": True,
+}
 _CONFIG_NAME = "config.json"
 _WEIGHTS_NAME = "model.safetensors"
 
@@ -131,6 +141,9 @@ class DiffusionPrior(nn.Module):
     target_mean, target_std : tensor, optional
         Per-dimension statistics of the training targets. When given, the diffusion runs on standardised
         embeddings ``(h - mean) / std`` and :meth:`sample` maps back.
+    clip_sample : bool
+        Clip the predicted x̂₀ to ±1 at every sampling step, as the reference's ``DDPMScheduler()`` does
+        (default False: CLIP image embeddings are not in ±1). Only priors imported from the reference set it.
 
     Notes
     -----
@@ -142,7 +155,8 @@ class DiffusionPrior(nn.Module):
     def __init__(self, embed_dim: int = 1024, cond_dim: int = 1024, architecture: str = "unet",
                  architecture_options: dict[str, Any] | None = None, num_train_timesteps: int = 1000,
                  beta_schedule: str = "linear", beta_start: float = 1e-4, beta_end: float = 0.02,
-                 target_mean: torch.Tensor | None = None, target_std: torch.Tensor | None = None) -> None:
+                 target_mean: torch.Tensor | None = None, target_std: torch.Tensor | None = None,
+                 clip_sample: bool = False) -> None:
         super().__init__()
         check_choice("prior architecture", architecture, PRIOR_ARCHITECTURES)
         options = dict(architecture_options or {})
@@ -158,6 +172,8 @@ class DiffusionPrior(nn.Module):
             "beta_schedule": beta_schedule, "beta_start": beta_start, "beta_end": beta_end,
             "standardize": target_mean is not None,
         }
+        if clip_sample:  # only written when set, so that existing config.json files stay as they were
+            self.config["clip_sample"] = True
         if (target_mean is None) != (target_std is None):
             raise ValueError("Give both target_mean and target_std, or neither.")
         if target_mean is not None:
@@ -176,7 +192,8 @@ class DiffusionPrior(nn.Module):
         check_choice("prior scheduler", kind, ("ddpm", "ddim"))
         common = dict(num_train_timesteps=self.config["num_train_timesteps"],
                       beta_schedule=self.config["beta_schedule"], beta_start=self.config["beta_start"],
-                      beta_end=self.config["beta_end"], clip_sample=False, prediction_type="epsilon")
+                      beta_end=self.config["beta_end"], clip_sample=self.config.get("clip_sample", False),
+                      prediction_type="epsilon")
         if kind == "ddpm":
             return DDPMScheduler(variance_type="fixed_small", **common)
         return DDIMScheduler(**common)

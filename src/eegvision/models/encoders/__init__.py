@@ -4,6 +4,7 @@ Importing this package defines, and so registers (:data:`.base.ENCODER_CLASSES`)
 """
 
 from eegvision.models.encoders.atms import ATMSEncoder, load_reference_state_dict
+from eegvision.models.encoders.atms50 import ATMS50Encoder
 from eegvision.models.encoders.base import ENCODER_CLASSES, EEGEncoder
 from eegvision.models.encoders.braindecode_head import BraindecodeEncoder
 from eegvision.models.encoders.eegproject import EEGProjectEncoder
@@ -12,6 +13,7 @@ from eegvision.models.encoders.projector import ProjectorEncoder
 from eegvision.models.encoders.stconv import STConvEncoder
 
 __all__ = [
+    "ATMS50Encoder",
     "ENCODER_CLASSES",
     "ATMSEncoder",
     "BraindecodeEncoder",

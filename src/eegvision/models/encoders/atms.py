@@ -12,8 +12,10 @@ Pipeline, for input ``(B, C, T)``::
 
 ``mode="reference"`` reproduces the authors' code (``Retrieval/ATMS_retrieval.py`` at ``61fc9c3``)
 including its quirks, has exactly 3,202,413 parameters at 63 x 250 and loads its state dicts with
-``load_state_dict(strict=True)`` (module names match). ``mode="fixed"`` (default) fixes them; every
-quirk is also a separate switch (see :class:`ATMSEncoder`).
+``load_state_dict(strict=True)`` (module names match). The reference's code up to ``22c84ad`` adds no
+positional encoding (``positional_encoding=False``); its state dicts have the same keys, so
+:func:`eegvision.models.reference.load_reference_checkpoint` asks which one a checkpoint needs.
+``mode="fixed"`` (default) fixes the quirks; every quirk is also a separate switch (see :class:`ATMSEncoder`).
 
 References
 ----------
@@ -333,6 +335,10 @@ def load_reference_state_dict(model: ATMSEncoder, state_dict: Mapping[str, torch
     The reference and a ``mode="reference"`` model share module names, so this is a strict
     ``load_state_dict``; it additionally drops a ``module.`` prefix (DataParallel checkpoints) and
     gives a clear error for a model that was not built in reference layout.
+
+    ``model`` keeps its own ``positional_encoding`` setting, which the state dict cannot confirm (the
+    reference's ``pe`` buffer is saved whether or not its forward pass uses it). To import a file, prefer
+    :func:`eegvision.models.reference.load_reference_checkpoint`, which requires that choice.
     """
     if not isinstance(model, ATMSEncoder):
         raise TypeError(f"model must be an ATMSEncoder, got {type(model).__name__}.")
@@ -344,6 +350,7 @@ def load_reference_state_dict(model: ATMSEncoder, state_dict: Mapping[str, torch
             "The state dict does not match this ATM-S layout: missing keys "
             f"{missing[:5]}{'...' if len(missing) > 5 else ''}, unexpected keys "
             f"{unexpected[:5]}{'...' if len(unexpected) > 5 else ''}. Reference checkpoints need "
-            "create_encoder('atms', n_chans=63, n_times=250, mode='reference')."
+            "create_encoder('atms', n_chans=63, n_times=250, mode='reference', positional_encoding=...); "
+            "eegvision.models.reference.load_reference_checkpoint builds it from the file."
         )
     model.load_state_dict(state, strict=True)
