@@ -216,3 +216,35 @@ def test_kway_legend_covers_no_bar_or_marker():
     assert len(marks) > 30
     assert not [m for m in marks if legend.overlaps(m)]
     assert {t.get_text() for t in fig.legends[0].get_texts()} >= {"Bayes ceiling (200-way)", "ridge (200-way)"}
+
+
+def test_any_run_folder_gets_a_report(tmp_path, monkeypatch):
+    """`eegvision report RUN` on a run of `eegvision fit` (not a demo): every number equals metrics.json."""
+    from typer.testing import CliRunner
+
+    from decode_helpers import make_problem, patch_open_data
+    from eegvision.cli.main import app
+    from eegvision.training.config import FitConfig
+    from eegvision.training.fitting import fit
+
+    store, data = make_problem(tmp_path, n_subjects=2)
+    patch_open_data(monkeypatch, store)
+    cfg = FitConfig(data=str(data), subjects=["sub-01", "sub-02"], encoder="eegproject", epochs=2, batch_size=16,
+                    lr=3e-3, val_fraction=0.2, eval_ks=[2, 10, 20], eval_methods=["exact"])
+    run = fit(cfg, tmp_path / "run").run
+    res = CliRunner().invoke(app, ["report", str(run.path)])
+    assert res.exit_code == 0, res.output
+    path = run.path / "report" / "index.html"
+    page = _Collect()
+    page.feed(path.read_text())
+    rows = run.unit("sub-01").read_metrics() + run.unit("sub-02").read_metrics()
+    assert len(rows) == 12
+    for r in rows:
+        key = metric_key(r)
+        assert page.values[key + "/top1"][0] == r["top1"] and page.values[key + "/top5"][0] == r["top5"]
+    at20 = [r["top1"] for r in rows if r["modality"] == "image" and r["k"] == 20]
+    assert page.values["headline/top1"][0] == pytest.approx(sum(at20) / 2)
+    assert {i["src"] for i in page.imgs} == {"figures/kway.png", "figures/training.png"}
+    assert "selected epoch" in path.read_text()
+    res = CliRunner().invoke(app, ["report", str(tmp_path)])
+    assert res.exit_code == 2 and "is neither a demo folder (no demo.json) nor a run folder" in " ".join(res.output.split())

@@ -32,17 +32,17 @@ def demo(
 
 
 def report(
-    demo_dir: Path = typer.Argument(..., help="A folder written by `eegvision demo`."),
-    out: Path | None = typer.Option(None, "--out", help="Report folder (default DEMO/report)."),
+    folder: Path = typer.Argument(..., help="A folder written by `eegvision demo` or a run of `eegvision fit`."),
+    out: Path | None = typer.Option(None, "--out", help="Report folder (default FOLDER/report)."),
 ) -> None:
-    """Rebuild the static HTML report (and its PNG figures) of a demo folder from its result files.
+    """Build the static HTML report (and its PNG figures) of a demo folder or a run folder from its result files.
 
-    Example: eegvision report demo-output --out demo-output/report
+    Example: eegvision report runs/atms-sub-01   (or: eegvision report demo-output --out demo-output/report)
     """
-    from eegvision.report.html import build_report
+    from eegvision.report.run_report import report_folder
 
     with user_errors():
-        path = build_report(demo_dir, out)
+        path = report_folder(folder, out)
     console.print(f"Report: {path}")
 
 
