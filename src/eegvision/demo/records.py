@@ -18,6 +18,7 @@ class StageRecord:
     wall_s: float = 0.0
     reason: str = ""
     outputs: dict[str, Any] = field(default_factory=dict)
+    cpu_s: float = 0.0  # CPU seconds of this process (all threads) during the stage
 
 
 @dataclass

@@ -40,7 +40,7 @@ import numpy as np
 from eegvision.demo.records import DemoResult, Skip, StageRecord
 from eegvision.utils import relative_path, seed_everything, write_text_atomic
 
-__all__ = ["DEMO_SETTINGS", "headline_text", "run_demo"]
+__all__ = ["DEMO_SETTINGS", "DEMO_STAGE_BUDGET_S", "headline_text", "run_demo"]
 
 #: Per-mode settings. ``full``: the ``make demo`` run (~8 min on 2 CPU cores); ``quick``: the tiny
 #: preset for tests (< 1 min).
@@ -60,6 +60,15 @@ DEMO_SETTINGS: dict[str, dict[str, Any]] = {
         "epochs": 15, "batch_size": 32, "lr": 1e-3, "weight_decay": 0.05, "average_train": False,
         "prior_epochs": 10, "prior_steps": 5, "caption_epochs": 2, "samples": 1, "max_recon": 10, "mc_draws": 100,
     },
+}
+
+#: Wall-clock budget of each stage of ``make demo`` (the full mode) on an idle 2-core machine, in seconds; they
+#: sum to 540 s, under the 10-minute target with room for start-up. A stage over its budget is flagged on stderr
+#: and ``benchmarks/demo_time.py`` records each stage against it; a change that makes a stage slower must fit
+#: its budget (or take time from another stage's and say so).
+DEMO_STAGE_BUDGET_S: dict[str, float] = {
+    "simulate": 150, "convert": 20, "features": 5, "fit": 160, "evaluate": 10, "prior": 40, "reconstruct": 40,
+    "low-level": 5, "caption": 40, "score": 15, "analysis": 45, "report": 10,
 }
 
 
@@ -112,13 +121,14 @@ def run_demo(out: str | Path, preset: str = "demo", seed: int = 0, quick: bool =
     seed_everything(seed)
     state: dict[str, Any] = {"out": out, "seed": seed, "settings": settings}
     stages: list[StageRecord] = []
+    budgets = DEMO_STAGE_BUDGET_S if settings["preset"] == "demo" else {}
     t_all = time.perf_counter()
 
     def stage(name: str, fn: Callable[[dict], dict | None], needs: tuple[str, ...] = (),
               optional: bool = False) -> StageRecord:
         """Run one stage; an optional stage's error is recorded as ``failed`` and the demo goes on."""
         missing = [n for n in needs if not any(s.name == n and s.status == "ran" for s in stages)]
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         if missing:
             rec = StageRecord(name, "skipped", 0.0, f"needs {', '.join(missing)}, which did not run")
         else:
@@ -133,9 +143,12 @@ def run_demo(out: str | Path, preset: str = "demo", seed: int = 0, quick: bool =
                     raise
                 _say(traceback.format_exc())
                 rec = StageRecord(name, "failed", time.perf_counter() - t0, f"{type(err).__name__}: {err}")
+        rec.cpu_s = time.process_time() - c0
         stages.append(rec)
         status = rec.status if rec.status == "ran" else f"{rec.status}: {rec.reason}"
-        _say(f"    {name}: {status} ({rec.wall_s:.1f} s)")
+        budget = budgets.get(name)
+        over = f"; over its budget of {budget:.0f} s" if budget is not None and rec.wall_s > budget else ""
+        _say(f"    {name}: {status} ({rec.wall_s:.1f} s wall, {rec.cpu_s:.1f} s CPU{over})")
         return rec
 
     from eegvision.demo import (
@@ -158,16 +171,19 @@ def run_demo(out: str | Path, preset: str = "demo", seed: int = 0, quick: bool =
     summary_path = out / "demo.json"
     write_text_atomic(summary_path, json.dumps(summary, indent=2, default=_json_default) + "\n")
     report_path = None
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     try:
         from eegvision.report.html import build_report
 
         report_path = build_report(out, out / "report")
-        stages.append(StageRecord("report", "ran", time.perf_counter() - t0, "", {"html": relative_path(report_path, out)}))
+        stages.append(StageRecord("report", "ran", time.perf_counter() - t0, "", {"html": relative_path(report_path, out)},
+                                  cpu_s=time.process_time() - c0))
     except Exception as err:  # the numbers are on disk even when the report cannot be drawn
-        stages.append(StageRecord("report", "failed", time.perf_counter() - t0, f"{type(err).__name__}: {err}"))
+        stages.append(StageRecord("report", "failed", time.perf_counter() - t0, f"{type(err).__name__}: {err}",
+                                  cpu_s=time.process_time() - c0))
         _say(traceback.format_exc())
     summary["stages"] = [asdict(s) for s in stages]
+    summary["stage_budget_s"] = dict(budgets)
     summary["wall_s"] = time.perf_counter() - t_all
     write_text_atomic(summary_path, json.dumps(summary, indent=2, default=_json_default) + "\n")
     return DemoResult(out, report_path, summary["headline"], stages, summary_path)
