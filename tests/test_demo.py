@@ -149,3 +149,16 @@ def test_full_demo(tmp_path):
         assert scores[f"{sub}/attribute_shape"] > 1.5 * scores[f"{sub}/attribute_shape_chance"], sub
     caps = res.stage("caption").outputs["metrics"]
     assert caps["CIDEr-D"] > 1.5 * caps["CIDEr-D (shuffled pairs)"]
+
+
+def test_every_stage_has_a_budget_and_records_cpu_time(quick_demo):
+    """make demo's per-stage budgets cover every stage and fit in 10 minutes; stages record CPU seconds."""
+    from eegvision.demo.run import DEMO_STAGE_BUDGET_S
+
+    assert {s.name for s in quick_demo.stages} == set(DEMO_STAGE_BUDGET_S)
+    assert sum(DEMO_STAGE_BUDGET_S.values()) <= 570  # 30 s left for start-up and imports
+    fit = quick_demo.stage("fit")
+    assert fit.cpu_s > 1.0  # training ran in this process (CPU seconds, not a copy of the wall time)
+    summary = json.loads((quick_demo.out / "demo.json").read_text())
+    assert summary["stage_budget_s"] == {}  # budgets apply to the full demo only
+    assert [s["cpu_s"] for s in summary["stages"]] == [s.cpu_s for s in quick_demo.stages]
