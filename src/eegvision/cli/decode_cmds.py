@@ -103,6 +103,8 @@ def fit_cmd(
     same_concept_positives: bool = typer.Option(None, "--same-concept-positives",
                                                 help="Samples of one concept in a batch are positives."),
     reference_loss: bool = typer.Option(None, "--reference-loss", help="Reference ClipLoss: raw logit scale."),
+    reference: bool = typer.Option(None, "--reference", help="Train as the reference code: encoder in reference "
+                                   "mode, its ClipLoss, weight decay on every parameter (batch 64 by default)."),
     encoder_option: list[str] = typer.Option(None, "--encoder-option", help="KEY=VALUE encoder option."),
     preset: str = typer.Option(None, "--preset", help="Named config: atm-table8-within, atm-table8-loso, nice, "
                                                      "ubp-vanilla."),
@@ -127,7 +129,7 @@ def fit_cmd(
             protocol=protocol, epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay,
             schedule=schedule, seed=seed, average_train=average_train, mix_repetitions=mix_repetitions,
             channels=channels, window=window, val_fraction=val_fraction, selection=selection, report_test_curve=report_test_curve,
-            same_concept_positives=same_concept_positives, reference_loss=reference_loss,
+            same_concept_positives=same_concept_positives, reference_loss=reference_loss, reference=reference,
             encoder_options=parse_options(encoder_option) or None, devices=devices, strategy=strategy,
             accelerator=accelerator, precision=precision, num_workers=num_workers,
         )
