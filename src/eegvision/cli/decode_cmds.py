@@ -145,7 +145,8 @@ def fit_cmd(
 def evaluate_cmd(
     run: Path = typer.Argument(None, help="Run directory made by `eegvision fit`."),
     eeg_embeds: Path = typer.Option(None, "--eeg-embeds", help="Precomputed test embeddings (.pt/.npy/.safetensors)."),
-    image_features: Path = typer.Option(None, "--image-features", help="Test image features for --eeg-embeds."),
+    image_features: Path = typer.Option(None, "--image-features", help="Test image features for --eeg-embeds, or "
+                                        "for RUN instead of its own (needed by an imported checkpoint's run)."),
     text_features: Path = typer.Option(None, "--text-features", help="Test text features (optional)."),
     out: Path = typer.Option(None, "--out", help="Directory for metrics.json/csv (with --eeg-embeds)."),
     ks: str = typer.Option(None, "--ks", help="k values, e.g. 2,4,10,50,100,200."),
@@ -163,7 +164,8 @@ def evaluate_cmd(
         if run is not None:
             from eegvision.training.run import evaluate_run
 
-            res = evaluate_run(run, ks=_ints(ks), methods=split_list(methods))
+            res = evaluate_run(run, ks=_ints(ks), methods=split_list(methods),
+                               features_test=str(image_features) if image_features else None)
         else:
             from eegvision.evaluation.embeddings import evaluate_embedding_files
 
