@@ -52,12 +52,12 @@ class FakeStore:
 
 
 def make_problem(root: Path, *, real_store=False, n_subjects=3, n_train_concepts=30, images_per_concept=2, n_test=20,
-                 train_reps=4, test_reps=6, dim=16, noise=1.0, seed=0):
+                 train_reps=4, test_reps=6, dim=16, noise=1.0, seed=0, n_times=20):
     """Build a FakeStore and feature files under ``root/store/features``; returns (store, data_dir)."""
     from eegvision.features.files import save_features
 
     rng = np.random.default_rng(seed)
-    n_ch, n_t = len(CH_NAMES), 20
+    n_ch, n_t = len(CH_NAMES), n_times
     concept_vec = {"training": rng.standard_normal((n_train_concepts, dim)),
                    "test": rng.standard_normal((n_test, dim))}
     feats, meta, arrays, names = {}, {}, {}, {}
@@ -83,7 +83,7 @@ def make_problem(root: Path, *, real_store=False, n_subjects=3, n_train_concepts
             clean = (img @ mix_s).reshape(len(img), 1, n_ch, n_t)
             arr = clean + noise * rng.standard_normal((len(img), reps, n_ch, n_t))
             arrays[(f"sub-{s + 1:02d}", split)] = arr.astype(np.float16)
-    store = FakeStore(arrays, meta, names)
+    store = FakeStore(arrays, meta, names, n_times=n_t)
     data_dir = Path(root) / "store"
     if real_store:  # a store directory on disk, written by eegvision.store.disk.StoreWriter
         from eegvision.store.disk import open_store

@@ -103,6 +103,8 @@ def fit_cmd(
     same_concept_positives: bool = typer.Option(None, "--same-concept-positives",
                                                 help="Samples of one concept in a batch are positives."),
     reference_loss: bool = typer.Option(None, "--reference-loss", help="Reference ClipLoss: raw logit scale."),
+    reference: bool = typer.Option(None, "--reference", help="Train as the reference code: encoder in reference "
+                                   "mode, its ClipLoss, weight decay on every parameter (batch 64 by default)."),
     encoder_option: list[str] = typer.Option(None, "--encoder-option", help="KEY=VALUE encoder option."),
     preset: str = typer.Option(None, "--preset", help="Named config: atm-table8-within, atm-table8-loso, nice, "
                                                      "ubp-vanilla."),
@@ -127,7 +129,7 @@ def fit_cmd(
             protocol=protocol, epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay,
             schedule=schedule, seed=seed, average_train=average_train, mix_repetitions=mix_repetitions,
             channels=channels, window=window, val_fraction=val_fraction, selection=selection, report_test_curve=report_test_curve,
-            same_concept_positives=same_concept_positives, reference_loss=reference_loss,
+            same_concept_positives=same_concept_positives, reference_loss=reference_loss, reference=reference,
             encoder_options=parse_options(encoder_option) or None, devices=devices, strategy=strategy,
             accelerator=accelerator, precision=precision, num_workers=num_workers,
         )
@@ -143,7 +145,8 @@ def fit_cmd(
 def evaluate_cmd(
     run: Path = typer.Argument(None, help="Run directory made by `eegvision fit`."),
     eeg_embeds: Path = typer.Option(None, "--eeg-embeds", help="Precomputed test embeddings (.pt/.npy/.safetensors)."),
-    image_features: Path = typer.Option(None, "--image-features", help="Test image features for --eeg-embeds."),
+    image_features: Path = typer.Option(None, "--image-features", help="Test image features for --eeg-embeds, or "
+                                        "for RUN instead of its own (needed by an imported checkpoint's run)."),
     text_features: Path = typer.Option(None, "--text-features", help="Test text features (optional)."),
     out: Path = typer.Option(None, "--out", help="Directory for metrics.json/csv (with --eeg-embeds)."),
     ks: str = typer.Option(None, "--ks", help="k values, e.g. 2,4,10,50,100,200."),
@@ -161,7 +164,8 @@ def evaluate_cmd(
         if run is not None:
             from eegvision.training.run import evaluate_run
 
-            res = evaluate_run(run, ks=_ints(ks), methods=split_list(methods))
+            res = evaluate_run(run, ks=_ints(ks), methods=split_list(methods),
+                               features_test=str(image_features) if image_features else None)
         else:
             from eegvision.evaluation.embeddings import evaluate_embedding_files
 

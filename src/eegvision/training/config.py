@@ -71,6 +71,13 @@ class FitConfig:
     report_test_curve : bool
         Also record per-epoch test top-1 ("best epoch on test", a labelled extra, never used
         for selection).
+    reference : bool
+        Train as the reference code does (``ATMS_retrieval.py``, ``atm.md`` §3): the encoder in reference
+        mode (``encoder_options["mode"] = "reference"``: raw ``logit_scale`` on the encoder, reference subject
+        rows), its loss (``reference_loss``: 0.99 image + 0.01 text ``ClipLoss`` on raw embeddings with the raw
+        logit scale, no MSE term; the retrieval objective), and weight decay on every parameter, 1-D ones and
+        the logit scale included. Its batch size is the default, 64; a preset that sets another keeps it.
+        Only for encoders that have a reference mode (atms, nice, projector).
     """
 
     data: str = ""
@@ -100,6 +107,7 @@ class FitConfig:
     normalize_embeddings: bool = True
     same_concept_positives: bool = False
     reference_loss: bool = False
+    reference: bool = False
     report_test_curve: bool = False
     eval_ks: list[int] = field(default_factory=lambda: [2, 4, 10, 50, 100, 200])
     eval_tops: list[int] = field(default_factory=lambda: [1, 5])
@@ -133,12 +141,35 @@ class FitConfig:
         if self.average_train and self.mix_repetitions:
             raise ValueError("average_train and mix_repetitions exclude each other: the first trains on the mean "
                              "of the repetitions, the second on random mixtures of them; choose one.")
+        if self.reference:
+            self._apply_reference()
         if not 0 < self.val_fraction < 1:
             raise ValueError(f"val_fraction must be in (0, 1), got {self.val_fraction}.")
         if self.window is not None:
             self.window = [float(v) for v in self.window]
             if len(self.window) != 2 or self.window[0] >= self.window[1]:
                 raise ValueError(f"window must be (tmin, tmax) with tmin < tmax, got {self.window}.")
+
+    def _apply_reference(self) -> None:
+        """Set what ``reference=True`` implies; refuse settings that contradict it."""
+        import inspect
+
+        from eegvision.models.registry import resolve_name
+
+        if self.objective != "retrieval":
+            raise ValueError(f"--reference reproduces the reference's retrieval training (ATMS_retrieval.py); "
+                             f"objective={self.objective!r} is not it. Leave out --objective or --reference.")
+        cls, _ = resolve_name(self.encoder)
+        if "mode" not in inspect.signature(cls.__init__).parameters:
+            raise ValueError(f"--reference needs an encoder with a reference mode (atms, nice, projector); "
+                             f"encoder {self.encoder!r} has none. Choose one of those, or train without --reference "
+                             "(--reference-loss alone gives the reference's loss).")
+        mode = self.encoder_options.get("mode", "reference")
+        if mode != "reference":
+            raise ValueError(f"--reference builds the encoder with mode='reference', but --encoder-option "
+                             f"mode={mode!r} was given; drop one of them.")
+        self.encoder_options = {**self.encoder_options, "mode": "reference"}
+        self.reference_loss = True
 
     # -- JSON round trip -------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:

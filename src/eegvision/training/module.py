@@ -163,6 +163,9 @@ class ContrastiveModule(pl.LightningModule):
         Effective (global) batch size; divided by the number of processes.
     lr, weight_decay : float
         AdamW; no weight decay on the temperature, norms and biases (parameters with < 2 dims).
+    decay_all_parameters : bool
+        Weight decay on every parameter, 1-D ones and the temperature included, as the reference's
+        ``AdamW(model.parameters(), lr)`` does (``FitConfig.reference``).
     schedule : {"none", "cosine"}
         Cosine annealing of the learning rate over all steps.
     seed : int
@@ -187,6 +190,7 @@ class ContrastiveModule(pl.LightningModule):
         lr: float = 3e-4,
         weight_decay: float = 0.01,
         schedule: str = "none",
+        decay_all_parameters: bool = False,
         seed: int = 0,
         num_workers: int = 0,
         report_test_curve: bool = False,
@@ -204,6 +208,7 @@ class ContrastiveModule(pl.LightningModule):
         self.train_data, self.val_data, self.test_data = train_data, val_data, dict(test_data or {})
         self.batch_size, self.lr, self.weight_decay = int(batch_size), float(lr), float(weight_decay)
         self.schedule, self.seed, self.num_workers = schedule, int(seed), int(num_workers)
+        self.decay_all_parameters = bool(decay_all_parameters)
         self.report_test_curve, self.val_k, self.eval_batch_size = report_test_curve, int(val_k), eval_batch_size
         self.history: list[dict[str, float]] = []
         self._train_sum = torch.zeros(())
@@ -322,11 +327,9 @@ class ContrastiveModule(pl.LightningModule):
         decay, no_decay = [], []
         for _, p in self.named_parameters():
             if p.requires_grad:
-                (decay if p.ndim >= 2 else no_decay).append(p)
-        opt = torch.optim.AdamW([
-            {"params": decay, "weight_decay": self.weight_decay},
-            {"params": no_decay, "weight_decay": 0.0},
-        ], lr=self.lr)
+                (decay if p.ndim >= 2 or self.decay_all_parameters else no_decay).append(p)
+        groups = [{"params": decay, "weight_decay": self.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+        opt = torch.optim.AdamW([g for g in groups if g["params"]], lr=self.lr)
         if self.schedule == "cosine":
             steps = max(1, int(self.trainer.estimated_stepping_batches))
             sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps)

@@ -130,7 +130,11 @@ def evaluate_run(run_dir: str | os.PathLike, *, ks: list[int] | None = None, top
 
     run = RunFolder.open(run_dir)
     cfg = run.fit_config()
-    feats_path = Path(features_test or run.feature_files().get("test") or cfg.features_test or "")
+    given = features_test or run.feature_files().get("test") or cfg.features_test
+    if not given:
+        raise ValueError(f"Run {run.path} records no test features (an imported checkpoint): pass the test image "
+                         "features with --image-features FILE.")
+    feats_path = Path(given)
     feats = load_training_features(cfg, feats_path, run.feature_cache, None)
     all_rows: list[dict] = []
     files: list[Path] = []
@@ -187,7 +191,8 @@ def embed_run(run_dir: str | os.PathLike, data: str | os.PathLike, out: str | os
     """Embed ``split`` of ``subjects`` (default: the unit's test subjects) and write a safetensors file.
 
     The file holds one tensor per subject (row i = sample i of the dataset: condition i when
-    averaged) and metadata ``run``, ``split``, ``average``.
+    averaged) and metadata ``run``, ``split``, ``average``. In a run made by ``import-checkpoint``, averaged
+    test embeddings are also stored as the run's test embeddings (for ``evaluate`` and ``reconstruct``).
     """
     from safetensors.torch import save_file
 
@@ -201,4 +206,8 @@ def embed_run(run_dir: str | os.PathLike, data: str | os.PathLike, out: str | os
     out = Path(out)
     with atomic_path(out, suffix=".safetensors") as tmp:
         save_file(tensors, str(tmp), metadata={"run": str(run.path), "split": split, "average": str(average)})
+    if split == "test" and average is True:
+        from eegvision.training.imported import record_test_embeddings
+
+        record_test_embeddings(run_dir, tensors, store.concept_table("test"))  # imported runs only
     return RunEmbeddings(path=out, embeddings=tensors, unit=run.folder.name, split=split, average=average)

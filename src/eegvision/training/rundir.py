@@ -329,6 +329,17 @@ class RunFolder(_Folder):
         self.path.mkdir(parents=True, exist_ok=True)
         write_text_atomic(self.config_path, json.dumps(top, indent=2) + "\n")
 
+    def update_config(self, entries: Mapping[str, Any]) -> None:
+        """Add or replace top-level keys of the run's ``config.json`` (e.g. an imported checkpoint's record)."""
+        top = {**self.read_config(), **dict(entries)}
+        write_text_atomic(self.config_path, json.dumps(top, indent=2, default=str) + "\n")
+
+    def write_concepts(self, concepts: Mapping[str, ConceptTable]) -> None:
+        """Record (or replace) the concept tables of some splits in ``config.json``."""
+        recorded = dict(self.read_config().get("concepts", {}))
+        recorded.update({split: table.to_json() for split, table in concepts.items()})
+        self.update_config({"concepts": recorded})
+
     def feature_files(self) -> dict[str, str]:
         """``{"train": path, "test": path}`` the run was trained and tested with (as recorded)."""
         return dict(self.read_config().get("feature_files", {}))

@@ -90,13 +90,24 @@ def _datasets(config: FitConfig, store: Any, unit: dict) -> dict[str, Any]:
 
 def make_encoder(config: FitConfig, data: dict[str, Any], n_outputs: int, **options: Any) -> Any:
     """A fresh ``config.encoder`` for the shape of ``data["train"]`` and one row per subject of
-    ``data["subject_ids"]``; ``options`` add to or override ``config.encoder_options`` (seed the RNG first)."""
+    ``data["subject_ids"]``; ``options`` add to or override ``config.encoder_options`` (seed the RNG first).
+
+    An encoder that takes ``subject_names`` (ATM-S) gets the name of each subject id, so that in reference mode
+    its subject-table rows follow the reference's rule (``sub-08`` -> row 8, ``sub-10`` -> the shared token).
+    """
+    import inspect
+
     from eegvision.models import create_encoder
+    from eegvision.models.registry import resolve_name
 
     train = data["train"]
+    options = {**config.encoder_options, **options}
+    ids = data["subject_ids"]
+    cls, _ = resolve_name(config.encoder)
+    if ids and "subject_names" in inspect.signature(cls.__init__).parameters and "subject_names" not in options:
+        options["subject_names"] = sorted(ids, key=ids.get)  # entry i = the subject of id i
     return create_encoder(config.encoder, n_chans=train.n_chans, n_times=train.n_times, n_outputs=n_outputs,
-                          sfreq=train.sfreq, n_subjects=max(1, len(data["subject_ids"])),
-                          **{**config.encoder_options, **options})
+                          sfreq=train.sfreq, n_subjects=max(1, len(ids)), **options)
 
 
 def build_module(config: FitConfig, data: dict[str, Any], train_feats: Any, test_feats: Any,
@@ -116,7 +127,7 @@ def build_module(config: FitConfig, data: dict[str, Any], train_feats: Any, test
         encoder, objective, train_feats.image, train_feats.text,
         train_data=data["train"], val_data=data["val"], test_data=data["test"], test_image_features=test_feats.image,
         batch_size=config.batch_size, lr=config.lr, weight_decay=config.weight_decay, schedule=config.schedule,
-        seed=config.seed, num_workers=config.num_workers, report_test_curve=config.report_test_curve,
+        decay_all_parameters=config.reference, seed=config.seed, num_workers=config.num_workers, report_test_curve=config.report_test_curve,
         val_k=min(200, n_val_images),
     )
 
@@ -193,7 +204,7 @@ def fit_unit(config: FitConfig, store: Any, unit: dict, folder: UnitFolder, trai
         data = _datasets(config, store, unit)
         module = build_module(config, data, train_feats, test_feats)
         if primary:
-            write_unit_config(config, unit, folder, data, train_feats, test_feats)
+            write_unit_config(config, unit, folder, data, train_feats, test_feats, encoder=module.encoder)
         trained = train_and_select(config, module, folder, resume=resume)
         if trained is None:
             return []
@@ -202,10 +213,14 @@ def fit_unit(config: FitConfig, store: Any, unit: dict, folder: UnitFolder, trai
 
 
 def write_unit_config(config: FitConfig, unit: dict, folder: UnitFolder, data: dict, train_feats: Any,
-                      test_feats: Any) -> None:
-    """Describe the unit in its ``config.json``: config, plan, subject ids, data and features."""
+                      test_feats: Any, *, encoder: Any = None) -> None:
+    """Describe the unit in its ``config.json``: config, plan, subject ids, data and features; for an encoder
+    that addresses its subject table by the reference's rule, also ``reference_subject_rows`` (each subject's
+    row, ``null`` for the shared token)."""
     train = data["train"]
-    folder.write_config({
+    rows = getattr(encoder, "reference_rows", lambda: None)()
+    extra = {} if rows is None else {"reference_subject_rows": rows}
+    folder.write_config({**extra,
         "fit": config.to_dict(), "eegvision_version": __version__, "unit": unit,
         "subject_ids": data["subject_ids"],
         "test_subject_ids": {s: d.subject_ids[s] for s, d in data["test"].items()},

@@ -309,6 +309,18 @@ class ATMSEncoder(EEGEncoder):
             config["subject_names"] = list(names) + [f"new-{i}" for i in range(len(names), int(n_subjects))]
         return config
 
+    def reference_rows(self) -> dict[str, int | None] | None:
+        """Reference id rule: the subject-table row of each subject name (``None``: outside the 10-row table,
+        so a batch holding it gives every sample the shared token, as ``sub-10`` does in the reference).
+
+        ``None`` under the per-sample rule.
+        """
+        if self.subject_token_ids != "reference":
+            return None
+        names = self.config.get("subject_names") or [f"sub-{i + 1:02d}" for i in range(self.n_subjects)]
+        rows = {name: subject_row(name) for name in names}
+        return {name: (row if 0 <= row < REFERENCE_SUBJECT_ROWS else None) for name, row in rows.items()}
+
     def channel_tokens(self, x: torch.Tensor, subject_ids: torch.Tensor | None) -> torch.Tensor:
         """Transformer output after the slice, ``(B, n_chans, d_model)``."""
         enc_out = self.encoder(x, subject_ids)  # (B, 1 + C, d)
