@@ -220,9 +220,9 @@ def test_kway_legend_covers_no_bar_or_marker():
 
 def test_any_run_folder_gets_a_report(tmp_path, monkeypatch):
     """`eegvision report RUN` on a run of `eegvision fit` (not a demo): every number equals metrics.json."""
+    from decode_helpers import make_problem, patch_open_data
     from typer.testing import CliRunner
 
-    from decode_helpers import make_problem, patch_open_data
     from eegvision.cli.main import app
     from eegvision.training.config import FitConfig
     from eegvision.training.fitting import fit
