@@ -8,7 +8,6 @@ from __future__ import annotations
 import shlex
 from pathlib import Path
 
-import click
 import typer
 
 from eegvision.cli._common import channels_option, console, parse_options, split_list, user_errors
@@ -75,12 +74,12 @@ _COMMON_HELP = {
 }
 
 
-def _command_line(ctx: click.Context, extra: tuple[str, ...] = ()) -> str:
+def _command_line(ctx: typer.Context, extra: tuple[str, ...] = ()) -> str:
     """The command line that gives ``ctx``'s parameters again (options left at their default omitted)."""
     words = ["eegvision", ctx.info_name]
     for param in ctx.command.params:
         value = ctx.params.get(param.name)
-        if not isinstance(param, click.Option) or value is None or value == param.default or value == []:
+        if param.param_type_name != "option" or value is None or value == param.default or value == []:
             continue
         if param.is_flag:
             flag = param.opts[0] if value else (param.secondary_opts or [None])[0]
@@ -92,11 +91,10 @@ def _command_line(ctx: click.Context, extra: tuple[str, ...] = ()) -> str:
     return shlex.join(words)
 
 
-def _interrupted(out: Path) -> None:
+def _interrupted(ctx: typer.Context, out: Path) -> None:
     """After Ctrl-C in ``fit``: say how to go on (resume when a checkpoint was saved), exit 130."""
     from eegvision.training.rundir import RunFolder
 
-    ctx = click.get_current_context()
     if RunFolder(out).has_checkpoints():
         typer.echo(f"Interrupted; {out} keeps the last finished epoch. Resume with:\n  "
                    f"{_command_line(ctx, ('--resume',))}", err=True)
@@ -107,6 +105,7 @@ def _interrupted(out: Path) -> None:
 
 
 def fit_cmd(
+    ctx: typer.Context,
     data: str = typer.Option(..., "--data", help="Store directory or THINGS-EEG2 folder (read in place)."),
     subject: str = typer.Option(None, "--subject", help="Subject(s), comma-separated (LOSO: held-out ones)."),
     encoder: str = typer.Option(None, "--encoder", help="Encoder name (atms, nice, eegproject, braindecode:EEGNet)."),
@@ -169,7 +168,7 @@ def fit_cmd(
         try:
             result = fit(cfg, out, resume=resume)
         except KeyboardInterrupt:
-            _interrupted(out)
+            _interrupted(ctx, out)
     rows = result.rows
     _print_rows([r for r in rows if r["method"] == "exact" and r["k"] in (2, 200, max(x["k"] for x in rows))],
                 f"{cfg.encoder} {cfg.protocol}: {len(result.units)} unit(s)")

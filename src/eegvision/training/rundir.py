@@ -7,7 +7,8 @@ with several, unit ``NAME`` lives in ``RUN/NAME/``. Layout::
 
     RUN/config.json                  the run: {"fit": FitConfig, "eegvision_version", "units": [unit names],
                                      "unit_dirs": [the units' sub-folders; [] when the run is its one unit],
-                                     "feature_files": {"train", "test"}, "concepts": {split: concept table}}
+                                     "data_path", "feature_files": {"train", "test"} (each input as {"relative"
+                                     to RUN, "absolute"}, see RunFolder.input_path), "concepts": {split: table}}
     RUN/features/                    ATM-style .pt feature files imported for the run (as .safetensors)
     RUN/metrics.json, metrics.csv    result rows of every unit (runs with several units)
     RUN/prior/                       Stage I prior of ``eegvision prior fit`` (the prior's files + training.json)
