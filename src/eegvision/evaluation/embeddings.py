@@ -175,9 +175,6 @@ def evaluate_embeddings(
             f"{q.shape[0]} EEG embeddings but {img.shape[0]} image feature rows; row i of both must be test "
             "concept i (use the test-split features, one image per test concept)"
         )
-    if img.shape[1] != q.shape[1]:
-        raise ValueError(f"The EEG embeddings have size {q.shape[1]} but the image features {img.shape[1]}; use "
-                         "image features from the CLIP model the encoder was trained against.")
     pools = [("image", img, None)]
     if text_features is not None:
         txt = _as_matrix(text_features, "text_features")
