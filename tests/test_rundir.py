@@ -2,6 +2,7 @@
 the run files' names."""
 
 import json
+import os
 import re
 from pathlib import Path
 
@@ -39,7 +40,12 @@ def test_units_of_a_0_1_0_several_unit_run(tmp_path):
     assert folder.units() == [UnitFolder(run / "sub-01", "sub-01"), UnitFolder(run / "sub-02", "sub-02")]
     assert folder.unit("sub-02").path == run / "sub-02"
     assert folder.unit_for_subject("sub-01").read_config()["subject_ids"] == {"sub-02": 0}
-    assert folder.feature_files() == {"train": "a.pt", "test": "b.pt"}
+    # 0.1.0 recorded plain paths: tried beside the run, then as given (here from the current folder)
+    (run / "a.pt").write_bytes(b"")
+    assert folder.feature_file("train") == run / "a.pt"
+    with pytest.raises(FileNotFoundError, match=f"test feature file of run {run} is not at any recorded place "
+                                                f"\\(tried {run}/b.pt, b.pt\\). Pass --image-features FILE"):
+        folder.feature_files()
     assert folder.concepts("test") is None  # 0.1.0 recorded no concepts
     assert folder.fit_config().protocol == "loso"
     with pytest.raises(ValueError, match="has 2 units .*--unit"):
@@ -71,7 +77,12 @@ def test_write_config_names_unit_folders_and_concepts(tmp_path):
     table = ConceptTable.from_names(["cat", "dog"], split="test")
     run.write_config(cfg, ["sub-01", "sub-02"], {"train": Path("t.safetensors")}, concepts={"test": table})
     top = json.loads((tmp_path / "new" / "config.json").read_text())
-    assert top["units"] == top["unit_dirs"] == ["sub-01", "sub-02"] and top["feature_files"] == {"train": "t.safetensors"}
+    assert top["units"] == top["unit_dirs"] == ["sub-01", "sub-02"]
+    cwd = Path.cwd()
+    assert top["feature_files"] == {"train": {"relative": os.path.relpath(cwd / "t.safetensors", tmp_path / "new"),
+                                              "absolute": str(cwd / "t.safetensors")}}
+    assert top["data_path"] == {"relative": os.path.relpath(cwd / "store", tmp_path / "new"),
+                                "absolute": str(cwd / "store")}
     assert run.concepts("test") == table and run.concepts("training") is None
     assert top["concepts"] == {"test": table.to_json()}
     assert run.units() == run.planned_units(["sub-01", "sub-02"])
@@ -134,3 +145,36 @@ def test_run_file_names_are_spelled_only_in_rundir():
     assert hits.pop("config.json") - MODEL_FOLDER_OWNERS == {"training/rundir.py"}
     assert hits.pop("metrics.json") == hits.pop("metrics.csv") == {"evaluation/results.py"}
     assert hits == {name: {"training/rundir.py"} for name in RUN_FILES}
+
+
+def test_inputs_found_relative_to_the_run_then_absolute(tmp_path, monkeypatch):
+    """A run records each input relative to itself and absolute: it is found from any folder, and after moving
+    the run together with its inputs; when neither place holds it, the error names both."""
+    (tmp_path / "project" / "store" / "features").mkdir(parents=True)
+    feats = tmp_path / "project" / "store" / "features" / "test.safetensors"
+    feats.write_bytes(b"")
+    monkeypatch.chdir(tmp_path / "project")
+    run = RunFolder(Path("runs") / "r1")
+    run.write_config(FitConfig(data="store/", subjects=["sub-01"]), ["sub-01"],
+                     {"test": Path("store/features/test.safetensors")})
+    top = json.loads(run.config_path.read_text())
+    assert top["feature_files"]["test"]["relative"] == "../../store/features/test.safetensors"
+    assert top["data_path"] == {"relative": "../../store", "absolute": str(tmp_path / "project" / "store")}
+    monkeypatch.chdir(tmp_path)  # elsewhere: the relative entry, read from the run folder, finds the file
+    assert RunFolder(Path("project/runs/r1")).feature_file("test") == Path("project/runs/r1/../../store/features/"
+                                                                            "test.safetensors")
+    assert RunFolder(Path("project/runs/r1")).data_path().resolve() == tmp_path / "project" / "store"
+    # moved with its inputs: found by the relative entry, though the absolute path is gone
+    (tmp_path / "project").rename(tmp_path / "moved")
+    assert RunFolder(tmp_path / "moved/runs/r1").feature_file("test").resolve() == \
+        tmp_path / "moved/store/features/test.safetensors"
+    # moved without them: the absolute entry finds them
+    (tmp_path / "moved" / "runs").rename(tmp_path / "runs")
+    (tmp_path / "moved").rename(tmp_path / "project")
+    assert RunFolder(tmp_path / "runs/r1").feature_file("test") == feats
+    feats.unlink()
+    with pytest.raises(FileNotFoundError) as err:
+        RunFolder(tmp_path / "runs/r1").feature_file("test")
+    assert str(err.value) == (f"The test feature file of run {tmp_path}/runs/r1 is not at any recorded place (tried "
+                              f"{tmp_path}/runs/r1/../../store/features/test.safetensors, {feats}). Pass "
+                              "--image-features FILE (the test-split features).")

@@ -107,3 +107,24 @@ def write_text_atomic(path: str | os.PathLike, text: str) -> None:
     """Write ``text`` to ``path`` atomically (temporary file, then rename)."""
     with atomic_path(path) as tmp:
         tmp.write_text(text)
+
+
+def save_safetensors(path: str | os.PathLike, tensors: dict, metadata: dict[str, str] | None = None) -> Path:
+    """Write ``tensors`` with string ``metadata`` to a ``.safetensors`` file, atomically and byte-reproducibly.
+
+    ``safetensors`` writes its header from a hash map, so the order of the metadata (and of the tensor entries)
+    in the file changes from one process to the next; here the header is rewritten with its keys sorted, so that
+    identical tensors and metadata always give identical bytes. The file reads back with ``safetensors`` as usual.
+    """
+    import json
+
+    from safetensors.torch import save
+
+    raw = save({k: v.contiguous() for k, v in tensors.items()}, metadata=dict(metadata or {}))
+    n = int.from_bytes(raw[:8], "little")
+    header = json.dumps(json.loads(raw[8:8 + n]), sort_keys=True, separators=(",", ":")).encode()
+    header += b" " * (-len(header) % 8)
+    path = Path(path)
+    with atomic_path(path, suffix=".safetensors") as tmp:
+        tmp.write_bytes(len(header).to_bytes(8, "little") + header + raw[8 + n:])
+    return path

@@ -5,6 +5,7 @@ Each command wraps a documented library function of :mod:`eegvision.training`.
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 
 import typer
@@ -73,7 +74,38 @@ _COMMON_HELP = {
 }
 
 
+def _command_line(ctx: typer.Context, extra: tuple[str, ...] = ()) -> str:
+    """The command line that gives ``ctx``'s parameters again (options left at their default omitted)."""
+    words = ["eegvision", ctx.info_name]
+    for param in ctx.command.params:
+        value = ctx.params.get(param.name)
+        if param.param_type_name != "option" or value is None or value == param.default or value == []:
+            continue
+        if param.is_flag:
+            flag = param.opts[0] if value else (param.secondary_opts or [None])[0]
+            words += [flag] if flag else []
+        else:
+            for item in value if param.multiple else [value]:
+                words += [param.opts[0], str(item)]
+    words += [w for w in extra if w not in words]
+    return shlex.join(words)
+
+
+def _interrupted(ctx: typer.Context, out: Path) -> None:
+    """After Ctrl-C in ``fit``: say how to go on (resume when a checkpoint was saved), exit 130."""
+    from eegvision.training.rundir import RunFolder
+
+    if RunFolder(out).has_checkpoints():
+        typer.echo(f"Interrupted; {out} keeps the last finished epoch. Resume with:\n  "
+                   f"{_command_line(ctx, ('--resume',))}", err=True)
+    else:
+        typer.echo(f"Interrupted before the first epoch finished; nothing was kept in {out}. Start again with:\n  "
+                   f"{_command_line(ctx)}", err=True)
+    raise typer.Exit(code=130)
+
+
 def fit_cmd(
+    ctx: typer.Context,
     data: str = typer.Option(..., "--data", help="Store directory or THINGS-EEG2 folder (read in place)."),
     subject: str = typer.Option(None, "--subject", help="Subject(s), comma-separated (LOSO: held-out ones)."),
     encoder: str = typer.Option(None, "--encoder", help="Encoder name (atms, nice, eegproject, braindecode:EEGNet)."),
@@ -135,7 +167,10 @@ def fit_cmd(
         )
         fields["progress"] = not quiet
         cfg = _build_config(preset, fields)
-        result = fit(cfg, out, resume=resume)
+        try:
+            result = fit(cfg, out, resume=resume)
+        except KeyboardInterrupt:
+            _interrupted(ctx, out)
     rows = result.rows
     _print_rows([r for r in rows if r["method"] == "exact" and r["k"] in (2, 200, max(x["k"] for x in rows))],
                 f"{cfg.encoder} {cfg.protocol}: {len(result.units)} unit(s)")
@@ -164,8 +199,12 @@ def evaluate_cmd(
         if run is not None:
             from eegvision.training.run import evaluate_run
 
+            if text_features is not None or out is not None:
+                raise ValueError("--text-features and --out go with --eeg-embeds; evaluating RUN uses the run's "
+                                 "text features and writes RUN/metrics.json (pass --image-features FILE to "
+                                 "evaluate it against other test features).")
             res = evaluate_run(run, ks=_ints(ks), methods=split_list(methods),
-                               features_test=str(image_features) if image_features else None)
+                               features_test=str(image_features) if image_features is not None else None)
         else:
             from eegvision.evaluation.embeddings import evaluate_embedding_files
 

@@ -46,8 +46,9 @@ def import_features(
     out: Path = typer.Argument(..., help="Output feature file (.safetensors)."),
     normalize: bool = typer.Option(..., "--normalize/--no-normalize",
                                    help="Required: normalise rows (retrieval) or keep them raw (generation)."),
-    model: str = typer.Option("ViT-H-14", "--model", help="Model that produced the features (metadata)."),
-    pretrained: str = typer.Option("laion2b_s32b_b79k", "--pretrained", help="Weights tag (metadata)."),
+    model: str = typer.Option(None, "--model", help="Model that produced the features (metadata; default: the "
+                                                   "MODEL of an ATM name MODEL_features_SPLIT.pt, else unknown)."),
+    pretrained: str = typer.Option(None, "--pretrained", help="Weights tag (metadata; default: unknown)."),
     split: str | None = typer.Option(None, "--split", help="Split (default: guessed from the file name)."),
     concepts: Path | None = typer.Option(
         None, "--concepts", help="Concept table of that split, recorded in OUT: the store or THINGS-EEG2 folder, "

@@ -91,6 +91,21 @@ def _as_matrix(x, name: str) -> np.ndarray:
     return _tensor_to_numpy(x, name)
 
 
+def _subject_keyed(path: str | os.PathLike) -> dict[str, np.ndarray] | None:
+    """``{subject: (n, dim)}`` of a ``.safetensors`` file keyed by subject (written by ``eegvision embed`` or a
+    run's ``test_embeddings.safetensors``: no key is one of the usual embedding names); None for other files."""
+    path = Path(path)
+    if path.suffix.lower() != ".safetensors" or not path.is_file():
+        return None
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as f:
+        keys = list(f.keys())
+    if not keys or any(k in _EMBED_KEYS or k == "text" for k in keys):
+        return None
+    return {k: load_embeddings(path, key=k) for k in keys}
+
+
 def _usable_ks(ks: Sequence[int], n_candidates: int, what: str) -> tuple[int, ...]:
     ok = tuple(k for k in ks if 2 <= k <= n_candidates)
     dropped = [k for k in ks if k not in ok]
@@ -214,5 +229,11 @@ def evaluate_embedding_files(
     info = dict(kwargs.pop("info", None) or {})
     if not info.get("features"):
         info["features"] = feats.metadata.get("model") or Path(image_features).name
-    rows = evaluate_embeddings(load_embeddings(eeg_embeds), feats.image, text, info=info, **kwargs)
+    per_subject = _subject_keyed(eeg_embeds)
+    if per_subject is None:
+        rows = evaluate_embeddings(load_embeddings(eeg_embeds), feats.image, text, info=info, **kwargs)
+    else:
+        rows = []
+        for subject, emb in per_subject.items():
+            rows += evaluate_embeddings(emb, feats.image, text, info={**info, "subject": subject}, **kwargs)
     return Evaluation(rows=rows, files=write_result_files(rows, out) if out is not None else [])

@@ -264,7 +264,7 @@ def load_features(path: str | os.PathLike, expect_normalized: bool | None = None
 
 
 def import_atm_features(pt_path: str | os.PathLike, out: str | os.PathLike, *, normalize: bool,
-                        model: str = "ViT-H-14", pretrained: str = "laion2b_s32b_b79k", split: str | None = None,
+                        model: str | None = None, pretrained: str | None = None, split: str | None = None,
                         prompt_template: str = DEFAULT_PROMPT_TEMPLATE, layer: str = "final",
                         concepts: ConceptTable | None = None) -> Path:
     """Convert an ATM-style feature cache into an eegvision feature file.
@@ -282,7 +282,9 @@ def import_atm_features(pt_path: str | os.PathLike, out: str | os.PathLike, *, n
         they are (raw features for the generation prior). The stored ``normalized`` flag always reflects what
         the file really holds.
     model, pretrained, split, prompt_template, layer
-        Metadata. ``split`` is guessed from the file name (``train``/``test``) when omitted.
+        Metadata. ``model`` defaults to what an ATM cache name says (``ViT-H-14`` for
+        ``ViT-H-14_features_test.pt``), else ``"unknown"``; ``pretrained`` to ``"unknown"``; ``split`` is guessed
+        from the file name (``train``/``test``).
     concepts : ConceptTable, optional
         The concept table of the split the cache was made for (e.g. ``open_data(store).concept_table("test")``);
         ATM caches do not record one.
@@ -302,8 +304,10 @@ def import_atm_features(pt_path: str | os.PathLike, out: str | os.PathLike, *, n
             "the file is stored with normalized=true. The generation prior needs the unnormalised cache.",
             stacklevel=2,
         )
+    named = re.match(r"(.+?)_features(?:_|$)", pt_path.stem)
     return save_features(
-        out, image, text, model=model, pretrained=pretrained, layer=layer,
+        out, image, text, model=model or (named.group(1) if named else "unknown"), pretrained=pretrained or "unknown",
+        layer=layer,
         transform="unknown (imported from an ATM cache; the reference used RandomResizedCrop(224, scale=(0.9, 1)))",
         split=split if split is not None else split_from_name(pt_path), prompt_template=prompt_template,
         source=pt_path.name, concepts=concepts,

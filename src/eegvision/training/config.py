@@ -19,6 +19,8 @@ from eegvision.checks import check_choice, check_list, check_names, check_positi
 PROTOCOLS = ("within", "loso", "joint")
 SELECTIONS = ("val_top1", "val_loss")
 PRECISIONS = ("32", "32-true", "16-mixed", "bf16-mixed")
+#: The k values evaluated by default (ATM's 2-, 4-, 10-, 50-, 100- and 200-way); see :func:`eval_ks_for`.
+DEFAULT_EVAL_KS = (2, 4, 10, 50, 100, 200)
 
 #: Fields that may change between an interrupted run and its ``--resume`` (they do not change
 #: what is computed, or extend it: ``epochs`` may grow to continue training).
@@ -109,7 +111,7 @@ class FitConfig:
     reference_loss: bool = False
     reference: bool = False
     report_test_curve: bool = False
-    eval_ks: list[int] = field(default_factory=lambda: [2, 4, 10, 50, 100, 200])
+    eval_ks: list[int] = field(default_factory=lambda: list(DEFAULT_EVAL_KS))
     eval_tops: list[int] = field(default_factory=lambda: [1, 5])
     eval_methods: list[str] = field(default_factory=lambda: ["exact", "montecarlo", "csls"])
     precision: str = "32"
@@ -201,6 +203,29 @@ class FitConfig:
         """Fields whose values differ (``{name: (self, other)}``), ignoring ``ignore``."""
         a, b = self.to_dict(), other.to_dict()
         return {k: (a[k], b[k]) for k in a if k not in ignore and a[k] != b[k]}
+
+
+def eval_ks_for(ks: list[int], n_candidates: int) -> list[int]:
+    """The k values to evaluate among ``n_candidates`` test concepts.
+
+    The default list (:data:`DEFAULT_EVAL_KS`) is fitted to the test set: its values below ``n_candidates`` and
+    the all-way k ``n_candidates`` when there are fewer than 200 candidates (a 50-concept test set gives
+    ``[2, 4, 10, 50]``), never a k above the candidates. A list the user chose is returned unchanged (k values
+    above the candidates are skipped with a warning when evaluated).
+
+    Examples
+    --------
+    >>> eval_ks_for([2, 4, 10, 50, 100, 200], 20)
+    [2, 4, 10, 20]
+    >>> eval_ks_for([2, 4, 10, 50, 100, 200], 200)
+    [2, 4, 10, 50, 100, 200]
+    >>> eval_ks_for([2, 300], 20)
+    [2, 300]
+    """
+    ks = [int(k) for k in ks]
+    if ks != list(DEFAULT_EVAL_KS) or n_candidates >= DEFAULT_EVAL_KS[-1]:
+        return ks
+    return [k for k in ks if k < n_candidates] + ([int(n_candidates)] if n_candidates >= 2 else [])
 
 
 SUBJECT_TOKENS = ("shared", "new", "mean")

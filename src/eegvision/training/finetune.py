@@ -292,15 +292,20 @@ def finetune(parent: str | os.PathLike | None, config: FinetuneConfig, out: str 
         parent_ids = dict(parent_run.subject_ids)
         encoder = parent_run.encoder
         temperature = _parent_temperature(parent_run.folder) or base.init_temperature
-        parent_feats = RunFolder.open(parent).feature_files()
+        parent_folder = RunFolder.open(parent)
     else:
         base = FitConfig(data=data, subjects=[subject], encoder=str(config.init),
                          encoder_options=dict(config.encoder_options))
-        parent_ids, encoder, temperature, parent_feats = {}, None, base.init_temperature, {}
+        parent_ids, encoder, temperature, parent_folder = {}, None, base.init_temperature, None
+
+    def parent_feature(split: str) -> str | None:
+        found = parent_folder.feature_file(split) if parent_folder is not None else None
+        return str(found) if found is not None else None
+
     feats_train = config.features_train or (None if (Path(data) / "features" / "train.safetensors").is_file()
-                                            else parent_feats.get("train"))
+                                            else parent_feature("train"))
     feats_test = config.features_test or (None if (Path(data) / "features" / "test.safetensors").is_file()
-                                          else parent_feats.get("test"))
+                                          else parent_feature("test"))
     val_fraction = base.val_fraction if config.val_fraction is None else float(config.val_fraction)
 
     # -- subject id and trials ---------------------------------------------------------
@@ -348,7 +353,7 @@ def finetune(parent: str | os.PathLike | None, config: FinetuneConfig, out: str 
     paths = resolve_feature_paths(cfg)
     run = RunFolder(out)
     tables = {split: store.concept_table(split) for split in ("training", "test")}
-    run.write_config(cfg, [subject], paths, concepts=tables)
+    run.write_config(cfg, [subject], paths, concepts=tables, data=data)
     (folder,) = run.planned_units([subject])
     expect = cfg.objective == "retrieval" if not cfg.reference_loss else None
     train_feats = load_training_features(cfg, paths["train"], run.feature_cache, expect, tables["training"])

@@ -24,13 +24,19 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 from eegvision.data import sources
 from eegvision.evaluation.results import headline
 from eegvision.training.config import FitConfig
-from eegvision.training.inputs import load_training_features, plan_units, resolve_feature_paths
+from eegvision.training.inputs import (
+    check_inputs,
+    load_training_features,
+    plan_units,
+    resolve_feature_paths,
+)
 from eegvision.training.rundir import RunFolder
 from eegvision.training.unit import fit_unit
 
@@ -76,6 +82,9 @@ def _is_primary_process() -> bool:
 
 
 def _check_run_dir(run: RunFolder, config: FitConfig, resume: bool) -> None:
+    if resume and not run.exists():
+        raise FileNotFoundError(f"Nothing to resume: {run.path} holds no run (no {run.config_path.name}). Check "
+                                "--out (the folder of the interrupted run), or drop --resume to start a new run.")
     if run.exists() and not run.has_checkpoints() and not run.has_metrics():
         return  # a run that failed before its first epoch: nothing to lose, start it again
     if run.exists():
@@ -129,21 +138,45 @@ def fit(config: FitConfig, out: str | os.PathLike, *, resume: bool = False) -> F
     primary = _is_primary_process()
     if primary:
         _check_run_dir(run, config, resume)
-    store = sources.open_data(config.data)
-    units = plan_units(config, list(store.subjects))
-    names = [u["name"] for u in units]
-    paths = resolve_feature_paths(config)
-    tables = {split: store.concept_table(split) for split in ("training", "test")}
-    if primary:
-        run.write_config(config, names, paths, concepts=tables)
+    existed = run.path.exists()
+    before = set(run.path.iterdir()) if existed else set()
+    try:
+        store = sources.open_data(config.data)
+        units = plan_units(config, list(store.subjects))
+        names = [u["name"] for u in units]
+        paths = resolve_feature_paths(config)
+        tables = {split: store.concept_table(split) for split in ("training", "test")}
 
-    expect = config.objective == "retrieval" if not config.reference_loss else None
-    train_feats = load_training_features(config, paths["train"], run.feature_cache, expect, tables["training"])
-    test_feats = load_training_features(config, paths["test"], run.feature_cache, None, tables["test"])
+        expect = config.objective == "retrieval" if not config.reference_loss else None
+        train_feats = load_training_features(config, paths["train"], run.feature_cache, expect, tables["training"])
+        test_feats = load_training_features(config, paths["test"], run.feature_cache, None, tables["test"])
+        check_inputs(config, store, units, train_feats, test_feats)
+        if primary:
+            run.write_config(config, names, paths, concepts=tables, data=config.data)
 
-    all_rows: list[dict] = []
-    for unit, folder in zip(units, run.planned_units(names)):
-        all_rows += fit_unit(config, store, unit, folder, train_feats, test_feats, resume=resume, primary=primary)
+        all_rows: list[dict] = []
+        for unit, folder in zip(units, run.planned_units(names)):
+            all_rows += fit_unit(config, store, unit, folder, train_feats, test_feats, resume=resume,
+                                 primary=primary)
+    except BaseException:
+        if primary and not run.has_checkpoints():
+            _remove_new_files(run, existed, before)
+        raise
     if primary and len(units) > 1:
         run.write_metrics(all_rows)
     return FitResult(run=run, units=names, rows=all_rows)
+
+
+def _remove_new_files(run: RunFolder, existed: bool, before: set[Path]) -> None:
+    """Undo a fit that failed before its first checkpoint: remove what it created in the run folder (the folder
+    too when it made it), nothing that was there before."""
+    if not run.path.exists():
+        return
+    if not existed:
+        shutil.rmtree(run.path, ignore_errors=True)
+        return
+    for path in set(run.path.iterdir()) - before:
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)

@@ -435,7 +435,7 @@ def fit_run_prior(run_dir: str | os.PathLike, *, subject: str | None = None, dat
         trained = load_run(run.path, subject=subject)
         store = open_data(data or trained.config.data)
         eeg = trained.embed(store, subject, "training", average=False, device=cfg.device)
-        image_features = image_features or run.feature_files().get("train")
+        image_features = image_features or run.feature_file("train")
         if not image_features:
             raise ValueError(f"{run.path} records no training feature file; pass --image-features.")
     feats = load_features(image_features, expect_normalized=False)

@@ -17,7 +17,7 @@ from typing import Any
 import torch
 
 from eegvision.evaluation.results import Evaluation
-from eegvision.training.config import FitConfig
+from eegvision.training.config import FitConfig, eval_ks_for
 from eegvision.training.rundir import RunFolder, UnitFolder
 
 __all__ = ["RunEmbeddings", "TrainedRun", "embed_run", "evaluate_run", "load_run"]
@@ -115,7 +115,8 @@ def evaluate_run(run_dir: str | os.PathLike, *, ks: list[int] | None = None, top
     ks, tops, methods : lists, optional
         Override the run's evaluation settings (default: those of its config).
     features_test : path, optional
-        Evaluate against other test features (default: the file the run was trained with).
+        Evaluate against other test features (default: the file the run was trained with, found relative to the
+        run folder, else at its absolute path; see :meth:`RunFolder.input_path`).
     write : bool
         Write ``metrics.json``/``metrics.csv`` in each unit and (with several units) in the run.
 
@@ -124,18 +125,22 @@ def evaluate_run(run_dir: str | os.PathLike, *, ks: list[int] | None = None, top
     Evaluation
         The result rows of every unit, and the files written.
     """
+    from eegvision.checks import check_file
     from eegvision.evaluation.embeddings import evaluate_embeddings
     from eegvision.training.inputs import load_training_features
     from eegvision.training.unit import run_info
 
     run = RunFolder.open(run_dir)
     cfg = run.fit_config()
-    given = features_test or run.feature_files().get("test") or cfg.features_test
-    if not given:
-        raise ValueError(f"Run {run.path} records no test features (an imported checkpoint): pass the test image "
-                         "features with --image-features FILE.")
-    feats_path = Path(given)
-    feats = load_training_features(cfg, feats_path, run.feature_cache, None)
+    if features_test is not None:
+        feats_path = check_file(features_test, "Test feature file", "Pass the test-split features of the run's "
+                                "test images (`eegvision features test_images OUT ...`).")
+    else:
+        feats_path = run.feature_file("test") or (Path(cfg.features_test) if cfg.features_test else None)
+        if feats_path is None:
+            raise ValueError(f"Run {run.path} records no test features (an imported checkpoint): pass the test "
+                             "image features with --image-features FILE.")
+    feats = load_training_features(cfg, feats_path, run.feature_cache, None, run.concepts("test"))
     all_rows: list[dict] = []
     files: list[Path] = []
     units = run.units()
@@ -147,7 +152,8 @@ def evaluate_run(run_dir: str | os.PathLike, *, ks: list[int] | None = None, top
             info = run_info(cfg, subject, desc["data"]["n_train"], desc["data"]["n_chans"], feats)
             if best is not None:
                 info["best_epoch_on_test_top1"] = best
-            rows += evaluate_embeddings(emb, feats.image, feats.text, ks=ks or cfg.eval_ks, tops=tops or cfg.eval_tops,
+            rows += evaluate_embeddings(emb, feats.image, feats.text, ks=ks or eval_ks_for(cfg.eval_ks, len(emb)),
+                                        tops=tops or cfg.eval_tops,
                                         methods=methods or cfg.eval_methods, seed=cfg.seed, info=info)
         if write:
             files += unit.write_metrics(rows)
@@ -194,18 +200,14 @@ def embed_run(run_dir: str | os.PathLike, data: str | os.PathLike, out: str | os
     averaged) and metadata ``run``, ``split``, ``average``. In a run made by ``import-checkpoint``, averaged
     test embeddings are also stored as the run's test embeddings (for ``evaluate`` and ``reconstruct``).
     """
-    from safetensors.torch import save_file
-
     from eegvision.data.sources import open_data
-    from eegvision.utils import atomic_path
+    from eegvision.utils import save_safetensors
 
     run = load_run(run_dir, unit=unit)
     store = open_data(data)
     tensors = {s: run.embed(store, s, split, average, device=device).contiguous()
                for s in subjects or run.test_subjects}
-    out = Path(out)
-    with atomic_path(out, suffix=".safetensors") as tmp:
-        save_file(tensors, str(tmp), metadata={"run": str(run.path), "split": split, "average": str(average)})
+    out = save_safetensors(out, tensors, {"run": str(run.path), "split": split, "average": str(average)})
     if split == "test" and average is True:
         from eegvision.training.imported import record_test_embeddings
 

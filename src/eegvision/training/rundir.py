@@ -7,7 +7,8 @@ with several, unit ``NAME`` lives in ``RUN/NAME/``. Layout::
 
     RUN/config.json                  the run: {"fit": FitConfig, "eegvision_version", "units": [unit names],
                                      "unit_dirs": [the units' sub-folders; [] when the run is its one unit],
-                                     "feature_files": {"train", "test"}, "concepts": {split: concept table}}
+                                     "data_path", "feature_files": {"train", "test"} (each input as {"relative"
+                                     to RUN, "absolute"}, see RunFolder.input_path), "concepts": {split: table}}
     RUN/features/                    ATM-style .pt feature files imported for the run (as .safetensors)
     RUN/metrics.json, metrics.csv    result rows of every unit (runs with several units)
     RUN/prior/                       Stage I prior of ``eegvision prior fit`` (the prior's files + training.json)
@@ -56,7 +57,7 @@ from eegvision import __version__
 from eegvision.evaluation.results import RESULT_FILES, read_results, write_result_files
 from eegvision.store.concepts import ConceptTable
 from eegvision.training.config import FitConfig
-from eegvision.utils import atomic_path, write_text_atomic
+from eegvision.utils import atomic_path, save_safetensors, write_text_atomic
 
 __all__ = ["RunFolder", "UnitFolder"]
 
@@ -238,11 +239,9 @@ class UnitFolder(_Folder):
         return load_encoder(self.encoder_dir, map_location=map_location)
 
     def write_test_embeddings(self, embeddings: Mapping[str, Any], metadata: Mapping[str, str]) -> None:
-        """Write ``{subject: (n_test, dim) tensor}`` with string ``metadata``."""
-        from safetensors.torch import save_file
-
-        with atomic_path(self.test_embeddings_path, suffix=".safetensors") as tmp:
-            save_file(dict(embeddings), str(tmp), metadata=dict(metadata))
+        """Write ``{subject: (n_test, dim) tensor}`` with string ``metadata`` (byte-identical for identical
+        embeddings and metadata, see :func:`eegvision.utils.save_safetensors`)."""
+        save_safetensors(self.test_embeddings_path, dict(embeddings), dict(metadata))
 
     def read_test_embeddings(self) -> dict[str, Any]:
         """``{subject: (n_test, dim) tensor}`` from ``test_embeddings.safetensors``."""
@@ -308,8 +307,13 @@ class RunFolder(_Folder):
 
     # ------------------------------------------------------------------ config
     def write_config(self, config: FitConfig, units: Sequence[str], feature_files: Mapping[str, Any],
-                     concepts: Mapping[str, ConceptTable] | None = None) -> None:
+                     concepts: Mapping[str, ConceptTable] | None = None, *,
+                     data: str | os.PathLike | None = None) -> None:
         """Write the run's ``config.json`` (creating the folder).
+
+        Input paths (``data`` and the feature files) are recorded twice, relative to the run folder and absolute
+        (``{"relative": ..., "absolute": ...}``), so that the run can be evaluated from any folder and moved
+        together with its inputs; :meth:`input_path` reads them back.
 
         Parameters
         ----------
@@ -320,10 +324,13 @@ class RunFolder(_Folder):
             ``{"train": path, "test": path}``, the feature files the run trains and tests with.
         concepts : mapping, optional
             ``{split: ConceptTable}`` of the data (0-based concept identity, see :mod:`eegvision.store.concepts`).
+        data : path, optional
+            The data (store or THINGS-EEG2 folder) the run trains on; default ``config.data``.
         """
         top: dict[str, Any] = {"fit": config.to_dict(), "eegvision_version": __version__, "units": list(units),
                                "unit_dirs": [] if len(units) == 1 else list(units),
-                               "feature_files": {k: str(v) for k, v in feature_files.items()}}
+                               "data_path": self._record_path(data if data is not None else config.data),
+                               "feature_files": {k: self._record_path(v) for k, v in feature_files.items()}}
         if concepts is not None:
             top["concepts"] = {split: table.to_json() for split, table in concepts.items()}
         self.path.mkdir(parents=True, exist_ok=True)
@@ -340,9 +347,46 @@ class RunFolder(_Folder):
         recorded.update({split: table.to_json() for split, table in concepts.items()})
         self.update_config({"concepts": recorded})
 
-    def feature_files(self) -> dict[str, str]:
-        """``{"train": path, "test": path}`` the run was trained and tested with (as recorded)."""
-        return dict(self.read_config().get("feature_files", {}))
+    def _record_path(self, path: str | os.PathLike) -> dict[str, str]:
+        absolute = Path(path).expanduser().absolute()
+        return {"relative": os.path.relpath(absolute, self.path.absolute()), "absolute": str(absolute)}
+
+    def input_path(self, entry: str | Mapping[str, str], what: str, how_to_fix: str) -> Path:
+        """The existing file or folder a recorded input ``entry`` names.
+
+        ``entry`` is ``{"relative", "absolute"}`` (tried in that order: the path relative to the run folder,
+        so a run moved with its inputs finds them, then the absolute path) or a plain path (runs written by
+        0.1.0, tried as given). ``FileNotFoundError`` names ``what``, every path tried and ``how_to_fix``.
+        """
+        if isinstance(entry, Mapping):
+            tried = [self.path / entry["relative"], Path(entry["absolute"])]
+        else:
+            tried = [self.path / entry, Path(entry)] if not Path(entry).is_absolute() else [Path(entry)]
+        for path in tried:
+            if path.exists():
+                return path
+        shown = ", ".join(str(p) for p in dict.fromkeys(tried))
+        raise FileNotFoundError(f"The {what} of run {self.path} is not at any recorded place (tried {shown}). "
+                                f"{how_to_fix}")
+
+    def data_path(self) -> Path:
+        """The data (store or THINGS-EEG2 folder) the run trained on, found as :meth:`input_path` says."""
+        top = self.read_config()
+        return self.input_path(top.get("data_path") or top["fit"]["data"], "data",
+                               "Pass --data DATA (the store or THINGS-EEG2 folder the run was trained on).")
+
+    def feature_file(self, split: str) -> Path | None:
+        """The ``split`` (``"train"``/``"test"``) feature file the run used, found as :meth:`input_path` says;
+        None when the run records none."""
+        entry = self.read_config().get("feature_files", {}).get(split)
+        if entry is None:
+            return None
+        flag = "--image-features" if split == "test" else "--features-train"
+        return self.input_path(entry, f"{split} feature file", f"Pass {flag} FILE (the {split}-split features).")
+
+    def feature_files(self) -> dict[str, Path]:
+        """``{"train": path, "test": path}`` the run was trained and tested with (see :meth:`feature_file`)."""
+        return {split: self.feature_file(split) for split in self.read_config().get("feature_files", {})}
 
     def concepts(self, split: str) -> ConceptTable | None:
         """The concept table of ``split`` recorded by the run; None for runs that recorded none (0.1.0)."""

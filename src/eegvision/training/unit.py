@@ -19,7 +19,7 @@ import torch
 from lightning.pytorch.callbacks import Callback
 
 from eegvision import __version__
-from eegvision.training.config import FitConfig
+from eegvision.training.config import FitConfig, eval_ks_for
 from eegvision.training.losses import Objective
 from eegvision.training.module import HISTORY_COLUMNS, ContrastiveModule, embed_data
 from eegvision.training.rundir import UnitFolder
@@ -182,7 +182,12 @@ def train_and_select(config: FitConfig, module: ContrastiveModule, folder: UnitF
     ckpt = folder.checkpoint_callback(monitor, mode)
     trainer = make_trainer(config, folder.path, [ckpt, HistoryWriter(folder), *callbacks], val_every=val_every)
     last = folder.last_checkpoint
-    trainer.fit(module, ckpt_path=str(last) if resume and last.is_file() else None)
+    try:
+        trainer.fit(module, ckpt_path=str(last) if resume and last.is_file() else None)
+    except SystemExit:
+        if trainer.interrupted:  # Lightning turns Ctrl-C into sys.exit(1) after its shutdown; give it back
+            raise KeyboardInterrupt from None
+        raise
     if trainer.global_rank != 0:
         return None
     best = Path(ckpt.best_model_path) if ckpt.best_model_path else last
@@ -258,7 +263,7 @@ def finish_unit(config: FitConfig, unit: dict, folder: UnitFolder, module: Contr
     rows = []
     for subject, emb in embeds.items():
         info = run_info(config, subject, len(data["train"]), data["train"].n_chans, test_feats) | extra
-        rows += evaluate_embeddings(emb, test_feats.image, test_feats.text, ks=config.eval_ks,
+        rows += evaluate_embeddings(emb, test_feats.image, test_feats.text, ks=eval_ks_for(config.eval_ks, len(emb)),
                                     tops=config.eval_tops, methods=config.eval_methods, seed=config.seed, info=info)
     folder.write_metrics(rows)
     folder.write_selection({"selected_epoch": selected_epoch, "selection": config.selection,
