@@ -161,9 +161,9 @@ def reconstruct_cmd(
                                           resume=resume)
         latents = None
         if low_level is not None:
-            from safetensors.torch import load_file
+            from eegvision.tensorfiles import load_safetensors
 
-            latents = load_file(str(low_level))["latents"]
+            latents = load_safetensors(low_level, "Low-level latents file")["latents"]
         for subj, emb in per_subject.items():
             table = embedding_concepts(run, len(emb), concepts)
             prompts = None

@@ -25,6 +25,7 @@ from eegvision.evaluation.kway import (
     kway_montecarlo,
 )
 from eegvision.evaluation.results import Evaluation, make_rows, write_result_files
+from eegvision.tensorfiles import load_safetensors, load_torch
 
 __all__ = ["evaluate_embedding_files", "evaluate_embeddings", "load_embeddings"]
 
@@ -66,10 +67,7 @@ def load_embeddings(path: str | os.PathLike, key: str | None = None) -> np.ndarr
                       ".safetensors file).")
     suffix = path.suffix.lower()
     if suffix in (".pt", ".pth"):
-        try:
-            obj = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as exc:
-            raise ValueError(f"could not read {path} with torch.load(weights_only=True): {exc}") from None
+        obj = load_torch(path, "Embedding file")
         if isinstance(obj, Mapping):
             obj = _pick(obj, key, path)
         return _tensor_to_numpy(obj, path)
@@ -79,9 +77,7 @@ def load_embeddings(path: str | os.PathLike, key: str | None = None) -> np.ndarr
         with np.load(path, allow_pickle=False) as z:
             return _tensor_to_numpy(_pick(dict(z), key, path), path)
     if suffix == ".safetensors":
-        from safetensors.torch import load_file
-
-        return _tensor_to_numpy(_pick(load_file(str(path)), key, path), path)
+        return _tensor_to_numpy(_pick(load_safetensors(path, "Embedding file"), key, path), path)
     raise ValueError(f"unknown embedding file type {path.name!r}: use .pt, .npy, .npz or .safetensors")
 
 

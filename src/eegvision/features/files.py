@@ -158,13 +158,9 @@ def split_from_name(path: Path) -> str:
 
 
 def _read_atm_pt(path: Path) -> tuple[torch.Tensor, torch.Tensor | None]:
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # pickle with code objects, corrupt file, ...
-        raise ValueError(
-            f"could not read {path} as a tensor file with weights_only=True ({exc.__class__.__name__}: {exc}). "
-            "Expected a torch.save of a tensor or of {'img_features': ..., 'text_features': ...}."
-        ) from None
+    from eegvision.tensorfiles import load_torch
+
+    obj = load_torch(path, "Feature file")
     if isinstance(obj, torch.Tensor):
         return _to_tensor(obj, "image"), None
     if isinstance(obj, dict):
@@ -209,9 +205,10 @@ def load_features(path: str | os.PathLike, expect_normalized: bool | None = None
         )
     suffix = path.suffix.lower()
     if suffix == ".safetensors":
-        from safetensors import safe_open
+        from eegvision.tensorfiles import open_safetensors
 
-        with safe_open(str(path), framework="pt") as f:
+        with open_safetensors(path, "Feature file", "Extract the features again with `eegvision features`."
+                              ) as f:
             keys = set(f.keys())
             if "image" not in keys:
                 raise ValueError(f"{path} has tensors {sorted(keys)} but no 'image'; it is not a feature file")

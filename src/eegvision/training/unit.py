@@ -65,7 +65,10 @@ def quiet_lightning(quiet: bool) -> Iterator[None]:
 
 def torch_load_checkpoint(path: str | os.PathLike) -> dict:
     """Load a Lightning checkpoint this package wrote (trusted file; holds non-tensor state)."""
-    return torch.load(path, map_location="cpu", weights_only=False)
+    from eegvision.tensorfiles import load_torch
+
+    return load_torch(path, "Checkpoint", "Delete it and train this unit again with `eegvision fit --resume`.",
+                      trusted=True)
 
 
 def _datasets(config: FitConfig, store: Any, unit: dict) -> dict[str, Any]:

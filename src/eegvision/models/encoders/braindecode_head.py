@@ -107,11 +107,11 @@ def load_local_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
             f"Pretrained weights not found: {str(path)!r}. Pass the path of a local .safetensors or "
             ".pt/.pth file (nothing is downloaded)."
         )
-    if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
+    from eegvision.tensorfiles import load_safetensors, load_torch
 
-        return load_file(str(path))
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    if path.suffix == ".safetensors":
+        return load_safetensors(path, "Pretrained weights")
+    state = load_torch(path, "Pretrained weights")
     for key in ("state_dict", "model", "model_state_dict"):
         if isinstance(state, dict) and isinstance(state.get(key), dict):
             state = state[key]
