@@ -9,7 +9,15 @@ from pathlib import Path
 
 import typer
 
-from eegvision.cli._common import channels_option, console, parse_options, split_list, user_errors
+from eegvision.cli._common import (
+    JSON_HELP,
+    channels_option,
+    parse_options,
+    print_json,
+    split_list,
+    stdout,
+    user_errors,
+)
 
 
 def _ints(text: str | None) -> list[int] | None:
@@ -56,14 +64,14 @@ def _print_rows(rows: list[dict], title: str) -> None:
             continue
         table.add_row(str(r.get("subject") or ""), r["modality"], r["method"], str(r["k"]),
                       f"{r['top1']:.3f}", f"{r.get('top5', float('nan')):.3f}")
-    console.print(table)
+    stdout.print(table)
 
 
 def _print_summary(summary: dict) -> None:
     """One line per modality: mean top-1/top-5 over subjects at the largest k (an Evaluation's summary)."""
     for m, h in summary.items():
         top5 = f", top-5 {h['top5']:.3f}" if h["top5"] is not None else ""
-        console.print(f"{m} {h['k']}-way ({h['method']}, mean over {h['n_subjects']} subject(s)): "
+        stdout.print(f"{m} {h['k']}-way ({h['method']}, mean over {h['n_subjects']} subject(s)): "
                       f"top-1 {h['top1']:.3f}{top5}")
 
 
@@ -113,6 +121,7 @@ def fit_cmd(
     num_workers: int = typer.Option(None, "--num-workers", min=0),
     resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run in OUT."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
+    as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """Train an EEG encoder against CLIP features; select on held-out training concepts; evaluate on test.
 
@@ -135,9 +144,13 @@ def fit_cmd(
         cfg = _build_config(preset, fields)
         result = fit(cfg, out, resume=resume)
     rows = result.rows
+    if as_json:
+        print_json({"path": result.path, "encoder": cfg.encoder, "protocol": cfg.protocol,
+                    "units": result.units, "rows": rows})
+        return
     _print_rows([r for r in rows if r["method"] == "exact" and r["k"] in (2, 200, max(x["k"] for x in rows))],
                 f"{cfg.encoder} {cfg.protocol}: {len(result.units)} unit(s)")
-    console.print(f"wrote {result.path}")
+    stdout.print(f"wrote {result.path}")
 
 
 def evaluate_cmd(
@@ -149,6 +162,7 @@ def evaluate_cmd(
     ks: str = typer.Option(None, "--ks", help="k values, e.g. 2,4,10,50,100,200."),
     methods: str = typer.Option(None, "--methods", help="exact,montecarlo,csls."),
     seed: int = typer.Option(0, "--seed", help="Seed of the Monte-Carlo draws (--eeg-embeds)."),
+    as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """Zero-shot k-way retrieval/classification of a run (writes RUN/metrics.json) or of embedding files.
 
@@ -172,10 +186,13 @@ def evaluate_cmd(
                 kw["ks"] = _ints(ks)
             kw["methods"] = split_list(methods) or ["exact", "montecarlo", "csls"]
             res = evaluate_embedding_files(eeg_embeds, image_features, text_features, out=out, **kw)
+    if as_json:
+        print_json({"summary": res.summary, "rows": res.rows, "files": res.files})
+        return
     _print_rows(res.rows, "zero-shot evaluation")
     _print_summary(res.summary)
     for path in res.files:
-        console.print(f"wrote {path}")
+        stdout.print(f"wrote {path}")
 
 
 def embed_cmd(
@@ -187,6 +204,7 @@ def embed_cmd(
     average: bool = typer.Option(True, "--average/--single-trials", help="Average repetitions per condition."),
     unit: str = typer.Option(None, "--unit", help="Fold of a multi-fold run (its held-out subject)."),
     device: str = typer.Option(None, "--device", help="cuda or cpu (default: cuda if available)."),
+    as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """Embed EEG with a trained run's selected encoder.
 
@@ -197,9 +215,13 @@ def embed_cmd(
     with user_errors():
         res = embed_run(run, data, out, subjects=split_list(subject), split=split, average=average, unit=unit,
                         device=device)
+    if as_json:
+        print_json({"path": res.path, "unit": res.unit, "split": res.split,
+                    "shapes": {s: list(e.shape) for s, e in res.embeddings.items()}})
+        return
     shapes = ", ".join(f"{s} {tuple(e.shape)}" for s, e in res.embeddings.items())
-    console.print(f"unit {res.unit}, {res.split} split: {shapes}")
-    console.print(f"wrote {res.path}")
+    stdout.print(f"unit {res.unit}, {res.split} split: {shapes}")
+    stdout.print(f"wrote {res.path}")
 
 
 def benchmark_cmd(
@@ -235,8 +257,8 @@ def benchmark_cmd(
     summary = res.summary
     sel = summary[(summary.get("modality") == "image") & (summary.get("method") == "exact")] \
         if "modality" in summary else summary
-    console.print(sel.to_string(index=False))
-    console.print(f"{len(res.runs)} run(s); wrote {res.out}")
+    stdout.print(sel.to_string(index=False))
+    stdout.print(f"{len(res.runs)} run(s); wrote {res.out}")
 
 
 def register(app: typer.Typer) -> None:
