@@ -47,3 +47,39 @@ def test_a_damaged_file_is_one_line_on_stderr_naming_it(embeddings, tmp_path):
     lines = res.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"error: Embedding file {bad} could not be read (")
     assert "Traceback" not in res.stderr
+
+
+def test_fit_shows_only_what_a_user_can_act_on(tmp_path):
+    """A tiny `eegvision fit` in a fresh process: no Lightning tip, no checkpoint-folder or deprecation warning,
+    no source lines; the epochs count from 1; the results table is on stdout."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from decode_helpers import make_problem
+
+    _, store = make_problem(tmp_path, real_store=True, n_subjects=1, n_train_concepts=12, n_test=10)
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).parents[1] / "src"), COLUMNS="200")
+    proc = subprocess.run([sys.executable, "-m", "eegvision.cli.main", "fit", "--data", str(store), "--subject",
+                           "sub-01", "--out", str(tmp_path / "run"), "--preset", "ubp-vanilla", "--epochs", "2",
+                           "--batch-size", "8", "--val-fraction", "0.25"],
+                          capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    lines = [line for line in proc.stderr.replace("\r", "\n").splitlines() if line.strip()]
+    noisy = [line for line in lines if any(w in line.lower() for w in ("warn", "tip", "available:", "stopped",
+                                                                           "deprecat", ".py:"))]
+    assert noisy == []
+    assert any("Epoch 2/2" in line for line in lines) and not any("Epoch 0/" in line for line in lines)
+    assert "note: image candidates: only 10 candidates, so k = 50, 100, 200 cannot be evaluated; skipped\n" in proc.stderr
+    assert "eegproject within: 1 unit(s)" in proc.stdout and f"wrote {tmp_path / 'run'}" in proc.stdout
+
+
+def test_progress_bar_counts_epochs_from_one():
+    from types import SimpleNamespace
+
+    from eegvision.training.unit import EpochProgressBar
+
+    bar = EpochProgressBar()
+    bar._trainer = SimpleNamespace(max_epochs=3)
+    assert [bar._get_train_description(e).strip() for e in range(3)] == ["Epoch 1/3", "Epoch 2/3", "Epoch 3/3"]

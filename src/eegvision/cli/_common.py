@@ -13,6 +13,7 @@ import json
 import math
 import os
 import sys
+import warnings
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -63,11 +64,18 @@ def print_json(data: Any) -> None:
     sys.stdout.flush()
 
 
+def _note(message, category, filename, lineno, file=None, line=None) -> None:
+    """``warnings.showwarning`` for the command line: the message as one ``note:`` line, without source lines."""
+    stderr.print(f"[yellow]note:[/yellow] {escape(str(message))}", highlight=False)
+
+
 @contextlib.contextmanager
 def user_errors() -> Iterator[None]:
-    """Turn library errors about user input into a one-line message and exit code 2."""
+    """Turn library errors about user input into a one-line message and exit code 2; warnings into notes."""
     try:
-        yield
+        with warnings.catch_warnings():
+            warnings.showwarning = _note
+            yield
     except (ValueError, FileNotFoundError, FileExistsError, KeyError, PermissionError) as exc:
         msg = exc.args[0] if exc.args else str(exc)
         stderr.print(f"[red]error:[/red] {escape(str(msg))}", highlight=False)

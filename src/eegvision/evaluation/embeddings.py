@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from eegvision.checks import check_file, check_list, check_names, check_shape
+from eegvision.checks import check_file, check_list, check_names, check_shape, show_list
 from eegvision.evaluation.csls import csls_scores
 from eegvision.evaluation.kway import (
     DEFAULT_KS,
@@ -91,7 +91,7 @@ def _usable_ks(ks: Sequence[int], n_candidates: int, what: str) -> tuple[int, ..
     ok = tuple(k for k in ks if 2 <= k <= n_candidates)
     dropped = [k for k in ks if k not in ok]
     if dropped:
-        warnings.warn(f"{what}: only {n_candidates} candidates, so k={dropped} cannot be evaluated; skipped",
+        warnings.warn(f"{what}: only {n_candidates} candidates, so k = {show_list(dropped)} cannot be evaluated; skipped",
                       stacklevel=3)
     return ok
 
