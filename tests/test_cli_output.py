@@ -83,3 +83,61 @@ def test_progress_bar_counts_epochs_from_one():
     bar = EpochProgressBar()
     bar._trainer = SimpleNamespace(max_epochs=3)
     assert [bar._get_train_description(e).strip() for e in range(3)] == ["Epoch 1/3", "Epoch 2/3", "Epoch 3/3"]
+
+
+def test_models_and_presets_are_listed():
+    res = runner.invoke(app, ["models"])
+    assert res.exit_code == 0, res.output
+    assert "atms        ATM-S encoder with the reference's quirks as switches." in res.stdout
+    assert "braindecode:CLASS, a braindecode model with an embedding head (" in res.stdout and "EEGNet" in res.stdout
+    doc = json.loads(runner.invoke(app, ["models", "--json"]).stdout)
+    assert doc["nice"] == "TSConv + projector encoder." and "braindecode:EEGNet" in doc
+    res = runner.invoke(app, ["presets"])
+    assert res.exit_code == 0 and "atm-table8-within  ATM-S, within-subject" in res.stdout
+    assert "published 200-way top-1 0.261" in res.stdout
+    doc = json.loads(runner.invoke(app, ["presets", "--json"]).stdout)
+    assert doc["ubp-vanilla"]["settings"]["encoder"] == "eegproject"
+
+
+def test_fit_help_shows_the_config_defaults():
+    import dataclasses
+
+    from eegvision.cli.decode_cmds import FIT_DEFAULTS
+    from eegvision.training.config import FitConfig
+
+    defaults = {f.name: f.default for f in dataclasses.fields(FitConfig)}
+    words = {"single-trials": False, "off": False, "all channels": None, "the whole epoch": None}
+    for name, shown in FIT_DEFAULTS.items():
+        assert words.get(shown, shown) == defaults[name], name
+    res = runner.invoke(app, ["fit", "--help"], env={"COLUMNS": "200"})
+    assert "[default: 40]" in res.stdout and "[default: atms]" in res.stdout and "[default: single-trials]" in res.stdout
+
+
+def test_help_texts_lose_no_bracketed_words():
+    """Rich reads ``[word]`` in a help text as markup and drops it (``split, , .``)."""
+    import re
+
+    import click
+    import typer
+
+    def commands(cmd):
+        if isinstance(cmd, click.Group):
+            for sub in cmd.commands.values():
+                yield from commands(sub)
+        else:
+            yield cmd
+
+    eaten = re.compile(r"(?<!\\)\[[A-Za-z_][^\]]*\]")
+    found = [(cmd.name, text) for cmd in commands(typer.main.get_command(app))
+             for text in [cmd.help or ""] + [getattr(p, "help", None) or "" for p in cmd.params] if eaten.search(text)]
+    assert found == []
+    res = runner.invoke(app, ["convert", "epochs", "--help"], env={"COLUMNS": "200"})
+    assert "split (training/test), and optionally subject and image_id." in res.stdout
+
+
+def test_messages_name_the_option_not_the_argument(tmp_path):
+    (tmp_path / "x.txt").write_text("x")
+    res = runner.invoke(app, ["simulate", str(tmp_path), "--preset", "tiny"])
+    assert res.exit_code == 2
+    assert f"Output folder {tmp_path} is not empty; choose a new folder or pass --overwrite." in res.stderr
+    assert "overwrite=True" not in res.stderr

@@ -112,8 +112,8 @@ def fit_cmd(
                                                 help="Samples of one concept in a batch are positives."),
     reference_loss: bool = typer.Option(None, "--reference-loss", help="Reference ClipLoss: raw logit scale."),
     encoder_option: list[str] = typer.Option(None, "--encoder-option", help="KEY=VALUE encoder option."),
-    preset: str = typer.Option(None, "--preset", help="Named config: atm-table8-within, atm-table8-loso, nice, "
-                                                     "ubp-vanilla."),
+    preset: str = typer.Option(None, "--preset", help="Named config (list them with `eegvision presets`); "
+                                                     "options given beside it override it."),
     devices: str = typer.Option(None, "--devices", help="Number of devices (or auto)."),
     strategy: str = typer.Option(None, "--strategy", help="auto or ddp."),
     accelerator: str = typer.Option(None, "--accelerator", help="auto (CUDA when present), cpu or gpu."),
@@ -261,8 +261,31 @@ def benchmark_cmd(
     stdout.print(f"{len(res.runs)} run(s); wrote {res.out}")
 
 
+#: What ``fit --help`` shows as each option's default: the :class:`~eegvision.training.config.FitConfig` default
+#: (the options themselves default to "not given", so that a --preset can set them; tests/test_cli_output.py
+#: checks these against FitConfig).
+FIT_DEFAULTS = {
+    "encoder": "atms", "objective": "retrieval", "protocol": "within", "epochs": 40, "batch_size": 64,
+    "lr": 0.0003, "weight_decay": 0.01, "schedule": "none", "seed": 0, "val_fraction": 0.05,
+    "selection": "val_top1", "average_train": "single-trials", "mix_repetitions": "off",
+    "channels": "all channels", "window": "the whole epoch", "report_test_curve": "off",
+    "same_concept_positives": "off", "reference_loss": "off", "devices": 1, "strategy": "auto",
+    "accelerator": "auto", "precision": "32", "num_workers": 0,
+}
+
+
+def _show_defaults(command, defaults: dict) -> None:
+    """Append ``[default: TEXT]`` to the help of ``command``'s typer options named in ``defaults``."""
+    import inspect
+
+    for name, param in inspect.signature(command).parameters.items():
+        if name in defaults and "[default:" not in (param.default.help or ""):
+            param.default.help = f"{param.default.help or ''} \\[default: {defaults[name]}]".strip()
+
+
 def register(app: typer.Typer) -> None:
     """Attach this topic's commands to the root app."""
+    _show_defaults(fit_cmd, FIT_DEFAULTS)
     app.command("fit")(fit_cmd)
     app.command("evaluate")(evaluate_cmd)
     app.command("embed")(embed_cmd)

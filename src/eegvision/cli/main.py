@@ -16,6 +16,7 @@ from eegvision.cli import (
     demo_cmds,
     features_cmds,
     finetune_cmds,
+    list_cmds,
     meg_cmds,
     recon_cmds,
     simulate_cmds,
@@ -48,7 +49,7 @@ def _root(
 
 for _module in (
     convert_cmds, meg_cmds, simulate_cmds, features_cmds, decode_cmds, recon_cmds, text_cmds, analysis_cmds,
-    demo_cmds, world_cmds, finetune_cmds,
+    demo_cmds, world_cmds, finetune_cmds, list_cmds,
 ):
     _module.register(app)
 

@@ -115,7 +115,8 @@ def convert_things_meg_cmd(
 def convert_epochs_cmd(
     fif: Path = typer.Argument(..., help="An MNE epochs file (*-epo.fif)."),
     metadata: Path = typer.Argument(
-        ..., help="CSV/TSV, one row per epoch: image_path, concept, split (training/test), [subject], [image_id]."),
+        ..., help="CSV/TSV, one row per epoch: image_path, concept, split (training/test), and optionally "
+                  "subject and image_id."),
     store: Path = typer.Argument(..., help="Output store folder."),
     subject: str = typer.Option("sub-01", "--subject", help="Subject name when the table has no subject column."),
     min_reps: int | None = typer.Option(

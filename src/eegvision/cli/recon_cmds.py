@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 
+from eegvision.checks import show_list
 from eegvision.cli._apps import prior_app
 from eegvision.cli._common import JSON_HELP, print_json, split_list, stderr, stdout, user_errors
 from eegvision.cli._concepts import CONCEPTS_HELP, embedding_concepts
@@ -26,7 +27,7 @@ def _test_embeddings(source: Path, subject: str | None) -> dict:
         out = {subject or "sub-01": torch.as_tensor(load_embeddings(source))}
     if subject is not None:
         if subject not in out:
-            raise ValueError(f"No test embeddings for {subject!r} in {source}; it has {sorted(out)}.")
+            raise ValueError(f"No test embeddings for '{subject}' in {source}; it has {show_list(sorted(out))}.")
         out = {subject: out[subject]}
     return out
 

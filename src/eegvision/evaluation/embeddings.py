@@ -45,14 +45,14 @@ def _tensor_to_numpy(x, path) -> np.ndarray:
 def _pick(d: Mapping, key: str | None, path) -> object:
     if key is not None:
         if key not in d:
-            raise ValueError(f"{path} has no entry {key!r}; it has {sorted(d)}")
+            raise ValueError(f"{path} has no entry '{key}'; it has {show_list(sorted(d))}")
         return d[key]
     if len(d) == 1:
         return next(iter(d.values()))
     for k in _EMBED_KEYS:
         if k in d:
             return d[k]
-    raise ValueError(f"{path} holds several arrays {sorted(d)}; say which one with key=...")
+    raise ValueError(f"{path} holds several arrays ({show_list(sorted(d))}); give a file with one.")
 
 
 def load_embeddings(path: str | os.PathLike, key: str | None = None) -> np.ndarray:

@@ -27,6 +27,7 @@ import numpy as np
 import torch
 
 from eegvision import __version__
+from eegvision.checks import show_list
 from eegvision.store.concepts import ConceptTable
 from eegvision.utils import atomic_path
 
@@ -167,7 +168,7 @@ def _read_atm_pt(path: Path) -> tuple[torch.Tensor, torch.Tensor | None]:
         img_key = next((k for k in ("img_features", "image_features", "image") if k in obj), None)
         if img_key is None:
             raise ValueError(
-                f"{path} holds a dict with keys {sorted(obj)}; expected 'img_features' (and optionally "
+                f"{path} holds a dict with keys {show_list(sorted(obj))}; expected 'img_features' (and optionally "
                 "'text_features') as in the ATM caches ViT-H-14_features_{train,test}.pt"
             )
         txt_key = next((k for k in ("text_features", "text") if k in obj), None)
@@ -211,7 +212,7 @@ def load_features(path: str | os.PathLike, expect_normalized: bool | None = None
                               ) as f:
             keys = set(f.keys())
             if "image" not in keys:
-                raise ValueError(f"{path} has tensors {sorted(keys)} but no 'image'; it is not a feature file")
+                raise ValueError(f"{path} has tensors {show_list(sorted(keys))} but no 'image'; it is not a feature file")
             image = f.get_tensor("image").float()
             text = f.get_tensor("text").float() if "text" in keys else None
             meta = dict(f.metadata() or {})

@@ -69,10 +69,21 @@ ATM_BASELINE_KWARGS: dict[str, dict[str, Any]] = {
 _TYPE_STRING = re.compile(r"^(torch\.nn|braindecode)(\.[A-Za-z_][A-Za-z0-9_]*)+$")
 
 
+def _import_models_util() -> Any:
+    """``braindecode.models.util``, imported without MNE's montage FutureWarning (raised inside braindecode at
+    import, about a name braindecode uses; nothing a user can act on)."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Montage name .* is deprecated", category=FutureWarning)
+        return importlib.import_module("braindecode.models.util")
+
+
 @lru_cache(maxsize=1)
 def braindecode_model_names() -> tuple[str, ...]:
     """Names of the braindecode model classes (sorted)."""
-    from braindecode.models.util import _init_models_dict, models_dict
+    util = _import_models_util()
+    _init_models_dict, models_dict = util._init_models_dict, util.models_dict
 
     if not models_dict:
         _init_models_dict()
@@ -80,9 +91,7 @@ def braindecode_model_names() -> tuple[str, ...]:
 
 
 def _model_class(model: str) -> type[nn.Module]:
-    from braindecode.models.util import _get_model_class
-
-    return _get_model_class(model)
+    return _import_models_util()._get_model_class(model)
 
 
 def _resolve_kwargs(kwargs: dict[str, Any]) -> dict[str, Any]:
