@@ -74,17 +74,23 @@ def info(
     """
     from rich.table import Table
 
-    from eegvision.store.base import MANIFEST_NAME
+    from eegvision.store.base import MANIFEST_NAME, temporary_files
     from eegvision.store.disk import open_store
 
     with user_errors():
-        if (store / MANIFEST_NAME).is_file() or not store.is_dir():
+        if (store / MANIFEST_NAME).is_file() or not store.is_dir() or temporary_files(store):
             summary = open_store(store).info()
         else:
             from eegvision.store.things_folder import open_things_eeg2
 
             summary = open_things_eeg2(store).info()
             summary["format"] = "THINGS-EEG2 pickles (read in place)"
+    if summary.get("temporary_files"):
+        names = summary["temporary_files"]
+        stderr.print(f"[yellow]note:[/yellow] {len(names)} hidden temporary file(s) of an interrupted conversion "
+                     f"({summary['temporary_mb']} MB) are in {store}: run the conversion again to finish it and "
+                     f"remove them, or delete them ({', '.join(names[:3])}{', ...' if len(names) > 3 else ''}).",
+                     highlight=False)
     if as_json:
         print_json(summary)
         return
