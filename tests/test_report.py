@@ -248,3 +248,39 @@ def test_any_run_folder_gets_a_report(tmp_path, monkeypatch):
     assert "selected epoch" in path.read_text()
     res = CliRunner().invoke(app, ["report", str(tmp_path)])
     assert res.exit_code == 2 and "is neither a demo folder (no demo.json) nor a run folder" in " ".join(res.output.split())
+
+
+def test_report_flags_a_prior_that_hurts_and_looping_captions(tmp_path):
+    summary = make_demo_folder(tmp_path)
+    test = {"raw_cosine": 0.52, "prior_cosine": 0.41, "raw_top1": 0.3, "prior_top1": 0.2}
+    good = {"raw_cosine": 0.40, "prior_cosine": 0.55, "raw_top1": 0.3, "prior_top1": 0.4}
+    captions = ["a medium red red red red the the, on a sand background", "a blue square on a grey background",
+                "a green circle on the on the grass"]
+    summary["stages"] += [
+        {"name": "prior", "status": "ran", "wall_s": 1.0, "reason": "", "outputs": {
+            "space": "world CLIP", "subjects": {"sub-01": {"test": test}, "sub-02": {"test": good}}}},
+        {"name": "caption", "status": "ran", "wall_s": 1.0, "reason": "", "outputs": {
+            "metrics": {"BLEU-4": 0.1}, "captions": captions,
+            "examples": [{"concept": "c", "caption": c, "reference": "r"} for c in captions[:2]]}},
+    ]
+    summary["stages"] = [s for s in summary["stages"] if s["name"] != "caption" or s["status"] == "ran"]
+    (tmp_path / "demo.json").write_text(json.dumps(summary))
+    text = build_report(tmp_path).read_text()
+    assert ("The prior makes the embeddings worse (sub-01: cosine 0.410 with the prior, 0.520 without)."
+            in text) and "sub-02: cosine" not in text
+    assert ("2 of 3 decoded captions repeat themselves (e.g. \"a medium red red red red the the, on a sand "
+            "background\": &#x27;red&#x27; 4 times in a row)." in text)
+    assert "eegvision score`" not in text
+
+
+def test_report_has_no_flag_for_a_helpful_prior_and_clean_captions(tmp_path):
+    from eegvision.metrics.repetition import caption_repetition
+
+    summary = make_demo_folder(tmp_path)
+    summary["stages"] += [{"name": "prior", "status": "ran", "wall_s": 1.0, "reason": "", "outputs": {
+        "subjects": {"sub-01": {"test": {"raw_cosine": 0.4, "prior_cosine": 0.5}}}}}]
+    (tmp_path / "demo.json").write_text(json.dumps(summary))
+    text = build_report(tmp_path).read_text()
+    assert 'class="flag"' not in text
+    assert caption_repetition("a red car next to a red hat") == ""
+    assert caption_repetition("on the on the grass") == "'on the' twice in a row"

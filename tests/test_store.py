@@ -224,3 +224,32 @@ def test_release_pages_keeps_values(tmp_path):
     np.testing.assert_array_equal(np.concatenate(blocks), data[1:])
     store_mod._release_pages(mm[2:5])
     np.testing.assert_array_equal(mm, data)  # released pages are read again from the file
+
+
+def test_info_names_an_interrupted_store_and_its_temporaries(tmp_path):
+    """A killed conversion: `info` says it is an interrupted store, how to finish it, and reports what is left."""
+    from typer.testing import CliRunner
+
+    from eegvision.cli.main import app
+
+    out = tmp_path / "s"
+    (out / "sub-01").mkdir(parents=True)
+    (out / "sub-01" / ".training.npy.x1y2.tmp").write_bytes(b"h" * 2_000_000)
+    res = CliRunner().invoke(app, ["info", str(out)])
+    assert res.exit_code == 2 and "Preprocessed_data_250Hz" not in res.stderr
+    assert (f"error: {out} is an interrupted eegvision store: its conversion stopped before writing manifest.json and "
+            "left 1 hidden temporary file(s) (2.0 MB). Run the same `eegvision convert` command again to finish it "
+            "(it removes them first), or delete the folder.") in res.stderr
+    # a finished store with the temporaries of a later, killed addition
+    (out / "sub-01" / ".training.npy.x1y2.tmp").unlink()
+    with _writer(out) as w:
+        w.add("sub-01", "training", _data(), _meta(6))
+    (out / "sub-01" / ".test.npy.k9.tmp").write_bytes(b"h" * 1_500_000)
+    res = CliRunner().invoke(app, ["info", str(out), "--json"])
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.stdout)
+    assert doc["temporary_files"] == ["sub-01/.test.npy.k9.tmp"] and doc["temporary_mb"] == 1.5
+    assert doc["size_mb"] < 1.0  # the temporary is not counted as data
+    assert ("note: 1 hidden temporary file(s) of an interrupted conversion (1.5 MB) are in "
+            f"{out}: run the conversion again to finish it and remove them, or delete them "
+            "(sub-01/.test.npy.k9.tmp).") in res.stderr

@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from eegvision.cli._common import channels_option, console, split_list, user_errors
+from eegvision.cli._common import channels_option, split_list, stdout, user_errors
 
 analyze_app = typer.Typer(help="Analyses: when/where the signal is decodable, RSA, t-SNE (table + figure each).",
                           no_args_is_help=True)
@@ -39,7 +39,7 @@ def time_cmd(
         res = time_analysis(data, subject, out, window_ms=window_ms, step_ms=step_ms, growing=growing, bin_ms=bin_ms,
                             channels=channels_option(channels), features_train=features_train,
                             features_test=features_test, encoder=encoder, epochs=epochs, seed=seed)
-    console.print(f"best window {res.best_window[0] * 1000:.0f}-{res.best_window[1] * 1000:.0f} ms: top-1 "
+    stdout.print(f"best window {res.best_window[0] * 1000:.0f}-{res.best_window[1] * 1000:.0f} ms: top-1 "
                   f"{res.best_top1:.1%}; wrote {res.csv} and {res.figure}")
 
 
@@ -65,7 +65,7 @@ def regions_cmd(
         window = None if tmin is None and tmax is None else (tmin, tmax)
         res = region_analysis(data, subject, out, regions=split_list(regions), window=window,
                               bin_ms=bin_ms, features_train=features_train, features_test=features_test)
-    console.print(f"ranking: {', '.join(res.ranking)}; wrote {res.csv} and {res.figure}")
+    stdout.print(f"ranking: {', '.join(res.ranking)}; wrote {res.csv} and {res.figure}")
 
 
 @analyze_app.command("importance")
@@ -86,7 +86,7 @@ def importance_cmd(
 
     with user_errors():
         res = importance_for_run(run, out, data=data, subject=subject, unit=unit, fill=fill, device=device)
-    console.print(f"most important: {', '.join(res.ranking()[:5])}; wrote {res.csv} and {res.figure}")
+    stdout.print(f"most important: {', '.join(res.ranking()[:5])}; wrote {res.csv} and {res.figure}")
 
 
 @analyze_app.command("rsa")
@@ -106,7 +106,7 @@ def rsa_cmd(
 
     with user_errors():
         res = rsa_for_run(run, out, subject=subject, unit=unit, n_permutations=permutations, seed=seed)
-    console.print(f"Spearman rho {res.rho:.3f}, p = {res.p_value:.3g}; wrote {res.csv} and {res.figure}")
+    stdout.print(f"Spearman rho {res.rho:.3f}, p = {res.p_value:.3g}; wrote {res.csv} and {res.figure}")
 
 
 @analyze_app.command("tsne")
@@ -130,7 +130,7 @@ def tsne_cmd(
         shapes = test_concept_shapes(data) if data and not labels else None
         res = tsne_for_run(run, out, subject=subject, unit=unit, labels=shapes, labels_file=labels, data=data,
                            seed=seed)
-    console.print(f"silhouette {res.silhouette:.3f}; wrote {res.csv} and {res.figure}")
+    stdout.print(f"silhouette {res.silhouette:.3f}; wrote {res.csv} and {res.figure}")
 
 
 def register(app: typer.Typer) -> None:

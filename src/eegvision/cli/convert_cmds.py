@@ -10,7 +10,7 @@ from pathlib import Path
 import typer
 
 from eegvision.cli._apps import convert_app
-from eegvision.cli._common import console, split_list, user_errors
+from eegvision.cli._common import JSON_HELP, print_json, split_list, stderr, stdout, user_errors
 
 
 @contextlib.contextmanager
@@ -18,7 +18,7 @@ def _library_messages() -> Iterator[None]:
     """Show the library's INFO messages (e.g. "up to date: skipped") on the console."""
     from rich.logging import RichHandler
 
-    handler = RichHandler(console=console, show_time=False, show_path=False, markup=False)
+    handler = RichHandler(console=stderr, show_time=False, show_path=False, markup=False)
     root = logging.getLogger("eegvision")
     old_level = root.level
     root.addHandler(handler)
@@ -59,13 +59,14 @@ def things_eeg2(
                                        overwrite=overwrite, prompt_template=prompt_template)
         info = open_store(path).info()
     n = sum(len(v) for v in info["subjects"].values())
-    console.print(f"store {path}: {len(info['subjects'])} subject(s), {n} file(s), {info['dtype']}, "
+    stdout.print(f"store {path}: {len(info['subjects'])} subject(s), {n} file(s), {info['dtype']}, "
                   f"{info['size_mb']} MB")
 
 
 def info(
     store: Path = typer.Argument(..., help="A store folder, or a THINGS-EEG2 download (read in place)."),
     channels: bool = typer.Option(False, "--channels", help="List every channel name."),
+    as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """Summarise a store (or a THINGS-EEG2 folder): dataset, subjects, splits, shapes, dtype, sfreq, channels.
 
@@ -73,17 +74,26 @@ def info(
     """
     from rich.table import Table
 
-    from eegvision.store.base import MANIFEST_NAME
+    from eegvision.store.base import MANIFEST_NAME, temporary_files
     from eegvision.store.disk import open_store
 
     with user_errors():
-        if (store / MANIFEST_NAME).is_file() or not store.is_dir():
+        if (store / MANIFEST_NAME).is_file() or not store.is_dir() or temporary_files(store):
             summary = open_store(store).info()
         else:
             from eegvision.store.things_folder import open_things_eeg2
 
             summary = open_things_eeg2(store).info()
             summary["format"] = "THINGS-EEG2 pickles (read in place)"
+    if summary.get("temporary_files"):
+        names = summary["temporary_files"]
+        stderr.print(f"[yellow]note:[/yellow] {len(names)} hidden temporary file(s) of an interrupted conversion "
+                     f"({summary['temporary_mb']} MB) are in {store}: run the conversion again to finish it and "
+                     f"remove them, or delete them ({', '.join(names[:3])}{', ...' if len(names) > 3 else ''}).",
+                     highlight=False)
+    if as_json:
+        print_json(summary)
+        return
     table = Table(title=f"{summary['dataset']}  ·  {summary['path']}")
     table.add_column("subject")
     table.add_column("split")
@@ -91,9 +101,6 @@ def info(
     for sub, splits in summary["subjects"].items():
         for split, shape in splits.items():
             table.add_row(sub, split, " × ".join(str(n) for n in shape))
-    from rich.console import Console
-
-    stdout = Console()  # the summary goes to stdout; messages and errors go to stderr
     stdout.print(table)
     names = summary["ch_names"]
     shown = ", ".join(names) if channels or len(names) <= 12 else ", ".join(names[:8]) + f", ... ({len(names)})"

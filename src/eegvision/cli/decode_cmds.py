@@ -10,7 +10,15 @@ from pathlib import Path
 
 import typer
 
-from eegvision.cli._common import channels_option, console, parse_options, split_list, user_errors
+from eegvision.cli._common import (
+    JSON_HELP,
+    channels_option,
+    parse_options,
+    print_json,
+    split_list,
+    stdout,
+    user_errors,
+)
 
 
 def _ints(text: str | None) -> list[int] | None:
@@ -57,14 +65,14 @@ def _print_rows(rows: list[dict], title: str) -> None:
             continue
         table.add_row(str(r.get("subject") or ""), r["modality"], r["method"], str(r["k"]),
                       f"{r['top1']:.3f}", f"{r.get('top5', float('nan')):.3f}")
-    console.print(table)
+    stdout.print(table)
 
 
 def _print_summary(summary: dict) -> None:
     """One line per modality: mean top-1/top-5 over subjects at the largest k (an Evaluation's summary)."""
     for m, h in summary.items():
         top5 = f", top-5 {h['top5']:.3f}" if h["top5"] is not None else ""
-        console.print(f"{m} {h['k']}-way ({h['method']}, mean over {h['n_subjects']} subject(s)): "
+        stdout.print(f"{m} {h['k']}-way ({h['method']}, mean over {h['n_subjects']} subject(s)): "
                       f"top-1 {h['top1']:.3f}{top5}")
 
 
@@ -138,8 +146,8 @@ def fit_cmd(
     reference: bool = typer.Option(None, "--reference", help="Train as the reference code: encoder in reference "
                                    "mode, its ClipLoss, weight decay on every parameter (batch 64 by default)."),
     encoder_option: list[str] = typer.Option(None, "--encoder-option", help="KEY=VALUE encoder option."),
-    preset: str = typer.Option(None, "--preset", help="Named config: atm-table8-within, atm-table8-loso, nice, "
-                                                     "ubp-vanilla."),
+    preset: str = typer.Option(None, "--preset", help="Named config (list them with `eegvision presets`); "
+                                                     "options given beside it override it."),
     devices: str = typer.Option(None, "--devices", help="Number of devices (or auto)."),
     strategy: str = typer.Option(None, "--strategy", help="auto or ddp."),
     accelerator: str = typer.Option(None, "--accelerator", help="auto (CUDA when present), cpu or gpu."),
@@ -147,6 +155,7 @@ def fit_cmd(
     num_workers: int = typer.Option(None, "--num-workers", min=0),
     resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run in OUT."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
+    as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """Train an EEG encoder against CLIP features; select on held-out training concepts; evaluate on test.
 
@@ -172,9 +181,13 @@ def fit_cmd(
         except KeyboardInterrupt:
             _interrupted(ctx, out)
     rows = result.rows
+    if as_json:
+        print_json({"path": result.path, "encoder": cfg.encoder, "protocol": cfg.protocol,
+                    "units": result.units, "rows": rows})
+        return
     _print_rows([r for r in rows if r["method"] == "exact" and r["k"] in (2, 200, max(x["k"] for x in rows))],
                 f"{cfg.encoder} {cfg.protocol}: {len(result.units)} unit(s)")
-    console.print(f"wrote {result.path}")
+    stdout.print(f"wrote {result.path}")
 
 
 def evaluate_cmd(
@@ -187,6 +200,7 @@ def evaluate_cmd(
     ks: str = typer.Option(None, "--ks", help="k values, e.g. 2,4,10,50,100,200."),
     methods: str = typer.Option(None, "--methods", help="exact,montecarlo,csls."),
     seed: int = typer.Option(0, "--seed", help="Seed of the Monte-Carlo draws (--eeg-embeds)."),
+    as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """Zero-shot k-way retrieval/classification of a run (writes RUN/metrics.json) or of embedding files.
 
@@ -215,10 +229,13 @@ def evaluate_cmd(
                 kw["ks"] = _ints(ks)
             kw["methods"] = split_list(methods) or ["exact", "montecarlo", "csls"]
             res = evaluate_embedding_files(eeg_embeds, image_features, text_features, out=out, **kw)
+    if as_json:
+        print_json({"summary": res.summary, "rows": res.rows, "files": res.files})
+        return
     _print_rows(res.rows, "zero-shot evaluation")
     _print_summary(res.summary)
     for path in res.files:
-        console.print(f"wrote {path}")
+        stdout.print(f"wrote {path}")
 
 
 def embed_cmd(
@@ -230,6 +247,7 @@ def embed_cmd(
     average: bool = typer.Option(True, "--average/--single-trials", help="Average repetitions per condition."),
     unit: str = typer.Option(None, "--unit", help="Fold of a multi-fold run (its held-out subject)."),
     device: str = typer.Option(None, "--device", help="cuda or cpu (default: cuda if available)."),
+    as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """Embed EEG with a trained run's selected encoder.
 
@@ -240,9 +258,13 @@ def embed_cmd(
     with user_errors():
         res = embed_run(run, data, out, subjects=split_list(subject), split=split, average=average, unit=unit,
                         device=device)
+    if as_json:
+        print_json({"path": res.path, "unit": res.unit, "split": res.split,
+                    "shapes": {s: list(e.shape) for s, e in res.embeddings.items()}})
+        return
     shapes = ", ".join(f"{s} {tuple(e.shape)}" for s, e in res.embeddings.items())
-    console.print(f"unit {res.unit}, {res.split} split: {shapes}")
-    console.print(f"wrote {res.path}")
+    stdout.print(f"unit {res.unit}, {res.split} split: {shapes}")
+    stdout.print(f"wrote {res.path}")
 
 
 def benchmark_cmd(
@@ -278,12 +300,35 @@ def benchmark_cmd(
     summary = res.summary
     sel = summary[(summary.get("modality") == "image") & (summary.get("method") == "exact")] \
         if "modality" in summary else summary
-    console.print(sel.to_string(index=False))
-    console.print(f"{len(res.runs)} run(s); wrote {res.out}")
+    stdout.print(sel.to_string(index=False))
+    stdout.print(f"{len(res.runs)} run(s); wrote {res.out}")
+
+
+#: What ``fit --help`` shows as each option's default: the :class:`~eegvision.training.config.FitConfig` default
+#: (the options themselves default to "not given", so that a --preset can set them; tests/test_cli_output.py
+#: checks these against FitConfig).
+FIT_DEFAULTS = {
+    "encoder": "atms", "objective": "retrieval", "protocol": "within", "epochs": 40, "batch_size": 64,
+    "lr": 0.0003, "weight_decay": 0.01, "schedule": "none", "seed": 0, "val_fraction": 0.05,
+    "selection": "val_top1", "average_train": "single-trials", "mix_repetitions": "off",
+    "channels": "all channels", "window": "the whole epoch", "report_test_curve": "off",
+    "same_concept_positives": "off", "reference_loss": "off", "devices": 1, "strategy": "auto",
+    "accelerator": "auto", "precision": "32", "num_workers": 0,
+}
+
+
+def _show_defaults(command, defaults: dict) -> None:
+    """Append ``[default: TEXT]`` to the help of ``command``'s typer options named in ``defaults``."""
+    import inspect
+
+    for name, param in inspect.signature(command).parameters.items():
+        if name in defaults and "[default:" not in (param.default.help or ""):
+            param.default.help = f"{param.default.help or ''} \\[default: {defaults[name]}]".strip()
 
 
 def register(app: typer.Typer) -> None:
     """Attach this topic's commands to the root app."""
+    _show_defaults(fit_cmd, FIT_DEFAULTS)
     app.command("fit")(fit_cmd)
     app.command("evaluate")(evaluate_cmd)
     app.command("embed")(embed_cmd)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from eegvision.cli._common import console, user_errors
+from eegvision.cli._common import stdout, user_errors
 
 
 def demo(
@@ -28,7 +28,7 @@ def demo(
     with user_errors():
         result = run_demo(out, preset=preset, seed=seed, quick=preset == "tiny", n_subjects=subjects,
                           epochs=epochs, overwrite=overwrite)
-    console.print(headline_text(result), highlight=False)
+    stdout.print(headline_text(result), highlight=False)
 
 
 def report(
@@ -43,7 +43,7 @@ def report(
 
     with user_errors():
         path = report_folder(folder, out)
-    console.print(f"Report: {path}")
+    stdout.print(f"Report: {path}")
 
 
 def register(app: typer.Typer) -> None:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from eegvision.cli._common import console, user_errors
+from eegvision.cli._common import stdout, user_errors
 
 
 def features(
@@ -38,7 +38,7 @@ def features(
         path = extract_features(images, out, model=model, pretrained=pretrained, backend=backend, layer=layer,
                                 pooling=pooling, batch_size=batch_size, device=device, normalize=normalize,
                                 text=text, prompt_template=prompt_template, split=split)
-    console.print(f"wrote {path}")
+    stdout.print(f"wrote {path}")
 
 
 def import_features(
@@ -76,7 +76,7 @@ def import_features(
                                    split=split, concepts=table)
         feats = load_features(path)
     text = f", text {tuple(feats.text.shape)}" if feats.text is not None else ""
-    console.print(f"wrote {path}: image {tuple(feats.image.shape)}{text}, normalized={feats.normalized}")
+    stdout.print(f"wrote {path}: image {tuple(feats.image.shape)}{text}, normalized={feats.normalized}")
 
 
 def register(app: typer.Typer) -> None:

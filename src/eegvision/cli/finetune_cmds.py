@@ -10,7 +10,7 @@ from pathlib import Path
 
 import typer
 
-from eegvision.cli._common import console, parse_options, split_list, user_errors
+from eegvision.cli._common import parse_options, split_list, stdout, user_errors
 
 
 def _common(freeze: str, epochs: int, min_steps: int, lr: float, batch_size: int | None, seed: int,
@@ -75,10 +75,10 @@ def finetune_cmd(
     best_k = max((r["k"] for r in rows if r["method"] == "exact" and r["modality"] == "image"), default=None)
     top1 = next((r["top1"] for r in rows if r["method"] == "exact" and r["modality"] == "image" and r["k"] == best_k),
                 None)
-    console.print(f"fine-tuned {result.encoder} on {subject}: {result.n_trials} trials, freeze={freeze}, "
+    stdout.print(f"fine-tuned {result.encoder} on {subject}: {result.n_trials} trials, freeze={freeze}, "
                   f"{result.n_trainable:,} trainable parameters → {result.path}")
     if top1 is not None:
-        console.print(f"test {best_k}-way top-1: {top1:.3f}")
+        stdout.print(f"test {best_k}-way top-1: {top1:.3f}")
 
 
 def transfer_curve_cmd(
@@ -127,7 +127,7 @@ def transfer_curve_cmd(
     for _, r in summary.iterrows():
         sem = f"{r['sem']:.3f}" if r["sem"] == r["sem"] else "-"
         t.add_row(str(r["n_trials_requested"]), f"{r['mean']:.3f}", sem, f"{r['min']:.3f}", f"{r['max']:.3f}")
-    console.print(t)
+    stdout.print(t)
 
 
 def register(app: typer.Typer) -> None:

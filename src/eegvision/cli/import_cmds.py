@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from eegvision.cli._common import console, split_list, user_errors
+from eegvision.cli._common import split_list, stdout, user_errors
 
 
 def import_checkpoint_cmd(
@@ -32,11 +32,11 @@ def import_checkpoint_cmd(
     with user_errors():
         res = import_checkpoint(file, kind, out, positional_encoding=positional_encoding,
                                 subjects=split_list(subject), n_chans=n_chans, n_times=n_times)
-    console.print(f"{res.kind}: {res.record['module']}, {res.record['n_parameters']:,} parameters, sha256 "
+    stdout.print(f"{res.kind}: {res.record['module']}, {res.record['n_parameters']:,} parameters, sha256 "
                   f"{res.record['sha256'][:12]}")
     if res.subjects:
-        console.print(f"subjects (ids 0..): {', '.join(res.subjects)}")
-    console.print(f"wrote {res.written}")
+        stdout.print(f"subjects (ids 0..): {', '.join(res.subjects)}")
+    stdout.print(f"wrote {res.written}")
 
 
 def register(app: typer.Typer) -> None:

@@ -17,6 +17,7 @@ from eegvision.cli import (
     features_cmds,
     finetune_cmds,
     import_cmds,
+    list_cmds,
     meg_cmds,
     recon_cmds,
     simulate_cmds,
@@ -49,7 +50,7 @@ def _root(
 
 for _module in (
     convert_cmds, meg_cmds, simulate_cmds, features_cmds, decode_cmds, recon_cmds, text_cmds, analysis_cmds,
-    demo_cmds, world_cmds, finetune_cmds, import_cmds,
+    demo_cmds, world_cmds, finetune_cmds, import_cmds, list_cmds,
 ):
     _module.register(app)
 

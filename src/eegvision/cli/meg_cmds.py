@@ -10,7 +10,7 @@ from pathlib import Path
 import typer
 
 from eegvision.cli._apps import convert_app, preprocess_app
-from eegvision.cli._common import console, split_list, user_errors
+from eegvision.cli._common import split_list, stderr, stdout, user_errors
 
 
 @contextlib.contextmanager
@@ -23,7 +23,7 @@ def _show_warnings() -> Iterator[None]:
         finally:
             for w in caught:
                 if issubclass(w.category, UserWarning):
-                    console.print(f"[yellow]note:[/yellow] {w.message}")
+                    stderr.print(f"[yellow]note:[/yellow] {w.message}")
 
 
 def _check_dtype(dtype: str) -> None:
@@ -38,7 +38,7 @@ def _summary(path: Path) -> None:
     info = open_store(path).info()
     shapes = "; ".join(f"{sub} " + ", ".join(f"{split} {tuple(shape)}" for split, shape in splits.items())
                        for sub, splits in info["subjects"].items())
-    console.print(f"store {path}: {shapes}; {info['dtype']}, {info['size_mb']} MB")
+    stdout.print(f"store {path}: {shapes}; {info['dtype']}, {info['size_mb']} MB")
 
 
 @preprocess_app.command("things-eeg2")
@@ -79,7 +79,7 @@ def preprocess_things_eeg2_cmd(
             _summary(path)
         else:
             files = sorted(path.glob("sub-*/preprocessed_eeg_*.npy"))
-            console.print(f"wrote {len(files)} file(s) under {path}")
+            stdout.print(f"wrote {len(files)} file(s) under {path}")
 
 
 @convert_app.command("things-meg")
@@ -115,7 +115,8 @@ def convert_things_meg_cmd(
 def convert_epochs_cmd(
     fif: Path = typer.Argument(..., help="An MNE epochs file (*-epo.fif)."),
     metadata: Path = typer.Argument(
-        ..., help="CSV/TSV, one row per epoch: image_path, concept, split (training/test), [subject], [image_id]."),
+        ..., help="CSV/TSV, one row per epoch: image_path, concept, split (training/test), and optionally "
+                  "subject and image_id."),
     store: Path = typer.Argument(..., help="Output store folder."),
     subject: str = typer.Option("sub-01", "--subject", help="Subject name when the table has no subject column."),
     min_reps: int | None = typer.Option(

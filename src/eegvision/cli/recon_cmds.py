@@ -6,8 +6,9 @@ from pathlib import Path
 
 import typer
 
+from eegvision.checks import show_list
 from eegvision.cli._apps import prior_app
-from eegvision.cli._common import console, split_list, user_errors
+from eegvision.cli._common import JSON_HELP, print_json, split_list, stderr, stdout, user_errors
 from eegvision.cli._concepts import CONCEPTS_HELP, embedding_concepts
 
 
@@ -26,7 +27,7 @@ def _test_embeddings(source: Path, subject: str | None) -> dict:
         out = {subject or "sub-01": torch.as_tensor(load_embeddings(source))}
     if subject is not None:
         if subject not in out:
-            raise ValueError(f"No test embeddings for {subject!r} in {source}; it has {sorted(out)}.")
+            raise ValueError(f"No test embeddings for '{subject}' in {source}; it has {show_list(sorted(out))}.")
         out = {subject: out[subject]}
     return out
 
@@ -51,6 +52,7 @@ def prior_fit_cmd(
     standardize: bool = typer.Option(False, help="Diffuse per-dimension standardised embeddings."),
     eval_steps: int = typer.Option(50), eval_guidance: float = typer.Option(5.0),
     seed: int = typer.Option(0), device: str = typer.Option(None),
+    as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """Fit the Stage I diffusion prior (EEG embedding → raw CLIP image embedding) and report whether it helps.
 
@@ -64,14 +66,18 @@ def prior_fit_cmd(
                              eval_guidance=eval_guidance, seed=seed, device=device)
         res = fit_run_prior(run, subject=subject, data=data, embeddings=embeddings, image_features=image_features,
                             out=out, config=cfg)
-    console.print(f"{res.subject}: prior fitted on {res.n_rows} EEG rows of {res.n_images} images, saved to "
-                  f"{res.directory}")
     v = res.fit.validation
+    if as_json:
+        print_json({"subject": res.subject, "directory": res.directory, "n_rows": res.n_rows,
+                    "n_images": res.n_images, "validation": res.fit.metrics, "history": res.fit.history})
+        return
+    stdout.print(f"{res.subject}: prior fitted on {res.n_rows} EEG rows of {res.n_images} images, saved to "
+                  f"{res.directory}")
     if v is not None:
         line = f"validation ({v.n_candidates} images): prior top-1 {v.prior_top1:.3f}, cosine {v.prior_cosine:.3f}"
         if v.raw_top1 is not None:
             line += f"; raw EEG embedding top-1 {v.raw_top1:.3f}, cosine {v.raw_cosine:.3f}"
-        console.print(line + f"; chance {v.chance_top1:.3f}")
+        stdout.print(line + f"; chance {v.chance_top1:.3f}")
 
 
 @prior_app.command("sample")
@@ -101,7 +107,7 @@ def prior_sample_cmd(
             save_file({"image_embeds": h.cpu().contiguous()}, str(tmp),
                       metadata={"prior": str(prior), "steps": str(steps), "guidance": str(guidance),
                                 "seed": str(seed)})
-        console.print(f"{len(h)} image embeddings → {out}")
+        stdout.print(f"{len(h)} image embeddings → {out}")
 
 
 # ---------------------------------------------------------------------------- reconstruct
@@ -152,7 +158,7 @@ def reconstruct_cmd(
                 raise FileNotFoundError(f"No prior in {prior_dir}; fit one with `eegvision prior fit`.")
             prior_dir = None
         if prior_dir is None and not no_prior:
-            console.print("[yellow]no prior found: EEG embeddings go to the generator directly (--no-prior)[/]")
+            stderr.print("[yellow]no prior found: EEG embeddings go to the generator directly (--no-prior)[/]")
         model = DiffusionPrior.from_pretrained(prior_dir, device=dev) if prior_dir else None
         gen = load_generator(generator, ip_adapter=ip_adapter, device=dev, dtype=dtype)
         settings = ReconstructionSettings(samples=samples, seed=seed, steps=steps, guidance=guidance,
@@ -161,9 +167,9 @@ def reconstruct_cmd(
                                           resume=resume)
         latents = None
         if low_level is not None:
-            from safetensors.torch import load_file
+            from eegvision.tensorfiles import load_safetensors
 
-            latents = load_file(str(low_level))["latents"]
+            latents = load_safetensors(low_level, "Low-level latents file")["latents"]
         for subj, emb in per_subject.items():
             table = embedding_concepts(run, len(emb), concepts)
             prompts = None
@@ -176,7 +182,7 @@ def reconstruct_cmd(
                                prompts=prompts, init_latents=latents,
                                extra={"run": str(run), "prior_path": str(prior_dir) if prior_dir else None,
                                       "ip_adapter": getattr(gen, "ip_adapter", None)})
-            console.print(f"{subj}: images and manifest in {path.parent}")
+            stdout.print(f"{subj}: images and manifest in {path.parent}")
 
 
 # ---------------------------------------------------------------------------- score
@@ -191,6 +197,7 @@ def score_images_cmd(
                                       help="Resize without antialiasing, as MindEye2's published environment "
                                            "(torchvision 0.15) did: for comparisons with published tables."),
     batch_size: int = typer.Option(32), device: str = typer.Option(None),
+    as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """Score reconstructions with the MindEye suite (PixCorr, SSIM, AlexNet, Inception, CLIP, EffNet, SwAV).
 
@@ -206,8 +213,11 @@ def score_images_cmd(
                            base_size=None if no_resize_256 else 256, batch_size=batch_size, device=device,
                            antialias=not no_antialias)
         write_results(res, out)
-        console.print(Markdown(format_table(res.table, "first")))
-        console.print(f"table: {out} (rules 'first' and 'mean'; per-image scores beside it)")
+        if as_json:
+            print_json({"table": res.table, "protocol": res.protocol, "out": out})
+            return
+        stdout.print(Markdown(format_table(res.table, "first")))
+        stdout.print(f"table: {out} (rules 'first' and 'mean'; per-image scores beside it)")
 
 
 def register(app: typer.Typer) -> None:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from eegvision.cli._common import console, user_errors
+from eegvision.cli._common import JSON_HELP, print_json, stdout, user_errors
 
 
 def simulate_cmd(
@@ -20,6 +20,7 @@ def simulate_cmd(
     overwrite: bool = typer.Option(False, "--overwrite", help="Write into a non-empty folder."),
     trial_seed: int = typer.Option(None, "--trial-seed", help="Seed of trial noise/jitter only (default: --seed); "
                                    "same --seed + another --trial-seed = a new recording of the same world and subjects."),
+    as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """Simulate a THINGS-EEG2-style dataset with known ground truth (Bayes ceiling, ridge baseline).
 
@@ -36,6 +37,11 @@ def simulate_cmd(
         res = simulate(out, preset=preset, n_subjects=subjects, seed=seed, paradigm=paradigm,
                        write_raw=raw, images=images, overwrite=overwrite, trial_seed=trial_seed)
     pr = res.preset
+    if as_json:
+        print_json({"root": res.root, "preset": pr.name, "paradigm": res.paradigm, "seed": res.seed,
+                    "subjects": res.subjects, "chance_top1": res.chance_top1, "bayes_ceiling": res.ceiling,
+                    "ridge": res.ridge, "wall_s": res.wall_s, "ground_truth": res.root / "simulation.json"})
+        return
     table = Table(title=f"simulated {pr.name} ({res.paradigm}, seed {res.seed}) → {res.root}")
     table.add_column("subject")
     table.add_column("Bayes top-1", justify="right")
@@ -46,8 +52,8 @@ def simulate_cmd(
         table.add_row(sub, f"{c['top1']:.3f}", f"{c['top5']:.3f}", f"{r['top1']:.3f}", f"{r['top5']:.3f}")
     table.add_row("[bold]mean", f"[bold]{res.ceiling['top1']:.3f}", f"[bold]{res.ceiling['top5']:.3f}",
                   f"[bold]{res.ridge['top1']:.3f}", f"[bold]{res.ridge['top5']:.3f}")
-    console.print(table)
-    console.print(
+    stdout.print(table)
+    stdout.print(
         f"{pr.n_train_concepts}×{pr.n_train_images} training conditions × {pr.train_reps} reps, "
         f"{pr.n_test_concepts} test conditions × {pr.test_reps} reps; {pr.n_test_concepts}-way chance "
         f"top-1 {res.chance_top1:.3f}; {res.wall_s:.1f} s. Ground truth: {res.root / 'simulation.json'}"

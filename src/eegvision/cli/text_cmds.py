@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from eegvision.cli._common import console, split_list, user_errors
+from eegvision.cli._common import JSON_HELP, print_json, split_list, stderr, stdout, user_errors
 from eegvision.cli._concepts import CONCEPTS_HELP, embedding_concepts
 
 
@@ -70,7 +70,7 @@ def caption_cmd(
             if prior_dir is None or not DiffusionPrior.is_saved(prior_dir):
                 if prior is not None:
                     raise FileNotFoundError(f"No prior in {prior}; fit one with `eegvision prior fit`.")
-                console.print("[yellow]no prior found: captioning the EEG embeddings directly (--no-prior)[/]")
+                stderr.print("[yellow]no prior found: captioning the EEG embeddings directly (--no-prior)[/]")
                 prior_dir = None
         prior_model = DiffusionPrior.from_pretrained(prior_dir, device=dev) if prior_dir else None
         per_subject = _test_embeddings(run, subject)
@@ -84,7 +84,7 @@ def caption_cmd(
                 "run": str(run), "captioner": str(cap_dir), "prior": str(prior_dir) if prior_dir else None,
                 "prior_steps": prior_steps, "prior_guidance": prior_guidance, "seed": seed, "beams": beams,
                 "max_new_tokens": max_new_tokens})
-            console.print(f"{subj}: {len(caps)} captions → {target / 'captions.txt'}")
+            stdout.print(f"{subj}: {len(caps)} captions → {target / 'captions.txt'}")
 
 
 def caption_fit_cmd(
@@ -139,7 +139,7 @@ def caption_fit_cmd(
         if "val_CIDEr-D" in m:
             shown = ", ".join(f"{k[4:]} {m[k]:.3f}" for k in ("val_BLEU-4", "val_ROUGE-L", "val_CIDEr-D") if k in m)
             line += f"; held-out images ({int(m['n_val_images'])}): {shown}"
-        console.print(line)
+        stdout.print(line)
 
 
 def score_captions_cmd(
@@ -157,6 +157,7 @@ def score_captions_cmd(
     device: str = typer.Option(None),
     tokenizer: str = typer.Option("ptb", help="'ptb': COCO's tokenisation (default); 'simple': lower case, "
                                               "punctuation dropped, split on spaces."),
+    as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """Score generated captions: BLEU-1/4, METEOR, ROUGE-L, CIDEr-D, MiniLM similarity (+ CLIP-S with --clip).
 
@@ -187,6 +188,15 @@ def score_captions_cmd(
         wanted = split_list(metrics)
         scores = score_captions(refs, hyps, metrics=wanted, sentence_model=sentence_model, clip=clip, images=pics,
                                 device=device, tokenizer=tokenizer)
+        if out is not None:
+            _write_table(scores.table(), out)
+        if per_caption is not None:
+            _write_table(scores.per_caption, per_caption)
+        if as_json:
+            print_json({"n_captions": len(hyps), "corpus": scores.corpus, "chance": scores.chance,
+                        "direction": scores.direction, "notes": scores.notes, "files": [p for p in (out, per_caption)
+                                                                                       if p is not None]})
+            return
         table = Table(title=f"{len(hyps)} captions")
         table.add_column("metric")
         table.add_column("value", justify="right")
@@ -194,13 +204,11 @@ def score_captions_cmd(
         table.add_column("implementation")
         for k, v in scores.corpus.items():
             table.add_row(f"{k} {scores.direction[k]}", f"{v:.4f}", f"{scores.chance[k]:.4f}", scores.notes.get(k, ""))
-        console.print(table)
+        stdout.print(table)
         if out is not None:
-            _write_table(scores.table(), out)
-            console.print(f"corpus scores → {out}")
+            stdout.print(f"corpus scores → {out}")
         if per_caption is not None:
-            _write_table(scores.per_caption, per_caption)
-            console.print(f"per-caption scores → {per_caption}")
+            stdout.print(f"per-caption scores → {per_caption}")
 
 
 def register(app: typer.Typer) -> None:

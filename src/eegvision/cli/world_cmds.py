@@ -8,7 +8,7 @@ from pathlib import Path
 
 import typer
 
-from eegvision.cli._common import console, user_errors
+from eegvision.cli._common import stdout, user_errors
 
 
 def world_train_cmd(
@@ -49,8 +49,8 @@ def world_train_cmd(
                                   clip_patch_size=SHIPPED_CLIP["patch_size"] if clip_patch_size is None
                                   else clip_patch_size)
     q = meta["quality"]
-    console.print(f"world models written to {out}")
-    console.print(f"world-CLIP test top-1 {q['clip_top1']:.3f} (chance {q['clip_chance_top1']:.3f}); "
+    stdout.print(f"world models written to {out}")
+    stdout.print(f"world-CLIP test top-1 {q['clip_top1']:.3f} (chance {q['clip_chance_top1']:.3f}); "
                   f"classifier {json.dumps({k: round(v, 3) for k, v in q['classifier'].items()})}; "
                   f"generator colour {q['generator']['colour']:.3f}, shape {q['generator']['shape']:.3f}")
 
@@ -69,7 +69,7 @@ def world_features_cmd(
     with user_errors():
         paths = rewrite_simulation_features(sim, load_world_models(models) if models else None)
     for p in paths:
-        console.print(f"wrote {p}")
+        stdout.print(f"wrote {p}")
 
 
 def register(app: typer.Typer) -> None:

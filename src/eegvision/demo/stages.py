@@ -247,7 +247,7 @@ def caption_stage(state: dict) -> dict:
     metrics.update({f"{k} (shuffled pairs)": float(v) for k, v in shuffled.corpus.items()})
     show = np.linspace(0, len(caps) - 1, min(8, len(caps))).astype(int)
     examples = [{"concept": test_caps["concept"][i], "caption": caps[i], "reference": refs[i]} for i in show]
-    return {"subject": sub, "metrics": metrics, "examples": examples, "captioner": "captioner/",
+    return {"subject": sub, "metrics": metrics, "examples": examples, "captions": list(caps), "captioner": "captioner/",
             "captioner_val": {k: float(v) for k, v in fit.metrics.items() if isinstance(v, (int, float))}}
 
 
@@ -279,7 +279,7 @@ def score_stage(state: dict) -> dict:
         "PixCorr and SSIM at the ground truth's resolution; two-way identification in the world-CLIP image space "
         "(chance 0.5); attribute match read by the world's attribute classifier (chance in the *_chance rows). "
         "Skipped: AlexNet(2/5), Inception, CLIP ViT-L, EffNet-B and SwAV metrics, which need pretrained networks "
-        "that cannot be downloaded offline (pass weights to `eegvision score` on real data).")}
+        "that cannot be downloaded offline (pass them with `eegvision score-images --weights DIR` on real data).")}
 
 
 def analysis_stage(state: dict) -> dict:

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from eegvision.checks import check_file, check_list, check_names, check_shape
+from eegvision.checks import check_file, check_list, check_names, check_shape, show_list
 from eegvision.evaluation.csls import csls_scores
 from eegvision.evaluation.kway import (
     DEFAULT_KS,
@@ -25,6 +25,7 @@ from eegvision.evaluation.kway import (
     kway_montecarlo,
 )
 from eegvision.evaluation.results import Evaluation, make_rows, write_result_files
+from eegvision.tensorfiles import load_safetensors, load_torch, open_safetensors
 
 __all__ = ["evaluate_embedding_files", "evaluate_embeddings", "load_embeddings"]
 
@@ -44,14 +45,14 @@ def _tensor_to_numpy(x, path) -> np.ndarray:
 def _pick(d: Mapping, key: str | None, path) -> object:
     if key is not None:
         if key not in d:
-            raise ValueError(f"{path} has no entry {key!r}; it has {sorted(d)}")
+            raise ValueError(f"{path} has no entry '{key}'; it has {show_list(sorted(d))}")
         return d[key]
     if len(d) == 1:
         return next(iter(d.values()))
     for k in _EMBED_KEYS:
         if k in d:
             return d[k]
-    raise ValueError(f"{path} holds several arrays {sorted(d)}; say which one with key=...")
+    raise ValueError(f"{path} holds several arrays ({show_list(sorted(d))}); give a file with one.")
 
 
 def load_embeddings(path: str | os.PathLike, key: str | None = None) -> np.ndarray:
@@ -66,10 +67,7 @@ def load_embeddings(path: str | os.PathLike, key: str | None = None) -> np.ndarr
                       ".safetensors file).")
     suffix = path.suffix.lower()
     if suffix in (".pt", ".pth"):
-        try:
-            obj = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as exc:
-            raise ValueError(f"could not read {path} with torch.load(weights_only=True): {exc}") from None
+        obj = load_torch(path, "Embedding file")
         if isinstance(obj, Mapping):
             obj = _pick(obj, key, path)
         return _tensor_to_numpy(obj, path)
@@ -79,9 +77,7 @@ def load_embeddings(path: str | os.PathLike, key: str | None = None) -> np.ndarr
         with np.load(path, allow_pickle=False) as z:
             return _tensor_to_numpy(_pick(dict(z), key, path), path)
     if suffix == ".safetensors":
-        from safetensors.torch import load_file
-
-        return _tensor_to_numpy(_pick(load_file(str(path)), key, path), path)
+        return _tensor_to_numpy(_pick(load_safetensors(path, "Embedding file"), key, path), path)
     raise ValueError(f"unknown embedding file type {path.name!r}: use .pt, .npy, .npz or .safetensors")
 
 
@@ -97,9 +93,7 @@ def _subject_keyed(path: str | os.PathLike) -> dict[str, np.ndarray] | None:
     path = Path(path)
     if path.suffix.lower() != ".safetensors" or not path.is_file():
         return None
-    from safetensors import safe_open
-
-    with safe_open(str(path), framework="pt") as f:
+    with open_safetensors(path, "Embedding file") as f:
         keys = list(f.keys())
     if not keys or any(k in _EMBED_KEYS or k == "text" for k in keys):
         return None
@@ -110,7 +104,7 @@ def _usable_ks(ks: Sequence[int], n_candidates: int, what: str) -> tuple[int, ..
     ok = tuple(k for k in ks if 2 <= k <= n_candidates)
     dropped = [k for k in ks if k not in ok]
     if dropped:
-        warnings.warn(f"{what}: only {n_candidates} candidates, so k={dropped} cannot be evaluated; skipped",
+        warnings.warn(f"{what}: only {n_candidates} candidates, so k = {show_list(dropped)} cannot be evaluated; skipped",
                       stacklevel=3)
     return ok
 

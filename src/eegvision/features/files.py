@@ -27,6 +27,7 @@ import numpy as np
 import torch
 
 from eegvision import __version__
+from eegvision.checks import show_list
 from eegvision.store.concepts import ConceptTable
 from eegvision.utils import atomic_path
 
@@ -158,20 +159,16 @@ def split_from_name(path: Path) -> str:
 
 
 def _read_atm_pt(path: Path) -> tuple[torch.Tensor, torch.Tensor | None]:
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # pickle with code objects, corrupt file, ...
-        raise ValueError(
-            f"could not read {path} as a tensor file with weights_only=True ({exc.__class__.__name__}: {exc}). "
-            "Expected a torch.save of a tensor or of {'img_features': ..., 'text_features': ...}."
-        ) from None
+    from eegvision.tensorfiles import load_torch
+
+    obj = load_torch(path, "Feature file")
     if isinstance(obj, torch.Tensor):
         return _to_tensor(obj, "image"), None
     if isinstance(obj, dict):
         img_key = next((k for k in ("img_features", "image_features", "image") if k in obj), None)
         if img_key is None:
             raise ValueError(
-                f"{path} holds a dict with keys {sorted(obj)}; expected 'img_features' (and optionally "
+                f"{path} holds a dict with keys {show_list(sorted(obj))}; expected 'img_features' (and optionally "
                 "'text_features') as in the ATM caches ViT-H-14_features_{train,test}.pt"
             )
         txt_key = next((k for k in ("text_features", "text") if k in obj), None)
@@ -209,12 +206,13 @@ def load_features(path: str | os.PathLike, expect_normalized: bool | None = None
         )
     suffix = path.suffix.lower()
     if suffix == ".safetensors":
-        from safetensors import safe_open
+        from eegvision.tensorfiles import open_safetensors
 
-        with safe_open(str(path), framework="pt") as f:
+        with open_safetensors(path, "Feature file", "Extract the features again with `eegvision features`."
+                              ) as f:
             keys = set(f.keys())
             if "image" not in keys:
-                raise ValueError(f"{path} has tensors {sorted(keys)} but no 'image'; it is not a feature file")
+                raise ValueError(f"{path} has tensors {show_list(sorted(keys))} but no 'image'; it is not a feature file")
             image = f.get_tensor("image").float()
             text = f.get_tensor("text").float() if "text" in keys else None
             meta = dict(f.metadata() or {})

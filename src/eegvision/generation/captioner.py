@@ -324,8 +324,9 @@ class PrefixCaptioner(nn.Module):
     def from_pretrained(cls, directory: str | os.PathLike, device: str | torch.device | None = None,
                         ) -> PrefixCaptioner:
         """Rebuild a captioner written by :meth:`save_pretrained`."""
-        from safetensors.torch import load_file
         from transformers import AutoModelForCausalLM
+
+        from eegvision.tensorfiles import load_safetensors
 
         directory = Path(directory)
         for name in (_CONFIG_NAME, _PREFIX_WEIGHTS, "decoder", "tokenizer"):
@@ -338,7 +339,8 @@ class PrefixCaptioner(nn.Module):
         model = cls(decoder, tokenizer, config["embed_dim"], prefix_length=config["prefix_length"],
                     hidden_dim=config["hidden_dim"], normalize_input=config["normalize_input"],
                     max_length=config["max_length"])
-        model.prefix_projection.load_state_dict(load_file(str(directory / _PREFIX_WEIGHTS)))
+        model.prefix_projection.load_state_dict(load_safetensors(directory / _PREFIX_WEIGHTS, "Captioner weights",
+                                                                         "Train it again with `eegvision caption-fit`."))
         model.eval()
         return model.to(device) if device is not None else model
 

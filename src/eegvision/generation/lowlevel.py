@@ -83,7 +83,7 @@ class LatentRegressor(nn.Module):
 
     @classmethod
     def from_pretrained(cls, directory: str | Path) -> LatentRegressor:
-        from safetensors.torch import load_file
+        from eegvision.tensorfiles import load_safetensors
 
         directory = Path(directory)
         if not (directory / "config.json").is_file():
@@ -91,7 +91,7 @@ class LatentRegressor(nn.Module):
         cfg = json.loads((directory / "config.json").read_text())
         cfg.pop("class", None)
         model = cls(**cfg)
-        model.load_state_dict(load_file(str(directory / "model.safetensors")))
+        model.load_state_dict(load_safetensors(directory / "model.safetensors", "Low-level regressor weights"))
         return model.eval()
 
 

@@ -42,6 +42,7 @@ from typing import Any
 
 import numpy as np
 
+from eegvision.checks import show_list
 from eegvision.metrics.bleu import coco_bleu
 from eegvision.metrics.cider import cider_d
 from eegvision.metrics.coco import meteor15, meteor15_available, ptb_tokenize, require_meteor15
@@ -539,7 +540,7 @@ def read_caption_file(path: str | os.PathLike) -> tuple[str | None, list[Any], l
 
         df = pd.read_csv(path, sep="\t" if suffix == ".tsv" else ",", keep_default_na=False)
         if "caption" not in df.columns:
-            raise ValueError(f"{path} has columns {list(df.columns)} but no 'caption' column.")
+            raise ValueError(f"{path} has columns {show_list(df.columns)} but no 'caption' column.")
         key = next((k for k in KEY_COLUMNS if k in df.columns), None)
         if key is None:
             return None, list(range(len(df))), [[str(c)] for c in df["caption"]]

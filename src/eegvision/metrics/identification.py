@@ -132,11 +132,11 @@ def find_weights(weights_dir: str | Path, network: str) -> Path:
 
 
 def _load_state_dict(path: Path) -> dict[str, torch.Tensor]:
-    if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
+    from eegvision.tensorfiles import load_safetensors, load_torch
 
-        return load_file(str(path))
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    if path.suffix == ".safetensors":
+        return load_safetensors(path, "Metric weights")
+    state = load_torch(path, "Metric weights")
     if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
         state = state["state_dict"]
     return {k.removeprefix("module."): v for k, v in state.items()}

@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from eegvision.checks import show_list
 from eegvision.metrics.identification import (
     FEATURE_METRICS,
     FeatureExtractors,
@@ -130,7 +131,7 @@ def read_manifest(recon_dir: str | Path, concepts: ConceptTable | None = None) -
                                 "`eegvision reconstruct` (the manifest links each image to its concept).")
     needed = {"file", "concept_index"}
     if not needed <= set(df.columns):
-        raise ValueError(f"Manifest {where} lacks columns {sorted(needed - set(df.columns))}.")
+        raise ValueError(f"Manifest {where} lacks columns {show_list(sorted(needed - set(df.columns)))}.")
     version = header.get("format_version", 1)
     if not isinstance(version, int) or version > MANIFEST_FORMAT_VERSION:
         raise ValueError(f"{where} has format_version {version!r}; this eegvision reads versions up to "
@@ -271,7 +272,7 @@ def _score_images(gt_root, recon_dir, weights_dir, metrics, base_size, batch_siz
                 metrics += list(GENACC_METRICS)
     unknown = [m for m in metrics if m not in ALL_METRICS]
     if unknown:
-        raise ValueError(f"Unknown metrics {unknown}; choose from {list(ALL_METRICS)}.")
+        raise ValueError(f"Unknown metrics {show_list(unknown)}; choose from {show_list(ALL_METRICS)}.")
     feat_names = [m for m in metrics if m in FEATURE_METRICS]
     genacc = [m for m in metrics if m in GENACC_METRICS]
     if (feat_names or genacc) and weights_dir is None:

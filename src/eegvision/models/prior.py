@@ -331,7 +331,7 @@ class DiffusionPrior(nn.Module):
     @classmethod
     def from_pretrained(cls, directory: str | Path, device: str | torch.device | None = None) -> DiffusionPrior:
         """Rebuild a prior written by :meth:`save_pretrained`."""
-        from safetensors.torch import load_file
+        from eegvision.tensorfiles import load_safetensors
 
         directory = Path(directory)
         for name in (_CONFIG_NAME, _WEIGHTS_NAME):
@@ -339,7 +339,8 @@ class DiffusionPrior(nn.Module):
                 raise FileNotFoundError(f"No {name} in {directory}; expected a folder written by "
                                         "DiffusionPrior.save_pretrained (e.g. RUN/prior/).")
         config = json.loads((directory / _CONFIG_NAME).read_text())
-        state = load_file(str(directory / _WEIGHTS_NAME))
+        state = load_safetensors(directory / _WEIGHTS_NAME, "Prior weights",
+                                 "Train the prior again with `eegvision prior fit`.")
         standardize = config.pop("standardize", False)
         config.pop("class", None)
         embed_dim = config["embed_dim"]

@@ -61,6 +61,23 @@ def list_models(braindecode: bool = True) -> list[str]:
     return names
 
 
+def model_descriptions(braindecode: bool = True) -> dict[str, str]:
+    """``{name: one-line description}`` of every name :func:`list_models` gives, in its order.
+
+    An eegvision encoder is described by the first line of its class docstring; a braindecode variant as
+    ``"braindecode's <Class> with an embedding head"``.
+    """
+    out = {}
+    for name in list_models(braindecode=braindecode):
+        family, _, variant = name.partition(":")
+        if variant:
+            out[name] = f"braindecode's {variant} with an embedding head"
+        else:
+            doc = (_plain_encoders()[name].__doc__ or "").strip()
+            out[name] = doc.splitlines()[0].replace("``", "") if doc else ""
+    return out
+
+
 def resolve_name(name: str) -> tuple[type[EEGEncoder], dict[str, Any]]:
     """The encoder class for ``name`` and the fixed options it implies (the braindecode model)."""
     if not isinstance(name, str) or not name:

@@ -351,7 +351,7 @@ def preprocess_things_eeg2(
             for part in ("training", "test"):
                 target = out / sub / f"preprocessed_eeg_{part}.npy"
                 if target.exists() and not overwrite:
-                    raise FileExistsError(f"{target} exists; pass overwrite=True (--overwrite) to replace it.")
+                    raise FileExistsError(f"{target} exists; pass --overwrite to replace it.")
     out.parent.mkdir(parents=True, exist_ok=True)
     ch_names = list(THINGS_EEG2_CHANNELS)
     with contextlib.ExitStack() as stack:

@@ -37,6 +37,7 @@ th{background:#f4f6f8} td.l,th.l{text-align:left}
 .card .v{font-size:1.8em;font-weight:600} .card .s{color:#666;font-size:.85em}
 .ran{color:#1e7d3c} .skipped{color:#a46b00} .failed{color:#b3261e}
 img{max-width:100%;border:1px solid #eee} .note{color:#555;font-size:.92em}
+.flag{background:#fff4e5;border-left:4px solid #a46b00;padding:.4em .7em}
 #img-warning{display:none;background:#fde8e8;border:1px solid #b3261e;padding:.5em}
 """
 
@@ -278,7 +279,22 @@ def _prior_section(stage: Mapping | None) -> str:
     return (head + f'<p class="note">Fitted on single training trials; target space: {html.escape(out.get("space", ""))}. '
             "Test set: does sampling the prior bring EEG embeddings closer to the seen image's features?</p>"
             + _table(["subject", "cosine (raw EEG)", "cosine (prior)", "top-1 (raw)", "top-1 (prior)",
-                      "top-5 (raw)", "top-5 (prior)"], body))
+                      "top-5 (raw)", "top-5 (prior)"], body) + _prior_flag(out.get("subjects", {})))
+
+
+def _prior_flag(subjects: Mapping) -> str:
+    """A flag when the prior's samples are further from the seen images than the raw EEG embeddings."""
+    worse = {sub: v["test"] for sub, v in subjects.items()
+             if isinstance(v.get("test", {}).get("prior_cosine"), (int, float))
+             and isinstance(v["test"].get("raw_cosine"), (int, float))
+             and v["test"]["prior_cosine"] < v["test"]["raw_cosine"]}
+    if not worse:
+        return ""
+    which = "; ".join(f"{sub}: cosine {t['prior_cosine']:.3f} with the prior, {t['raw_cosine']:.3f} without"
+                      for sub, t in worse.items())
+    return (f'<p class="flag">The prior makes the embeddings worse ({html.escape(which)}). Images and captions '
+            "made through it start further from the seen image than the EEG embedding itself: use --no-prior with "
+            "`eegvision reconstruct` and `eegvision caption`, or fit the prior longer or on more trials.</p>")
 
 
 def _recon_section(demo_dir: Path, stage: Mapping | None, score: Mapping | None, fig_dir: Path) -> str:
@@ -313,8 +329,23 @@ def _caption_section(stage: Mapping | None) -> str:
     out = stage["outputs"]
     body = [f"<tr>{_td(r['concept'])}{_td(r['caption'])}{_td(r['reference'])}</tr>" for r in out.get("examples", [])]
     metrics = "".join(f"<tr>{_td(k)}" + _num(v, f"caption/{k}") + "</tr>" for k, v in out.get("metrics", {}).items())
-    return head + _table(["concept", "decoded caption", "ground-truth caption"], body) + (
+    return head + _caption_flag(out) + _table(["concept", "decoded caption", "ground-truth caption"], body) + (
         _table(["caption metric", "value"], [metrics]) if metrics else "")
+
+
+def _caption_flag(outputs: Mapping) -> str:
+    """A flag when decoded captions loop on words (all captions when the stage lists them, else its examples)."""
+    from eegvision.metrics.repetition import caption_repetition
+
+    captions = outputs.get("captions") or [r["caption"] for r in outputs.get("examples", [])]
+    looping = [(c, caption_repetition(c)) for c in captions]
+    looping = [(c, why) for c, why in looping if why]
+    if not looping:
+        return ""
+    caption, why = looping[0]
+    return (f'<p class="flag">{len(looping)} of {len(captions)} decoded captions repeat themselves (e.g. '
+            f'"{html.escape(caption)}": {html.escape(why)}). The captioner has degenerated, so its scores say little: '
+            "train it longer or on more captions (`eegvision caption-fit`).</p>")
 
 
 def _analysis_section(demo_dir: Path, stage: Mapping | None, fig_dir: Path) -> str:

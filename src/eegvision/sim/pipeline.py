@@ -139,8 +139,7 @@ def simulate(
     if root.exists() and not root.is_dir():
         raise FileExistsError(f"Output {root} exists and is not a folder; choose another path.")
     if root.exists() and any(root.iterdir()) and not overwrite:
-        raise FileExistsError(f"Output folder {root} is not empty; choose a new folder or pass overwrite=True "
-                              f"(--overwrite).")
+        raise FileExistsError(f"Output folder {root} is not empty; choose a new folder or pass --overwrite.")
     root.mkdir(parents=True, exist_ok=True)
     params = ForwardParams(**{**(params or ForwardParams()).to_dict(), "paradigm": paradigm})
 

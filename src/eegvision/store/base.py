@@ -27,7 +27,7 @@ from eegvision.readers.subjects import normalize_subject
 from eegvision.store.concepts import ConceptTable
 from eegvision.utils import sha256_file
 
-__all__ = ["FORMAT_VERSION", "MANIFEST_NAME", "METADATA_COLUMNS", "Store", "source_entry"]
+__all__ = ["FORMAT_VERSION", "MANIFEST_NAME", "METADATA_COLUMNS", "Store", "source_entry", "temporary_files"]
 
 logger = logging.getLogger(__name__)
 
@@ -42,6 +42,19 @@ _TMP_RE = re.compile(r"^\.(manifest\.json|[A-Za-z0-9_.-]+\.(npy|tsv))\..*\.tmp$"
 _DTYPES = ("float16", "float32", "float64")
 
 
+
+
+def temporary_files(root: str | os.PathLike) -> list[Path]:
+    """The files an interrupted conversion left in the store folder ``root``: hidden temporaries of data files
+    and of the manifest (``.training.npy.*.tmp``), and the marker of an interrupted commit. Sorted; ``[]`` when
+    none (or when ``root`` is not a folder). A new run of the conversion into ``root`` removes them.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        return []
+    folders = [root, *sorted(p for p in root.glob("sub-*") if p.is_dir())]
+    return sorted(f for d in folders for f in d.iterdir()
+                  if f.is_file() and (_TMP_RE.match(f.name) or (d == root and f.name == _COMMIT_MARKER)))
 
 
 def source_entry(path: str | os.PathLike, sha256: str | None = None) -> dict[str, Any]:

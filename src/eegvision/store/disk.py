@@ -16,7 +16,7 @@ import pandas as pd
 
 from eegvision.checks import check_name
 from eegvision.readers.subjects import normalize_subject
-from eegvision.store.base import FORMAT_VERSION, MANIFEST_NAME, Store
+from eegvision.store.base import FORMAT_VERSION, MANIFEST_NAME, Store, temporary_files
 
 __all__ = ["DiskStore", "open_store"]
 
@@ -100,7 +100,11 @@ class DiskStore(Store):
                    eegvision_version=self.manifest.get("eegvision_version"),
                    dtype=str(self.dtype), images=self.manifest.get("images", {}),
                    prompt_template=self.prompt_template,
-                   size_mb=round(sum(f.stat().st_size for f in self.path.glob("sub-*/*") if f.is_file()) / 1e6, 1))
+                   size_mb=round(sum(f.stat().st_size for f in self.path.glob("sub-*/*")
+                                     if f.is_file() and not f.name.startswith(".")) / 1e6, 1))
+        leftovers = temporary_files(self.path)
+        out.update(temporary_files=[f.relative_to(self.path).as_posix() for f in leftovers],
+                   temporary_mb=round(sum(f.stat().st_size for f in leftovers) / 1e6, 1))
         return out
 
 
@@ -151,6 +155,13 @@ def open_store(path: str | os.PathLike) -> DiskStore:
             f"Store {path} does not exist. Create one with `eegvision convert things-eeg2 SRC {path}`."
         )
     if not (path / MANIFEST_NAME).is_file():
+        leftovers = temporary_files(path)
+        if leftovers:
+            size = sum(f.stat().st_size for f in leftovers) / 1e6
+            raise FileNotFoundError(
+                f"{path} is an interrupted eegvision store: its conversion stopped before writing {MANIFEST_NAME} "
+                f"and left {len(leftovers)} hidden temporary file(s) ({size:.1f} MB). Run the same `eegvision "
+                "convert` command again to finish it (it removes them first), or delete the folder.")
         hint = (" A THINGS-EEG2 download can be read in place with eegvision.data.open_things_eeg2."
                 if (path / "Preprocessed_data_250Hz").is_dir() else
                 " If a conversion was interrupted, run it again.")

@@ -240,7 +240,7 @@ class StoreWriter:
             elif diffs:
                 raise FileExistsError(
                     f"{path} already holds a different eegvision store ({'; '.join(diffs)}). Write to a "
-                    "new folder, or pass --overwrite (overwrite=True) to replace it."
+                    "new folder, or pass --overwrite to replace it."
                 )
             else:
                 self._old = old

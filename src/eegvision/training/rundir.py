@@ -245,12 +245,13 @@ class UnitFolder(_Folder):
 
     def read_test_embeddings(self) -> dict[str, Any]:
         """``{subject: (n_test, dim) tensor}`` from ``test_embeddings.safetensors``."""
-        from safetensors.torch import load_file
+        from eegvision.tensorfiles import load_safetensors
 
         if not self.test_embeddings_path.is_file():
             raise FileNotFoundError(f"{self.test_embeddings_path} not found; the run did not finish. Resume it "
                                     "with `eegvision fit --resume`.")
-        return load_file(str(self.test_embeddings_path))
+        return load_safetensors(self.test_embeddings_path, "Test embeddings",
+                                "Write them again with `eegvision evaluate RUN` after `eegvision fit --resume`.")
 
     def read_finetune_record(self) -> dict:
         """``finetune.json`` of a fine-tuned run."""

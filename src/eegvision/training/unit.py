@@ -16,7 +16,7 @@ from typing import Any
 import lightning.pytorch as pl
 import numpy as np
 import torch
-from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.callbacks import Callback, RichProgressBar
 
 from eegvision import __version__
 from eegvision.training.config import FitConfig, eval_ks_for
@@ -41,31 +41,64 @@ class HistoryWriter(Callback):
         self._write(trainer, module)
 
 
+#: Warnings of the libraries under a fit that a user cannot act on: DDP-free CPU runs without workers, the
+#: checkpoint folder holding the unit's own config (the run folder is new), deprecations inside Lightning and
+#: torch, and MNE's montage FutureWarning.
+_NOISE = (
+    dict(message=r".*does not have many workers.*"),
+    dict(message=r"Checkpoint directory .* exists and is not empty"),
+    dict(category=DeprecationWarning),
+    dict(category=FutureWarning),
+    dict(category=UserWarning, module=r"(lightning|torch)(\.|$)"),
+)
+
+
 @contextlib.contextmanager
-def quiet_lightning(quiet: bool) -> Iterator[None]:
-    """Silence Lightning's logging and warnings inside the block when ``quiet``."""
+def quiet_lightning(quiet: bool = False) -> Iterator[None]:
+    """Keep Lightning's and torch's chatter out of a fit; with ``quiet`` also Lightning's remaining warnings.
+
+    Always hidden: Lightning's INFO lines ("GPU available", the litlogger tip, "`Trainer.fit` stopped") and the
+    warnings a user cannot act on (see ``_NOISE``). eegvision's own warnings (e.g. k values skipped for lack
+    of candidates) still show.
+    """
+    import warnings
+
     names = ("lightning.pytorch", "lightning.fabric", "lightning")
     loggers = [logging.getLogger(n) for n in names]
     levels = [lg.level for lg in loggers]
-    if quiet:
-        for lg in loggers:
-            lg.setLevel(logging.ERROR)
+    for lg in loggers:
+        lg.setLevel(logging.ERROR if quiet else logging.WARNING)
     try:
-        import warnings
-
         with warnings.catch_warnings():
+            for rule in _NOISE:
+                warnings.filterwarnings("ignore", **rule)
             if quiet:
                 warnings.filterwarnings("ignore", module="lightning")
-                warnings.filterwarnings("ignore", message=".*does not have many workers.*")
             yield
     finally:
         for lg, lvl in zip(loggers, levels):
             lg.setLevel(lvl)
 
 
+class EpochProgressBar(RichProgressBar):
+    """Lightning's rich progress bar on stderr, counting epochs from 1 (``Epoch 3/3`` is the last of 3)."""
+
+    def __init__(self) -> None:
+        super().__init__(console_kwargs={"stderr": True})
+
+    def _get_train_description(self, current_epoch: int) -> str:
+        text = f"Epoch {current_epoch + 1}"
+        if self.trainer.max_epochs is not None and self.trainer.max_epochs > 0:
+            text += f"/{self.trainer.max_epochs}"
+        return f"{text:{len(self.validation_description)}}"
+
+
 def torch_load_checkpoint(path: str | os.PathLike) -> dict:
     """Load a Lightning checkpoint this package wrote (trusted file; holds non-tensor state)."""
-    return torch.load(path, map_location="cpu", weights_only=False)
+    from eegvision.tensorfiles import load_torch
+
+    return load_torch(path, "Checkpoint", "Delete it and train this unit again with `eegvision fit --resume`.",
+                      trusted=True)
 
 
 def _datasets(config: FitConfig, store: Any, unit: dict) -> dict[str, Any]:
@@ -151,9 +184,7 @@ def make_trainer(config: FitConfig, root: Path, callbacks: list[Callback], *, va
     validating every ``val_every`` epochs."""
     callbacks = list(callbacks)
     if config.progress:
-        from lightning.pytorch.callbacks import RichProgressBar
-
-        callbacks.append(RichProgressBar())
+        callbacks.append(EpochProgressBar())
     precision = "32-true" if str(config.precision) in ("32", "32-true") else config.precision
     return pl.Trainer(
         max_epochs=config.epochs, accelerator=config.accelerator, devices=config.devices,

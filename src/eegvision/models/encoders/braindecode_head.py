@@ -69,10 +69,21 @@ ATM_BASELINE_KWARGS: dict[str, dict[str, Any]] = {
 _TYPE_STRING = re.compile(r"^(torch\.nn|braindecode)(\.[A-Za-z_][A-Za-z0-9_]*)+$")
 
 
+def _import_models_util() -> Any:
+    """``braindecode.models.util``, imported without MNE's montage FutureWarning (raised inside braindecode at
+    import, about a name braindecode uses; nothing a user can act on)."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Montage name .* is deprecated", category=FutureWarning)
+        return importlib.import_module("braindecode.models.util")
+
+
 @lru_cache(maxsize=1)
 def braindecode_model_names() -> tuple[str, ...]:
     """Names of the braindecode model classes (sorted)."""
-    from braindecode.models.util import _init_models_dict, models_dict
+    util = _import_models_util()
+    _init_models_dict, models_dict = util._init_models_dict, util.models_dict
 
     if not models_dict:
         _init_models_dict()
@@ -80,9 +91,7 @@ def braindecode_model_names() -> tuple[str, ...]:
 
 
 def _model_class(model: str) -> type[nn.Module]:
-    from braindecode.models.util import _get_model_class
-
-    return _get_model_class(model)
+    return _import_models_util()._get_model_class(model)
 
 
 def _resolve_kwargs(kwargs: dict[str, Any]) -> dict[str, Any]:
@@ -107,11 +116,11 @@ def load_local_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
             f"Pretrained weights not found: {str(path)!r}. Pass the path of a local .safetensors or "
             ".pt/.pth file (nothing is downloaded)."
         )
-    if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
+    from eegvision.tensorfiles import load_safetensors, load_torch
 
-        return load_file(str(path))
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    if path.suffix == ".safetensors":
+        return load_safetensors(path, "Pretrained weights")
+    state = load_torch(path, "Pretrained weights")
     for key in ("state_dict", "model", "model_state_dict"):
         if isinstance(state, dict) and isinstance(state.get(key), dict):
             state = state[key]

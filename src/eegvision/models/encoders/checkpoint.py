@@ -66,4 +66,9 @@ def load_checkpoint_weights(model: nn.Module, directory: str | os.PathLike,
     """Load ``directory/model.safetensors`` into ``model`` (strict: every tensor must match)."""
     from safetensors.torch import load_model
 
-    load_model(model, str(Path(directory) / WEIGHTS_NAME), strict=True, device=str(map_location))
+    from eegvision.tensorfiles import open_safetensors
+
+    path = Path(directory) / WEIGHTS_NAME
+    with open_safetensors(path, "Encoder weights"):  # a damaged file: one error that names it
+        pass
+    load_model(model, str(path), strict=True, device=str(map_location))

@@ -80,12 +80,12 @@ class WorldClassifier:
 
     @classmethod
     def load(cls, directory: str | Path, device: str | None = None) -> "WorldClassifier":
-        from safetensors.torch import load_file
+        from eegvision.tensorfiles import load_safetensors
 
         directory = Path(directory)
         meta = json.loads((directory / "classifier.json").read_text())
         model = AttributeCNN(**meta["config"])
-        model.load_state_dict(load_file(str(directory / "classifier.safetensors")), strict=True)
+        model.load_state_dict(load_safetensors(directory / "classifier.safetensors", "World classifier weights"), strict=True)
         return cls(model, device)
 
 

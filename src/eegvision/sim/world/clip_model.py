@@ -158,12 +158,12 @@ class WorldCLIP:
     @classmethod
     def load(cls, directory: str | Path, device: str | None = None) -> "WorldCLIP":
         """Rebuild from ``clip.json`` and load ``clip.safetensors`` (strict: every tensor must match)."""
-        from safetensors.torch import load_file
+        from eegvision.tensorfiles import load_safetensors
 
         directory = Path(directory)
         meta = json.loads((directory / "clip.json").read_text())
         model = build_clip(meta["config"])
-        model.load_state_dict(load_file(str(directory / "clip.safetensors")), strict=True)
+        model.load_state_dict(load_safetensors(directory / "clip.safetensors", "World CLIP weights"), strict=True)
         return cls(model, WorldTokenizer(meta["vocab"], meta["max_length"]), meta["config"], device)
 
 

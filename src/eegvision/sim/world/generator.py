@@ -135,12 +135,12 @@ class WorldGenerator:
 
     @classmethod
     def load(cls, directory: str | Path, device: str | None = None) -> "WorldGenerator":
-        from safetensors.torch import load_file
+        from eegvision.tensorfiles import load_safetensors
 
         directory = Path(directory)
         meta = json.loads((directory / "generator.json").read_text())
         unet = build_unet(meta["unet"])
-        unet.load_state_dict(load_file(str(directory / "generator.safetensors")), strict=True)
+        unet.load_state_dict(load_safetensors(directory / "generator.safetensors", "World generator weights"), strict=True)
         return cls(unet, meta["unet"], meta["scheduler"], device)
 
 

@@ -132,8 +132,7 @@ def train_world_models(out: str | Path, seed: int = WORLD_SEED, clip_steps: int 
 
     out = Path(out)
     if (out / "world.json").exists() and not overwrite:
-        raise FileExistsError(f"{out / 'world.json'} exists; choose another folder or pass overwrite=True "
-                              f"(--overwrite).")
+        raise FileExistsError(f"{out / 'world.json'} exists; choose another folder or pass --overwrite.")
     if clip_attribute_weight < 0 or clip_patch_size < 1 or IMAGE_SIZE % clip_patch_size:
         raise ValueError(f"clip_attribute_weight must be >= 0 and clip_patch_size must divide {IMAGE_SIZE}; got "
                          f"{clip_attribute_weight} and {clip_patch_size}.")
