@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from eegvision.readers.channels import THINGS_EEG2_CHANNELS
 from eegvision.readers.images import (
     DEFAULT_PROMPT_TEMPLATE,
     ImageSet,
@@ -44,8 +45,9 @@ class ThingsEEG2Folder(Store):
     dataset = "things-eeg2"
 
     def __init__(self, root: Path, files: dict[str, dict[str, Path]], image_roots: dict[str, Path | None],
-                 prompt_template: str) -> None:
+                 prompt_template: str, expected_channels: tuple[str, ...] | None = THINGS_EEG2_CHANNELS) -> None:
         self.root = root
+        self.expected_channels = expected_channels
         self.path = root
         self._files = files
         self.image_roots = image_roots
@@ -76,7 +78,7 @@ class ThingsEEG2Folder(Store):
         subject = self._check(subject, split)
         key = (subject, split)
         if key not in self._open:
-            pf = open_preprocessed(self._files[subject][split])
+            pf = open_preprocessed(self._files[subject][split], expected_channels=self.expected_channels)
             if self._open:
                 ref = next(iter(self._open.values()))
                 if pf.ch_names != ref.ch_names or pf.times.shape != ref.times.shape \
@@ -147,6 +149,7 @@ def open_things_eeg2(
     images: str | os.PathLike | dict[str, Any] | bool | None = None,
     subjects: list[str] | str | None = None,
     prompt_template: str = DEFAULT_PROMPT_TEMPLATE,
+    expected_channels: tuple[str, ...] | None = THINGS_EEG2_CHANNELS,
 ) -> ThingsEEG2Folder:
     """Read a THINGS-EEG2 download in place, with the same interface as an eegvision store.
 
@@ -163,6 +166,9 @@ def open_things_eeg2(
         Subjects to expose (``["sub-01", "sub-02"]``, ``"sub-01,sub-02"`` or ``[1, 2]``); all by default.
     prompt_template : str
         Text prompt template (kept for conversion and feature extraction).
+    expected_channels : tuple of str or None
+        Channel names every file must hold, in order: the 63 THINGS-EEG2 channels by default; None accepts any
+        set shared by all files (e.g. the 271 sensors of eegvision's MEG-shaped simulator family).
 
     Raises
     ------
@@ -210,4 +216,4 @@ def open_things_eeg2(
     for s, root in image_roots.items():
         if root is not None and not root.is_dir():
             raise FileNotFoundError(f"{s} image folder {root} does not exist.")
-    return ThingsEEG2Folder(folder, files, image_roots, prompt_template)
+    return ThingsEEG2Folder(folder, files, image_roots, prompt_template, expected_channels)

@@ -19,7 +19,7 @@ pair of blobs of opposite sign on MEG). Subject :math:`s` has component gains :m
            a_{ik} = \sigma_k (c_k + \mathrm{signal}\; u_{ik}),\quad
            w_k(t) = e^{-(t-\tau_k-\tau^s)^2/2\omega_k^2},
 
-:math:`\delta_n \sim N(0,\sigma_\delta^2)`, :math:`\log g_n \sim N(-\sigma_g^2/2, \sigma_g^2)`, and
+:math:`\delta_n \sim N(0,\sigma_\delta^2)`, :math:`g_n \sim N(1, \sigma_g^2)`, and
 :math:`\varepsilon_n` matrix-normal noise (:class:`~eegvision.sim.families.noise.SeparableNoise`).
 
 Exact Bayes decoder
@@ -33,11 +33,12 @@ gain :math:`g` is, up to a term that does not depend on the candidate,
            S_2 = \sum_{k,l} \gamma_k\gamma_l a_{jk}a_{jl}\, (P_k^\top\Sigma_s^{-1}P_l)(w_{k,\delta}^\top\Sigma_t^{-1}w_{l,\delta}),
 
 with spatial filters :math:`q_k = \Sigma_s^{-1}P_k` and temporal filters :math:`r_{k,\delta} = \Sigma_t^{-1}
-w_{k,\delta}`. :math:`p(X\mid j) = \iint e^{\ell} p(\delta)p(g)\,d\delta\,dg` is computed with a uniform
-``n_latency_nodes``-point rule on :math:`[-4\sigma_\delta, 4\sigma_\delta]` (Gaussian weights) and an
-``n_gain_nodes``-point Gauss–Hermite rule in :math:`\log g`; a condition's score is the sum over its
-repetitions of :math:`\log p(X_n\mid j)`. Ranking the candidates by it is the Bayes-optimal decision under a
-flat prior.
+w_{k,\delta}`. In :math:`p(X\mid j) = \iint e^{\ell} p(\delta)p(g)\,d\delta\,dg` the gain integral is
+analytic (Gaussian gain) and the latency integral is the trapezoid rule every ``latency_step`` (1 ms) on
+:math:`[-4\sigma_\delta, 4\sigma_\delta]` with Gaussian weights — a fine grid, because the single-trial
+posterior of :math:`\delta` is a few milliseconds wide (the common ERP pins it down). A condition's score is the
+sum over its repetitions of :math:`\log p(X_n\mid j)`. Ranking the candidates by it is the Bayes-optimal
+decision under a flat prior.
 """
 
 from __future__ import annotations
@@ -85,8 +86,7 @@ class ErpParams:
     subject_gain_sd: float = 0.2
     subject_latency_sd: float = 0.008
     sensors: str = "eeg"
-    n_latency_nodes: int = 41
-    n_gain_nodes: int = 11
+    latency_step: float = 0.001
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -134,7 +134,8 @@ class ErpModel:
             self.b1 = rng.normal(0.0, 0.5, p.hidden)
             self.w2 = rng.standard_normal((k, p.hidden)) / np.sqrt(p.hidden)
             self.u_mean, self.u_sd = _standardiser(self._rectified(self._v(feats)))
-        self.latency = np.sort(rng.uniform(p.latency_min, p.latency_max, k))
+        step = (p.latency_max - p.latency_min) / k                  # stratified: one latency per slot
+        self.latency = p.latency_min + (np.arange(k) + rng.uniform(0.2, 0.8, k)) * step
         self.width = p.width_base + p.width_slope * self.latency
         self.polarity = rng.choice([-1.0, 1.0], k)
         self.common_amp = rng.uniform(0.5, 1.5, k)
@@ -235,58 +236,62 @@ class ErpSubject:
         p = self.model.params
         n = len(codes)
         shift = rng.normal(0.0, p.latency_sd, n)
-        gain = np.exp(rng.normal(-p.gain_sd**2 / 2, p.gain_sd, n))
+        gain = rng.normal(1.0, p.gain_sd, n)
         return self.evoked(codes, shift, gain) + self.model.noise.sample(rng, n, len(self.times))
 
     # ------------------------------------------------------------------------------------- decoder
-    def quadrature(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """Latency nodes and log-weights, gain nodes and log-weights (weights sum to 1)."""
+    def latency_nodes(self) -> tuple[np.ndarray, np.ndarray]:
+        """Latency nodes (every ``latency_step`` s on :math:`[-4\\sigma_\\delta, 4\\sigma_\\delta]`) and their
+        log-weights (Gaussian prior, summing to 1)."""
         p = self.model.params
-        if p.latency_sd > 0 and p.n_latency_nodes > 1:
-            d = np.linspace(-4 * p.latency_sd, 4 * p.latency_sd, p.n_latency_nodes)
-            lw = -0.5 * (d / p.latency_sd) ** 2
-            lw -= np.log(np.exp(lw).sum())
-        else:
-            d, lw = np.zeros(1), np.zeros(1)
-        if p.gain_sd > 0 and p.n_gain_nodes > 1:
-            x, w = np.polynomial.hermite.hermgauss(p.n_gain_nodes)
-            g = np.exp(-p.gain_sd**2 / 2 + np.sqrt(2) * p.gain_sd * x)
-            lg = np.log(w / np.sqrt(np.pi))
-        else:
-            g, lg = np.ones(1), np.zeros(1)
-        return d, lw, g, lg
+        if p.latency_sd == 0:
+            return np.zeros(1), np.zeros(1)
+        half = int(np.ceil(4 * p.latency_sd / p.latency_step))
+        d = np.arange(-half, half + 1) * p.latency_step
+        lw = -0.5 * (d / p.latency_sd) ** 2
+        return d, lw - np.log(np.exp(lw).sum())
 
     def _prepare(self) -> dict[str, Any]:
         if self._decoder is None:
             noise = self.model.noise
-            d, lw, g, lg = self.quadrature()
+            d, lw = self.latency_nodes()
             w = self.time_courses(d)                                            # (D, K, T)
             r = noise.temporal_precision(w)                                     # (D, K, T)
             q = self.patterns @ noise.spatial_precision                         # (K, C)
             gs = q @ self.patterns.T                                            # (K, K)
             gt = np.matmul(w, r.transpose(0, 2, 1))                             # (D, K, K)
-            self._decoder = {"d": d, "lw": lw, "g": g, "lg": lg, "r": r, "q": q, "gram": gs[None] * gt,
-                             "var": noise.sd**2}
+            self._decoder = {"d": d, "lw": lw, "r": r, "q": q, "gram": gs[None] * gt, "var": noise.sd**2}
         return self._decoder
 
-    def known_model_scores(self, epochs: np.ndarray, codes: np.ndarray) -> np.ndarray:
+    def known_model_scores(self, epochs: np.ndarray, codes: np.ndarray, chunk: int = 32) -> np.ndarray:
         """``(b, m)``: :math:`\\sum_n \\log p(X_{i,n} \\mid j)` (up to a per-condition constant) for the
-        ``(b, n_reps, n_chans, n_times)`` epochs of ``b`` conditions and the ``m`` candidates' codes."""
+        ``(b, n_reps, n_chans, n_times)`` epochs of ``b`` conditions and the ``m`` candidates' codes.
+
+        The gain integral is analytic: with :math:`g \\sim N(1, s^2)`, :math:`A = S_2/\\sigma^2 + 1/s^2` and
+        :math:`B = S_1/\\sigma^2 + 1/s^2`, :math:`\\log\\int e^{(gS_1 - g^2S_2/2)/\\sigma^2} N(g; 1, s^2)\\,dg
+        = B^2/2A - \\tfrac12\\log(s^2 A) - 1/2s^2`; the latency integral is the trapezoid rule on
+        :meth:`latency_nodes` (spectrally accurate once the step is below the posterior's width).
+        """
         dec = self._prepare()
         epochs = np.asarray(epochs, np.float64)
         b, reps = epochs.shape[:2]
+        s = self.model.params.gain_sd
         amp = self.model.amplitudes(codes) * self.gains                        # (m, K)
-        s2 = np.einsum("jk,dkl,jl->jd", amp, dec["gram"], amp)                 # (m, D)
+        s2 = np.einsum("jk,dkl,jl->jd", amp, dec["gram"], amp) / dec["var"]    # (m, D)
         y = np.matmul(dec["q"], epochs.reshape(b * reps, *epochs.shape[2:]))  # (n, K, T) spatially filtered
-        u = np.einsum("nkt,dkt->nkd", y, dec["r"], optimize=True)             # (n, K, D)
-        s1 = np.matmul(amp[None], u)                                           # (n, m, D)
-        total = None
-        for g, lg in zip(dec["g"], dec["lg"]):
-            t = (g * s1 - 0.5 * g**2 * s2[None]) / dec["var"] + dec["lw"]
-            top = t.max(-1)
-            ll = top + np.log(np.exp(t - top[..., None]).sum(-1)) + lg      # (n, m): log sum over latency
-            total = ll if total is None else np.logaddexp(total, ll)
-        return total.reshape(b, reps, -1).sum(1)
+        u = np.stack([y[:, k] @ dec["r"][:, k].T for k in range(y.shape[1])], axis=1) / dec["var"]  # (n, K, D)
+        out = np.empty((b * reps, len(amp)))
+        for start in range(0, b * reps, chunk):
+            s1 = np.matmul(amp[None], u[start:start + chunk])                  # (c, m, D)
+            if s > 0:
+                a = s2[None] + 1.0 / s**2
+                ll = (s1 + 1.0 / s**2) ** 2 / (2 * a) - 0.5 * np.log(s**2 * a) - 0.5 / s**2
+            else:
+                ll = s1 - 0.5 * s2[None]
+            ll += dec["lw"]
+            top = ll.max(-1)
+            out[start:start + chunk] = top + np.log(np.exp(ll - top[..., None]).sum(-1))
+        return out.reshape(b, reps, -1).sum(1)
 
     def info(self) -> dict:
         return {"subject": f"sub-{self.index + 1:02d}", "latency_offset_s": self.latency,

@@ -1,5 +1,5 @@
 """The ``linear-erp`` family: a linear projection of the image features drives 12 ERP components (fixed scalp
-pattern, Gaussian time course each) with per-trial latency jitter (25 ms) and gain noise (0.35), in mild noise
+pattern, Gaussian time course each) with per-trial latency jitter (15 ms) and gain noise (0.25), in mild noise
 (smooth length 0.3, half independent sensor noise, AR(1) 0.5). ``docs/families.md`` specifies it."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from eegvision.sim.presets import Preset
 
 __all__ = ["FAMILY"]
 
-PARAMS = ErpParams(code="linear", signal=1.0, latency_sd=0.025, gain_sd=0.35,
+PARAMS = ErpParams(code="linear", signal=0.13, latency_sd=0.015, gain_sd=0.25,
                    noise_length=0.30, noise_white=0.50, noise_ar1=0.50)
 DEFAULT = Preset("default", n_subjects=1, n_train_concepts=400, n_train_images=5, train_reps=4,
                  n_test_concepts=200, test_reps=20, n_sessions=1, feature_dim=768, write_raw=False)

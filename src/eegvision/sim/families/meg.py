@@ -9,7 +9,7 @@ from eegvision.sim.presets import Preset
 
 __all__ = ["FAMILY"]
 
-PARAMS = ErpParams(code="linear", signal=1.0, latency_sd=0.015, gain_sd=0.25, sensors="meg",
+PARAMS = ErpParams(code="linear", signal=0.20, latency_sd=0.015, gain_sd=0.25, sensors="meg",
                    noise_length=0.25, noise_white=0.30, noise_ar1=0.85)
 DEFAULT = Preset("default", n_subjects=1, n_train_concepts=250, n_train_images=4, train_reps=2,
                  n_test_concepts=200, test_reps=12, n_sessions=1, feature_dim=768, write_raw=False)

@@ -12,7 +12,7 @@ from eegvision.sim.presets import Preset
 
 __all__ = ["FAMILY"]
 
-PARAMS = ErpParams(code="rectified", hidden=48, signal=1.0, latency_sd=0.015, gain_sd=0.25,
+PARAMS = ErpParams(code="rectified", hidden=48, signal=0.12, latency_sd=0.015, gain_sd=0.25,
                    noise_length=0.30, noise_white=0.50, noise_ar1=0.50)
 DEFAULT = Preset("default", n_subjects=1, n_train_concepts=400, n_train_images=5, train_reps=4,
                  n_test_concepts=200, test_reps=20, n_sessions=1, feature_dim=768, write_raw=False)

@@ -45,7 +45,7 @@ from eegvision.sim.stimuli import prepare_output, render_images, write_stimuli
 from eegvision.sim.writers import write_preprocessed_eeg
 from eegvision.utils import write_text_atomic
 
-__all__ = ["BASELINE_RATE", "simulate_family"]
+__all__ = ["BASELINE_RATE", "known_model_accuracy", "simulate_family"]
 
 FORMAT_VERSION = 1
 BLOCK = 16                  # conditions per random-number block
@@ -166,6 +166,28 @@ def simulate_family(
     return SimulationResult(root, pr, seed, "viewing", subjects, known_model, ridge, 1.0 / n_test, wall, paths,
                             world, fmap, model, family=family.name, known_model=known_model,
                             whitened_ridge=whitened)
+
+
+def known_model_accuracy(
+    family: Family, preset: str | Preset | None = None, seed: int = 0, trial_seed: int | None = None,
+    subject: int = 0, params: Any = None,
+) -> dict[str, float]:
+    """The known-model decoder's top-1/top-5 on the test split that :func:`simulate_family` would write for
+    ``subject`` — the same world, model and random numbers — without writing or simulating anything else.
+
+    For calibration and range checks: the known-model decoder needs only the test trials, a fraction of the work.
+    """
+    pr = family.preset(preset, subject + 1)
+    trial_seed = seed if trial_seed is None else int(trial_seed)
+    world = make_world(pr.n_train_concepts, pr.n_test_concepts, pr.n_train_images, 1, seed=seed)
+    fmap = RandomFeatureMap(dim=pr.feature_dim, seed=seed)
+    stim = {s: Stimuli(fmap.image(world.latents(s)), world.latents(s)) for s in ("training", "test")}
+    model = family.build(stim["training"], seed, params)
+    codes = model.codes(stim["test"])
+    sink = _Sink(len(codes), 1, candidates=codes)
+    for _ in _blocks(model.subject(subject), codes, pr.test_reps, [trial_seed, subject, 1], sink, "test"):
+        pass
+    return topk_from_scores(sink.scores)
 
 
 class _Sink:
