@@ -32,28 +32,16 @@ import numpy as np
 from eegvision.evaluation.linear import decimate_mean, ridge_retrieval, topk_from_scores
 from eegvision.sim.forward import SubjectModel
 
-__all__ = ["bayes_ceiling", "bayes_scores", "decimate_mean", "ridge_retrieval", "topk_from_scores"]
+__all__ = ["bayes_ceiling", "bayes_projector", "bayes_scores", "decimate_mean", "ridge_retrieval",
+           "topk_from_scores"]
 
 
-def bayes_scores(subject: SubjectModel, x_avg: np.ndarray, z: np.ndarray, n_reps: int,
-                 sfreq: float | None = None) -> np.ndarray:
-    """``(n, n)`` log-likelihood (up to a constant) of candidate ``j`` for averaged trial ``i``.
-
-    Parameters
-    ----------
-    subject
-        The subject's model (knows patterns, gains, latencies, noise).
-    x_avg
-        ``(n, n_chans, n_times)`` repetition-averaged test epochs (epoch starts at stimulus onset).
-    z
-        ``(n, LATENT_DIM)`` latent factors of the candidates (row ``i`` is the truth for trial ``i``).
-    n_reps
-        Number of repetitions averaged in ``x_avg``.
-    """
+def bayes_projector(subject: SubjectModel, n_times: int, n_reps: int, sfreq: float | None = None):
+    """The whitening map of :func:`bayes_scores`: epochs ``(n, n_chans, n_times)`` → rows whose squared
+    distances are the Gaussian log-likelihood's quadratic form (``C_f^{-1/2}`` per rFFT bin, averages of
+    ``n_reps`` repetitions). Computing it once serves any number of calls (it is the costly part)."""
     model = subject.model
-    n, n_chans, n_times = x_avg.shape
     sfreq = sfreq or model.layout.sfreq
-    templates = subject.template(z, np.arange(n_times) / sfreq)
     cov = model.noise_covariance(n_times, sfreq) / n_reps               # (F, C, C)
     w, v = np.linalg.eigh(cov)
     whiten = np.einsum("fab,fb,fcb->fac", v, 1.0 / np.sqrt(w), v)      # C_f^{-1/2}, symmetric
@@ -63,6 +51,31 @@ def bayes_scores(subject: SubjectModel, x_avg: np.ndarray, z: np.ndarray, n_reps
         wt = np.einsum("fab,nbf->nfa", whiten, spec.real) + 1j * np.einsum("fab,nbf->nfa", whiten, spec.imag)
         return np.concatenate([wt.real.reshape(len(x), -1), wt.imag.reshape(len(x), -1)], axis=1)
 
+    return project
+
+
+def bayes_scores(subject: SubjectModel, x_avg: np.ndarray, z: np.ndarray, n_reps: int,
+                 sfreq: float | None = None, projector=None) -> np.ndarray:
+    """``(n, m)`` log-likelihood (up to a constant) of candidate ``j`` for averaged trial ``i``.
+
+    Parameters
+    ----------
+    subject
+        The subject's model (knows patterns, gains, latencies, noise).
+    x_avg
+        ``(n, n_chans, n_times)`` repetition-averaged test epochs (epoch starts at stimulus onset).
+    z
+        ``(m, LATENT_DIM)`` latent factors of the candidates (row ``i`` is the truth for trial ``i`` when
+        ``x_avg`` holds all of them).
+    n_reps
+        Number of repetitions averaged in ``x_avg``.
+    projector
+        :func:`bayes_projector` of the same subject, sizes and ``n_reps``, to reuse across calls.
+    """
+    n, n_chans, n_times = x_avg.shape
+    sfreq = sfreq or subject.model.layout.sfreq
+    templates = subject.template(z, np.arange(n_times) / sfreq)
+    project = projector or bayes_projector(subject, n_times, n_reps, sfreq)
     y, m = project(x_avg), project(templates)
     d2 = (y**2).sum(1)[:, None] + (m**2).sum(1)[None, :] - 2 * y @ m.T
     return -0.5 * d2

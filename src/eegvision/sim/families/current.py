@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from eegvision.sim.ceiling import bayes_scores
+from eegvision.sim.ceiling import bayes_projector, bayes_scores
 from eegvision.sim.families.base import Family, Stimuli
 from eegvision.sim.forward import ForwardModel, ForwardParams, SubjectModel, eeg_layout
 from eegvision.sim.presets import PRESETS
@@ -27,13 +27,17 @@ class _Subject:
 
     def __init__(self, subject: SubjectModel) -> None:
         self.subject, self.index = subject, subject.index
+        self._projectors: dict[tuple[int, int], object] = {}
 
     def trials(self, codes: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         return self.subject.trials(codes, rng)
 
     def known_model_scores(self, epochs: np.ndarray, codes: np.ndarray) -> np.ndarray:
         epochs = np.asarray(epochs, np.float64)
-        return bayes_scores(self.subject, epochs.mean(1), codes, epochs.shape[1])
+        key = (epochs.shape[-1], epochs.shape[1])
+        if key not in self._projectors:
+            self._projectors[key] = bayes_projector(self.subject, key[0], key[1])
+        return bayes_scores(self.subject, epochs.mean(1), codes, epochs.shape[1], projector=self._projectors[key])
 
     def info(self) -> dict:
         return {"subject": f"sub-{self.index + 1:02d}", "latency_offset_s": self.subject.latency,

@@ -260,7 +260,8 @@ class ErpSubject:
             q = self.patterns @ noise.spatial_precision                         # (K, C)
             gs = q @ self.patterns.T                                            # (K, K)
             gt = np.matmul(w, r.transpose(0, 2, 1))                             # (D, K, K)
-            self._decoder = {"d": d, "lw": lw, "r": r, "q": q, "gram": gs[None] * gt, "var": noise.sd**2}
+            self._decoder = {"d": d, "lw": lw, "r": np.ascontiguousarray(r.transpose(1, 2, 0)), "q": q,
+                             "gram": gs[None] * gt, "var": noise.sd**2}              # r as (K, T, D)
         return self._decoder
 
     def known_model_scores(self, epochs: np.ndarray, codes: np.ndarray, chunk: int = 32) -> np.ndarray:
@@ -279,7 +280,7 @@ class ErpSubject:
         amp = self.model.amplitudes(codes) * self.gains                        # (m, K)
         s2 = np.einsum("jk,dkl,jl->jd", amp, dec["gram"], amp) / dec["var"]    # (m, D)
         y = np.matmul(dec["q"], epochs.reshape(b * reps, *epochs.shape[2:]))  # (n, K, T) spatially filtered
-        u = np.stack([y[:, k] @ dec["r"][:, k].T for k in range(y.shape[1])], axis=1) / dec["var"]  # (n, K, D)
+        u = np.matmul(y.transpose(1, 0, 2), dec["r"]).transpose(1, 0, 2) / dec["var"]   # (n, K, D)
         out = np.empty((b * reps, len(amp)))
         for start in range(0, b * reps, chunk):
             s1 = np.matmul(amp[None], u[start:start + chunk])                  # (c, m, D)
@@ -322,9 +323,12 @@ class ErpFamily(Family):
         return ErpModel(params or self.default_params(), training.features, seed=seed)
 
 
-def erp_presets(default: Preset) -> dict[str, Preset]:
-    """``{"default": default, "small": ...}``: the reduced size for tests (a few seconds on 2 cores)."""
-    small = replace(default, name="small", n_train_concepts=40, n_train_images=2,
-                    train_reps=min(default.train_reps, 2), n_test_concepts=50,
-                    test_reps=max(2, default.test_reps // 4), feature_dim=default.feature_dim)
-    return {"default": default, "small": small}
+def erp_presets(default: Preset, **small) -> dict[str, Preset]:
+    """``{"default": default, "small": ...}``: the reduced size for tests (a few seconds on 2 cores); ``small``
+    overrides its fields."""
+    reduced = replace(default, name="small", n_train_concepts=40, n_train_images=2,
+                      train_reps=min(default.train_reps, 2), n_test_concepts=50,
+                      test_reps=max(2, default.test_reps // 4), feature_dim=default.feature_dim)
+    reduced = replace(reduced, **small)
+    reduced.validate()
+    return {"default": default, "small": reduced}

@@ -15,4 +15,4 @@ DEFAULT = Preset("default", n_subjects=1, n_train_concepts=250, n_train_images=4
                  n_test_concepts=200, test_reps=12, n_sessions=1, feature_dim=768, write_raw=False)
 
 FAMILY = ErpFamily("meg", "linear ERP code on 271 MEG sensors (dipolar fields), 201 samples at 200 Hz",
-                   PARAMS, erp_presets(DEFAULT), target=(0.6, 0.95))
+                   PARAMS, erp_presets(DEFAULT, n_train_concepts=20, n_test_concepts=30), target=(0.6, 0.95))

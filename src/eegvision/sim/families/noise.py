@@ -79,7 +79,9 @@ class SeparableNoise:
             s = np.sqrt(1.0 - rho**2)
             e[..., 0] /= s                                   # so that y_0 = e_0 (stationary start)
             e = lfilter([s], [1.0, -rho], e, axis=-1)
-        return self.sd * np.matmul(self.spatial_factor, e)
+        c = self.n_chans                                     # one large product instead of n small ones
+        mixed = self.spatial_factor @ e.transpose(1, 0, 2).reshape(c, n * n_times)
+        return self.sd * mixed.reshape(c, n, n_times).transpose(1, 0, 2)
 
     def temporal_precision(self, w: np.ndarray) -> np.ndarray:
         """``w @ Sigma_t^{-1}`` along the last axis (unit-variance AR(1); tridiagonal, never formed)."""
