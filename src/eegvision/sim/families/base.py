@@ -14,7 +14,7 @@ The generic runner (:func:`eegvision.sim.families.runner.simulate_family`) only 
    known model (higher = more likely).
 
 Adding a family is one new module that defines a :class:`Family` (usually a subclass with its own
-``build``) and one line in :mod:`~eegvision.sim.families.registry`.
+``build``) and its entry in :mod:`~eegvision.sim.families.registry`.
 """
 
 from __future__ import annotations

@@ -1,13 +1,18 @@
 """The simulator families by name: :func:`get_family`, :func:`list_families`.
 
 Each family is one module exposing ``FAMILY`` (a :class:`~eegvision.sim.families.base.Family`); adding one is a
-new module and a line in ``_MODULES``.
+new module, its import here and its entry in ``_FAMILIES``.
 """
 
 from __future__ import annotations
 
-from eegvision.sim.families import ar1_noise, current, few_images, linear_erp, meg, nonlinear
+from eegvision.sim.families.ar1_noise import FAMILY as AR1_NOISE
 from eegvision.sim.families.base import Family
+from eegvision.sim.families.current import FAMILY as CURRENT
+from eegvision.sim.families.few_images import FAMILY as FEW_IMAGES
+from eegvision.sim.families.linear_erp import FAMILY as LINEAR_ERP
+from eegvision.sim.families.meg import FAMILY as MEG
+from eegvision.sim.families.nonlinear import FAMILY as NONLINEAR
 from eegvision.utils import close_matches
 
 __all__ = ["EEGVISION", "get_family", "list_families"]
@@ -15,8 +20,7 @@ __all__ = ["EEGVISION", "get_family", "list_families"]
 #: The default family: the simulator's own model.
 EEGVISION = "eegvision"
 
-_MODULES = (current, linear_erp, ar1_noise, few_images, meg, nonlinear)
-_FAMILIES: dict[str, Family] = {m.FAMILY.name: m.FAMILY for m in _MODULES}
+_FAMILIES: dict[str, Family] = {f.name: f for f in (CURRENT, LINEAR_ERP, AR1_NOISE, FEW_IMAGES, MEG, NONLINEAR)}
 
 
 def list_families(include_held_out: bool = True) -> list[Family]:

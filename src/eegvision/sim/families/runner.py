@@ -38,6 +38,7 @@ from eegvision.evaluation.linear import (
 from eegvision.progress import track
 from eegvision.sim.embedding import RandomFeatureMap
 from eegvision.sim.families.base import Family, FamilySubject, Stimuli
+from eegvision.sim.families.registry import get_family
 from eegvision.sim.presets import Preset
 from eegvision.sim.result import SimulationResult
 from eegvision.sim.scene import make_world
@@ -54,7 +55,7 @@ _BASELINE_S = 0.2           # s of baseline named in ``times`` but absent from t
 
 
 def simulate_family(
-    family: Family, out: str | Path, preset: str | Preset | None = None, n_subjects: int | None = None,
+    family: Family | str, out: str | Path, preset: str | Preset | None = None, n_subjects: int | None = None,
     seed: int = 0, trial_seed: int | None = None, images: bool = True, overwrite: bool = False, params: Any = None,
 ) -> SimulationResult:
     """Simulate ``family`` into ``out`` (see the module docstring); :func:`eegvision.sim.simulate` calls this
@@ -63,7 +64,7 @@ def simulate_family(
     Parameters
     ----------
     family
-        A :class:`Family` (:func:`~eegvision.sim.families.get_family`).
+        A :class:`Family` or its registry name (:func:`~eegvision.sim.families.get_family`).
     out
         Output folder; must be empty or absent (unless ``overwrite``).
     preset
@@ -87,6 +88,7 @@ def simulate_family(
         With ``known_model`` (= ``ceiling``), ``ridge`` and ``whitened_ridge`` (mean and per subject).
     """
     t0 = time.perf_counter()
+    family = get_family(family)
     pr = family.preset(preset, n_subjects)
     root = prepare_output(out, overwrite)
     trial_seed = seed if trial_seed is None else int(trial_seed)
@@ -169,7 +171,7 @@ def simulate_family(
 
 
 def known_model_accuracy(
-    family: Family, preset: str | Preset | None = None, seed: int = 0, trial_seed: int | None = None,
+    family: Family | str, preset: str | Preset | None = None, seed: int = 0, trial_seed: int | None = None,
     subject: int = 0, params: Any = None,
 ) -> dict[str, float]:
     """The known-model decoder's top-1/top-5 on the test split that :func:`simulate_family` would write for
@@ -177,6 +179,7 @@ def known_model_accuracy(
 
     For calibration and range checks: the known-model decoder needs only the test trials, a fraction of the work.
     """
+    family = get_family(family)
     pr = family.preset(preset, subject + 1)
     trial_seed = seed if trial_seed is None else int(trial_seed)
     world = make_world(pr.n_train_concepts, pr.n_test_concepts, pr.n_train_images, 1, seed=seed)
