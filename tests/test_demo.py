@@ -156,7 +156,7 @@ def test_every_stage_has_a_budget_and_records_cpu_time(quick_demo):
     from eegvision.demo.run import DEMO_STAGE_BUDGET_S
 
     assert {s.name for s in quick_demo.stages} == set(DEMO_STAGE_BUDGET_S)
-    assert sum(DEMO_STAGE_BUDGET_S.values()) <= 570  # 30 s left for start-up and imports
+    assert sum(DEMO_STAGE_BUDGET_S.values()) <= 595  # 5 s of the 10 minutes left for start-up and imports
     fit = quick_demo.stage("fit")
     assert fit.cpu_s > 1.0  # training ran in this process (CPU seconds, not a copy of the wall time)
     summary = json.loads((quick_demo.out / "demo.json").read_text())

@@ -115,3 +115,24 @@ def test_import_refusals_say_what_to_do(files, tmp_path):
         import_checkpoint(files["ckpt"], "atms", run, positional_encoding="none")
     result = CliRunner().invoke(app, ["evaluate", str(run)])
     assert result.exit_code == 2 and "--image-features" in result.output
+
+
+def test_imported_run_reconstructs_through_its_imported_prior(files, tmp_path):
+    """The rest of A6: `reconstruct RUN` on an imported ATM-S run uses the imported prior (RUN/prior) and the
+    run's recorded test concepts, and draws one image per concept with a (tiny, random) SDXL + IP-Adapter."""
+    from eegvision.generation.tiny import tiny_sdxl_pipeline
+
+    run = tmp_path / "run"
+    _cli("import-checkpoint", files["ckpt"], "--kind", "atms", "--positional-encoding", "sinusoidal",
+         "--subject", "sub-08", "--out", run)
+    _cli("embed", run, "--data", files["store"], "--out", tmp_path / "emb.safetensors")
+    prior_file = tmp_path / "diffusion_prior.pt"
+    torch.save(seeded_state(PRIOR_KEYS, 7), prior_file)
+    _cli("import-checkpoint", prior_file, "--kind", "prior", "--out", run)
+    sdxl = tiny_sdxl_pipeline(tmp_path / "sdxl", seed=0, image_embed_dim=1024)
+    _cli("reconstruct", run, "--generator", sdxl, "--samples", "1", "--steps", "1",
+         "--prior-steps", "2", "--height", "32", "--width", "32", "--device", "cpu", "--out", tmp_path / "rec")
+    manifest = json.loads((tmp_path / "rec" / "manifest.json").read_text())
+    assert manifest["concepts"]["concept"] == ["ant", "bee", "cat"]
+    images = sorted((tmp_path / "rec").rglob("*.png"))
+    assert len(images) == 3

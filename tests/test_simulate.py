@@ -51,6 +51,43 @@ def test_preprocessed_layout(tiny):
             np.testing.assert_allclose(d["times"][[0, 50, 299]], [-0.2, 0.0, 0.996])
 
 
+#: sha256 (first 16 hex digits) of sub-01's files from ``simulate(out, preset="tiny", seed=3)``, written by the code
+#: before simulator families existed (commit 99a91d7; numpy 2.4, torch 2.14): the default family must not move a
+#: bit. Feature caches are compared by their tensors (``torch.save`` embeds a random record id).
+BEFORE_FAMILIES = {
+    "Preprocessed_data_250Hz/sub-01/preprocessed_eeg_training.npy": "2c9dc292e7293998",
+    "Preprocessed_data_250Hz/sub-01/preprocessed_eeg_test.npy": "5f256f27dc1a20f8",
+    "Raw_data/sub-01/ses-01/raw_eeg_training.npy": "e174ad1d0ccaea3b",
+    "Raw_data/sub-01/ses-02/raw_eeg_test.npy": "6e4003cadec9457b",
+    "captions_training.tsv": "2a8b7cd3cad53484",
+    "captions_test.tsv": "1bb2b553efc80bf1",
+    "simulation_latents.npz": "1b463e37bb989692",
+    "sim_features_train.pt": "fd82abaf7abab10e",
+    "sim_features_test.pt": "74fb6cc8bdc25a02",
+}
+
+
+def test_default_family_is_byte_identical_to_before_families(tiny):
+    import hashlib
+
+    import torch
+
+    got = {}
+    for rel in BEFORE_FAMILIES:
+        if rel.endswith(".pt"):
+            f = torch.load(tiny.root / rel, weights_only=True)
+            data = f["img_features"].numpy().tobytes() + f["text_features"].numpy().tobytes()
+        else:
+            data = (tiny.root / rel).read_bytes()
+        got[rel] = hashlib.sha256(data).hexdigest()[:16]
+    assert got == BEFORE_FAMILIES
+    meta = json.loads((tiny.root / "simulation.json").read_text())
+    assert tiny.family == "eegvision" and meta["family"]["name"] == "eegvision"
+    assert meta["ground_truth"]["known_model"]["exact_bayes"] is False
+    assert meta["ground_truth"]["known_model"]["top1"] == meta["ground_truth"]["bayes_ceiling"]["top1"]
+    assert 0.0 <= meta["ground_truth"]["whitened_ridge"]["top1"] <= 1.0
+
+
 def test_streamed_pickle_is_byte_identical_to_pickle_dump(tmp_path):
     a = np.random.default_rng(0).standard_normal((5, 3, 63, 40))     # > 64 KiB: the streamed path
     p = write_preprocessed_eeg(tmp_path / "x.npy", a.shape, (a[i:i + 2] for i in range(0, 5, 2)),
@@ -158,7 +195,8 @@ def test_simulation_deterministic(tmp_path, tiny):
     assert not np.allclose(_load(a.root / rel)["preprocessed_eeg_data"], _load(b.root / rel)["preprocessed_eeg_data"])
     with pytest.raises(FileExistsError, match="not empty"):
         simulate(tmp_path / "a", small, seed=3)
-    with pytest.raises(ValueError, match=r"Preset 'demmo' is not in the simulator presets \(available: tiny, demo, things\)\. Did you mean demo\?"):
+    with pytest.raises(ValueError, match=r"Preset 'demmo' is not in the presets of simulator family eegvision "
+                                         r"\(available: tiny, demo, things, bench\)\. Did you mean demo\?"):
         simulate(tmp_path / "c", "demmo")
 
 

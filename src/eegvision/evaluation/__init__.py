@@ -4,7 +4,8 @@
 * :mod:`~eegvision.evaluation.csls` — hubness correction, reported separately (transductive);
 * :mod:`~eegvision.evaluation.results` — result rows (fractions), CSV/JSON;
 * :mod:`~eegvision.evaluation.stats` — mean ± std, bootstrap CIs, tests against chance, paired comparisons;
-* :mod:`~eegvision.evaluation.embeddings` — evaluate precomputed test embeddings (files or arrays).
+* :mod:`~eegvision.evaluation.embeddings` — evaluate precomputed test embeddings (files or arrays);
+* :mod:`~eegvision.evaluation.linear` — linear baselines: ridge and whitened (MVNN) ridge retrieval.
 """
 
 from eegvision.evaluation.csls import csls_scores
@@ -14,6 +15,13 @@ from eegvision.evaluation.embeddings import (
     load_embeddings,
 )
 from eegvision.evaluation.kway import KWayAccuracy, cosine_similarity, kway_exact, kway_montecarlo
+from eegvision.evaluation.linear import (
+    ResidualCovariance,
+    linear_baselines,
+    residual_covariance,
+    ridge_retrieval,
+    whitened_ridge_retrieval,
+)
 from eegvision.evaluation.results import (
     RESULT_COLUMNS,
     Evaluation,
@@ -33,8 +41,9 @@ from eegvision.evaluation.stats import (
 )
 
 __all__ = [
-    "Evaluation", "KWayAccuracy", "RESULT_COLUMNS", "bootstrap_ci", "chance_level", "cosine_similarity", "csls_scores",
-    "evaluate_embedding_files", "evaluate_embeddings", "headline", "kway_exact", "kway_montecarlo", "load_embeddings",
-    "make_rows", "paired_comparison", "permutation_test_chance", "query_bootstrap_ci", "read_results",
-    "results_frame", "summarize", "write_results",
+    "Evaluation", "KWayAccuracy", "RESULT_COLUMNS", "ResidualCovariance", "bootstrap_ci", "chance_level",
+    "cosine_similarity", "csls_scores", "evaluate_embedding_files", "evaluate_embeddings", "headline", "kway_exact",
+    "kway_montecarlo", "linear_baselines", "load_embeddings", "make_rows", "paired_comparison",
+    "permutation_test_chance", "query_bootstrap_ci", "read_results", "residual_covariance", "results_frame",
+    "ridge_retrieval", "summarize", "whitened_ridge_retrieval", "write_results",
 ]

@@ -1,5 +1,9 @@
 """``simulate()``: write a complete simulated THINGS-EEG2-style dataset and its ground truth.
 
+``family`` picks the simulator family (``docs/families.md``). This module simulates the default one,
+``eegvision`` (the model of :mod:`eegvision.sim.forward`); every other family is simulated by
+:func:`eegvision.sim.families.runner.simulate_family` in the same preprocessed layout, without raw files.
+
 Output folder (the layouts of the real data, so the real readers are exercised)::
 
     OUT/Preprocessed_data_250Hz/sub-XX/preprocessed_eeg_{training,test}.npy
@@ -21,25 +25,23 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
 from eegvision.checks import check_choice
+from eegvision.evaluation.linear import ResidualCovariance, whitened_ridge_retrieval
 from eegvision.progress import track
 from eegvision.sim.ceiling import bayes_ceiling, decimate_mean, ridge_retrieval
 from eegvision.sim.embedding import RandomFeatureMap
+from eegvision.sim.families.registry import EEGVISION, get_family
+from eegvision.sim.families.runner import simulate_family
 from eegvision.sim.forward import PARADIGMS, ForwardModel, ForwardParams, SubjectModel, eeg_layout
-from eegvision.sim.presets import Preset, get_preset
-from eegvision.sim.scene import World, make_world
-from eegvision.sim.writers import (
-    write_features,
-    write_images,
-    write_preprocessed_eeg,
-    write_raw_eeg,
-    write_tsv,
-)
+from eegvision.sim.presets import Preset
+from eegvision.sim.result import SimulationResult
+from eegvision.sim.scene import make_world
+from eegvision.sim.stimuli import prepare_output, render_images, write_stimuli
+from eegvision.sim.writers import write_preprocessed_eeg, write_raw_eeg
 from eegvision.utils import write_text_atomic
 
 FORMAT_VERSION = 1
@@ -52,37 +54,19 @@ _BLOCK = 16                 # conditions per random-number block (fixes determin
 _RIDGE_DECIM = 10           # 250 Hz -> 25 Hz for the ridge baseline
 
 
-@dataclass
-class SimulationResult:
-    """What :func:`simulate` wrote and what the data allow."""
-
-    root: Path
-    preset: Preset
-    seed: int
-    paradigm: str
-    subjects: list[str]
-    ceiling: dict
-    ridge: dict
-    chance_top1: float
-    wall_s: float
-    paths: dict[str, list[str]] = field(default_factory=dict)
-    world: World | None = field(default=None, repr=False)
-    feature_map: RandomFeatureMap | None = field(default=None, repr=False)
-    model: ForwardModel | None = field(default=None, repr=False)
-
-
 def simulate(
     out: str | Path,
-    preset: str | Preset = "demo",
+    preset: str | Preset | None = None,
     n_subjects: int | None = None,
     seed: int = 0,
     paradigm: str = "viewing",
     write_raw: bool | None = None,
     images: bool = True,
-    params: ForwardParams | None = None,
+    params: ForwardParams | object | None = None,
     overwrite: bool = False,
     trial_seed: int | None = None,
     feature_model: str = "random",
+    family: str = "eegvision",
 ) -> SimulationResult:
     """Simulate a dataset with known ground truth in the real THINGS-EEG2 layouts.
 
@@ -91,19 +75,24 @@ def simulate(
     out
         Output folder; must be empty or absent (unless ``overwrite``).
     preset
-        ``"tiny"``, ``"demo"``, ``"things"`` (see :mod:`~eegvision.sim.presets`) or a :class:`Preset`.
+        Size preset of the family (default: the family's own, see ``docs/families.md``). For the
+        ``eegvision`` family ``"tiny"``, ``"demo"``, ``"things"`` or ``"bench"`` (its default; see
+        :mod:`~eegvision.sim.presets`) or a :class:`Preset`; for the other families ``"default"`` or
+        ``"small"`` (or a :class:`Preset`).
     n_subjects
         Overrides the preset's number of subjects.
     seed
         Every random step derives from it: same seed, identical files.
     paradigm
-        ``"viewing"`` or ``"imagination"`` (weaker, later, more variable responses).
+        ``"viewing"`` or ``"imagination"`` (weaker, later, more variable responses); ``eegvision`` family only.
     write_raw
-        Write 1000 Hz raw sessions; default: the preset's choice (off for ``things``, ≈ 8 GB).
+        Write 1000 Hz raw sessions; default: the preset's choice (off for ``things`` and ``bench``, ≈ 8 GB);
+        ``eegvision`` family only.
     images
         Write the JPEG folders (needed by readers that map images to conditions).
     params
-        Forward-model parameters (default :class:`ForwardParams`); ``paradigm`` overrides its field.
+        Forward-model parameters: :class:`ForwardParams` for ``eegvision`` (``paradigm`` overrides its field);
+        the family's parameter class (e.g. :class:`~eegvision.sim.families.erp.ErpParams`) otherwise.
     overwrite
         Allow writing into a non-empty folder (files are replaced).
     trial_seed
@@ -114,33 +103,42 @@ def simulate(
     feature_model
         ``"random"`` (the stand-in :class:`RandomFeatureMap` of the latents, ``preset.feature_dim``-d) or
         ``"world-clip"`` (the shipped world CLIP's embeddings of the rendered images and concept captions,
-        see :mod:`eegvision.sim.world`). With ``"world-clip"`` the images' latent factors are the leading
-        principal components of their world-CLIP embeddings (see :func:`_latents_from_embeddings`), so the
-        simulated brain responds to what the world's CLIP sees and the EEG carries its embedding.
+        see :mod:`eegvision.sim.world`; ``eegvision`` family only). With ``"world-clip"`` the images' latent
+        factors are the leading principal components of their world-CLIP embeddings (see
+        :func:`_latents_from_embeddings`), so the simulated brain responds to what the world's CLIP sees and
+        the EEG carries its embedding.
+    family
+        Simulator family (:func:`eegvision.sim.families.list_families`): ``"eegvision"`` (this module's
+        model, the default) or a component-ERP family (``"linear-erp"``, ``"ar1-noise"``, ``"few-images"``,
+        ``"meg"``, ``"nonlinear"``; simulated by :func:`eegvision.sim.families.runner.simulate_family`).
 
     Returns
     -------
     SimulationResult
-        Paths, the Bayes ceiling and the ridge baseline (mean over subjects and per subject).
+        Paths, the known-model decoder's score and the linear baselines (mean over subjects and per subject).
     """
+    fam = get_family(family)
+    if fam.name != EEGVISION:
+        extra = {"paradigm": (paradigm, "viewing"), "write_raw": (write_raw, None),
+                 "feature_model": (feature_model, "random")}
+        bad = [f"{k}={v!r}" for k, (v, default) in extra.items() if v != default and not (k == "write_raw" and v is False)]
+        if bad:
+            raise ValueError(f"{', '.join(bad)} apply to the 'eegvision' family only; family {fam.name!r} "
+                             "simulates viewing, writes no raw files and uses the random feature map. Drop them "
+                             "or use family='eegvision'.")
+        return simulate_family(fam, out, preset=preset, n_subjects=n_subjects, seed=seed, trial_seed=trial_seed,
+                               images=images, overwrite=overwrite, params=params)
     t0 = time.perf_counter()
     check_choice("paradigm", paradigm, PARADIGMS)
     check_choice("feature_model", feature_model, ("random", "world-clip"))
-    if isinstance(preset, Preset):
-        pr = replace(preset, n_subjects=n_subjects or preset.n_subjects)
-        pr.validate()
-    else:
-        pr = get_preset(preset, n_subjects=n_subjects)
+    pr = fam.preset(preset, n_subjects)
     write_raw = pr.write_raw if write_raw is None else write_raw
     if write_raw and pr.name == "things":
         raise ValueError("Raw files at full THINGS size would take about 8 GB per subject and session set; "
                          "simulate the 'things' preset with write_raw=False (--no-raw), or raw with 'demo'.")
-    root = Path(out)
-    if root.exists() and not root.is_dir():
-        raise FileExistsError(f"Output {root} exists and is not a folder; choose another path.")
-    if root.exists() and any(root.iterdir()) and not overwrite:
-        raise FileExistsError(f"Output folder {root} is not empty; choose a new folder or pass --overwrite.")
-    root.mkdir(parents=True, exist_ok=True)
+    root = prepare_output(out, overwrite)
+    if params is not None and not isinstance(params, ForwardParams):
+        raise TypeError(f"The 'eegvision' family takes ForwardParams; got {type(params).__name__}.")
     params = ForwardParams(**{**(params or ForwardParams()).to_dict(), "paradigm": paradigm})
 
     world = make_world(pr.n_train_concepts, pr.n_test_concepts, pr.n_train_images, 1, seed=seed)
@@ -150,9 +148,7 @@ def simulate(
     texts = {s: fmap.text(world.concept_latents(s)) for s in z}
     rendered: dict[str, np.ndarray] = {}
     if images or feature_model == "world-clip":  # each image is rendered once, for its file and its features
-        rendered = {s: np.stack([world.render(spec, pr.image_size)
-                                 for spec in track(world.images(s), description=f"rendering {s} images")])
-                    for s in ("training", "test")}
+        rendered = render_images(world, pr.image_size)
     if feature_model == "world-clip":
         from eegvision.sim.world.features import world_clip_features
 
@@ -160,46 +156,38 @@ def simulate(
         feats, texts = {s: wc[s][0] for s in z}, {s: wc[s][1] for s in z}
         z = _latents_from_embeddings(feats, z["training"].shape[1])
     paths: dict[str, list[str]] = {"features": [], "images": [], "preprocessed": [], "raw": [], "tables": []}
-    for split, tag in (("training", "train"), ("test", "test")):
-        paths["features"].append(str(write_features(root / f"sim_features_{tag}.pt", feats[split], texts[split])))
-        folders, files, rel = _image_names(world, split)
-        if images:
-            write_images(root / f"{split}_images", folders, files, rendered[split].__getitem__,
-                         description=f"{split} images")
-            paths["images"].append(str(root / f"{split}_images"))
-        rows = [(i, s.concept_index, s.concept.name, rel[i], s.caption, s.concept.caption)
-                for i, s in enumerate(world.images(split))]
-        paths["tables"].append(str(write_tsv(
-            root / f"captions_{split}.tsv",
-            ["condition", "concept_index", "concept", "image", "caption", "concept_caption"], rows)))
-    np.savez(root / "simulation_latents.npz", training=z["training"], test=z["test"])
+    write_stimuli(root, world, feats, texts, z, rendered if images else None, paths)
 
     trial_seed = seed if trial_seed is None else int(trial_seed)
     layout = eeg_layout()
     model = ForwardModel(layout, params, seed=seed)
     subjects = [f"sub-{i + 1:02d}" for i in range(pr.n_subjects)]
-    per_ceiling, per_ridge, subj_info = [], [], []
+    per_ceiling, per_ridge, per_white, subj_info = [], [], [], []
     groups = np.repeat(np.arange(pr.n_train_concepts), pr.n_train_images)
     for si, sub in enumerate(subjects):
         subj = model.subject(si)
         avgs = {}
+        cov = ResidualCovariance() if pr.train_reps >= 2 else None
         for split, reps in (("training", pr.train_reps), ("test", pr.test_reps)):
             path = root / "Preprocessed_data_250Hz" / sub / f"preprocessed_eeg_{split}.npy"
             acc = _Averager(len(z[split]), decim=_RIDGE_DECIM if split == "training" else 1)
             shape = (len(z[split]), reps, layout.n_chans, layout.n_times)
             chunks = _epoch_blocks(subj, z[split], reps, [trial_seed, si, 0 if split == "training" else 1], acc,
-                                   description=f"{sub} {split}")
+                                   description=f"{sub} {split}", cov=cov if split == "training" else None)
             write_preprocessed_eeg(path, shape, chunks, layout.ch_names)
             paths["preprocessed"].append(str(path))
             avgs[split] = acc.mean
         ceil = bayes_ceiling(subj, avgs["test"], z["test"], pr.test_reps)
+        test_decim = decimate_mean(avgs["test"], _RIDGE_DECIM)
         ridge = ridge_retrieval(avgs["training"].reshape(len(groups), -1), feats["training"],
-                                decimate_mean(avgs["test"], _RIDGE_DECIM).reshape(len(z["test"]), -1),
-                                feats["test"], groups, seed=seed)
+                                test_decim.reshape(len(z["test"]), -1), feats["test"], groups, seed=seed)
+        white = (whitened_ridge_retrieval(avgs["training"], feats["training"], test_decim, feats["test"], groups,
+                                          cov.covariance, seed=seed) if cov is not None else None)
         per_ceiling.append(ceil)
         per_ridge.append(ridge)
+        per_white.append(white)
         subj_info.append({"subject": sub, "latency_offset_s": subj.latency, "source_gains": subj.gains.tolist(),
-                          "ceiling": ceil, "ridge": ridge})
+                          "ceiling": ceil, "ridge": ridge, "whitened_ridge": white})
         if write_raw:
             paths["raw"] += [str(p) for p in _write_raw_sessions(root, sub, subj, z, pr, [trial_seed, si])]
 
@@ -208,12 +196,15 @@ def simulate(
 
     ceiling = {**mean(per_ceiling), "per_subject": per_ceiling}
     ridge = {**mean(per_ridge), "per_subject": per_ridge}
+    whitened = {**mean(per_white), "per_subject": per_white} if cov is not None else {}
+    known = {"label": fam.decoder_label, "exact_bayes": fam.exact_bayes, **ceiling}
     wall = time.perf_counter() - t0
     from eegvision import __version__
 
     meta = {
         "format_version": FORMAT_VERSION, "eegvision_version": __version__, "generator": "eegvision.simulate",
-        "preset": pr.to_dict(), "seed": seed, "trial_seed": trial_seed, "paradigm": paradigm, "subjects": subjects,
+        "family": fam.describe(), "preset": pr.to_dict(), "seed": seed, "trial_seed": trial_seed,
+        "paradigm": paradigm, "subjects": subjects,
         "n_conditions": {"training": len(z["training"]), "test": len(z["test"])},
         "repetitions": {"training": pr.train_reps, "test": pr.test_reps},
         "eeg": {"sfreq": layout.sfreq, "n_times": layout.n_times, "ch_names": list(layout.ch_names),
@@ -225,23 +216,15 @@ def simulate(
         "feature_map": {"kind": "RandomFeatureMap", "dim": fmap.dim, "hidden": fmap.hidden, "gain": fmap.gain,
                         "gap": fmap.gap, "seed": fmap.seed, "normalized": True} if feature_model == "random"
                        else _world_clip_info(),
-        "ground_truth": {"bayes_ceiling": ceiling, "ridge": ridge, "chance_top1": 1.0 / len(z["test"]),
+        "ground_truth": {"bayes_ceiling": ceiling, "known_model": known, "ridge": ridge,
+                         "whitened_ridge": whitened or None, "chance_top1": 1.0 / len(z["test"]),
                          "chance_top5": min(1.0, 5.0 / len(z["test"])), "subjects": subj_info},
         "paths": {k: [str(Path(p).relative_to(root)) for p in v] for k, v in paths.items()},
         "wall_s": wall,
     }
     write_text_atomic(root / "simulation.json", json.dumps(meta, indent=2) + "\n")
     return SimulationResult(root, pr, seed, paradigm, subjects, ceiling, ridge, 1.0 / len(z["test"]), wall,
-                            paths, world, fmap, model)
-
-
-def _image_names(world: World, split: str) -> tuple[list[str], list[list[str]], list[str]]:
-    """Folder names, file names per folder, and each image's path relative to OUT (condition order)."""
-    n_img = world.n_train_images if split == "training" else world.n_test_images
-    folders = [f"{i + 1:05d}_{c.name}" for i, c in enumerate(world.concepts(split))]
-    files = [[f"{c.name}_{j + 1:02d}s.jpg" for j in range(n_img)] for c in world.concepts(split)]
-    rel = [f"{split}_images/{f}/{name}" for f, names in zip(folders, files) for name in names]
-    return folders, files, rel
+                            paths, world, fmap, model, family=fam.name, known_model=known, whitened_ridge=whitened)
 
 
 class _Averager:
@@ -260,8 +243,9 @@ class _Averager:
 
 
 def _epoch_blocks(subj: SubjectModel, z: np.ndarray, reps: int, key: list[int], acc: _Averager,
-                  description: str):
-    """Yield ``(block, reps, n_chans, n_times)`` float64 epochs, block by block (constant memory)."""
+                  description: str, cov: ResidualCovariance | None = None):
+    """Yield ``(block, reps, n_chans, n_times)`` float64 epochs, block by block (constant memory); ``acc``
+    averages them and ``cov`` (training) accumulates their residual covariance."""
     lay = subj.model.layout
     starts = range(0, len(z), _BLOCK)
     for b, start in enumerate(track(starts, description=description)):
@@ -269,6 +253,8 @@ def _epoch_blocks(subj: SubjectModel, z: np.ndarray, reps: int, key: list[int], 
         rng = np.random.default_rng(np.random.SeedSequence([*key, b]))
         x = subj.trials(np.repeat(zb, reps, axis=0), rng).reshape(len(zb), reps, lay.n_chans, lay.n_times)
         acc.add(start, x)
+        if cov is not None:
+            cov.add(x)
         yield x
 
 

@@ -1,4 +1,7 @@
-"""Named sizes of the simulated dataset: ``tiny`` (tests), ``demo`` and ``things`` (full THINGS size)."""
+"""Named sizes of the simulated dataset: ``tiny`` (tests), ``demo``, ``things`` (full THINGS size) and ``bench``
+(the ``eegvision`` simulator family's default size, ``docs/families.md``: one subject, 400 × 5 training images
+× 4 repetitions, 200 test images × **1** repetition — the current model's single trials already allow 0.8
+200-way top-1 to its known-model decoder, so more test repetitions would saturate it)."""
 
 from __future__ import annotations
 
@@ -57,6 +60,8 @@ PRESETS: dict[str, Preset] = {
                    n_test_concepts=200, test_reps=20, n_sessions=4, feature_dim=256),
     "things": Preset("things", n_subjects=1, n_train_concepts=1654, n_train_images=10, train_reps=4,
                      n_test_concepts=200, test_reps=80, n_sessions=4, feature_dim=1024, write_raw=False),
+    "bench": Preset("bench", n_subjects=1, n_train_concepts=400, n_train_images=5, train_reps=4,
+                    n_test_concepts=200, test_reps=1, n_sessions=1, feature_dim=768, write_raw=False),
 }
 
 

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from eegvision.checks import check_list, check_name, check_names
+from eegvision.readers.channels import THINGS_EEG2_CHANNELS
 from eegvision.readers.images import (
     DEFAULT_PROMPT_TEMPLATE,
     ImageSet,
@@ -45,8 +46,9 @@ class ThingsEEG2Folder(Store):
     dataset = "things-eeg2"
 
     def __init__(self, root: Path, files: dict[str, dict[str, Path]], image_roots: dict[str, Path | None],
-                 prompt_template: str) -> None:
+                 prompt_template: str, expected_channels: tuple[str, ...] | None = THINGS_EEG2_CHANNELS) -> None:
         self.root = root
+        self.expected_channels = expected_channels
         self.path = root
         self._files = files
         self.image_roots = image_roots
@@ -75,7 +77,7 @@ class ThingsEEG2Folder(Store):
         subject = self._check(subject, split)
         key = (subject, split)
         if key not in self._open:
-            pf = open_preprocessed(self._files[subject][split])
+            pf = open_preprocessed(self._files[subject][split], expected_channels=self.expected_channels)
             if self._open:
                 ref = next(iter(self._open.values()))
                 if pf.ch_names != ref.ch_names or pf.times.shape != ref.times.shape \
@@ -148,6 +150,7 @@ def open_things_eeg2(
     prompt_template: str = DEFAULT_PROMPT_TEMPLATE,
     *,
     with_images: bool = True,
+    expected_channels: tuple[str, ...] | None = THINGS_EEG2_CHANNELS,
 ) -> ThingsEEG2Folder:
     """Read a THINGS-EEG2 download in place, with the same interface as an eegvision store.
 
@@ -165,6 +168,9 @@ def open_things_eeg2(
         Text prompt template (kept for conversion and feature extraction).
     with_images : bool
         False to ignore the images (concept names then come from eegvision's THINGS tables).
+    expected_channels : tuple of str or None
+        Channel names every file must hold, in order: the 63 THINGS-EEG2 channels by default; None accepts any
+        set shared by all files (e.g. the 271 sensors of eegvision's MEG-shaped simulator family).
 
     Raises
     ------
@@ -189,7 +195,8 @@ def open_things_eeg2(
     if subjects is not None:
         wanted = [normalize_subject(s) for s in check_list("subjects", subjects, "['sub-01', 'sub-02']")]
         files = {s: files[s] for s in check_names("Subject", wanted, sorted(files), str(pre))}
-    return ThingsEEG2Folder(folder, files, _image_roots(folder, images, with_images), prompt_template)
+    return ThingsEEG2Folder(folder, files, _image_roots(folder, images, with_images), prompt_template,
+                            expected_channels)
 
 
 def _image_roots(folder: Path, images: str | os.PathLike | None, with_images: bool) -> dict[str, Path | None]:
