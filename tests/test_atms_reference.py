@@ -6,68 +6,14 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+from reference_layouts import ATMS_KEYS
 
 from eegvision.models import create_encoder, load_reference_state_dict
 
-# The reference ATMS state dict (Retrieval/ATMS_retrieval.py `ATMS()` at 63 x 250), key -> shape.
-# Transcribed from the reference modules: iTransformer(num_subjects=10) with DataEmbedding
-# (embed='timeF'), one thuml-style EncoderLayer, subject_wise_linear (2 x Linear(250, 250)),
-# Enc_eeg = Sequential(PatchEmbedding, FlattenHead), Proj_eeg, logit_scale; ClipLoss has no state.
-REFERENCE_ATMS_KEYS = {
-    "logit_scale": (),
-    "encoder.enc_embedding.mask_token": (1, 250),
-    "encoder.enc_embedding.value_embedding.weight": (250, 250),
-    "encoder.enc_embedding.value_embedding.bias": (250,),
-    "encoder.enc_embedding.position_embedding.pe": (1, 5000, 250),
-    "encoder.enc_embedding.temporal_embedding.embed.weight": (250, 4),
-    "encoder.enc_embedding.subject_embedding.subject_embedding.weight": (10, 250),
-    "encoder.enc_embedding.subject_embedding.shared_embedding": (1, 250),
-    "encoder.enc_embedding.subject_embedding.mask_embedding": (1, 250),
-    "encoder.encoder.attn_layers.0.attention.query_projection.weight": (248, 250),
-    "encoder.encoder.attn_layers.0.attention.query_projection.bias": (248,),
-    "encoder.encoder.attn_layers.0.attention.key_projection.weight": (248, 250),
-    "encoder.encoder.attn_layers.0.attention.key_projection.bias": (248,),
-    "encoder.encoder.attn_layers.0.attention.value_projection.weight": (248, 250),
-    "encoder.encoder.attn_layers.0.attention.value_projection.bias": (248,),
-    "encoder.encoder.attn_layers.0.attention.out_projection.weight": (250, 248),
-    "encoder.encoder.attn_layers.0.attention.out_projection.bias": (250,),
-    "encoder.encoder.attn_layers.0.conv1.weight": (256, 250, 1),
-    "encoder.encoder.attn_layers.0.conv1.bias": (256,),
-    "encoder.encoder.attn_layers.0.conv2.weight": (250, 256, 1),
-    "encoder.encoder.attn_layers.0.conv2.bias": (250,),
-    "encoder.encoder.attn_layers.0.norm1.weight": (250,),
-    "encoder.encoder.attn_layers.0.norm1.bias": (250,),
-    "encoder.encoder.attn_layers.0.norm2.weight": (250,),
-    "encoder.encoder.attn_layers.0.norm2.bias": (250,),
-    "encoder.encoder.norm.weight": (250,),
-    "encoder.encoder.norm.bias": (250,),
-    "subject_wise_linear.0.weight": (250, 250),
-    "subject_wise_linear.0.bias": (250,),
-    "subject_wise_linear.1.weight": (250, 250),
-    "subject_wise_linear.1.bias": (250,),
-    "enc_eeg.0.tsconv.0.weight": (40, 1, 1, 25),
-    "enc_eeg.0.tsconv.0.bias": (40,),
-    "enc_eeg.0.tsconv.2.weight": (40,),
-    "enc_eeg.0.tsconv.2.bias": (40,),
-    "enc_eeg.0.tsconv.2.running_mean": (40,),
-    "enc_eeg.0.tsconv.2.running_var": (40,),
-    "enc_eeg.0.tsconv.2.num_batches_tracked": (),
-    "enc_eeg.0.tsconv.4.weight": (40, 40, 63, 1),
-    "enc_eeg.0.tsconv.4.bias": (40,),
-    "enc_eeg.0.tsconv.5.weight": (40,),
-    "enc_eeg.0.tsconv.5.bias": (40,),
-    "enc_eeg.0.tsconv.5.running_mean": (40,),
-    "enc_eeg.0.tsconv.5.running_var": (40,),
-    "enc_eeg.0.tsconv.5.num_batches_tracked": (),
-    "enc_eeg.0.projection.0.weight": (40, 40, 1, 1),
-    "enc_eeg.0.projection.0.bias": (40,),
-    "proj_eeg.0.weight": (1024, 1440),
-    "proj_eeg.0.bias": (1024,),
-    "proj_eeg.1.fn.1.weight": (1024, 1024),
-    "proj_eeg.1.fn.1.bias": (1024,),
-    "proj_eeg.2.weight": (1024,),
-    "proj_eeg.2.bias": (1024,),
-}
+# The reference ATMS state dict (Retrieval/ATMS_retrieval.py `ATMS()` at 63 x 250), key -> shape: the key list of
+# tests/reference_layouts.py (iTransformer(num_subjects=10) with DataEmbedding, one EncoderLayer,
+# subject_wise_linear, Enc_eeg, Proj_eeg, logit_scale; ClipLoss has no state).
+REFERENCE_ATMS_KEYS = ATMS_KEYS
 
 
 def reference_pe(n: int, d: int) -> torch.Tensor:
