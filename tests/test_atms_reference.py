@@ -7,6 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from reference_layouts import ATMS_KEYS
+from reference_layouts import sinusoid_rows as reference_pe
 
 from eegvision.models import create_encoder, load_reference_state_dict
 
@@ -14,18 +15,6 @@ from eegvision.models import create_encoder, load_reference_state_dict
 # tests/reference_layouts.py (iTransformer(num_subjects=10) with DataEmbedding, one EncoderLayer,
 # subject_wise_linear, Enc_eeg, Proj_eeg, logit_scale; ClipLoss has no state).
 REFERENCE_ATMS_KEYS = ATMS_KEYS
-
-
-def reference_pe(n: int, d: int) -> torch.Tensor:
-    """Sinusoidal table, element by element from the formula (float64, then float32)."""
-    pe = torch.zeros(n, d, dtype=torch.float64)
-    for pos in range(n):
-        for i in range(0, d, 2):
-            angle = pos / (10000 ** (i / d))
-            pe[pos, i] = math.sin(angle)
-            if i + 1 < d:
-                pe[pos, i + 1] = math.cos(angle)
-    return pe.float()
 
 
 def random_reference_state(seed: int = 0) -> dict[str, torch.Tensor]:
