@@ -129,9 +129,9 @@ def test_average_equals_numpy_mean(store, monkeypatch, chunk_bytes):
 
 
 def test_average_groups_of_k(store):
-    ds = EEGDataset(store, ["sub-03"], "test", average=4)  # 6 reps -> 1 group of 4, 2 dropped
-    assert len(ds) == 4 and ds.average == 4
-    ds2 = EEGDataset(store, ["sub-03"], "test", average=3)  # 2 groups of 3
+    ds = EEGDataset(store, ["sub-03"], "test", group_size=4)  # 6 reps -> 1 group of 4, 2 dropped
+    assert len(ds) == 4 and ds.group_size == 4 and ds.average is False
+    ds2 = EEGDataset(store, ["sub-03"], "test", group_size=3)  # 2 groups of 3
     idx = np.array([3, 0, 7, 2])
     batch = ds2.get_batch(idx)
     items = [(0, i // 2, i % 2) for i in idx]
@@ -142,7 +142,14 @@ def test_average_groups_of_k(store):
     a = store.array("sub-03", "test")[:, :4].astype(np.float32).mean(1)
     np.testing.assert_allclose(b4, a, rtol=1e-6, atol=1e-6)
     with pytest.raises(ValueError, match="only 6 repetitions"):
-        EEGDataset(store, ["sub-03"], "test", average=7)
+        EEGDataset(store, ["sub-03"], "test", group_size=7)
+    # one type per option: average is a bool, the group size an int, and they exclude each other
+    with pytest.raises(ValueError, match="average is True .* or False; got 4. For the means of groups of k "
+                                         "repetitions pass group_size=k"):
+        EEGDataset(store, ["sub-03"], "test", average=4)
+    with pytest.raises(ValueError, match="contradict each other"):
+        EEGDataset(store, ["sub-03"], "test", average=True, group_size=2)
+    assert EEGDataset(store, ["sub-03"], "test", group_size=1).group_size is None  # groups of 1: single trials
 
 
 def test_channel_subset_picks_columns_in_preset_order(store):
@@ -195,8 +202,9 @@ def test_subject_ids_conditions_and_errors(store):
         EEGDataset(store, ["sub-01"], "training", conditions=[12])
     with pytest.raises(ValueError, match="no id for"):
         EEGDataset(store, ["sub-01"], "training", subject_ids={"sub-02": 0})
-    with pytest.raises(ValueError, match="average must be"):
-        EEGDataset(store, ["sub-01"], "training", average=-2)
+    with pytest.raises(ValueError, match="group_size is the number of repetitions averaged per sample, an "
+                                         "integer >= 1; got -2"):
+        EEGDataset(store, ["sub-01"], "training", group_size=-2)
 
 
 def test_dtype_and_pickling_drop_memmaps(store):
@@ -291,8 +299,8 @@ def test_strided_array_is_gathered_without_reshape():
     rep_major = np.ascontiguousarray(base.transpose(1, 0, 2, 3))
     store._arrays["sub-01", "test"] = rep_major.transpose(1, 0, 2, 3)  # same values, strided
     assert not store.array("sub-01", "test").flags.c_contiguous
-    for average, k in ((False, None), (True, 6), (2, 2)):
-        ds = EEGDataset(store, ["sub-01"], "test", average=average)
+    for average, group, k in ((False, None, None), (True, None, 6), (False, 2, 2)):
+        ds = EEGDataset(store, ["sub-01"], "test", average=average, group_size=group)
         idx = np.arange(len(ds))[::-1]
         got = ds.get_batch(idx)["eeg"].numpy()
         g = 6 // (k or 1) if k != 6 else 1

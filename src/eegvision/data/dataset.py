@@ -12,7 +12,7 @@ A sample is
 * a single trial ``(subject, condition, repetition)`` (``average=False``), or
 * the mean over all repetitions of a condition (``average=True``; the usual test protocol,
   200 conditions x 80 repetitions -> 200 rows), or
-* the mean over a group of ``k`` consecutive repetitions (``average=k``).
+* the mean over a group of ``k`` consecutive repetitions (``group_size=k``).
 
 Averages are computed per batch, in float32, in chunks of bounded size: a subject's array is
 never materialised.
@@ -105,18 +105,20 @@ def time_window_slice(times: Sequence[float], window: tuple[float | None, float 
     return slice(start, stop)
 
 
-def parse_average(average: bool | int | None) -> int | None:
-    """Normalise ``average``: ``None`` for single trials, ``0`` for all repetitions, else ``k``."""
-    if average is None or average is False:
-        return None
-    if average is True:
-        return 0
-    if isinstance(average, (int, np.integer)) and average >= 1:
-        return None if int(average) == 1 else int(average)
-    raise ValueError(
-        f"average must be False (single trials), True (mean over all repetitions) or an "
-        f"integer k >= 1 (mean over groups of k repetitions); got {average!r}."
-    )
+def parse_average(average: bool, group_size: int | None) -> int | None:
+    """The repetitions averaged per sample: ``None`` for single trials, ``0`` for all, else ``k``."""
+    if not isinstance(average, (bool, np.bool_)):
+        raise ValueError(f"average is True (the mean over all repetitions) or False; got {average!r}. For the "
+                         "means of groups of k repetitions pass group_size=k.")
+    if group_size is None:
+        return 0 if average else None
+    if average:
+        raise ValueError(f"average=True (all repetitions) and group_size={group_size} (groups of {group_size}) "
+                         "contradict each other; give one of them.")
+    if isinstance(group_size, (bool, np.bool_)) or not isinstance(group_size, (int, np.integer)) or group_size < 1:
+        raise ValueError(f"group_size is the number of repetitions averaged per sample, an integer >= 1; "
+                         f"got {group_size!r}.")
+    return None if int(group_size) == 1 else int(group_size)
 
 
 def check_subjects(store: StoreLike, subjects: Sequence[str], split: str) -> list[str]:
@@ -229,10 +231,12 @@ class EEGDataset(Dataset):
         subject (in this order), then condition, then repetition.
     split : str
         ``"training"`` or ``"test"`` (any split the store holds).
-    average : bool or int, default False
+    average : bool, default False
         ``False``: one sample per trial. ``True``: one sample per condition, the mean over all
-        its repetitions (use this for the test split). ``k``: the means of consecutive groups of
-        ``k`` repetitions (``n_reps // k`` samples per condition; a remainder is dropped).
+        its repetitions (use this for the test split).
+    group_size : int, optional
+        The means of consecutive groups of ``group_size`` repetitions instead (``n_reps // k`` samples per
+        condition; a remainder is dropped); exclusive with ``average=True``.
     channels : None, "all", str or sequence of str
         Channel subset: a region preset (``"occipito-parietal"``, ``"occipital"``, ...), one
         channel name or a list of names; see :func:`eegvision.readers.channels.resolve_channels`.
@@ -258,7 +262,7 @@ class EEGDataset(Dataset):
         Concept index of every sample (for label look-ups).
     subject_index, condition_index, repetition_index : numpy.ndarray
         Per-sample position in ``subjects``, condition and repetition (``-1`` when averaged over
-        all repetitions; the group index for ``average=k``).
+        all repetitions; the group index with ``group_size``).
 
     Notes
     -----
@@ -273,7 +277,8 @@ class EEGDataset(Dataset):
         subjects: Sequence[str],
         split: str,
         *,
-        average: bool | int = False,
+        average: bool = False,
+        group_size: int | None = None,
         channels: str | Sequence[str] | None = None,
         window: tuple[float | None, float | None] | None = None,
         conditions: Sequence[int] | np.ndarray | None = None,
@@ -284,7 +289,7 @@ class EEGDataset(Dataset):
         self.split = str(split)
         self.subjects = check_subjects(store, subjects, self.split)
         self.dtype = dtype
-        self._k = parse_average(average)
+        self._k = parse_average(average, group_size)
 
         if subject_ids is None:
             subject_ids = {s: i for i, s in enumerate(self.subjects)}
@@ -329,8 +334,8 @@ class EEGDataset(Dataset):
             else:
                 if self._k > n_rep:
                     raise ValueError(
-                        f"average={self._k} but {name}/{self.split} has only {n_rep} repetitions "
-                        f"per condition; use average=True or k <= {n_rep}."
+                        f"group_size={self._k} but {name}/{self.split} has only {n_rep} repetitions "
+                        f"per condition; use average=True or group_size <= {n_rep}."
                     )
                 groups, k = n_rep // self._k, self._k
             self._layout.append((groups, k))
@@ -361,9 +366,14 @@ class EEGDataset(Dataset):
 
     # ---------------------------------------------------------------- properties and pickling
     @property
-    def average(self) -> bool | int:
-        """``False`` (single trials), ``True`` (all repetitions) or the group size ``k``."""
-        return False if self._k is None else (True if self._k == 0 else self._k)
+    def average(self) -> bool:
+        """Whether each sample is the mean over all repetitions of its condition."""
+        return self._k == 0
+
+    @property
+    def group_size(self) -> int | None:
+        """Repetitions averaged per sample in groups (None: single trials or all repetitions)."""
+        return self._k or None
 
     def __len__(self) -> int:
         return len(self.subject_index)

@@ -125,7 +125,7 @@ def to_mne_epochs(
     store: StoreLike,
     subject: str,
     split: str,
-    average: bool | int = False,
+    average: bool = False,
     channels: str | Sequence[str] | None = None,
     *,
     window: tuple[float | None, float | None] | None = None,
@@ -140,7 +140,7 @@ def to_mne_epochs(
         An opened store or in-place reader.
     subject, split : str
         Which recording, e.g. ``"sub-01"``, ``"test"``.
-    average : bool or int
+    average : bool
         As in :class:`~eegvision.data.dataset.EEGDataset`: ``True`` gives one epoch per
         condition (mean over repetitions).
     channels : str or sequence of str, optional
@@ -218,7 +218,7 @@ def _make_view_class():
         """
 
         def __init__(self, store: StoreLike, subject: str, split: str, *,
-                     average: bool | int = False, channels: Any = None, window: Any = None,
+                     average: bool = False, channels: Any = None, window: Any = None,
                      conditions: Any = None, target: str = "concept_index",
                      transform: Any = None) -> None:
             RecordDataset.__init__(self, {"subject": subject, "split": split}, transform)
@@ -289,7 +289,7 @@ def to_braindecode(
     subjects: Sequence[str],
     split: str,
     *,
-    average: bool | int = False,
+    average: bool = False,
     channels: str | Sequence[str] | None = None,
     window: tuple[float | None, float | None] | None = None,
     conditions: Sequence[int] | np.ndarray | None = None,

@@ -43,9 +43,9 @@ class RepetitionMix:
     """
 
     def __init__(self, trials: Any, seed: int = 0, concentration: float = 1.0) -> None:
-        if getattr(trials, "average", False) not in (False, None):
-            raise ValueError(f"RepetitionMix needs a single-trial dataset (average=False); got average="
-                             f"{trials.average!r}.")
+        if getattr(trials, "average", False) or getattr(trials, "group_size", None):
+            raise ValueError("RepetitionMix needs a single-trial dataset (average=False, no group_size); got "
+                             f"{trials!r}.")
         if concentration <= 0:
             raise ValueError(f"concentration must be > 0; got {concentration}.")
         self.trials, self.seed, self.concentration = trials, int(seed), float(concentration)

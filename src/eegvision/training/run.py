@@ -60,14 +60,14 @@ class TrainedRun:
         """Model id of ``subject`` (``-1``, the shared token, for subjects not seen in training)."""
         return int(self.subject_ids.get(subject, -1))
 
-    def dataset(self, store: Any, subject: str, split: str = "test", average: bool | int = True):
+    def dataset(self, store: Any, subject: str, split: str = "test", average: bool = True):
         """An :class:`~eegvision.data.dataset.EEGDataset` with this run's channels, window and subject id."""
         from eegvision.data.dataset import EEGDataset
 
         return EEGDataset(store, [subject], split, average=average, channels=self.config.channels,
                           window=self.config.window, subject_ids={subject: self.subject_id(subject)})
 
-    def embed(self, store: Any, subject: str, split: str = "test", average: bool | int = True,
+    def embed(self, store: Any, subject: str, split: str = "test", average: bool = True,
               batch_size: int = 256, device: str | None = None) -> torch.Tensor:
         """Embeddings ``(n, n_outputs)`` of one subject's ``split`` (averaged repetitions by default)."""
         from eegvision.training.module import embed_data
@@ -181,18 +181,18 @@ class RunEmbeddings:
     unit : str
         The unit whose encoder embedded them.
     split : str
-    average : bool or int
+    average : bool
     """
 
     path: Path
     embeddings: dict[str, torch.Tensor]
     unit: str
     split: str
-    average: bool | int
+    average: bool
 
 
 def embed_run(run_dir: str | os.PathLike, data: str | os.PathLike, out: str | os.PathLike, *,
-              subjects: list[str] | None = None, split: str = "test", average: bool | int = True,
+              subjects: list[str] | None = None, split: str = "test", average: bool = True,
               unit: str | None = None, device: str | None = None) -> RunEmbeddings:
     """Embed ``split`` of ``subjects`` (default: the unit's test subjects) and write a safetensors file.
 
