@@ -216,13 +216,15 @@ def test_unknown_subject_and_split_suggest_names(tmp_path):
 
 
 def test_release_pages_keeps_values(tmp_path):
+    from eegvision.utils import release_mapped_pages
+
     data = _data(4, (8, 2, 3, 10))
     raw = tmp_path / "r.bin"
     data.tofile(raw)
     mm = np.memmap(raw, dtype=np.float64, mode="r", shape=data.shape)
     blocks = [np.array(b) for _, b in store_mod._iter_chunks(mm[1:], 7, 3)]
     np.testing.assert_array_equal(np.concatenate(blocks), data[1:])
-    store_mod._release_pages(mm[2:5])
+    release_mapped_pages(mm[2:5])
     np.testing.assert_array_equal(mm, data)  # released pages are read again from the file
 
 

@@ -128,3 +128,28 @@ def save_safetensors(path: str | os.PathLike, tensors: dict, metadata: dict[str,
     with atomic_path(path, suffix=".safetensors") as tmp:
         tmp.write_bytes(len(header).to_bytes(8, "little") + header + raw[8 + n:])
     return path
+
+
+def release_mapped_pages(block: np.ndarray) -> None:
+    """Drop the pages of a memory-mapped block from this process (they stay in the page cache).
+
+    Streaming a memory-mapped 8 GB file would otherwise leave every touched page resident and
+    count towards the process's RSS.
+    """
+    import mmap
+
+    mm = getattr(block, "_mmap", None)
+    if mm is None or not hasattr(mmap, "MADV_DONTNEED") or not block.flags.c_contiguous:
+        return
+    try:
+        base = np.frombuffer(mm, dtype=np.uint8)
+        start = block.ctypes.data - base.ctypes.data
+        size = len(base)
+        del base
+        page = mmap.PAGESIZE
+        lo = max(0, (start // page) * page)
+        hi = min(size, start + block.nbytes)
+        if hi > lo:
+            mm.madvise(mmap.MADV_DONTNEED, lo, hi - lo)
+    except (ValueError, OSError, TypeError):  # pragma: no cover - best effort only
+        pass

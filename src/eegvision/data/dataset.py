@@ -493,6 +493,36 @@ class EEGDataset(Dataset):
             return {key: v[0] for key, v in batch.items()}
         return self.get_batch(index)
 
+    def iter_conditions(self, max_bytes: int = _CHUNK_BYTES) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+        """Every repetition of this dataset's conditions, in blocks of whole conditions of one subject.
+
+        Yields ``(subject_position, conditions, eeg)`` with ``eeg`` float32 ``(m, n_reps, n_chans, n_times)``
+        (channel and time selection applied; all the store's repetitions, whatever ``average``/``group_size``
+        say) for the sorted ``conditions`` ``(m,)``, subject by subject, in sample order. Each block reads about
+        ``max_bytes`` of the store through one slice of its memory map, whose pages then leave the process
+        (:func:`eegvision.utils.release_mapped_pages`), so streaming a whole split keeps the resident memory
+        near one block.
+        """
+        from eegvision.utils import release_mapped_pages
+
+        for s_pos in range(self.n_subjects):
+            arr = self._array(s_pos)
+            mine = self.subject_index == s_pos
+            conds = np.unique(self.condition_index[mine])
+            per_cond = max(1, int(np.prod(arr.shape[1:])) * arr.dtype.itemsize)
+            step = max(1, int(max_bytes) // per_cond)
+            for a in range(0, len(conds), step):
+                part = conds[a:a + step]
+                lo, hi = int(part[0]), int(part[-1]) + 1
+                span = arr[lo:hi]  # one slice of the memory map (a view)
+                raw = span if hi - lo == len(part) else span[part - lo]
+                raw = raw[:, :, :, self._time_sel]
+                if not (isinstance(self._chan_sel, slice) and self._chan_sel == slice(None)):
+                    raw = raw[:, :, self._chan_sel]
+                block = np.array(raw, dtype=np.float32)  # a copy: the pages can go
+                release_mapped_pages(span)
+                yield s_pos, part, block
+
     # ---------------------------------------------------------------- loading
     def loader(self, batch_size: int, shuffle: bool = True, seed: int = 0, drop_last: bool = False,
                num_workers: int = 0, **kwargs: Any) -> EEGLoader:

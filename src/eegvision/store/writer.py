@@ -36,7 +36,12 @@ from eegvision.store.base import (
     source_entry,
 )
 from eegvision.store.disk import _concepts_from_metadata, _read_manifest
-from eegvision.utils import sha256_file, temporary_file_beside, write_text_atomic
+from eegvision.utils import (
+    release_mapped_pages,
+    sha256_file,
+    temporary_file_beside,
+    write_text_atomic,
+)
 
 __all__ = ["StoreWriter"]
 
@@ -71,7 +76,7 @@ def _iter_chunks(data: np.ndarray, n_rows: int, rows: int):
         for start in range(0, n_rows, rows):
             block = data[start:start + rows]
             yield start, np.asarray(block)
-            _release_pages(block)
+            release_mapped_pages(block)
         return
     filename, offset = located
     buf = np.empty((min(rows, n_rows), *data.shape[1:]), dtype=data.dtype)
@@ -91,29 +96,6 @@ def _iter_chunks(data: np.ndarray, n_rows: int, rows: int):
                                      "the file is truncated.")
                 got += k
             yield start, buf[:n]
-
-
-def _release_pages(block: np.ndarray) -> None:
-    """Drop the pages of a memory-mapped block from this process (they stay in the page cache).
-
-    Streaming a memory-mapped 8 GB file would otherwise leave every touched page resident and
-    count towards the process's RSS.
-    """
-    mm = getattr(block, "_mmap", None)
-    if mm is None or not hasattr(mmap, "MADV_DONTNEED") or not block.flags.c_contiguous:
-        return
-    try:
-        base = np.frombuffer(mm, dtype=np.uint8)
-        start = block.ctypes.data - base.ctypes.data
-        size = len(base)
-        del base
-        page = mmap.PAGESIZE
-        lo = max(0, (start // page) * page)
-        hi = min(size, start + block.nbytes)
-        if hi > lo:
-            mm.madvise(mmap.MADV_DONTNEED, lo, hi - lo)
-    except (ValueError, OSError, TypeError):  # pragma: no cover - best effort only
-        pass
 
 
 class StoreWriter:

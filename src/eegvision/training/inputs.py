@@ -14,6 +14,7 @@ import numpy as np
 from eegvision.checks import check_finite
 from eegvision.store.concepts import ConceptTable
 from eegvision.training.config import FitConfig
+from eegvision.utils import release_mapped_pages
 
 __all__ = ["check_eeg_finite", "check_inputs", "load_training_features", "plan_units", "resolve_feature_paths"]
 
@@ -129,8 +130,10 @@ def check_eeg_finite(store: Any, subject: str, split: str) -> None:
     per_condition = max(1, int(np.prod(eeg.shape[1:])))
     step = max(1, _EEG_CHUNK_VALUES // per_condition)
     for start in range(0, eeg.shape[0], step):
-        chunk = np.asarray(eeg[start:start + step])
-        if chunk.dtype.kind in "fc" and not np.isfinite(chunk).all():
+        chunk = eeg[start:start + step]
+        finite = chunk.dtype.kind not in "fc" or bool(np.isfinite(chunk).all())
+        release_mapped_pages(chunk)  # a memory map's pages leave this process (they stay in the page cache)
+        if not finite:
             stop = start + len(chunk) - 1
             check_finite(f"The EEG of {subject} ({split} split, conditions {start}-{stop})", chunk,
                          hint=f"The index is (condition - {start}, repetition, channel, time). A NaN in the EEG "
