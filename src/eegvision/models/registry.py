@@ -4,7 +4,8 @@ Names
 -----
 * eegvision encoders: ``"atms"`` (ATM-S), ``"nice"``, ``"eegproject"``, ``"projector"`` (ATM's MLP
   baseline), ``"stconv"`` (eegvision's spatial-filter + temporal-convolution + MLP encoder), ``"atms50"``
-  (the 2024 temporal-attention ATM-S, for imported checkpoints). Case, ``-`` and ``_`` are ignored (``"ATM-S"`` works).
+  (the 2024 temporal-attention ATM-S, for imported checkpoints), ``"ridge"`` (a linear map fitted in closed form,
+  :mod:`eegvision.models.encoders.linear`). Case, ``-`` and ``_`` are ignored (``"ATM-S"`` works).
 * any braindecode model: ``"braindecode:EEGNet"``, ``"braindecode:ShallowFBCSPNet"``, ... A bare
   braindecode class name (``"EEGNet"``) is accepted as well.
 

@@ -17,6 +17,15 @@ Each encoder names the submodules of its parts (:meth:`EEGEncoder.module_groups`
 layers that map features to the embedding), ``encoder`` (the feature extractor: convolutions or a
 backbone), ``attention`` (transformer blocks) and ``subject`` (its :class:`SubjectEmbedding`
 tables). Fine-tuning freezes by these names (:mod:`eegvision.training.freeze`).
+
+Input whitening
+---------------
+Any encoder can carry a fixed channel-whitening matrix :math:`W` (``n_chans x n_chans``, a buffer named
+``whitener``, set with :meth:`EEGEncoder.set_whitening`): :meth:`EEGEncoder.forward` multiplies the channel axis
+of every input by it before :meth:`~EEGEncoder.embed`, so training, validation, test and any later embedding of
+new data see the same whitening. Its kind (``"mvnn"``) is recorded in ``.config`` under ``"whitening"``, so
+:meth:`EEGEncoder.from_config` rebuilds the buffer and :meth:`EEGEncoder.from_pretrained` loads its values with
+the weights. The matrix itself is estimated by whoever trains the encoder (:mod:`eegvision.training.whitening`).
 """
 
 from __future__ import annotations
@@ -31,7 +40,7 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from eegvision.checks import check_names
+from eegvision.checks import check_choice, check_finite, check_names, check_shape
 from eegvision.models.encoders.checkpoint import (
     load_checkpoint_weights,
     read_checkpoint_config,
@@ -41,6 +50,11 @@ from eegvision.models.encoders.layers import SubjectEmbedding, check_subject_ids
 
 #: The constructor arguments every encoder shares; the others are its options.
 SIGNAL_PARAMETERS = ("n_chans", "n_times", "n_outputs", "sfreq", "n_subjects")
+
+#: The kinds of input whitening an encoder can record (:meth:`EEGEncoder.set_whitening`).
+WHITENING_KINDS = ("mvnn",)
+#: The config key and buffer name of the input whitening.
+WHITENING_KEY, WHITENER_BUFFER = "whitening", "whitener"
 
 #: Encoder classes by registry name (or family name), filled as each subclass is defined.
 ENCODER_CLASSES: dict[str, type[EEGEncoder]] = {}
@@ -99,6 +113,9 @@ class EEGEncoder(nn.Module):
     encoder_modules: ClassVar[tuple[str, ...]] = ()
     #: Submodules of attention/transformer blocks.
     attention_modules: ClassVar[tuple[str, ...]] = ()
+    #: Whether the encoder is fitted in closed form (:mod:`eegvision.training.closed_form`) instead of by
+    #: gradient descent; it can still be fine-tuned by gradient afterwards.
+    closed_form: ClassVar[bool] = False
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -146,6 +163,7 @@ class EEGEncoder(nn.Module):
         True
         """
         options = dict(config)
+        whitening = options.pop(WHITENING_KEY, None)
         name = options.pop("name", None)
         if not isinstance(name, str) or not name:
             raise ValueError(f"An encoder config needs its registry 'name' (e.g. 'atms'); got the keys "
@@ -153,7 +171,10 @@ class EEGEncoder(nn.Module):
         cls, fixed = encoder_class(name)
         options.update(fixed)
         cls.check_options({k: v for k, v in options.items() if k not in SIGNAL_PARAMETERS}, name)
-        return cls(**options)
+        model = cls(**options)
+        if whitening is not None:  # the buffer's values come with the weights (from_pretrained)
+            model.set_whitening(torch.eye(model.n_chans), whitening)
+        return model
 
     def __init__(self, n_chans: int, n_times: int, n_outputs: int = 1024, sfreq: float = 250.0,
                  n_subjects: int = 1):
@@ -166,6 +187,7 @@ class EEGEncoder(nn.Module):
             raise ValueError(f"sfreq must be a positive number of Hz, got {sfreq!r}.")
         self.sfreq = float(sfreq)
         self._config: dict[str, Any] = {}
+        self._whitening: str | None = None
 
     # ------------------------------------------------------------------ config
     def _set_config(self, **options: Any) -> None:
@@ -174,6 +196,8 @@ class EEGEncoder(nn.Module):
             "n_outputs": self.n_outputs, "sfreq": self.sfreq, "n_subjects": self.n_subjects,
             **options,
         }
+        if self._whitening is not None:
+            config[WHITENING_KEY] = self._whitening
         try:
             json.dumps(config)
         except TypeError as err:
@@ -188,6 +212,36 @@ class EEGEncoder(nn.Module):
     def config_for_subjects(self, n_subjects: int) -> dict[str, Any]:
         """:attr:`config` with ``n_subjects`` subject rows (subclasses adjust options tied to it)."""
         return {**self.config, "n_subjects": int(n_subjects)}
+
+    # ------------------------------------------------------------------ input whitening
+    def set_whitening(self, matrix: torch.Tensor | Any, kind: str = "mvnn") -> None:
+        """Multiply the channel axis of every input by ``matrix`` before :meth:`embed` (see the module docstring).
+
+        Parameters
+        ----------
+        matrix : Tensor or array, shape (n_chans, n_chans)
+            The whitening matrix (for MVNN the symmetric inverse square root of the noise covariance); kept as
+            the float32 buffer ``whitener`` (saved and loaded with the weights, not trained).
+        kind : {"mvnn"}
+            Recorded in :attr:`config` as ``"whitening"``.
+        """
+        check_choice("whitening", kind, WHITENING_KINDS)
+        m = torch.as_tensor(matrix).detach().to(torch.float32)
+        check_shape("The whitening matrix", m, (self.n_chans, self.n_chans),
+                    hint=f"It acts on the encoder's {self.n_chans} input channels.")
+        check_finite("The whitening matrix", m.cpu().numpy())
+        current = self._buffers.get(WHITENER_BUFFER)
+        if current is None:
+            self.register_buffer(WHITENER_BUFFER, m.clone())
+        else:
+            current.copy_(m)
+        self._whitening = kind
+        if self._config:
+            self._config[WHITENING_KEY] = kind
+
+    def whitening_matrix(self) -> torch.Tensor | None:
+        """The input whitening matrix ``(n_chans, n_chans)`` applied in :meth:`forward`, or None."""
+        return self._buffers.get(WHITENER_BUFFER)
 
     # ------------------------------------------------------------------ parameter groups
     def subject_tables(self) -> dict[str, SubjectEmbedding]:
@@ -233,6 +287,9 @@ class EEGEncoder(nn.Module):
         check_subject_ids(subject_ids, x.shape[0])
         if subject_ids is not None and subject_ids.device != x.device:
             subject_ids = subject_ids.to(x.device)
+        whitener = self._buffers.get(WHITENER_BUFFER)
+        if whitener is not None:
+            x = torch.matmul(whitener.to(x.dtype), x)
         return self.embed(x, subject_ids)
 
     def embed(self, x: torch.Tensor, subject_ids: torch.Tensor | None) -> torch.Tensor:
