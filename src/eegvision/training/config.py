@@ -19,6 +19,8 @@ from eegvision.checks import check_choice, check_list, check_names, check_positi
 PROTOCOLS = ("within", "loso", "joint")
 SELECTIONS = ("val_top1", "val_loss")
 PRECISIONS = ("32", "32-true", "16-mixed", "bf16-mixed")
+#: Input noise whitening of ``FitConfig.whiten`` (:mod:`eegvision.training.whitening`).
+WHITENINGS = ("mvnn",)
 #: The k values evaluated by default (ATM's 2-, 4-, 10-, 50-, 100- and 200-way); see :func:`eval_ks_for`.
 DEFAULT_EVAL_KS = (2, 4, 10, 50, 100, 200)
 
@@ -50,7 +52,15 @@ class FitConfig:
         trains on ``train_subjects`` or, if empty, every other subject of the data.
         ``joint``: all subjects trained together (per-sample subject ids) and tested each.
     encoder : str
-        Encoder name of ``eegvision.models.list_models()``; ``encoder_options`` go to its constructor.
+        Encoder name of ``eegvision.models.list_models()``; ``encoder_options`` go to its constructor. A
+        closed-form encoder (``ridge``) is solved instead of trained (:mod:`eegvision.training.closed_form`): it
+        fits one row per training condition (the mean of its repetitions, whatever ``average_train`` says), all
+        training concepts, and chooses its penalty by cross-validation over held-out concepts; the optimiser,
+        epoch, ``val_fraction`` and ``selection`` settings do not apply to it.
+    whiten : {None, "mvnn"}
+        Noise whitening of the input channels for any encoder: the MVNN matrix (inverse square root of the
+        Ledoit–Wolf covariance of the residuals around the condition means) of the fitting training conditions
+        only, stored in the encoder and applied in its forward pass (:mod:`eegvision.training.whitening`).
     objective : {"retrieval", "generation"}
         See :mod:`eegvision.training.losses`.
     features_train, features_test : str, optional
@@ -88,6 +98,7 @@ class FitConfig:
     train_subjects: list[str] = field(default_factory=list)
     encoder: str = "atms"
     encoder_options: dict[str, Any] = field(default_factory=dict)
+    whiten: str | None = None
     objective: str = "retrieval"
     features_train: str | None = None
     features_test: str | None = None
@@ -143,6 +154,12 @@ class FitConfig:
         if self.average_train and self.mix_repetitions:
             raise ValueError("average_train and mix_repetitions exclude each other: the first trains on the mean "
                              "of the repetitions, the second on random mixtures of them; choose one.")
+        if self.whiten is not None:
+            check_choice("whiten", self.whiten, WHITENINGS, "Leave it out (None) for no whitening.")
+        if self.mix_repetitions and is_closed_form(self.encoder):
+            raise ValueError(f"mix_repetitions draws random mixtures of repetitions every epoch; encoder "
+                             f"{self.encoder!r} is fitted in closed form on each condition's mean repetition. Drop "
+                             "--mix-repetitions.")
         if self.reference:
             self._apply_reference()
         if not 0 < self.val_fraction < 1:
@@ -203,6 +220,17 @@ class FitConfig:
         """Fields whose values differ (``{name: (self, other)}``), ignoring ``ignore``."""
         a, b = self.to_dict(), other.to_dict()
         return {k: (a[k], b[k]) for k in a if k not in ignore and a[k] != b[k]}
+
+
+def is_closed_form(encoder: str) -> bool:
+    """Whether the encoder named ``encoder`` is fitted in closed form (``ridge``); False for unknown names."""
+    from eegvision.models.registry import resolve_name
+
+    try:
+        cls, _ = resolve_name(encoder)
+    except ValueError:
+        return False
+    return bool(getattr(cls, "closed_form", False))
 
 
 def eval_ks_for(ks: list[int], n_candidates: int) -> list[int]:

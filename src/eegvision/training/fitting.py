@@ -14,6 +14,9 @@ The run folder (config, units, checkpoints, history, encoder, test embeddings, m
 and read by :class:`~eegvision.training.rundir.RunFolder`. With one unit the run folder *is* the
 unit; with several, units are ``RUN/<unit>/`` and ``RUN/metrics.{json,csv}`` concatenates their rows.
 
+Closed-form encoders (``ridge``) are solved instead of trained, into the same unit folder
+(:mod:`eegvision.training.closed_form`; penalty by cross-validation over held-out training concepts).
+
 Model selection uses the held-out training-concept validation split (``val_top1``, the
 200-way top-1 on averaged validation trials, or ``val_loss``); the test set is evaluated once,
 at the end, for the selected model. ``report_test_curve`` additionally records per-epoch
@@ -30,7 +33,8 @@ from pathlib import Path
 
 from eegvision.data import sources
 from eegvision.evaluation.results import headline
-from eegvision.training.config import FitConfig
+from eegvision.training.closed_form import fit_closed_form_unit
+from eegvision.training.config import FitConfig, is_closed_form
 from eegvision.training.inputs import (
     check_inputs,
     load_training_features,
@@ -155,9 +159,9 @@ def fit(config: FitConfig, out: str | os.PathLike, *, resume: bool = False) -> F
             run.write_config(config, names, paths, concepts=tables, data=config.data)
 
         all_rows: list[dict] = []
+        fit_one = fit_closed_form_unit if is_closed_form(config.encoder) else fit_unit
         for unit, folder in zip(units, run.planned_units(names)):
-            all_rows += fit_unit(config, store, unit, folder, train_feats, test_feats, resume=resume,
-                                 primary=primary)
+            all_rows += fit_one(config, store, unit, folder, train_feats, test_feats, resume=resume, primary=primary)
     except BaseException:
         if primary and not run.has_checkpoints():
             _remove_new_files(run, existed, before)

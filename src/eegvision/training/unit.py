@@ -116,9 +116,17 @@ def _datasets(config: FitConfig, store: Any, unit: dict) -> dict[str, Any]:
         train = RepetitionMix(train, seed=config.seed)
     val = EEGDataset(store, unit["train_subjects"], "training", average=True,
                      conditions=split.val_conditions, subject_ids=train_ids, **common)
-    test = {s: EEGDataset(store, [s], "test", average=True, subject_ids={s: train_ids.get(s, -1)}, **common)
-            for s in unit["test_subjects"]}
+    test = make_test_datasets(config, store, unit, train_ids)
     return {"train": train, "val": val, "test": test, "split": split, "subject_ids": train_ids}
+
+
+def make_test_datasets(config: FitConfig, store: Any, unit: dict, train_ids: dict[str, int]) -> dict[str, Any]:
+    """``{subject: averaged test EEGDataset}`` of the unit's test subjects (unseen subjects get id ``-1``)."""
+    from eegvision.data.dataset import EEGDataset
+
+    return {s: EEGDataset(store, [s], "test", average=True, subject_ids={s: train_ids.get(s, -1)},
+                          channels=config.channels, window=config.window)
+            for s in unit["test_subjects"]}
 
 
 def make_encoder(config: FitConfig, data: dict[str, Any], n_outputs: int, **options: Any) -> Any:
@@ -238,7 +246,13 @@ def fit_unit(config: FitConfig, store: Any, unit: dict, folder: UnitFolder, trai
     with quiet_lightning(not config.progress):
         pl.seed_everything(config.seed, workers=True, verbose=False)
         data = _datasets(config, store, unit)
-        module = build_module(config, data, train_feats, test_feats)
+        encoder = make_encoder(config, data, train_feats.dim)
+        if config.whiten is not None:  # from the fitting conditions only (training/whitening.py)
+            from eegvision.training.whitening import noise_whitener
+
+            encoder.set_whitening(noise_whitener(store, unit["train_subjects"], data["split"].train_conditions,
+                                                 channels=config.channels, window=config.window), config.whiten)
+        module = build_module(config, data, train_feats, test_feats, encoder=encoder)
         if primary:
             write_unit_config(config, unit, folder, data, train_feats, test_feats, encoder=module.encoder)
         trained = train_and_select(config, module, folder, resume=resume)
@@ -249,11 +263,13 @@ def fit_unit(config: FitConfig, store: Any, unit: dict, folder: UnitFolder, trai
 
 
 def write_unit_config(config: FitConfig, unit: dict, folder: UnitFolder, data: dict, train_feats: Any,
-                      test_feats: Any, *, encoder: Any = None) -> None:
+                      test_feats: Any, *, encoder: Any = None, data_extra: dict | None = None) -> None:
     """Describe the unit in its ``config.json``: config, plan, subject ids, data and features; for an encoder
     that addresses its subject table by the reference's rule, also ``reference_subject_rows`` (each subject's
-    row, ``null`` for the shared token)."""
+    row, ``null`` for the shared token). ``data`` may lack ``val`` and ``split`` (closed-form fits, which
+    cross-validate instead); ``data_extra`` adds to the data description."""
     train = data["train"]
+    val, split = data.get("val"), data.get("split")
     rows = getattr(encoder, "reference_rows", lambda: None)()
     extra = {} if rows is None else {"reference_subject_rows": rows}
     folder.write_config({**extra,
@@ -263,9 +279,10 @@ def write_unit_config(config: FitConfig, unit: dict, folder: UnitFolder, data: d
         "data": {"path": str(config.data), "n_chans": train.n_chans, "n_times": train.n_times,
                  "sfreq": train.sfreq, "ch_names": list(train.ch_names),
                  "times": [float(train.times[0]), float(train.times[-1])],
-                 "n_train": len(train), "n_val": len(data["val"]),
-                 "n_val_conditions": int(len(data["split"].val_conditions)),
-                 "average_train": config.average_train, "mix_repetitions": config.mix_repetitions},
+                 "n_train": len(train), "n_val": len(val) if val is not None else 0,
+                 "n_val_conditions": int(len(split.val_conditions)) if split is not None else 0,
+                 "average_train": config.average_train, "mix_repetitions": config.mix_repetitions,
+                 **(data_extra or {})},
         "features": {"train": dict(train_feats.metadata), "test": dict(test_feats.metadata),
                      "dim": train_feats.dim},
     })
@@ -274,9 +291,23 @@ def write_unit_config(config: FitConfig, unit: dict, folder: UnitFolder, data: d
 def finish_unit(config: FitConfig, unit: dict, folder: UnitFolder, module: ContrastiveModule, data: dict,
                 test_feats: Any, history: list[dict], selected_epoch: int) -> list[dict]:
     """Save the selected encoder and its test embeddings, evaluate them; write metrics and selection."""
+    extra = {}
+    curve = [r["test_top1_curve"] for r in history if r.get("test_top1_curve") is not None]
+    if curve:
+        extra["best_epoch_on_test_top1"] = float(max(curve))
+    rows = save_and_evaluate(config, folder, module.encoder, data, test_feats, extra)
+    folder.write_selection({"selected_epoch": selected_epoch, "selection": config.selection,
+                            "best_val": _best_val(history, config.selection)})
+    return rows
+
+
+def save_and_evaluate(config: FitConfig, folder: UnitFolder, encoder: Any, data: dict, test_feats: Any,
+                      extra: dict | None = None) -> list[dict]:
+    """Save ``encoder`` into ``folder``, embed the averaged test sets of ``data["test"]`` with it, evaluate
+    them against ``test_feats`` (result columns ``extra`` added) and write the embeddings and metrics."""
     from eegvision.evaluation.embeddings import evaluate_embeddings
 
-    encoder = module.encoder.cpu().eval()
+    encoder = encoder.cpu().eval()
     folder.save_encoder(encoder)
     embeds = {}
     for subject, ds in data["test"].items():
@@ -287,18 +318,12 @@ def finish_unit(config: FitConfig, unit: dict, folder: UnitFolder, module: Contr
     folder.write_test_embeddings(embeds, {
         "eegvision_version": __version__, "encoder": config.encoder, "rows": "test condition order",
         "subject_ids": json.dumps({s: d.subject_ids[s] for s, d in data["test"].items()})})
-    extra = {}
-    curve = [r["test_top1_curve"] for r in history if r.get("test_top1_curve") is not None]
-    if curve:
-        extra["best_epoch_on_test_top1"] = float(max(curve))
     rows = []
     for subject, emb in embeds.items():
-        info = run_info(config, subject, len(data["train"]), data["train"].n_chans, test_feats) | extra
+        info = run_info(config, subject, len(data["train"]), data["train"].n_chans, test_feats) | (extra or {})
         rows += evaluate_embeddings(emb, test_feats.image, test_feats.text, ks=eval_ks_for(config.eval_ks, len(emb)),
                                     tops=config.eval_tops, methods=config.eval_methods, seed=config.seed, info=info)
     folder.write_metrics(rows)
-    folder.write_selection({"selected_epoch": selected_epoch, "selection": config.selection,
-                            "best_val": _best_val(history, config.selection)})
     return rows
 
 
