@@ -116,7 +116,10 @@ def fit_cmd(
     ctx: typer.Context,
     data: str = typer.Option(..., "--data", help="Store directory or THINGS-EEG2 folder (read in place)."),
     subject: str = typer.Option(None, "--subject", help="Subject(s), comma-separated (LOSO: held-out ones)."),
-    encoder: str = typer.Option(None, "--encoder", help="Encoder name (atms, nice, eegproject, braindecode:EEGNet)."),
+    encoder: str = typer.Option(None, "--encoder", help="Encoder name (atms, nice, eegproject, ridge, "
+                                "braindecode:EEGNet; `eegvision models` lists them)."),
+    whiten: str = typer.Option(None, "--whiten", help="Noise whitening of the input channels: mvnn (from the "
+                               "training repetitions' residuals; stored in the encoder)."),
     out: Path = typer.Option(..., "--out", help="Run directory to create (or to resume)."),
     features_train: str = typer.Option(None, "--features-train", help=_COMMON_HELP["features_train"]),
     features_test: str = typer.Option(None, "--features-test", help=_COMMON_HELP["features_test"]),
@@ -160,12 +163,13 @@ def fit_cmd(
     """Train an EEG encoder against CLIP features; select on held-out training concepts; evaluate on test.
 
     Example: eegvision fit --data store/ --subject sub-01 --encoder atms --out runs/atms-sub-01
+    Example: eegvision fit --data store/ --subject sub-01 --encoder ridge --whiten mvnn --out runs/ridge-sub-01
     """
     from eegvision.training.fitting import fit
 
     with user_errors():
         fields = _config_fields(
-            data=data, subjects=split_list(subject), encoder=encoder, features_train=features_train,
+            data=data, subjects=split_list(subject), encoder=encoder, whiten=whiten, features_train=features_train,
             features_test=features_test, features_normalized=features_normalized, objective=objective,
             protocol=protocol, epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay,
             schedule=schedule, seed=seed, average_train=average_train, mix_repetitions=mix_repetitions,

@@ -26,7 +26,7 @@ are projected onto their top ``r`` principal directions :math:`V_r` (eigenvector
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -212,7 +212,8 @@ class _KernelSolver:
         xt -= mu
         return xt, mu
 
-    def fold_predictions(self, f: int, va: np.ndarray, alphas: list[float], rank: int | None) -> list[np.ndarray]:
+    def fold_predictions(self, f: int, va: np.ndarray, alphas: list[float], rank: int | None) -> Iterator[np.ndarray]:
+        """Predictions for the held-out rows ``va`` of fold ``f``, one penalty at a time."""
         tr = np.setdiff1d(np.arange(len(self.x)), va)
         xc, mu = self._centred(tr)
         ybar = self.y[tr].mean(0)
@@ -220,15 +221,14 @@ class _KernelSolver:
         s = np.clip(s, 0.0, None)
         uty = u.T @ (self.y[tr] - ybar)
         kvu = ((np.asarray(self.x[va], np.float64) - mu) @ xc.T) @ u
-        out = []
+        del xc
         for a in alphas:
             c = uty / (s + a)[:, None]
             pred = kvu @ c
             vr = _top_directions(c.T @ (c * (s ** 2)[:, None]), rank)  # (K A)^T (K A) with K = U diag(s) U^T
             if vr is not None:
                 pred = (pred @ vr) @ vr.T
-            out.append(pred + ybar)
-        return out
+            yield pred + ybar
 
     def refit(self, alpha: float, rank: int | None) -> tuple[np.ndarray, np.ndarray]:
         xc, mu = self._centred(np.arange(len(self.x)))
@@ -285,21 +285,20 @@ class _PrimalSolver:
         sxy = self.sxy[keep].sum(0) - n * np.outer(mu, ybar)
         return sxx, sxy, mu + self.m0, ybar
 
-    def fold_predictions(self, f: int, va: np.ndarray, alphas: list[float], rank: int | None) -> list[np.ndarray]:
+    def fold_predictions(self, f: int, va: np.ndarray, alphas: list[float], rank: int | None) -> Iterator[np.ndarray]:
+        """Predictions for the held-out rows ``va`` of fold ``f``, one penalty at a time."""
         sxx, sxy, mu, ybar = self._train_stats(f)
         lam, v = np.linalg.eigh(sxx)
         lam = np.clip(lam, 0.0, None)
         c = v.T @ sxy
         z = (np.asarray(self.x[va], np.float64) - mu) @ v
-        out = []
         for a in alphas:
             ca = c / (lam + a)[:, None]
             pred = z @ ca
             vr = _top_directions(ca.T @ (ca * lam[:, None]), rank)  # W^T S W with W = V diag(1/(lam+a)) V^T S_xy
             if vr is not None:
                 pred = (pred @ vr) @ vr.T
-            out.append(pred + ybar)
-        return out
+            yield pred + ybar
 
     def refit(self, alpha: float, rank: int | None) -> tuple[np.ndarray, np.ndarray]:
         sxx, sxy, mu, ybar = self._train_stats(None)
