@@ -161,3 +161,29 @@ def test_closed_form_run_equals_ridgecv_on_its_design(tmp_path, monkeypatch):
         alphas.index(sel["alpha"])])
     desc = json.loads((run.path / "config.json").read_text())
     assert desc["data"]["form"] == "kernel" and desc["data"]["n_train"] == 48 and desc["data"]["whiten"] is None
+
+
+def test_a_fitted_ridge_fine_tunes_by_gradient_with_its_preprocessing_fixed():
+    """The solution is one nn.Linear: a gradient step moves exactly its weight and bias (by the hand-computed MSE
+    gradient), while the whitening, mean and scale buffers stay as fitted."""
+    rng = np.random.default_rng(2)
+    enc = create_encoder("ridge", n_chans=2, n_times=8, n_outputs=3, sfreq=100.0, decim=4, whiten=True)
+    enc.set_whitening(np.array([[2.0, 0.5], [0.5, 1.0]]))
+    enc.set_solution(rng.standard_normal(4), np.full(4, 2.0), rng.standard_normal((4, 3)), rng.standard_normal(3))
+    assert [n for n, _ in enc.named_parameters()] == ["linear.weight", "linear.bias"]
+    assert enc.module_groups()["head"] == ["linear"]
+    buffers = {k: v.clone() for k, v in enc.named_buffers()}
+    x, y = torch.randn(5, 2, 8), torch.randn(5, 3)
+    z = ((enc.bin_times(enc.whitening_matrix() @ x) - enc.feature_mean) / enc.feature_scale).numpy()
+    w0, b0 = enc.linear.weight.detach().numpy().copy(), enc.linear.bias.detach().numpy().copy()
+    resid = z @ w0.T + b0 - y.numpy()  # d/dW of mean over rows of the summed squared error: 2/n resid^T z
+    opt = torch.optim.SGD(enc.parameters(), lr=0.1)
+    loss = ((enc(x) - y) ** 2).sum(1).mean()
+    loss.backward()
+    opt.step()
+    np.testing.assert_allclose(enc.linear.weight.detach().numpy(), w0 - 0.1 * 2 / 5 * resid.T @ z, rtol=1e-5,
+                               atol=1e-6)
+    np.testing.assert_allclose(enc.linear.bias.detach().numpy(), b0 - 0.1 * 2 / 5 * resid.sum(0), rtol=1e-5,
+                               atol=1e-6)
+    for k, v in enc.named_buffers():
+        assert torch.equal(v, buffers[k]), k
