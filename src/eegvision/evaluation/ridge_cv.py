@@ -4,9 +4,9 @@ For a design :math:`X` (rows × features) and targets :math:`Y` (rows × outputs
 centred (as ``fit_intercept=True`` does) and the ridge solutions for all penalties :math:`\alpha` come from one
 symmetric eigendecomposition per fold:
 
-* **kernel form** (rows < features): :math:`K = X_c X_c^\top = U \operatorname{diag}(s) U^\top`, predictions
+* **kernel form** (a fold's training rows < features): :math:`K = X_c X_c^\top = U \operatorname{diag}(s) U^\top`, predictions
   :math:`\hat Y_v = K_{vc}\, U \operatorname{diag}(1/(s+\alpha))\, U^\top Y_c + \bar y`;
-* **primal form** (rows ≥ features): the sufficient statistics :math:`X^\top X`, :math:`X^\top Y`, :math:`\sum x`,
+* **primal form** (otherwise): the sufficient statistics :math:`X^\top X`, :math:`X^\top Y`, :math:`\sum x`,
   :math:`\sum y` of each fold are accumulated in float64 from float32 chunks of rows (about ``chunk_rows`` at a
   time); a fold's training part is the total minus the fold, :math:`X_c^\top X_c = V \operatorname{diag}(\lambda)
   V^\top`, :math:`W(\alpha) = V \operatorname{diag}(1/(\lambda+\alpha)) V^\top X_c^\top Y_c`.
@@ -171,7 +171,7 @@ def ridge_cv(x: np.ndarray, y: np.ndarray, groups: np.ndarray, alphas: Sequence[
     fold_of = np.empty(n, dtype=np.int64)
     for f, va in enumerate(folds):
         fold_of[va] = f
-    form = "kernel" if n < p else "primal"
+    form = "kernel" if n - min(len(va) for va in folds) < p else "primal"  # a fold's training rows vs features
     solver = _KernelSolver(x, y) if form == "kernel" else _PrimalSolver(x, y, fold_of, n_splits, chunk_rows)
 
     fold_scores: dict[str, list[list[float]]] = {k: [] for k in SCORES}
@@ -201,7 +201,8 @@ def _train_mse(x: np.ndarray, y: np.ndarray, coef: np.ndarray, intercept: np.nda
 
 
 class _KernelSolver:
-    """Rows < features: every fold from the centred Gram matrix of its training rows (``n_train x n_train``)."""
+    """A fold's training rows < features: every fold from the centred Gram matrix of its training rows
+    (``n_train x n_train``)."""
 
     def __init__(self, x: np.ndarray, y: np.ndarray) -> None:
         self.x, self.y = x, y
@@ -243,7 +244,7 @@ class _KernelSolver:
 
 
 class _PrimalSolver:
-    """Rows >= features: per-fold sufficient statistics, accumulated in float64 from float32 chunks of rows.
+    """Otherwise: per-fold sufficient statistics, accumulated in float64 from float32 chunks of rows.
 
     Rows are shifted by the overall mean ``m0`` before accumulating, so the centring of each fold's training
     part (``S - n mu mu^T`` with the small shifted mean ``mu``) loses no precision.

@@ -11,8 +11,8 @@ What a closed-form unit fits on
 * **Penalty**: K-fold cross-validation (``cv`` folds of scikit-learn's ``GroupKFold``) grouped by concept over
   *all* training conditions, the concepts of the usual validation split included: every fold holds out whole
   concepts, as the test does, so no separate validation split is needed
-  (:func:`eegvision.evaluation.ridge_cv.ridge_cv`; kernel form when rows < features, streamed per-fold sufficient
-  statistics otherwise). The model is then refitted on all rows.
+  (:func:`eegvision.evaluation.ridge_cv.ridge_cv`; kernel form when a fold's training rows are fewer than the
+  features, streamed per-fold sufficient statistics otherwise). The model is then refitted on all rows.
 * **Whitening** (``whiten`` option or ``FitConfig.whiten="mvnn"``): the MVNN matrix of the training conditions'
   residuals (:mod:`eegvision.training.whitening`), estimated once from the same single pass over the store and
   used in every fold (the residuals around condition means carry noise, not the stimulus).
@@ -132,6 +132,7 @@ def fit_closed_form_unit(config: FitConfig, store: Any, unit: dict, folder: Unit
 
     x, w = read_design(train, encoder.decim, encoder.whiten)
     mean, scale = standardize(x)
+    read_s = time.perf_counter() - start
     y = train_feats.image.numpy()[train.condition_index].astype(np.float64)
     res = ridge_cv(x, y, train.concepts, encoder.alphas, n_splits=encoder.cv, scoring=encoder.scoring,
                    rank=encoder.rank, chunk_rows=ROW_CHUNK)
@@ -156,6 +157,7 @@ def fit_closed_form_unit(config: FitConfig, store: Any, unit: dict, folder: Unit
         "cv_scores": res.scores, "cv_fold_scores": res.fold_scores, "form": res.form, "n_rows": res.n_rows,
         "n_features": res.n_features, "rank": res.rank, "decim": encoder.decim,
         "whiten": "mvnn" if w is not None else None, "train_mse": res.train_mse, "fit_s": round(fit_s, 3),
+        "read_s": round(read_s, 3), "solve_s": round(fit_s - read_s, 3),
         "note": "history columns: train_loss and val_loss are mean squared errors (summed over outputs) of the "
                 "refitted model and of the cross-validation at the chosen penalty",
     })
