@@ -109,6 +109,10 @@ def test_default_alphas_and_refusals():
     x, y, groups = _problem(30, 5)
     with pytest.raises(ValueError, match="needs at least 12 training concepts; the data has 10. Use fewer folds"):
         ridge_cv(x, y, groups, [1.0], n_splits=12)
+    with pytest.raises(ValueError, match=r"ridge_cv's y has shape \(29, 6\); expected \(30, outputs\)"):
+        ridge_cv(x, y[1:], groups, [1.0])
+    with pytest.raises(ValueError, match="scoring must be one of top1, r2; got 'acc'"):
+        ridge_cv(x, y, groups, [1.0], scoring="acc")
     for opts, msg in (({"decim": 0}, "decim"), ({"scoring": "top5"}, "scoring must be one of top1, r2"),
                       ({"alphas": [1.0, -2.0]}, "positive penalties"), ({"cv": 1}, "cv"),
                       ({"rank": 9}, "rank"), ({"whiten": "yes"}, "whiten must be true or false")):

@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from eegvision.checks import check_choice, check_shape
 from eegvision.evaluation.linear import topk_from_scores
 
 __all__ = ["RidgeCVResult", "default_alphas", "ridge_cv"]
@@ -129,9 +130,9 @@ def _top_directions(gram: np.ndarray, rank: int | None) -> np.ndarray | None:
 
 
 def _check(x: np.ndarray, y: np.ndarray, groups: np.ndarray, n_splits: int) -> None:
-    if x.ndim != 2 or y.ndim != 2 or len(x) != len(y) or len(groups) != len(x):
-        raise ValueError(f"ridge_cv needs x (rows, features), y (rows, outputs) and one group per row; got x "
-                         f"{x.shape}, y {y.shape}, groups {np.shape(groups)}.")
+    check_shape("ridge_cv's x", x, ("rows", "features"))
+    check_shape("ridge_cv's y", y, (len(x), "outputs"), "Give one target row per row of x.")
+    check_shape("ridge_cv's groups", groups, (len(x),), "Give the group (concept) of every row of x.")
     n_groups = len(np.unique(groups))
     if n_groups < n_splits:
         raise ValueError(f"Cross-validation with {n_splits} folds holds out whole concepts and needs at least "
@@ -160,8 +161,7 @@ def ridge_cv(x: np.ndarray, y: np.ndarray, groups: np.ndarray, alphas: Sequence[
     """
     from sklearn.model_selection import GroupKFold
 
-    if scoring not in ("top1", "r2"):
-        raise ValueError(f"scoring must be one of top1, r2; got {scoring!r}.")
+    check_choice("scoring", scoring, ("top1", "r2"))
     y = np.asarray(y, dtype=np.float64)
     groups = np.asarray(groups)
     _check(x, y, groups, n_splits)
