@@ -136,6 +136,8 @@ def fit_cmd(
                                          help="Train on random mixtures of each condition's repetitions."),
     channels: str = typer.Option(None, "--channels", help="Region (occipito-parietal) or names (O1,Oz,O2)."),
     window: str = typer.Option(None, "--window", help="Time window TMIN,TMAX in seconds."),
+    align: str = typer.Option(None, "--align", help="Per-subject alignment: euclidean (each subject's channels "
+                              "whitened by its own mean covariance, from its training split; for loso/joint)."),
     val_fraction: float = typer.Option(None, "--val-fraction", help="Fraction of training concepts held out."),
     selection: str = typer.Option(None, "--selection", help="val_top1 (default) or val_loss."),
     report_test_curve: bool = typer.Option(None, "--report-test-curve",
@@ -169,7 +171,8 @@ def fit_cmd(
             features_test=features_test, features_normalized=features_normalized, objective=objective,
             protocol=protocol, epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay,
             schedule=schedule, seed=seed, average_train=average_train, mix_repetitions=mix_repetitions,
-            channels=channels, window=window, val_fraction=val_fraction, selection=selection, report_test_curve=report_test_curve,
+            channels=channels, window=window, align=align, val_fraction=val_fraction, selection=selection,
+            report_test_curve=report_test_curve,
             same_concept_positives=same_concept_positives, reference_loss=reference_loss, reference=reference,
             encoder_options=parse_options(encoder_option) or None, devices=devices, strategy=strategy,
             accelerator=accelerator, precision=precision, num_workers=num_workers,
@@ -311,7 +314,7 @@ FIT_DEFAULTS = {
     "encoder": "atms", "objective": "retrieval", "protocol": "within", "epochs": 40, "batch_size": 64,
     "lr": 0.0003, "weight_decay": 0.01, "schedule": "none", "seed": 0, "val_fraction": 0.05,
     "selection": "val_top1", "average_train": "single-trials", "mix_repetitions": "off",
-    "channels": "all channels", "window": "the whole epoch", "report_test_curve": "off",
+    "channels": "all channels", "window": "the whole epoch", "align": "no alignment", "report_test_curve": "off",
     "same_concept_positives": "off", "reference_loss": "off", "devices": 1, "strategy": "auto",
     "accelerator": "auto", "precision": "32", "num_workers": 0,
 }

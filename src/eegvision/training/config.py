@@ -66,6 +66,11 @@ class FitConfig:
         Channel subset (region name such as ``"occipito-parietal"``, or names).
     window : tuple of float, optional
         Time window in seconds ``(tmin, tmax)``.
+    align : {None, "euclidean"}
+        Per-subject Euclidean alignment (:mod:`eegvision.data.alignment`): every subject's channels are
+        whitened by its own mean spatial covariance, computed from its training-split trials without labels
+        (a held-out subject's too, never its test EEG); the matrices are recorded in the unit folder and
+        reused by ``evaluate``/``embed``. For cross-subject protocols (``loso``, ``joint``).
     val_fraction : float
         Fraction of the training concepts held out for validation/model selection.
     selection : {"val_top1", "val_loss"}
@@ -96,6 +101,7 @@ class FitConfig:
     mix_repetitions: bool = False
     channels: str | list[str] | None = None
     window: list[float] | None = None
+    align: str | None = None
     epochs: int = 40
     batch_size: int = 64
     lr: float = 3e-4
@@ -151,6 +157,10 @@ class FitConfig:
             self.window = [float(v) for v in self.window]
             if len(self.window) != 2 or self.window[0] >= self.window[1]:
                 raise ValueError(f"window must be (tmin, tmax) with tmin < tmax, got {self.window}.")
+        if self.align is not None:
+            from eegvision.data.alignment import ALIGNMENTS
+
+            check_choice("align", self.align, ALIGNMENTS)
 
     def _apply_reference(self) -> None:
         """Set what ``reference=True`` implies; refuse settings that contradict it."""

@@ -68,6 +68,7 @@ _ENCODER = "encoder"
 _LAST_CHECKPOINT = "last.ckpt"  # Lightning's name for ModelCheckpoint(save_last=True)
 _BEST_CHECKPOINT = "best-{epoch:03d}"  # ModelCheckpoint's filename template (it adds .ckpt)
 _TEST_EMBEDDINGS = "test_embeddings.safetensors"
+_ALIGNMENT = "alignment.safetensors"
 _FEATURE_CACHE = "features"
 _PRIOR = "prior"
 _CAPTIONER = "captioner"
@@ -252,6 +253,24 @@ class UnitFolder(_Folder):
                                     "with `eegvision fit --resume`.")
         return load_safetensors(self.test_embeddings_path, "Test embeddings",
                                 "Write them again with `eegvision evaluate RUN` after `eegvision fit --resume`.")
+
+    def write_alignment(self, matrices: Mapping[str, Any], method: str) -> None:
+        """Write the per-subject alignment matrices ``{subject: (C, C)}`` the unit used (``alignment.safetensors``)."""
+        import torch
+
+        save_safetensors(self.path / _ALIGNMENT,
+                         {s: torch.as_tensor(m, dtype=torch.float64) for s, m in sorted(matrices.items())},
+                         {"method": method, "computed_from": "each subject's training split, no labels"})
+
+    def read_alignment(self) -> dict[str, Any]:
+        """``{subject: (C, C) float64 array}`` written by :meth:`write_alignment` (``{}`` when there is none)."""
+        from eegvision.tensorfiles import load_safetensors
+
+        path = self.path / _ALIGNMENT
+        if not path.is_file():
+            return {}
+        return {s: t.numpy() for s, t in load_safetensors(path, "Alignment matrices",
+                                                          "Train the run again with `eegvision fit`.").items()}
 
     def read_finetune_record(self) -> dict:
         """``finetune.json`` of a fine-tuned run."""

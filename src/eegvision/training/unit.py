@@ -101,6 +101,20 @@ def torch_load_checkpoint(path: str | os.PathLike) -> dict:
                       trusted=True)
 
 
+def aligned_store(config: FitConfig, store: Any, unit: dict, folder: UnitFolder | None = None) -> Any:
+    """``store`` wrapped in the per-subject alignment of ``config.align`` (unchanged when it is ``None``); the
+    matrices of the unit's training and test subjects are written to ``folder`` (main process)."""
+    if config.align is None:
+        return store
+    from eegvision.data.alignment import AlignedStore, alignment_matrices
+
+    subjects = list(dict.fromkeys([*unit["train_subjects"], *unit["test_subjects"]]))
+    matrices = alignment_matrices(store, subjects, config.align)
+    if folder is not None:
+        folder.write_alignment(matrices, config.align)
+    return AlignedStore(store, matrices)
+
+
 def _datasets(config: FitConfig, store: Any, unit: dict) -> dict[str, Any]:
     from eegvision.data.dataset import EEGDataset
     from eegvision.data.splits import validation_split
@@ -237,6 +251,7 @@ def fit_unit(config: FitConfig, store: Any, unit: dict, folder: UnitFolder, trai
     folder.path.mkdir(parents=True, exist_ok=True)
     with quiet_lightning(not config.progress):
         pl.seed_everything(config.seed, workers=True, verbose=False)
+        store = aligned_store(config, store, unit, folder if primary else None)
         data = _datasets(config, store, unit)
         module = build_module(config, data, train_feats, test_feats)
         if primary:
