@@ -171,9 +171,8 @@ def test_fit_with_ema_and_augmentation_saves_the_selected_average(problem, tmp_p
 
 def test_ensemble_embedding_is_the_mean_of_its_members_normalised_embeddings(problem, tmp_path, monkeypatch,
                                                                              one_torch_thread):
-    from eegvision.training.run import load_run
-
     from eegvision.data import splits
+    from eegvision.training.run import load_run
 
     store, data = problem
     patch_open_data(monkeypatch, store)
