@@ -200,3 +200,17 @@ def test_ensemble_embedding_is_the_mean_of_its_members_normalised_embeddings(pro
     assert sel["member_epochs"] == [m.read_selection()["selected_epoch"] for m in members]
     assert 0 <= sel["val_top1"] <= 1 and json.loads(unit.config_path.read_text())["fit"]["ensemble"] == 2
     assert result.rows[0]["top1"] == pytest.approx(json.loads((unit.path / "metrics.json").read_text())["rows"][0]["top1"])
+
+
+def test_resume_with_ema_and_augmentations_is_identical_to_uninterrupted(problem, tmp_path, monkeypatch,
+                                                                         one_torch_thread):
+    store, data = problem
+    patch_open_data(monkeypatch, store)
+    cfg = _config(data, epochs=2, ema_decay=0.7, time_shift=2, amplitude_scale=0.1, channel_dropout=0.1, noise=0.2)
+    full = fit(cfg, tmp_path / "full").path
+    fit(cfg.replace(epochs=1), tmp_path / "part")
+    part = fit(cfg, tmp_path / "part", resume=True).path
+    wa, wb = load_file(str(full / "encoder" / "model.safetensors")), load_file(str(part / "encoder" / "model.safetensors"))
+    for k in wa:
+        torch.testing.assert_close(wa[k], wb[k], rtol=0, atol=0)
+    assert (full / "history.csv").read_text() == (part / "history.csv").read_text()

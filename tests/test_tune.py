@@ -75,11 +75,14 @@ def test_tune_is_seeded_resumes_to_the_same_trials_and_fit_config_reproduces_the
     assert again.fit_config().differences(cfg, ignore=frozenset({"progress"})) == {}
     assert again.unit().read_metrics() == RunFolder.open(resumed.best_run).unit().read_metrics()
     assert again.unit().read_history() == RunFolder.open(resumed.best_run).unit().read_history()
-    res = runner.invoke(app, ["fit", "--config", str(resumed.best_config_path), "--out", str(tmp_path / "other"),
-                              "--epochs", "3", "--seed", "4", "--quiet"])
-    assert res.exit_code == 0, res.output
-    other = RunFolder.open(tmp_path / "other").fit_config()
+    from eegvision.cli.decode_cmds import _build_config
+
+    other = _build_config(None, {"epochs": 3, "seed": 4, "progress": False}, resumed.best_config_path)
     assert other.differences(cfg, ignore=frozenset({"progress"})) == {"epochs": (3, cfg.epochs), "seed": (4, 0)}
+
+    # with its time budget spent, a resumed search starts no trial and reports the study as it stands
+    spent = tune(base, tmp_path / "a", n_trials=10, timeout_s=1e-9, space=space, seed=5)
+    assert _trials(spent) == _trials(resumed)
 
     # another base config, space or seed is refused clearly
     with pytest.raises(FileExistsError, match=r"holds a search with another setup \(base config lr: 0.0003 -> 0.1\)"):
@@ -107,6 +110,16 @@ def test_tune_space_and_config_files_refuse_bad_input(tmp_path):
         FitConfig.from_file(tmp_path / "bad.json")
     with pytest.raises(FileNotFoundError, match="Config file .*nothing.json does not exist"):
         FitConfig.from_file(tmp_path / "nothing.json")
+    # options given beside the file replace its values; encoder options are added to the file's (same encoder)
+    from eegvision.cli.decode_cmds import _build_config
+
+    c2 = FitConfig(data="d", subjects=["sub-01"], encoder="stconv", encoder_options={"hidden": 64}, mix_repetitions=True)
+    c2.to_file(tmp_path / "c2.json")
+    got = _build_config(None, {"encoder_options": {"dropout": 0.1}, "average_train": True, "noise": 0.3},
+                        tmp_path / "c2.json")
+    assert (got.encoder_options, got.average_train, got.mix_repetitions, got.noise) == (
+        {"hidden": 64, "dropout": 0.1}, True, False, 0.3)
+    assert _build_config(None, {"encoder": "nice"}, tmp_path / "c2.json").encoder_options == {}
     res = runner.invoke(app, ["fit", "--config", str(tmp_path / "c.json"), "--preset", "nice", "--out",
                               str(tmp_path / "r")])
     assert res.exit_code == 2 and "Give --config FILE or --preset nice, not both" in res.output
