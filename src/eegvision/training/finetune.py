@@ -351,6 +351,7 @@ def finetune(parent: str | os.PathLike | None, config: FinetuneConfig, out: str 
         eval_ks=list(config.eval_ks or base.eval_ks), eval_methods=list(config.eval_methods or base.eval_methods),
         accelerator=config.accelerator, devices=1, strategy="auto", preset=None, report_test_curve=False,
         mix_repetitions=False,  # budgets count single trials (or averaged conditions); mixing is not applied
+        ensemble=1,  # a parent ensemble is fine-tuned as one model (its EnsembleEncoder)
     )
     if encoder is None and _takes_channel_names(cfg.encoder):
         cfg = cfg.replace(encoder_options={"ch_names": list(pool.ch_names), **cfg.encoder_options})

@@ -115,12 +115,15 @@ def aligned_store(config: FitConfig, store: Any, unit: dict, folder: UnitFolder 
     return AlignedStore(store, matrices)
 
 
-def _datasets(config: FitConfig, store: Any, unit: dict) -> dict[str, Any]:
+def _datasets(config: FitConfig, store: Any, unit: dict, split_seed: int | None = None) -> dict[str, Any]:
+    """The unit's training, validation and test data; the validation split is drawn with ``split_seed``
+    (default ``config.seed``; an ensemble's members share their run's)."""
     from eegvision.data.dataset import EEGDataset
     from eegvision.data.splits import validation_split
 
     train_ids = {s: i for i, s in enumerate(unit["train_subjects"])}
-    split = validation_split(store, "training", fraction=config.val_fraction, seed=config.seed)
+    split = validation_split(store, "training", fraction=config.val_fraction,
+                             seed=config.seed if split_seed is None else split_seed)
     common = {"channels": config.channels, "window": config.window}
     train = EEGDataset(store, unit["train_subjects"], "training", average=config.average_train,
                        conditions=split.train_conditions, subject_ids=train_ids, **common)
@@ -170,12 +173,20 @@ def build_module(config: FitConfig, data: dict[str, Any], train_feats: Any, test
     if config.reference_loss and isinstance(enc_scale, torch.nn.Parameter):
         objective.logit_scale.log_scale = enc_scale  # the reference trains the encoder's own raw logit_scale
     n_val_images = len(np.unique(data["split"].val_conditions))
+    from eegvision.data.augment import Augment
+
+    if config.time_shift >= data["train"].n_times:
+        raise ValueError(f"time_shift={config.time_shift} samples is not shorter than the epochs "
+                         f"({data['train'].n_times} samples); choose a shift below {data['train'].n_times}.")
+    augment = Augment(time_shift=config.time_shift, amplitude_scale=config.amplitude_scale,
+                      channel_dropout=config.channel_dropout, noise=config.noise, seed=config.seed)
     return ContrastiveModule(
         encoder, objective, train_feats.image, train_feats.text,
         train_data=data["train"], val_data=data["val"], test_data=data["test"], test_image_features=test_feats.image,
         batch_size=config.batch_size, lr=config.lr, weight_decay=config.weight_decay, schedule=config.schedule,
         decay_all_parameters=config.reference, seed=config.seed, num_workers=config.num_workers, report_test_curve=config.report_test_curve,
-        val_k=min(200, n_val_images),
+        val_k=min(200, n_val_images), augment=augment, ema_decay=config.ema_decay, patience=config.patience,
+        monitor=config.selection,
     )
 
 
@@ -238,13 +249,15 @@ def train_and_select(config: FitConfig, module: ContrastiveModule, folder: UnitF
     best = Path(ckpt.best_model_path) if ckpt.best_model_path else last
     state = torch_load_checkpoint(best)
     module.load_state_dict(state["state_dict"])
+    module.adopt_ema()  # with ema_decay, the selected epoch's averaged weights become the encoder
     return list(module.history), int(state.get("epoch", -1))
 
 
 def fit_unit(config: FitConfig, store: Any, unit: dict, folder: UnitFolder, train_feats: Any, test_feats: Any,
-             *, resume: bool = False, primary: bool = True) -> list[dict]:
+             *, resume: bool = False, primary: bool = True, callbacks: Sequence[Callback] = ()) -> list[dict]:
     """Train one fresh model for ``unit`` (its plan), keep the validation-selected epoch, save and evaluate it
-    into ``folder``.
+    into ``folder``; ``callbacks`` are added to the trainer's. (``fit`` trains seed ensembles with
+    :func:`eegvision.training.ensemble.fit_ensemble`.)
 
     Returns the result rows (empty on non-primary DDP processes).
     """
@@ -256,7 +269,7 @@ def fit_unit(config: FitConfig, store: Any, unit: dict, folder: UnitFolder, trai
         module = build_module(config, data, train_feats, test_feats)
         if primary:
             write_unit_config(config, unit, folder, data, train_feats, test_feats, encoder=module.encoder)
-        trained = train_and_select(config, module, folder, resume=resume)
+        trained = train_and_select(config, module, folder, callbacks, resume=resume)
         if trained is None:
             return []
         history, selected_epoch = trained
@@ -287,8 +300,11 @@ def write_unit_config(config: FitConfig, unit: dict, folder: UnitFolder, data: d
 
 
 def finish_unit(config: FitConfig, unit: dict, folder: UnitFolder, module: ContrastiveModule, data: dict,
-                test_feats: Any, history: list[dict], selected_epoch: int) -> list[dict]:
-    """Save the selected encoder and its test embeddings, evaluate them; write metrics and selection."""
+                test_feats: Any, history: list[dict], selected_epoch: int,
+                selection: dict | None = None) -> list[dict]:
+    """Save the selected encoder (``module.encoder``) and its test embeddings, evaluate them; write metrics and
+    ``selection.json`` (selected epoch, rule, best validation value, the selected epoch's ``val_top1``; entries of
+    ``selection`` replace or add to these)."""
     from eegvision.evaluation.embeddings import evaluate_embeddings
 
     encoder = module.encoder.cpu().eval()
@@ -312,8 +328,11 @@ def finish_unit(config: FitConfig, unit: dict, folder: UnitFolder, module: Contr
         rows += evaluate_embeddings(emb, test_feats.image, test_feats.text, ks=eval_ks_for(config.eval_ks, len(emb)),
                                     tops=config.eval_tops, methods=config.eval_methods, seed=config.seed, info=info)
     folder.write_metrics(rows)
+    chosen = [r.get("val_top1") for r in history if r.get("epoch") is not None and int(r["epoch"]) == selected_epoch]
     folder.write_selection({"selected_epoch": selected_epoch, "selection": config.selection,
-                            "best_val": _best_val(history, config.selection)})
+                            "best_val": _best_val(history, config.selection),
+                            "val_top1": float(chosen[0]) if chosen and chosen[0] is not None else None,
+                            **(selection or {})})
     return rows
 
 

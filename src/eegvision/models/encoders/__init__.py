@@ -8,6 +8,7 @@ from eegvision.models.encoders.atms50 import ATMS50Encoder
 from eegvision.models.encoders.base import ENCODER_CLASSES, EEGEncoder
 from eegvision.models.encoders.braindecode_head import BraindecodeEncoder
 from eegvision.models.encoders.eegproject import EEGProjectEncoder
+from eegvision.models.encoders.ensemble import EnsembleEncoder
 from eegvision.models.encoders.nice import NICEEncoder
 from eegvision.models.encoders.projector import ProjectorEncoder
 from eegvision.models.encoders.stconv import STConvEncoder
@@ -19,6 +20,7 @@ __all__ = [
     "BraindecodeEncoder",
     "EEGEncoder",
     "EEGProjectEncoder",
+    "EnsembleEncoder",
     "NICEEncoder",
     "ProjectorEncoder",
     "STConvEncoder",
