@@ -159,4 +159,4 @@ def test_check_file(tmp_path):
 
 def test_docstring_examples_hold():
     result = doctest.testmod(checks)
-    assert result.attempted == 7 and result.failed == 0
+    assert result.attempted == 9 and result.failed == 0

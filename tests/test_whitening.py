@@ -123,7 +123,7 @@ def test_whitening_refusals(tmp_path, monkeypatch):
 
     with pytest.raises(ValueError, match="whiten must be one of mvnn; got 'zca'"):
         FitConfig(data="x", subjects=["sub-01"], whiten="zca")
-    with pytest.raises(ValueError, match="'ridge' is fitted in closed form .* Drop --mix-repetitions"):
+    with pytest.raises(ValueError, match="'ridge' is fitted in closed form .* mix_repetitions cannot apply"):
         FitConfig(data="x", subjects=["sub-01"], encoder="ridge", mix_repetitions=True)
     store, data = make_problem(tmp_path, n_subjects=1, n_train_concepts=10, train_reps=1)
     patch_open_data(monkeypatch, store)
@@ -139,3 +139,40 @@ def test_whitening_refusals(tmp_path, monkeypatch):
     assert "whitening" not in enc.config
     enc.set_whitening(np.eye(6) * 2)
     assert enc.config["whitening"] == "mvnn"
+
+
+def test_whitening_with_ensembles_alignment_and_closed_form_refusals(tmp_path, monkeypatch):
+    """Each member of a seed ensemble carries the same fitting-conditions whitener; a ridge unit with Euclidean
+    alignment whitens the aligned data (hand: align each trial by the recorded matrix, then MVNN) and its test
+    embeddings are its encoder on the aligned test averages; gradient-only options are refused for ridge."""
+    from decode_helpers import make_problem, patch_open_data
+
+    from eegvision.data.splits import validation_split
+    from eegvision.training.run import load_run
+
+    store, data = make_problem(tmp_path, n_subjects=1, n_train_concepts=20, images_per_concept=2, n_test=10)
+    patch_open_data(monkeypatch, store)
+    ens = load_run(fit(FitConfig(data=str(data), subjects=["sub-01"], encoder="eegproject", whiten="mvnn", epochs=1,
+                                 batch_size=32, val_fraction=0.2, ensemble=2, eval_ks=[2], eval_methods=["exact"]),
+                       tmp_path / "ens").path)
+    fitting = validation_split(store, "training", fraction=0.2, seed=0).train_conditions
+    w_hand = _hand_whitener(store.array("sub-01", "training")[fitting].astype(np.float64))
+    assert len(ens.encoder.members) == 2
+    for member in ens.encoder.members:
+        np.testing.assert_allclose(member.whitening_matrix().numpy(), w_hand, rtol=1e-4, atol=1e-5)
+
+    run = load_run(fit(FitConfig(data=str(data), subjects=["sub-01"], encoder="ridge", whiten="mvnn",
+                                 align="euclidean", eval_ks=[2], eval_methods=["exact"],
+                                 encoder_options={"cv": 3, "decim": 4}), tmp_path / "ridge").path)
+    a = run.folder.read_alignment()["sub-01"]
+    train = store.array("sub-01", "training").astype(np.float64)
+    np.testing.assert_allclose(run.encoder.whitening_matrix().numpy(), _hand_whitener(np.matmul(a, train)),
+                               rtol=1e-4, atol=1e-5)
+    test_avg = np.matmul(a, store.array("sub-01", "test").astype(np.float64).mean(1)).astype(np.float32)
+    with torch.no_grad():
+        torch.testing.assert_close(run.encoder(torch.from_numpy(test_avg)),
+                                   run.folder.read_test_embeddings()["sub-01"], rtol=1e-4, atol=1e-5)
+
+    with pytest.raises(ValueError, match=r"'ridge' is fitted in closed form .* time_shift, ensemble cannot apply to "
+                                         r"it\. Drop --time-shift, --ensemble\.$"):
+        FitConfig(data="x", subjects=["sub-01"], encoder="ridge", ensemble=3, time_shift=5)

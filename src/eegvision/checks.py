@@ -24,10 +24,12 @@ __all__ = [
     "check_dtype",
     "check_file",
     "check_finite",
+    "check_int",
     "check_list",
     "check_name",
     "check_names",
     "check_positive",
+    "check_range",
     "check_shape",
     "close_matches",
     "name_error",
@@ -264,3 +266,40 @@ def check_file(path: str | os.PathLike, what: str, how_to_make: str) -> Path:
         state = "is a folder, not a file" if p.is_dir() else "does not exist"
         raise FileNotFoundError(f"{what} {p} {state}. {how_to_make}")
     return p
+
+
+def check_int(name: str, value: Any, minimum: int | None = None, hint: str = "") -> int:
+    """``int(value)`` if ``value`` is a whole number (not a bool) of at least ``minimum``, else a ``ValueError``.
+
+    Examples
+    --------
+    >>> check_int("patience", 2.5, minimum=1)
+    Traceback (most recent call last):
+    ...
+    ValueError: patience must be a whole number of 1 or more; got 2.5.
+    """
+    whole = isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+    if not whole or (minimum is not None and value < minimum):
+        bound = "" if minimum is None else f" of {minimum} or more"
+        raise ValueError(f"{name} must be a whole number{bound}; got {show(value)}." + (f" {hint}" if hint else ""))
+    return int(value)
+
+
+def check_range(name: str, value: Any, low: float, high: float, *, include_low: bool = True,
+                include_high: bool = False, hint: str = "") -> float:
+    """``float(value)`` if it is a number between ``low`` and ``high``, else a ``ValueError`` naming the interval.
+
+    Examples
+    --------
+    >>> check_range("channel_dropout", 1.0, 0.0, 1.0)
+    Traceback (most recent call last):
+    ...
+    ValueError: channel_dropout must be a number in [0, 1); got 1.0.
+    """
+    ok = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_)) \
+        and np.isfinite(value) and (value >= low if include_low else value > low) \
+        and (value <= high if include_high else value < high)
+    if not ok:
+        interval = f"{'[' if include_low else '('}{low:g}, {high:g}{']' if include_high else ')'}"
+        raise ValueError(f"{name} must be a number in {interval}; got {show(value)}." + (f" {hint}" if hint else ""))
+    return float(value)

@@ -47,10 +47,31 @@ def _config_fields(**given) -> dict:
     return fields
 
 
-def _build_config(preset: str | None, fields: dict):
+def _build_config(preset: str | None, fields: dict, config_file: Path | None = None):
+    """The FitConfig of ``fields`` (the options given) over a preset or a config file (``--config``).
+
+    With ``--config FILE`` the file's values are the base and every option given on the command line replaces
+    its value; ``--encoder-option`` pairs are added to the file's encoder options (all of them replace the file's
+    when ``--encoder`` names another encoder).
+    """
     from eegvision.training.config import FitConfig
     from eegvision.training.presets import preset_config
 
+    if config_file is not None:
+        if preset:
+            raise ValueError(f"Give --config FILE or --preset {preset}, not both: the file is a whole config "
+                             "(a preset's values are recorded in it when it came from one).")
+        base = FitConfig.from_file(config_file).to_dict()
+        if "encoder_options" in fields and fields.get("encoder", base["encoder"]) == base["encoder"]:
+            fields["encoder_options"] = {**base["encoder_options"], **fields["encoder_options"]}
+        elif "encoder" in fields and fields["encoder"] != base["encoder"] and "encoder_options" not in fields:
+            fields["encoder_options"] = {}
+        merged = {**base, **fields}
+        if "average_train" in fields and fields["average_train"] and "mix_repetitions" not in fields:
+            merged["mix_repetitions"] = False  # --average-train given over a file that mixes repetitions
+        if "mix_repetitions" in fields and fields["mix_repetitions"] and "average_train" not in fields:
+            merged["average_train"] = False
+        return FitConfig.from_dict(merged)
     return preset_config(preset, **fields) if preset else FitConfig(**fields)
 
 
@@ -114,7 +135,10 @@ def _interrupted(ctx: typer.Context, out: Path) -> None:
 
 def fit_cmd(
     ctx: typer.Context,
-    data: str = typer.Option(..., "--data", help="Store directory or THINGS-EEG2 folder (read in place)."),
+    data: str = typer.Option(None, "--data", help="Store directory or THINGS-EEG2 folder (read in place); "
+                             "required unless the --config file gives it."),
+    config_file: Path = typer.Option(None, "--config", help="A FitConfig file (JSON, e.g. a tune folder's "
+                                     "best_config.json, or TOML); options given beside it replace its values."),
     subject: str = typer.Option(None, "--subject", help="Subject(s), comma-separated (LOSO: held-out ones)."),
     encoder: str = typer.Option(None, "--encoder", help="Encoder name (atms, nice, eegproject, ridge, "
                                 "braindecode:EEGNet; `eegvision models` lists them)."),
@@ -135,10 +159,26 @@ def fit_cmd(
     seed: int = typer.Option(None, "--seed"),
     average_train: bool = typer.Option(None, "--average-train/--single-trials",
                                        help="Train on repetition-averaged trials or single trials."),
-    mix_repetitions: bool = typer.Option(None, "--mix-repetitions",
+    mix_repetitions: bool = typer.Option(None, "--mix-repetitions/--no-mix-repetitions",
                                          help="Train on random mixtures of each condition's repetitions."),
+    time_shift: int = typer.Option(None, "--time-shift", min=0, help="Augmentation: largest random time shift "
+                                   "in samples (zero-padded, not circular); 0: off."),
+    amplitude_scale: float = typer.Option(None, "--amplitude-scale", min=0, help="Augmentation: sd of the log of "
+                                          "a random per-trial amplitude factor; 0: off."),
+    channel_dropout: float = typer.Option(None, "--channel-dropout", help="Augmentation: probability of zeroing "
+                                          "each channel of a training trial; 0: off."),
+    noise: float = typer.Option(None, "--noise", min=0, help="Augmentation: sd of added Gaussian noise relative "
+                                "to the batch's sd; 0: off."),
+    patience: int = typer.Option(None, "--patience", min=1, help="Early stopping: stop after this many epochs "
+                                 "without a better validation score (the best epoch stays selected)."),
+    ema_decay: float = typer.Option(None, "--ema-decay", help="Select and save an exponential moving average of "
+                                    "the weights with this decay per step (e.g. 0.999)."),
+    ensemble: int = typer.Option(None, "--ensemble", min=1, help="Train this many models (seeds SEED, SEED+1, "
+                                 "...) and average their normalised embeddings."),
     channels: str = typer.Option(None, "--channels", help="Region (occipito-parietal) or names (O1,Oz,O2)."),
     window: str = typer.Option(None, "--window", help="Time window TMIN,TMAX in seconds."),
+    align: str = typer.Option(None, "--align", help="Per-subject alignment: euclidean (each subject's channels "
+                              "whitened by its own mean covariance, from its training split; for loso/joint)."),
     val_fraction: float = typer.Option(None, "--val-fraction", help="Fraction of training concepts held out."),
     selection: str = typer.Option(None, "--selection", help="val_top1 (default) or val_loss."),
     report_test_curve: bool = typer.Option(None, "--report-test-curve",
@@ -164,6 +204,7 @@ def fit_cmd(
 
     Example: eegvision fit --data store/ --subject sub-01 --encoder atms --out runs/atms-sub-01
     Example: eegvision fit --data store/ --subject sub-01 --encoder ridge --whiten mvnn --out runs/ridge-sub-01
+    Example: eegvision fit --config tune/best_config.json --out runs/tuned
     """
     from eegvision.training.fitting import fit
 
@@ -173,13 +214,19 @@ def fit_cmd(
             features_test=features_test, features_normalized=features_normalized, objective=objective,
             protocol=protocol, epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay,
             schedule=schedule, seed=seed, average_train=average_train, mix_repetitions=mix_repetitions,
-            channels=channels, window=window, val_fraction=val_fraction, selection=selection, report_test_curve=report_test_curve,
+            time_shift=time_shift, amplitude_scale=amplitude_scale, channel_dropout=channel_dropout, noise=noise,
+            patience=patience, ema_decay=ema_decay, ensemble=ensemble,
+            channels=channels, window=window, align=align, val_fraction=val_fraction, selection=selection,
+            report_test_curve=report_test_curve,
             same_concept_positives=same_concept_positives, reference_loss=reference_loss, reference=reference,
             encoder_options=parse_options(encoder_option) or None, devices=devices, strategy=strategy,
             accelerator=accelerator, precision=precision, num_workers=num_workers,
         )
         fields["progress"] = not quiet
-        cfg = _build_config(preset, fields)
+        cfg = _build_config(preset, fields, config_file)
+        if not cfg.data:
+            raise ValueError("No data: pass --data DATA (a store or THINGS-EEG2 folder), or a --config file that "
+                             "sets data.")
         try:
             result = fit(cfg, out, resume=resume)
         except KeyboardInterrupt:
@@ -315,8 +362,11 @@ FIT_DEFAULTS = {
     "encoder": "atms", "objective": "retrieval", "protocol": "within", "epochs": 40, "batch_size": 64,
     "lr": 0.0003, "weight_decay": 0.01, "schedule": "none", "seed": 0, "val_fraction": 0.05,
     "selection": "val_top1", "average_train": "single-trials", "mix_repetitions": "off",
-    "channels": "all channels", "window": "the whole epoch", "report_test_curve": "off",
-    "same_concept_positives": "off", "reference_loss": "off", "devices": 1, "strategy": "auto",
+    "channels": "all channels", "window": "the whole epoch", "align": "no alignment", "report_test_curve": "off",
+    "same_concept_positives": "off", "reference_loss": "off", "time_shift": 0, "amplitude_scale": 0.0,
+    "channel_dropout": 0.0, "noise": 0.0, "patience": "no early stopping", "ema_decay": "no averaging",
+    "ensemble": 1,
+    "devices": 1, "strategy": "auto",
     "accelerator": "auto", "precision": "32", "num_workers": 0,
 }
 

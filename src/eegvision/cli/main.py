@@ -22,6 +22,7 @@ from eegvision.cli import (
     recon_cmds,
     simulate_cmds,
     text_cmds,
+    tune_cmds,
     world_cmds,
 )
 from eegvision.cli._apps import convert_app, preprocess_app, prior_app
@@ -50,7 +51,7 @@ def _root(
 
 for _module in (
     convert_cmds, meg_cmds, simulate_cmds, features_cmds, decode_cmds, recon_cmds, text_cmds, analysis_cmds,
-    demo_cmds, world_cmds, finetune_cmds, import_cmds, list_cmds,
+    demo_cmds, world_cmds, finetune_cmds, import_cmds, list_cmds, tune_cmds,
 ):
     _module.register(app)
 

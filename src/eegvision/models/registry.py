@@ -39,7 +39,7 @@ def _normalise(name: str) -> str:
 
 def _plain_encoders() -> dict[str, type[EEGEncoder]]:
     """Registered classes without variants (eegvision's own encoders), by normalised name, sorted."""
-    return {_normalise(n): c for n, c in sorted(ENCODER_CLASSES.items()) if not c.has_variants}
+    return {_normalise(n): c for n, c in sorted(ENCODER_CLASSES.items()) if not c.has_variants and c.listed}
 
 
 def list_models(braindecode: bool = True) -> list[str]:

@@ -98,7 +98,10 @@ def build_run_report(run_dir: str | Path, report_dir: str | Path | None = None, 
     for u in units:
         s = u.read_selection()
         if s:
-            sel.append("<tr>" + _td(u.name) + _td(s.get("selection", "")) + _td(s.get("selected_epoch", ""), "")
+            epoch = s.get("selected_epoch", "")
+            if epoch is None and s.get("member_epochs") is not None:  # a seed ensemble: each member's epoch
+                epoch = "members: " + ", ".join(str(e) for e in s["member_epochs"])
+            sel.append("<tr>" + _td(u.name) + _td(s.get("selection", "")) + _td(epoch, "")
                        + _num(s.get("best_val"), f"selection/{u.name}/best_val") + "</tr>")
     if sel:
         parts.append("<h2>Model selection</h2>" + _table(["unit", "rule", "selected epoch", "best value"], sel))

@@ -28,6 +28,7 @@ and ``selection.json`` (the chosen penalty, the grid, every CV score, the form) 
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -39,6 +40,7 @@ from eegvision.progress import track
 from eegvision.training.config import FitConfig
 from eegvision.training.rundir import UnitFolder
 from eegvision.training.unit import (
+    aligned_store,
     make_encoder,
     make_test_datasets,
     save_and_evaluate,
@@ -111,11 +113,13 @@ def standardize(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def fit_closed_form_unit(config: FitConfig, store: Any, unit: dict, folder: UnitFolder, train_feats: Any,
-                         test_feats: Any, *, resume: bool = False, primary: bool = True) -> list[dict]:
+                         test_feats: Any, *, resume: bool = False, primary: bool = True,
+                         callbacks: Sequence[Any] = ()) -> list[dict]:
     """Solve ``config.encoder`` for ``unit`` and write the unit folder (see the module docstring).
 
-    ``resume`` is accepted for symmetry with :func:`~eegvision.training.unit.fit_unit` (a closed-form fit is
-    recomputed; same inputs, same result). Returns the result rows (empty on non-primary processes).
+    ``resume`` and ``callbacks`` are accepted for symmetry with :func:`~eegvision.training.unit.fit_unit` (a
+    closed-form fit is recomputed — same inputs, same result — and has no trainer). With ``config.align`` the
+    store is aligned first, as for trained units. Returns the result rows (empty on non-primary processes).
     """
     from eegvision.data.dataset import EEGDataset
 
@@ -124,6 +128,7 @@ def fit_closed_form_unit(config: FitConfig, store: Any, unit: dict, folder: Unit
     start = time.perf_counter()
     folder.path.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(config.seed)
+    store = aligned_store(config, store, unit, folder)
     train_ids = {s: i for i, s in enumerate(unit["train_subjects"])}
     train = EEGDataset(store, unit["train_subjects"], "training", average=True, subject_ids=train_ids,
                        channels=config.channels, window=config.window)

@@ -14,7 +14,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from eegvision.checks import check_choice, check_list, check_names, check_positive
+from eegvision.checks import (
+    check_choice,
+    check_file,
+    check_int,
+    check_list,
+    check_names,
+    check_positive,
+    check_range,
+)
 
 PROTOCOLS = ("within", "loso", "joint")
 SELECTIONS = ("val_top1", "val_loss")
@@ -56,7 +64,8 @@ class FitConfig:
         closed-form encoder (``ridge``) is solved instead of trained (:mod:`eegvision.training.closed_form`): it
         fits one row per training condition (the mean of its repetitions, whatever ``average_train`` says), all
         training concepts, and chooses its penalty by cross-validation over held-out concepts; the optimiser,
-        epoch, ``val_fraction`` and ``selection`` settings do not apply to it.
+        epoch, early-stopping, EMA, ``val_fraction`` and ``selection`` settings do not apply to it, and
+        repetition mixing, augmentations and ensembles are refused.
     whiten : {None, "mvnn"}
         Noise whitening of the input channels for any encoder: the MVNN matrix (inverse square root of the
         Ledoit–Wolf covariance of the residuals around the condition means) of the fitting training conditions
@@ -76,6 +85,11 @@ class FitConfig:
         Channel subset (region name such as ``"occipito-parietal"``, or names).
     window : tuple of float, optional
         Time window in seconds ``(tmin, tmax)``.
+    align : {None, "euclidean"}
+        Per-subject Euclidean alignment (:mod:`eegvision.data.alignment`): every subject's channels are
+        whitened by its own mean spatial covariance, computed from its training-split trials without labels
+        (a held-out subject's too, never its test EEG); the matrices are recorded in the unit folder and
+        reused by ``evaluate``/``embed``. For cross-subject protocols (``loso``, ``joint``).
     val_fraction : float
         Fraction of the training concepts held out for validation/model selection.
     selection : {"val_top1", "val_loss"}
@@ -90,6 +104,24 @@ class FitConfig:
         logit scale, no MSE term; the retrieval objective), and weight decay on every parameter, 1-D ones and
         the logit scale included. Its batch size is the default, 64; a preset that sets another keeps it.
         Only for encoders that have a reference mode (atms, nice, projector).
+    time_shift, amplitude_scale, channel_dropout, noise : int, float, float, float
+        Augmentations of the training batches (never of validation or test data), all off at 0; see
+        :mod:`eegvision.data.augment`. ``time_shift``: largest shift in samples, zero-padded (not circular);
+        ``amplitude_scale``: sd of the log of a per-sample amplitude factor (log-normal); ``channel_dropout``:
+        probability of zeroing each channel of a sample; ``noise``: sd of added Gaussian noise relative to the
+        batch's sd. Their draws are seeded from ``(seed, epoch, batch index)``, whatever ``num_workers``.
+    patience : int, optional
+        Early stopping: stop when the selection metric (``selection``) has not improved for ``patience``
+        validations (epochs); the selected epoch stays the best validation one. ``None``: train all ``epochs``.
+    ema_decay : float, optional
+        Keep an exponential moving average of the weights, ``ema = d * ema + (1 - d) * weights`` after every
+        optimiser step (starting from the initial weights; buffers too); validation, selection and the saved
+        encoder use the averaged weights. ``None``: off.
+    ensemble : int
+        Train ``ensemble`` models with seeds ``seed .. seed + ensemble - 1`` (same validation split, the one
+        of ``seed``), each selected on validation; the unit's encoder averages their L2-normalised embeddings
+        (:class:`eegvision.models.encoders.ensemble.EnsembleEncoder`). Members are kept as units of their own
+        under the unit's ``members/`` folder (see :mod:`eegvision.training.rundir`). 1: one model.
     """
 
     data: str = ""
@@ -105,8 +137,16 @@ class FitConfig:
     features_normalized: bool | None = None
     average_train: bool = False
     mix_repetitions: bool = False
+    time_shift: int = 0
+    amplitude_scale: float = 0.0
+    channel_dropout: float = 0.0
+    noise: float = 0.0
+    patience: int | None = None
+    ema_decay: float | None = None
+    ensemble: int = 1
     channels: str | list[str] | None = None
     window: list[float] | None = None
+    align: str | None = None
     epochs: int = 40
     batch_size: int = 64
     lr: float = 3e-4
@@ -156,10 +196,9 @@ class FitConfig:
                              "of the repetitions, the second on random mixtures of them; choose one.")
         if self.whiten is not None:
             check_choice("whiten", self.whiten, WHITENINGS, "Leave it out (None) for no whitening.")
-        if self.mix_repetitions and is_closed_form(self.encoder):
-            raise ValueError(f"mix_repetitions draws random mixtures of repetitions every epoch; encoder "
-                             f"{self.encoder!r} is fitted in closed form on each condition's mean repetition. Drop "
-                             "--mix-repetitions.")
+        self._validate_regularisation()
+        if is_closed_form(self.encoder):
+            self._validate_closed_form()
         if self.reference:
             self._apply_reference()
         if not 0 < self.val_fraction < 1:
@@ -168,6 +207,37 @@ class FitConfig:
             self.window = [float(v) for v in self.window]
             if len(self.window) != 2 or self.window[0] >= self.window[1]:
                 raise ValueError(f"window must be (tmin, tmax) with tmin < tmax, got {self.window}.")
+        if self.align is not None:
+            from eegvision.data.alignment import ALIGNMENTS
+
+            check_choice("align", self.align, ALIGNMENTS)
+
+    def _validate_regularisation(self) -> None:
+        """Check the augmentation, early-stopping, weight-averaging and ensemble options."""
+        check_int("time_shift", self.time_shift, minimum=0, hint="It is the largest shift in samples (0: off).")
+        check_range("amplitude_scale", self.amplitude_scale, 0.0, float("inf"),
+                    hint="It is the standard deviation of the log amplitude factor (0: off).")
+        check_range("channel_dropout", self.channel_dropout, 0.0, 1.0,
+                    hint="It is the probability of zeroing a channel (0: off).")
+        check_range("noise", self.noise, 0.0, float("inf"),
+                    hint="It is the noise standard deviation relative to the batch's (0: off).")
+        if self.patience is not None:
+            check_int("patience", self.patience, minimum=1, hint="Give None (null) to train every epoch.")
+        if self.ema_decay is not None:
+            check_range("ema_decay", self.ema_decay, 0.0, 1.0, include_low=False,
+                        hint="Typical values are 0.99 to 0.9999; give None (null) for no weight averaging.")
+        check_int("ensemble", self.ensemble, minimum=1, hint="It is the number of models averaged (1: one model).")
+
+    def _validate_closed_form(self) -> None:
+        """Refuse the options a closed-form fit (``ridge``) cannot honour: it has no epochs or batches to mix,
+        augment or ensemble over (optimiser, epoch and early-stopping settings are not used either)."""
+        given = [name for name, off in (("mix_repetitions", False), ("time_shift", 0), ("amplitude_scale", 0.0),
+                                         ("channel_dropout", 0.0), ("noise", 0.0), ("ensemble", 1))
+                 if getattr(self, name) != off]
+        if given:
+            raise ValueError(f"Encoder {self.encoder!r} is fitted in closed form on each training condition's mean "
+                             f"repetition, without epochs or batches; {', '.join(given)} cannot apply to it. Drop "
+                             f"{', '.join('--' + g.replace('_', '-') for g in given)}.")
 
     def _apply_reference(self) -> None:
         """Set what ``reference=True`` implies; refuse settings that contradict it."""
@@ -211,6 +281,45 @@ class FitConfig:
         if "fit" in d and isinstance(d["fit"], dict):
             d = d["fit"]
         return cls.from_dict(d)
+
+    def to_file(self, path: str | Path) -> Path:
+        """Write the config as a JSON file (atomically) that :meth:`from_file` and ``eegvision fit --config``
+        read; returns its path."""
+        from eegvision.utils import write_text_atomic
+
+        path = Path(path).expanduser()
+        if path.suffix.lower() != ".json":
+            raise ValueError(f"FitConfig files are written as JSON; got the path {path}. Name it *.json.")
+        write_text_atomic(path, self.to_json() + "\n")
+        return path
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> FitConfig:
+        """Read a config file: JSON (a :meth:`to_file` file, or a run's ``config.json``, whose ``fit`` key holds
+        the config) or TOML (``.toml``: the same keys; leave out a key to keep its default). Keys missing from the
+        file take their defaults; unknown keys raise ``ValueError`` naming the file and the close matches."""
+        path = check_file(path, "Config file", "Give a FitConfig JSON file (e.g. the best_config.json that "
+                          "`eegvision tune` writes, or a run's config.json).")
+        text = path.read_text()
+        try:
+            if path.suffix.lower() == ".toml":
+                import tomllib
+
+                d = tomllib.loads(text)
+            else:
+                d = json.loads(text)
+        except (ValueError, TypeError) as err:  # JSONDecodeError and TOMLDecodeError are ValueErrors
+            raise ValueError(f"Config file {path} is not valid {'TOML' if path.suffix.lower() == '.toml' else 'JSON'}"
+                             f" ({err}). Fix the file, or write it again with FitConfig.to_file.") from None
+        if isinstance(d, dict) and isinstance(d.get("fit"), dict):
+            d = d["fit"]
+        if not isinstance(d, dict):
+            raise ValueError(f"Config file {path} holds a {type(d).__name__}, not a table of FitConfig fields "
+                             "such as {\"encoder\": \"atms\", \"epochs\": 40}.")
+        try:
+            return cls.from_dict(d)
+        except (ValueError, TypeError) as err:
+            raise ValueError(f"Config file {path}: {err}") from None
 
     def replace(self, **changes: Any) -> FitConfig:
         """A copy with some fields changed."""

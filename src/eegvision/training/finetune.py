@@ -310,6 +310,12 @@ def finetune(parent: str | os.PathLike | None, config: FinetuneConfig, out: str 
 
     # -- subject id and trials ---------------------------------------------------------
     common = {"channels": base.channels, "window": base.window}
+    alignment = {}
+    if base.align is not None:  # the parent's per-subject alignment, for the new subject from its training split
+        from eegvision.data.alignment import AlignedStore, alignment_matrices
+
+        alignment = alignment_matrices(store, [subject], base.align)
+        store = AlignedStore(store, alignment)
     split = validation_split(store, "training", fraction=val_fraction, seed=seed)
     pool_conditions = _pool_conditions(split, config)
     if subject in parent_ids:
@@ -345,6 +351,7 @@ def finetune(parent: str | os.PathLike | None, config: FinetuneConfig, out: str 
         eval_ks=list(config.eval_ks or base.eval_ks), eval_methods=list(config.eval_methods or base.eval_methods),
         accelerator=config.accelerator, devices=1, strategy="auto", preset=None, report_test_curve=False,
         mix_repetitions=False,  # budgets count single trials (or averaged conditions); mixing is not applied
+        ensemble=1,  # a parent ensemble is fine-tuned as one model (its EnsembleEncoder)
     )
     if encoder is None and _takes_channel_names(cfg.encoder):
         cfg = cfg.replace(encoder_options={"ch_names": list(pool.ch_names), **cfg.encoder_options})
@@ -381,6 +388,8 @@ def finetune(parent: str | os.PathLike | None, config: FinetuneConfig, out: str 
     module = build_module(cfg, data_dict, train_feats, test_feats, encoder=encoder)
     unit_desc = {"name": subject, "train_subjects": [subject], "test_subjects": [subject]}
     write_unit_config(cfg, unit_desc, folder, data_dict, train_feats, test_feats)
+    if alignment:
+        folder.write_alignment(alignment, base.align)
     history: list[dict] = []
     selected_epoch = -1
     if n_use:

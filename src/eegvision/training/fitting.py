@@ -28,13 +28,16 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from eegvision.data import sources
 from eegvision.evaluation.results import headline
 from eegvision.training.closed_form import fit_closed_form_unit
 from eegvision.training.config import FitConfig, is_closed_form
+from eegvision.training.ensemble import fit_ensemble
 from eegvision.training.inputs import (
     check_inputs,
     load_training_features,
@@ -112,7 +115,8 @@ def _check_run_dir(run: RunFolder, config: FitConfig, resume: bool) -> None:
 
 
 # ----------------------------------------------------------------------------- main entry
-def fit(config: FitConfig, out: str | os.PathLike, *, resume: bool = False) -> FitResult:
+def fit(config: FitConfig, out: str | os.PathLike, *, resume: bool = False,
+        callbacks: Sequence[Any] = ()) -> FitResult:
     """Train according to ``config`` and write the run folder ``out``.
 
     Parameters
@@ -125,6 +129,8 @@ def fit(config: FitConfig, out: str | os.PathLike, *, resume: bool = False) -> F
     resume : bool
         Continue an interrupted run from each unit's ``last.ckpt`` (identical results to an
         uninterrupted run); ``config.epochs`` may be raised to train longer.
+    callbacks : sequence of lightning Callback
+        Added to every unit's trainer (e.g. the pruning reporter of :mod:`eegvision.training.tune`).
 
     Returns
     -------
@@ -161,7 +167,9 @@ def fit(config: FitConfig, out: str | os.PathLike, *, resume: bool = False) -> F
         all_rows: list[dict] = []
         fit_one = fit_closed_form_unit if is_closed_form(config.encoder) else fit_unit
         for unit, folder in zip(units, run.planned_units(names)):
-            all_rows += fit_one(config, store, unit, folder, train_feats, test_feats, resume=resume, primary=primary)
+            train = fit_ensemble if config.ensemble > 1 else fit_one
+            all_rows += train(config, store, unit, folder, train_feats, test_feats, resume=resume,
+                              primary=primary, callbacks=callbacks)
     except BaseException:
         if primary and not run.has_checkpoints():
             _remove_new_files(run, existed, before)

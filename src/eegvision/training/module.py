@@ -19,6 +19,7 @@ see per-device batch statistics.
 
 from __future__ import annotations
 
+import copy
 import random
 from collections.abc import Mapping
 from typing import Any
@@ -31,6 +32,7 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from eegvision.training.losses import Objective
+from eegvision.training.regularise import ema_update, stop_early
 
 HISTORY_COLUMNS = ("epoch", "train_loss", "val_loss", "val_top1", "val_top5", "lr", "temperature")
 
@@ -138,6 +140,14 @@ def kway_topk(sims: Tensor, targets: Tensor, k: int | None, tops: tuple[int, ...
     return {t: acc.get(k, t) for t in tops}
 
 
+def validation_topk(emb: Tensor, conditions: Tensor, image_features: Tensor, k: int) -> dict[int, float]:
+    """Top-1 and top-5 of the k-way retrieval of validation embeddings among the validation images (the rows of
+    ``image_features`` that ``conditions`` name), as model selection scores them."""
+    cands = torch.unique(conditions)  # sorted validation image rows
+    sims = F.normalize(emb, dim=-1) @ F.normalize(image_features[cands].to(emb.device), dim=-1).T
+    return kway_topk(sims, torch.searchsorted(cands, conditions.to(cands.device)), k, (1, 5))
+
+
 # ----------------------------------------------------------------------------- module
 class ContrastiveModule(pl.LightningModule):
     """Encoder + objective, trained with AdamW on index-looked-up CLIP targets.
@@ -173,6 +183,15 @@ class ContrastiveModule(pl.LightningModule):
         run continues exactly as an uninterrupted one).
     val_k : int
         k of the validation k-way retrieval (200, or all validation images when fewer).
+    augment : Augment, optional
+        Augmentations of the training batches (:mod:`eegvision.data.augment`), drawn from ``(seed, epoch, batch
+        index, rank)``; never applied to validation or test data.
+    ema_decay : float, optional
+        Moving average of the weights in ``ema_encoder`` (:func:`~eegvision.training.regularise.ema_update` after
+        every optimiser step); validation uses it, :meth:`adopt_ema` copies it into ``encoder``.
+    patience, monitor : int or None, str
+        Early stopping on ``monitor`` (:func:`~eegvision.training.regularise.stop_early`; the history it reads
+        is kept in checkpoints, so a resumed run stops where an uninterrupted one does).
     """
 
     def __init__(
@@ -196,6 +215,10 @@ class ContrastiveModule(pl.LightningModule):
         report_test_curve: bool = False,
         val_k: int = 200,
         eval_batch_size: int = 256,
+        augment: Any = None,
+        ema_decay: float | None = None,
+        patience: int | None = None,
+        monitor: str = "val_top1",
     ) -> None:
         super().__init__()
         self.encoder = encoder
@@ -210,6 +233,12 @@ class ContrastiveModule(pl.LightningModule):
         self.schedule, self.seed, self.num_workers = schedule, int(seed), int(num_workers)
         self.decay_all_parameters = bool(decay_all_parameters)
         self.report_test_curve, self.val_k, self.eval_batch_size = report_test_curve, int(val_k), eval_batch_size
+        self.augment = augment if augment is not None and augment.active else None
+        self.ema_decay = None if ema_decay is None else float(ema_decay)
+        if self.ema_decay is not None:
+            self.ema_encoder = copy.deepcopy(encoder)
+            self.ema_encoder.requires_grad_(False)
+        self.patience, self.monitor = (None if patience is None else int(patience)), monitor
         self.history: list[dict[str, float]] = []
         self._train_sum = torch.zeros(())
         self._train_count = 0
@@ -256,7 +285,10 @@ class ContrastiveModule(pl.LightningModule):
         return call_encoder(self.encoder, eeg, subject_ids)
 
     def training_step(self, batch: dict, batch_idx: int) -> Tensor:
-        emb = self(batch["eeg"], batch["subject"])
+        eeg = batch["eeg"]
+        if self.augment is not None:
+            eeg = self.augment(eeg, epoch=self.current_epoch, batch=batch_idx, rank=self._world()[0])
+        emb = self(eeg, batch["subject"])
         img, txt = self._targets(batch, self.image_features, self.text_features)
         emb = self._gather(emb, grads=True)
         img, txt, concepts = self._gather(img), self._gather(txt), self._gather(batch["concept"])
@@ -280,8 +312,30 @@ class ContrastiveModule(pl.LightningModule):
         # global RNG (data-loader iterators, validation): a resumed run reproduces an uninterrupted one
         torch.manual_seed(self._step_seed(batch_idx))
 
+    @property
+    def eval_encoder(self) -> nn.Module:
+        """The weights validation scores: the moving average with ``ema_decay``, else the encoder."""
+        return self.ema_encoder if self.ema_decay is not None else self.encoder
+
+    def on_train_batch_end(self, outputs: Any, batch: dict, batch_idx: int) -> None:
+        if self.ema_decay is not None:
+            ema_update(self.ema_encoder, self.encoder, self.ema_decay)
+
+    def adopt_ema(self) -> None:
+        """Copy the moving-average weights into ``encoder`` (no-op without ``ema_decay``)."""
+        if self.ema_decay is not None:
+            self.encoder.load_state_dict(self.ema_encoder.state_dict())
+
+    def on_train_start(self) -> None:
+        if self.stop_early():  # a resumed run that had already stopped early trains no further
+            self.trainer.should_stop = True
+
+    def stop_early(self) -> bool:
+        """Whether ``monitor`` has not improved for ``patience`` validations (always False without patience)."""
+        return stop_early(self.history, self.monitor, self.patience)
+
     def validation_step(self, batch: dict, batch_idx: int) -> None:
-        emb = self(batch["eeg"], batch["subject"])
+        emb = call_encoder(self.eval_encoder, batch["eeg"], batch["subject"])
         img, txt = self._targets(batch, self.image_features, self.text_features)
         loss = self.objective(emb, img, txt, batch["concept"]).loss
         self._val_out.append((emb.float(), batch["condition"], loss.detach() * emb.shape[0]))
@@ -294,9 +348,7 @@ class ContrastiveModule(pl.LightningModule):
         cond = torch.cat([o[1] for o in self._val_out])
         val_loss = float(sum(o[2] for o in self._val_out) / emb.shape[0])
         self._val_out = []
-        cands = torch.unique(cond)  # sorted validation image rows
-        sims = F.normalize(emb, dim=-1) @ F.normalize(self.image_features[cands], dim=-1).T
-        acc = kway_topk(sims, torch.searchsorted(cands, cond), self.val_k, (1, 5))
+        acc = validation_topk(emb, cond, self.image_features, self.val_k)
         self.log_dict({"val_loss": val_loss, "val_top1": acc[1], "val_top5": acc[5]}, prog_bar=True)
         row = {
             "epoch": int(self.current_epoch),
@@ -309,6 +361,8 @@ class ContrastiveModule(pl.LightningModule):
             row["test_top1_curve"] = self.test_top1()
             self.log("test_top1_curve", row["test_top1_curve"])
         self.history.append(row)
+        if self.stop_early():
+            self.trainer.should_stop = True
 
     def test_top1(self) -> float:
         """200-way (all test images) top-1 of the current weights, mean over test subjects.
@@ -317,7 +371,7 @@ class ContrastiveModule(pl.LightningModule):
         """
         accs = []
         for data in self.test_data.values():
-            emb, cond = embed_data(self.encoder, data, batch_size=self.eval_batch_size, device=self.device)
+            emb, cond = embed_data(self.eval_encoder, data, batch_size=self.eval_batch_size, device=self.device)
             sims = F.normalize(emb.to(self.device), dim=-1) @ F.normalize(self.test_image_features, dim=-1).T
             accs.append(kway_topk(sims, cond.to(self.device), None, (1,))[1])
         return float(np.mean(accs))

@@ -64,8 +64,21 @@ class TrainedRun:
         """An :class:`~eegvision.data.dataset.EEGDataset` with this run's channels, window and subject id."""
         from eegvision.data.dataset import EEGDataset
 
+        store = self.aligned(store, subject)
         return EEGDataset(store, [subject], split, average=average, channels=self.config.channels,
                           window=self.config.window, subject_ids={subject: self.subject_id(subject)})
+
+    def aligned(self, store: Any, subject: str) -> Any:
+        """``store`` with this run's alignment of ``subject`` (``config.align``): the recorded matrix, or for a
+        subject the run never saw, one computed from that subject's training split (no labels)."""
+        if self.config.align is None:
+            return store
+        from eegvision.data.alignment import AlignedStore, alignment_matrices
+
+        matrices = self.folder.read_alignment()
+        if subject not in matrices:
+            matrices = alignment_matrices(store, [subject], self.config.align)
+        return AlignedStore(store, {subject: matrices[subject]})
 
     def embed(self, store: Any, subject: str, split: str = "test", average: bool = True,
               batch_size: int = 256, device: str | None = None) -> torch.Tensor:

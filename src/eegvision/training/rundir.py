@@ -24,6 +24,14 @@ with several, unit ``NAME`` lives in ``RUN/NAME/``. Layout::
     UNIT/metrics.json, metrics.csv   result rows
     UNIT/finetune.json               fine-tuned runs: parent, frozen parameters, trials used
     UNIT/finetune_trials.tsv         fine-tuned runs: the training trials used
+    UNIT/members/seed-S/             seed ensembles (FitConfig.ensemble > 1): member S, a unit folder of its own
+                                     (its config, checkpoints, history, selection, encoder, embeddings, metrics);
+                                     UNIT/config.json records them ("members"), UNIT/encoder/ is the ensemble,
+                                     UNIT/test_embeddings and metrics are the ensemble's; no UNIT/history.csv
+
+A tuning folder (:class:`TuneFolder`, ``eegvision tune``) holds ``tune.json`` (base config, search space, seed),
+``study.db`` (the Optuna study, SQLite), ``trials/NNNN/`` (one run folder per trial), ``trials.csv`` and
+``best_config.json`` (the best trial's FitConfig, for ``eegvision fit --config``).
 
 Reconstructions and captions go where their command's ``--out`` says (their manifests record the run);
 the run folder holds their inputs: test embeddings, prior, captioner. The units of a run are those its
@@ -59,7 +67,7 @@ from eegvision.store.concepts import ConceptTable
 from eegvision.training.config import FitConfig
 from eegvision.utils import atomic_path, save_safetensors, write_text_atomic
 
-__all__ = ["RunFolder", "UnitFolder"]
+__all__ = ["RunFolder", "TuneFolder", "UnitFolder"]
 
 _CONFIG = "config.json"
 _HISTORY = "history.csv"
@@ -68,11 +76,20 @@ _ENCODER = "encoder"
 _LAST_CHECKPOINT = "last.ckpt"  # Lightning's name for ModelCheckpoint(save_last=True)
 _BEST_CHECKPOINT = "best-{epoch:03d}"  # ModelCheckpoint's filename template (it adds .ckpt)
 _TEST_EMBEDDINGS = "test_embeddings.safetensors"
+_ALIGNMENT = "alignment.safetensors"
 _FEATURE_CACHE = "features"
 _PRIOR = "prior"
 _CAPTIONER = "captioner"
 _FINETUNE_RECORD = "finetune.json"
 _FINETUNE_TRIALS = "finetune_trials.tsv"
+_MEMBERS = "members"
+_MEMBER = "seed-{seed}"
+_TUNE = "tune.json"
+_STUDY = "study.db"
+_TRIALS = "trials"
+_TRIAL = "{number:04d}"
+_TRIALS_TABLE = "trials.csv"
+_BEST_CONFIG = "best_config.json"
 
 _NOT_A_RUN = "is not an eegvision run folder (made by `eegvision fit`)"
 
@@ -252,6 +269,37 @@ class UnitFolder(_Folder):
                                     "with `eegvision fit --resume`.")
         return load_safetensors(self.test_embeddings_path, "Test embeddings",
                                 "Write them again with `eegvision evaluate RUN` after `eegvision fit --resume`.")
+
+    def write_alignment(self, matrices: Mapping[str, Any], method: str) -> None:
+        """Write the per-subject alignment matrices ``{subject: (C, C)}`` the unit used (``alignment.safetensors``)."""
+        import torch
+
+        save_safetensors(self.path / _ALIGNMENT,
+                         {s: torch.as_tensor(m, dtype=torch.float64) for s, m in sorted(matrices.items())},
+                         {"method": method, "computed_from": "each subject's training split, no labels"})
+
+    def read_alignment(self) -> dict[str, Any]:
+        """``{subject: (C, C) float64 array}`` written by :meth:`write_alignment` (``{}`` when there is none)."""
+        from eegvision.tensorfiles import load_safetensors
+
+        path = self.path / _ALIGNMENT
+        if not path.is_file():
+            return {}
+        return {s: t.numpy() for s, t in load_safetensors(path, "Alignment matrices",
+                                                          "Train the run again with `eegvision fit`.").items()}
+
+    # ------------------------------------------------------------------ seed ensembles
+    def member_folders(self, seeds: Sequence[int]) -> list[UnitFolder]:
+        """The folders of the ensemble members trained with ``seeds`` (``members/seed-S/``)."""
+        return [UnitFolder(self.path / _MEMBERS / _MEMBER.format(seed=int(s)), self.name) for s in seeds]
+
+    def member_dirs(self, members: Sequence[UnitFolder]) -> list[str]:
+        """What ``config.json`` records of ``members``: their paths relative to this unit."""
+        return [Path(m.path).relative_to(self.path).as_posix() for m in members]
+
+    def members(self) -> list[UnitFolder]:
+        """The ensemble members ``config.json`` records (``[]`` for a unit that is one model)."""
+        return [UnitFolder(self.path / d, self.name) for d in self.read_config().get("members", [])]
 
     def read_finetune_record(self) -> dict:
         """``finetune.json`` of a fine-tuned run."""
@@ -447,3 +495,63 @@ class RunFolder(_Folder):
         for u in self.units():
             out.update(u.read_test_embeddings())
         return out
+
+
+@dataclass(frozen=True)
+class TuneFolder:
+    """The folder of a recipe search (:func:`eegvision.training.tune.tune`): its record, study, trials and result.
+
+    Attributes
+    ----------
+    path : Path
+    """
+
+    path: Path
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "path", Path(self.path).expanduser())
+
+    @property
+    def record_path(self) -> Path:
+        """``tune.json``: base config, search space and seed of the search."""
+        return self.path / _TUNE
+
+    @property
+    def storage_url(self) -> str:
+        """The Optuna storage URL of ``study.db`` (SQLite)."""
+        return f"sqlite:///{(self.path / _STUDY).absolute()}"
+
+    @property
+    def best_config_path(self) -> Path:
+        """``best_config.json``: the best trial's FitConfig (``eegvision fit --config``)."""
+        return self.path / _BEST_CONFIG
+
+    @property
+    def trials_table_path(self) -> Path:
+        """``trials.csv``: one row per trial."""
+        return self.path / _TRIALS_TABLE
+
+    def exists(self) -> bool:
+        """Whether the folder holds a search (``tune.json``)."""
+        return self.record_path.is_file()
+
+    def read_record(self) -> dict:
+        """``tune.json``."""
+        return _read_json(self.record_path, self.path)
+
+    def write_record(self, record: Mapping[str, Any]) -> None:
+        """Write ``tune.json`` (creating the folder)."""
+        self.path.mkdir(parents=True, exist_ok=True)
+        write_text_atomic(self.record_path, json.dumps(dict(record), indent=2) + "\n")
+
+    def trial_run(self, number: int) -> RunFolder:
+        """The run folder of trial ``number`` (``trials/NNNN/``)."""
+        return RunFolder(self.path / _TRIALS / _TRIAL.format(number=int(number)))
+
+    def write_trials_table(self, rows: Sequence[Mapping[str, Any]]) -> None:
+        """Rewrite ``trials.csv`` (atomically), columns in first-seen order."""
+        columns = list(dict.fromkeys(k for r in rows for k in r))
+        with atomic_path(self.trials_table_path) as tmp, open(tmp, "w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=columns)
+            w.writeheader()
+            w.writerows(rows)

@@ -101,12 +101,29 @@ def torch_load_checkpoint(path: str | os.PathLike) -> dict:
                       trusted=True)
 
 
-def _datasets(config: FitConfig, store: Any, unit: dict) -> dict[str, Any]:
+def aligned_store(config: FitConfig, store: Any, unit: dict, folder: UnitFolder | None = None) -> Any:
+    """``store`` wrapped in the per-subject alignment of ``config.align`` (unchanged when it is ``None``); the
+    matrices of the unit's training and test subjects are written to ``folder`` (main process)."""
+    if config.align is None:
+        return store
+    from eegvision.data.alignment import AlignedStore, alignment_matrices
+
+    subjects = list(dict.fromkeys([*unit["train_subjects"], *unit["test_subjects"]]))
+    matrices = alignment_matrices(store, subjects, config.align)
+    if folder is not None:
+        folder.write_alignment(matrices, config.align)
+    return AlignedStore(store, matrices)
+
+
+def _datasets(config: FitConfig, store: Any, unit: dict, split_seed: int | None = None) -> dict[str, Any]:
+    """The unit's training, validation and test data; the validation split is drawn with ``split_seed``
+    (default ``config.seed``; an ensemble's members share their run's)."""
     from eegvision.data.dataset import EEGDataset
     from eegvision.data.splits import validation_split
 
     train_ids = {s: i for i, s in enumerate(unit["train_subjects"])}
-    split = validation_split(store, "training", fraction=config.val_fraction, seed=config.seed)
+    split = validation_split(store, "training", fraction=config.val_fraction,
+                             seed=config.seed if split_seed is None else split_seed)
     common = {"channels": config.channels, "window": config.window}
     train = EEGDataset(store, unit["train_subjects"], "training", average=config.average_train,
                        conditions=split.train_conditions, subject_ids=train_ids, **common)
@@ -151,6 +168,19 @@ def make_encoder(config: FitConfig, data: dict[str, Any], n_outputs: int, **opti
                           sfreq=train.sfreq, n_subjects=max(1, len(ids)), **options)
 
 
+def unit_encoder(config: FitConfig, store: Any, unit: dict, data: dict[str, Any], n_outputs: int) -> Any:
+    """:func:`make_encoder`, with the input whitening of ``config.whiten`` set: the MVNN matrix of the unit's
+    fitting conditions (``data["split"].train_conditions``; never validation or test EEG), see
+    :mod:`eegvision.training.whitening`."""
+    encoder = make_encoder(config, data, n_outputs)
+    if config.whiten is not None:
+        from eegvision.training.whitening import noise_whitener
+
+        encoder.set_whitening(noise_whitener(store, unit["train_subjects"], data["split"].train_conditions,
+                                             channels=config.channels, window=config.window), config.whiten)
+    return encoder
+
+
 def build_module(config: FitConfig, data: dict[str, Any], train_feats: Any, test_feats: Any,
                  encoder: Any = None) -> ContrastiveModule:
     """Objective + Lightning module of one unit around ``encoder`` (default: a fresh one from
@@ -164,12 +194,20 @@ def build_module(config: FitConfig, data: dict[str, Any], train_feats: Any, test
     if config.reference_loss and isinstance(enc_scale, torch.nn.Parameter):
         objective.logit_scale.log_scale = enc_scale  # the reference trains the encoder's own raw logit_scale
     n_val_images = len(np.unique(data["split"].val_conditions))
+    from eegvision.data.augment import Augment
+
+    if config.time_shift >= data["train"].n_times:
+        raise ValueError(f"time_shift={config.time_shift} samples is not shorter than the epochs "
+                         f"({data['train'].n_times} samples); choose a shift below {data['train'].n_times}.")
+    augment = Augment(time_shift=config.time_shift, amplitude_scale=config.amplitude_scale,
+                      channel_dropout=config.channel_dropout, noise=config.noise, seed=config.seed)
     return ContrastiveModule(
         encoder, objective, train_feats.image, train_feats.text,
         train_data=data["train"], val_data=data["val"], test_data=data["test"], test_image_features=test_feats.image,
         batch_size=config.batch_size, lr=config.lr, weight_decay=config.weight_decay, schedule=config.schedule,
         decay_all_parameters=config.reference, seed=config.seed, num_workers=config.num_workers, report_test_curve=config.report_test_curve,
-        val_k=min(200, n_val_images),
+        val_k=min(200, n_val_images), augment=augment, ema_decay=config.ema_decay, patience=config.patience,
+        monitor=config.selection,
     )
 
 
@@ -232,30 +270,28 @@ def train_and_select(config: FitConfig, module: ContrastiveModule, folder: UnitF
     best = Path(ckpt.best_model_path) if ckpt.best_model_path else last
     state = torch_load_checkpoint(best)
     module.load_state_dict(state["state_dict"])
+    module.adopt_ema()  # with ema_decay, the selected epoch's averaged weights become the encoder
     return list(module.history), int(state.get("epoch", -1))
 
 
 def fit_unit(config: FitConfig, store: Any, unit: dict, folder: UnitFolder, train_feats: Any, test_feats: Any,
-             *, resume: bool = False, primary: bool = True) -> list[dict]:
+             *, resume: bool = False, primary: bool = True, callbacks: Sequence[Callback] = ()) -> list[dict]:
     """Train one fresh model for ``unit`` (its plan), keep the validation-selected epoch, save and evaluate it
-    into ``folder``.
+    into ``folder``; ``callbacks`` are added to the trainer's. (``fit`` trains seed ensembles with
+    :func:`eegvision.training.ensemble.fit_ensemble`.)
 
     Returns the result rows (empty on non-primary DDP processes).
     """
     folder.path.mkdir(parents=True, exist_ok=True)
     with quiet_lightning(not config.progress):
         pl.seed_everything(config.seed, workers=True, verbose=False)
+        store = aligned_store(config, store, unit, folder if primary else None)
         data = _datasets(config, store, unit)
-        encoder = make_encoder(config, data, train_feats.dim)
-        if config.whiten is not None:  # from the fitting conditions only (training/whitening.py)
-            from eegvision.training.whitening import noise_whitener
-
-            encoder.set_whitening(noise_whitener(store, unit["train_subjects"], data["split"].train_conditions,
-                                                 channels=config.channels, window=config.window), config.whiten)
-        module = build_module(config, data, train_feats, test_feats, encoder=encoder)
+        module = build_module(config, data, train_feats, test_feats,
+                              encoder=unit_encoder(config, store, unit, data, train_feats.dim))
         if primary:
             write_unit_config(config, unit, folder, data, train_feats, test_feats, encoder=module.encoder)
-        trained = train_and_select(config, module, folder, resume=resume)
+        trained = train_and_select(config, module, folder, callbacks, resume=resume)
         if trained is None:
             return []
         history, selected_epoch = trained
@@ -289,15 +325,21 @@ def write_unit_config(config: FitConfig, unit: dict, folder: UnitFolder, data: d
 
 
 def finish_unit(config: FitConfig, unit: dict, folder: UnitFolder, module: ContrastiveModule, data: dict,
-                test_feats: Any, history: list[dict], selected_epoch: int) -> list[dict]:
-    """Save the selected encoder and its test embeddings, evaluate them; write metrics and selection."""
+                test_feats: Any, history: list[dict], selected_epoch: int,
+                selection: dict | None = None) -> list[dict]:
+    """Save the selected encoder (``module.encoder``) and its test embeddings, evaluate them; write metrics and
+    ``selection.json`` (selected epoch, rule, best validation value, the selected epoch's ``val_top1``; entries of
+    ``selection`` replace or add to these)."""
     extra = {}
     curve = [r["test_top1_curve"] for r in history if r.get("test_top1_curve") is not None]
     if curve:
         extra["best_epoch_on_test_top1"] = float(max(curve))
     rows = save_and_evaluate(config, folder, module.encoder, data, test_feats, extra)
+    chosen = [r.get("val_top1") for r in history if r.get("epoch") is not None and int(r["epoch"]) == selected_epoch]
     folder.write_selection({"selected_epoch": selected_epoch, "selection": config.selection,
-                            "best_val": _best_val(history, config.selection)})
+                            "best_val": _best_val(history, config.selection),
+                            "val_top1": float(chosen[0]) if chosen and chosen[0] is not None else None,
+                            **(selection or {})})
     return rows
 
 

@@ -8,6 +8,7 @@ from eegvision.models.encoders.atms50 import ATMS50Encoder
 from eegvision.models.encoders.base import ENCODER_CLASSES, EEGEncoder
 from eegvision.models.encoders.braindecode_head import BraindecodeEncoder
 from eegvision.models.encoders.eegproject import EEGProjectEncoder
+from eegvision.models.encoders.ensemble import EnsembleEncoder
 from eegvision.models.encoders.linear import LinearEncoder
 from eegvision.models.encoders.nice import NICEEncoder
 from eegvision.models.encoders.projector import ProjectorEncoder
@@ -20,6 +21,7 @@ __all__ = [
     "BraindecodeEncoder",
     "EEGEncoder",
     "EEGProjectEncoder",
+    "EnsembleEncoder",
     "LinearEncoder",
     "NICEEncoder",
     "ProjectorEncoder",

@@ -107,6 +107,9 @@ class EEGEncoder(nn.Module):
     name: ClassVar[str] = ""
     #: Whether the class is a family named ``name:variant`` (see :meth:`variant_options`).
     has_variants: ClassVar[bool] = False
+    #: Whether users pick it by name (``list_models``, ``create_encoder``); False for encoders that training
+    #: builds from others (the seed ensemble), which load from their saved config all the same.
+    listed: ClassVar[bool] = True
     #: Submodules (dotted names) of the output head, e.g. ``("proj_eeg",)``.
     head_modules: ClassVar[tuple[str, ...]] = ()
     #: Submodules of the feature extractor (temporal/spatial convolutions, a backbone).
