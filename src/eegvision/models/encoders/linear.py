@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from eegvision.checks import check_choice, check_finite, check_shape
+from eegvision.checks import check_choice, check_finite, check_int, check_shape
 from eegvision.models.encoders.base import EEGEncoder
 
 #: Cross-validation scores the penalty can be chosen on (see :mod:`eegvision.training.closed_form`).
@@ -77,22 +77,23 @@ class LinearEncoder(EEGEncoder):
                  alphas: Sequence[float] | None = None, cv: int = 5, scoring: str = "top1"):
         super().__init__(n_chans, n_times, n_outputs, sfreq, n_subjects)
         decim = default_decim(self.sfreq) if decim is None else decim
-        if isinstance(decim, bool) or not isinstance(decim, int) or not 1 <= decim <= n_times:
-            raise ValueError(f"decim (samples per time bin) must be an integer from 1 to n_times={n_times}; "
-                             f"got {decim!r}.")
-        if not isinstance(whiten, bool):
-            raise ValueError(f"whiten must be true or false; got {whiten!r}.")
-        if rank is not None and (isinstance(rank, bool) or not isinstance(rank, int) or not 1 <= rank <= n_outputs):
-            raise ValueError(f"rank (reduced-rank ridge) must be None or an integer from 1 to n_outputs="
-                             f"{n_outputs}; got {rank!r}.")
+        check_int("decim", decim, minimum=1, hint="It is the number of samples averaged per time bin.")
+        if decim > n_times:
+            raise ValueError(f"decim={decim} samples per time bin is longer than the epoch ({n_times} samples); "
+                             f"give at most {n_times}.")
+        check_choice("whiten", whiten, (False, True))
+        if rank is not None:
+            check_int("rank", rank, minimum=1, hint="It is the rank of reduced-rank ridge; None for full rank.")
+            if rank > n_outputs:
+                raise ValueError(f"rank={rank} exceeds the embedding size n_outputs={n_outputs}; give at most "
+                                 f"{n_outputs}, or None for full rank.")
         if alphas is not None:
             values = np.asarray(alphas, dtype=np.float64).reshape(-1) if not isinstance(alphas, str) else None
             if values is None or not len(values) or not np.all(np.isfinite(values)) or np.any(values <= 0):
                 raise ValueError(f"alphas must be a non-empty list of positive penalties (e.g. [1, 10, 100]); "
                                  f"got {alphas!r}.")
             alphas = [float(a) for a in values]
-        if isinstance(cv, bool) or not isinstance(cv, int) or cv < 2:
-            raise ValueError(f"cv (cross-validation folds) must be an integer >= 2; got {cv!r}.")
+        check_int("cv", cv, minimum=2, hint="It is the number of cross-validation folds.")
         check_choice("scoring", scoring, SCORINGS)
         self.decim, self.whiten, self.rank, self.alphas, self.cv, self.scoring = decim, whiten, rank, alphas, cv, scoring
         self.n_bins = n_times // decim
