@@ -71,7 +71,7 @@ class Recipe:
         if self.kind != "fit":
             raise ValueError(f"Recipe {self.name!r} is a {self.kind} recipe, not a FitConfig recipe.")
         base = {"subjects": ["sub-01"], "features_normalized": True, "eval_methods": ["exact"], "progress": False}
-        return FitConfig(**{**base, **self.options, **inputs})
+        return FitConfig.from_dict({**base, **self.options, **inputs})
 
     def config(self) -> dict[str, Any]:
         """The full configuration (JSON-able): what the cache's hash covers."""
