@@ -16,12 +16,12 @@ from eegvision.sim.generalization import (
     REFERENCE,
     Recipe,
     get_recipes,
+    harness,
     markdown_tables,
     run_benchmark,
     summarize,
 )
 from eegvision.sim.generalization import cells as cells_mod
-from eegvision.sim.generalization import harness
 
 
 # ------------------------------------------------------------------------------------------ paired bootstrap

@@ -32,6 +32,7 @@ from eegvision.evaluation.linear import (
     ridge_retrieval,
     whitened_ridge_retrieval,
 )
+from eegvision.readers.channels import THINGS_EEG2_CHANNELS
 from eegvision.readers.things_eeg2 import open_preprocessed
 from eegvision.sim.embedding import RandomFeatureMap
 from eegvision.sim.families.base import Family, Stimuli
@@ -120,9 +121,9 @@ def load_simulation(root: str | Path) -> SimulatedData:
         raise ValueError(f"{root} has trial_seed {meta['trial_seed']} != seed {meta['seed']}; the benchmark's "
                          "seed is both. Simulate with trial_seed left out.")
     data = SimulatedData(root, meta, family, Preset(**meta["preset"]), int(meta["seed"]))
-    import torch
+    from eegvision.tensorfiles import load_torch
 
-    on_disk = torch.load(data.features_file("test"), map_location="cpu", weights_only=True)["img_features"]
+    on_disk = load_torch(data.features_file("test"), "Simulated test features")["img_features"]
     if not np.allclose(on_disk.numpy(), data.stimuli("test").features, atol=1e-6):
         raise ValueError(f"The features regenerated from seed {data.seed} differ from {data.features_file('test')}"
                          "; the folder was not written by this eegvision's simulate.")
@@ -199,10 +200,17 @@ def _fit(recipe: Recipe, data: SimulatedData, run_dir: Path) -> tuple[np.ndarray
     from eegvision.features.files import load_features
     from eegvision.training.fitting import fit
 
-    cfg = recipe.fit_config(data=str(data.root), features_train=str(data.features_file("training")),
-                            features_test=str(data.features_file("test")), seed=data.seed)
     if run_dir.exists():
         shutil.rmtree(run_dir)
+    source = data.root
+    if tuple(data.meta["eeg"]["ch_names"]) != THINGS_EEG2_CHANNELS:
+        # fit reads a THINGS-EEG2 folder only with its 63 channels; other sensors (meg) go through a store
+        from eegvision.store.convert import convert_things_eeg2
+
+        source = convert_things_eeg2(data.root, run_dir.parent / f"{run_dir.name}-store", dtype="float32",
+                                     overwrite=True, with_images=False, expected_channels=None)
+    cfg = recipe.fit_config(data=str(source), features_train=str(data.features_file("training")),
+                            features_test=str(data.features_file("test")), seed=data.seed)
     t0 = time.perf_counter()
     result = fit(cfg, run_dir)
     train_s = time.perf_counter() - t0
