@@ -233,6 +233,9 @@ def run_benchmark(
                     f"({result['wall_s']:.0f} s wall, {result['cpu_s']:.0f} s CPU)")
             if not keep_data:
                 shutil.rmtree(folder, ignore_errors=True)
+                for empty in (folder.parent, work):
+                    if empty.is_dir() and not any(empty.iterdir()):
+                        empty.rmdir()
     return out
 
 

@@ -83,6 +83,7 @@ def summarize(cells: Sequence[dict], families: Sequence[str], recipes: Sequence[
             for q in ("train_s", "wall_s", "cpu_s"):
                 out[p + f"{q}_mean"] = round(float(np.mean([c[q] for c in cs])), 1)
             out[p + "cpu_s_total"] = round(float(np.sum([c["cpu_s"] for c in cs])), 1)
+            out[p + "wall_s_total"] = round(float(np.sum([c["wall_s"] for c in cs])), 1)
             paired([(f, s) for s in got], r, p)
 
     dev = [f for f in families if not get_family(f).held_out]
@@ -111,25 +112,29 @@ def _budget(by: dict, families, recipes, seeds, simulations) -> dict[str, Any]:
     sims = [s for s in simulations if s["family"] in families and s["seed"] in seeds]
     measured_cpu = sum(c["cpu_s"] for c in cells) + sum(s["simulate_cpu_s"] for s in sims)
     measured_wall = sum(c["wall_s"] for c in cells) + sum(s["simulate_wall_s"] for s in sims)
-    expected, unknown = 0.0, []
+    per: dict[str, float] = {}
+    unknown = []
     for r in recipes:
         known = [c["cpu_s"] for c in cells if c["recipe"] == r]
+        per[r] = 0.0
         for f in families:
             for s in seeds:
                 if (f, s, r) in by:
-                    expected += by[(f, s, r)]["cpu_s"]
+                    per[r] += by[(f, s, r)]["cpu_s"]
                 elif known:
-                    expected += float(np.mean(known))
+                    per[r] += float(np.mean(known))
                 else:
                     unknown.append(f"{f}/seed{s}/{r}")
+    per["simulate"] = 0.0
     for f in families:
         fs = [s["simulate_cpu_s"] for s in sims if s["family"] == f]
         if fs:
-            expected += float(np.mean(fs)) * len(seeds)
+            per["simulate"] += float(np.mean(fs)) * len(seeds)
         else:
             unknown.append(f"{f}/simulate")
     return {"budget.measured_cpu_s_total": round(measured_cpu, 1), "budget.measured_wall_s_total": round(measured_wall, 1),
-            "budget.expected_cpu_s_total_full_grid": round(expected, 1), "budget.unestimated": unknown,
+            "budget.expected_cpu_s_total_full_grid": round(sum(per.values()), 1),
+            **{f"budget.expected_cpu_s.{k}": round(v, 1) for k, v in per.items()}, "budget.unestimated": unknown,
             "budget.method": ("measured: every cached cell and the last simulation of each (family, seed); expected: "
                               "measured cells plus, for each missing cell, the mean CPU of the same recipe's measured "
                               "cells (any family; a rough estimate, training cost grows with a family's size), and "
@@ -190,4 +195,9 @@ def markdown_tables(summary: dict, families: Sequence[str], recipes: Sequence[st
         f"{way} top-1 (top-5), sub-01, mean over seeds {', '.join(map(str, seeds))} (fewer where noted; — = not run):",
         "", *t1, "",
         f"Top-1 minus `{ref}`'s, mean over seeds [{pct} % paired bootstrap CI over test images]:", "", *t2, "",
-        "CPU seconds per cell, mean over seeds (wall seconds in parentheses):", "", *t3, ""])
+        "CPU seconds per cell, mean over seeds (wall seconds in parentheses):", "", *t3, "",
+        f"Measured so far: {summary['budget.measured_cpu_s_total'] / 3600:.2f} CPU hours "
+        f"({summary['budget.measured_wall_s_total'] / 3600:.2f} h wall). All {len(families)} families x "
+        f"{len(seeds)} seeds x these {len(recipes)} recipes: about "
+        f"{summary['budget.expected_cpu_s_total_full_grid'] / 3600:.1f} CPU hours (missing cells estimated by the "
+        "mean of the same recipe's measured cells).", ""])
