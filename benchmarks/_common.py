@@ -30,10 +30,12 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def write_result(name: str, values: dict) -> Path:
-    """Write ``benchmarks/results/NAME.json`` with ``values`` plus the machine description."""
+def write_result(name: str, values: dict, echo: bool = True) -> Path:
+    """Write ``benchmarks/results/NAME.json`` with ``values`` plus the machine description (and print the
+    values on stdout unless ``echo`` is False)."""
     RESULTS.mkdir(exist_ok=True)
     path = RESULTS / f"{name}.json"
     path.write_text(json.dumps({"benchmark": name, **values, **machine()}, indent=2) + "\n")
-    print(json.dumps({"benchmark": name, **values}, indent=2))
+    if echo:
+        print(json.dumps({"benchmark": name, **values}, indent=2))
     return path

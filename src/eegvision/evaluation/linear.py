@@ -38,19 +38,27 @@ import numpy as np
 from eegvision.preprocess.mvnn import inverse_sqrt, ledoit_wolf_covariances
 
 __all__ = [
-    "ResidualCovariance", "decimate_mean", "linear_baselines", "residual_covariance", "ridge_retrieval",
-    "topk_from_scores", "whitened_ridge_retrieval",
+    "ResidualCovariance", "decimate_mean", "linear_baselines", "ranks_from_scores", "residual_covariance",
+    "ridge_retrieval", "topk_from_scores", "whitened_ridge_retrieval",
 ]
+
+
+def ranks_from_scores(scores: np.ndarray) -> np.ndarray:
+    """0-based rank of the true candidate of each query when row ``i`` of ``scores`` (higher = better) should
+    pick column ``i``: the number of candidates scoring higher, plus those tied with it (ties count against
+    the decoder). Query ``i`` is top-k correct when ``rank[i] < k``.
+    """
+    scores = np.asarray(scores)
+    true = np.diag(scores)[:, None]
+    return ((scores > true).sum(1) + ((scores == true).sum(1) - 1)).astype(np.int64)
 
 
 def topk_from_scores(scores: np.ndarray, ks: tuple[int, ...] = (1, 5)) -> dict[str, float]:
     """Top-k accuracies when row ``i`` of ``scores`` (higher = better) should pick column ``i``.
 
-    Ties count against the decoder (a tie with the true candidate ranks it below).
+    Ties count against the decoder (a tie with the true candidate ranks it below; :func:`ranks_from_scores`).
     """
-    scores = np.asarray(scores)
-    true = np.diag(scores)[:, None]
-    rank = (scores > true).sum(1) + ((scores == true).sum(1) - 1)
+    rank = ranks_from_scores(scores)
     return {f"top{k}": float((rank < k).mean()) for k in ks}
 
 
@@ -62,8 +70,8 @@ def decimate_mean(x: np.ndarray, factor: int) -> np.ndarray:
 
 def ridge_retrieval(
     x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, y_test: np.ndarray,
-    groups: np.ndarray, seed: int = 0, alphas: np.ndarray | None = None,
-) -> dict[str, float]:
+    groups: np.ndarray, seed: int = 0, alphas: np.ndarray | None = None, return_ranks: bool = False,
+) -> dict:
     """Ridge EEG → features, then cosine retrieval among the test images (see the module docstring).
 
     Parameters
@@ -78,10 +86,14 @@ def ridge_retrieval(
         Draws the validation concepts.
     alphas
         Penalties relative to the top squared singular value (default ``logspace(-4, 1, 11)``).
+    return_ranks
+        Also return ``ranks``: the ``(n_test,)`` int array of each test image's rank among the candidates
+        (:func:`ranks_from_scores`; ``top1 == mean(ranks < 1)``), for paired per-image comparisons. The other
+        numbers do not change.
 
     Returns
     -------
-    dict with ``top1``, ``top5`` (test), ``alpha`` (chosen penalty) and ``val_top1``.
+    dict with ``top1``, ``top5`` (test), ``alpha`` (chosen penalty) and ``val_top1`` (and ``ranks``).
     """
     x_train = np.asarray(x_train, np.float64)
     x_test = np.asarray(x_test, np.float64)
@@ -123,8 +135,10 @@ def ridge_retrieval(
         if key > best_key:
             best, best_key = a, key
     u, s2, uty = solve(xtr, y_train)
-    res = topk_from_scores(_cosine(predict(xte @ xtr.T, u, s2, uty, best), y_test))
-    return {**res, "alpha": float(best), "val_top1": float(best_key[0])}
+    ranks = ranks_from_scores(_cosine(predict(xte @ xtr.T, u, s2, uty, best), y_test))
+    out = {**{f"top{k}": float((ranks < k).mean()) for k in (1, 5)}, "alpha": float(best),
+           "val_top1": float(best_key[0])}
+    return {**out, "ranks": ranks} if return_ranks else out
 
 
 class ResidualCovariance:
@@ -178,23 +192,24 @@ def residual_covariance(epochs: np.ndarray | Iterable[np.ndarray], chunk: int = 
 
 def whitened_ridge_retrieval(
     train_avg: np.ndarray, y_train: np.ndarray, test_avg: np.ndarray, y_test: np.ndarray, groups: np.ndarray,
-    noise_cov: np.ndarray, seed: int = 0,
+    noise_cov: np.ndarray, seed: int = 0, return_ranks: bool = False,
 ) -> dict:
     """Ridge after MVNN: ``noise_cov^{-1/2}`` on the channel axis of ``(n, C, T')`` averaged, decimated epochs.
 
     ``noise_cov`` must come from training data only (:func:`residual_covariance`). Returns
-    :func:`ridge_retrieval`'s dict plus ``whitener_trace`` (the trace of the whitening matrix, a fingerprint
-    that changes only with the training data).
+    :func:`ridge_retrieval`'s dict (with ``ranks`` when ``return_ranks``) plus ``whitener_trace`` (the trace of
+    the whitening matrix, a fingerprint that changes only with the training data).
     """
     w = inverse_sqrt(noise_cov)
     tr = np.matmul(w, np.asarray(train_avg, np.float64)).reshape(len(train_avg), -1)
     te = np.matmul(w, np.asarray(test_avg, np.float64)).reshape(len(test_avg), -1)
-    return {**ridge_retrieval(tr, y_train, te, y_test, groups, seed=seed), "whitener_trace": float(np.trace(w))}
+    return {**ridge_retrieval(tr, y_train, te, y_test, groups, seed=seed, return_ranks=return_ranks),
+            "whitener_trace": float(np.trace(w))}
 
 
 def linear_baselines(
     train: np.ndarray, y_train: np.ndarray, test: np.ndarray, y_test: np.ndarray, groups: np.ndarray,
-    decim: int, seed: int = 0, chunk: int = 64,
+    decim: int, seed: int = 0, chunk: int = 64, return_ranks: bool = False,
 ) -> dict[str, dict]:
     """Ridge and whitened ridge from full epoch arrays (e.g. a store's memory maps), read in chunks.
 
@@ -208,6 +223,8 @@ def linear_baselines(
         ``(n_train_conditions,)`` concept of each training condition.
     decim
         Time decimation by bin means (10 at 250 Hz, 8 at 200 Hz: 25 Hz).
+    return_ranks
+        Per-image ranks in both results (:func:`ridge_retrieval`).
 
     Returns
     -------
@@ -222,9 +239,10 @@ def linear_baselines(
     tr = np.concatenate(parts)
     te = np.concatenate([decimate_mean(np.asarray(test[s:s + chunk], np.float64).mean(1), decim)
                          for s in range(0, len(test), chunk)])
-    ridge = ridge_retrieval(tr.reshape(len(tr), -1), y_train, te.reshape(len(te), -1), y_test, groups, seed=seed)
+    ridge = ridge_retrieval(tr.reshape(len(tr), -1), y_train, te.reshape(len(te), -1), y_test, groups, seed=seed,
+                            return_ranks=return_ranks)
     cov = acc.covariance
-    white = whitened_ridge_retrieval(tr, y_train, te, y_test, groups, cov, seed=seed)
+    white = whitened_ridge_retrieval(tr, y_train, te, y_test, groups, cov, seed=seed, return_ranks=return_ranks)
     return {"ridge": ridge, "whitened_ridge": white, "noise_cov": cov}
 
 

@@ -12,6 +12,9 @@ Units of resampling (stated because papers rarely do):
   for each query (exact for every k, top-t and tie rule, since it reuses the exact k-way table).
 * :func:`paired_comparison` pairs two encoders on identical (subject, seed) units and reports the paired t-test
   and the Wilcoxon signed-rank test (two-sided), the number of pairs and the mean difference.
+* :func:`paired_item_bootstrap` pairs two decoders on the same **test items** of one or more strata (e.g. the
+  seeds of a simulation): the items of each stratum are resampled with replacement, the same draw for both
+  decoders, and the per-stratum differences are averaged with equal weights.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from collections.abc import Iterable, Mapping, Sequence
 import numpy as np
 from scipy import stats as sps
 
-from eegvision.checks import check_choice, check_name, check_names
+from eegvision.checks import check_choice, check_name, check_names, check_positive
 from eegvision.evaluation.kway import (
     DEFAULT_KS,
     DEFAULT_TOPS,
@@ -38,7 +41,7 @@ PAIR_BY: tuple[str, ...] = ("dataset", "protocol", "selection", "modality", "met
 
 __all__ = [
     "PAIR_BY", "SUMMARY_BY", "binomial_pvalue", "bootstrap_ci", "chance_level", "format_summary",
-    "paired_comparison", "permutation_test_chance", "query_bootstrap_ci", "summarize",
+    "paired_comparison", "paired_item_bootstrap", "permutation_test_chance", "query_bootstrap_ci", "summarize",
 ]
 
 
@@ -61,6 +64,58 @@ def bootstrap_ci(values, *, n_boot: int = 10_000, level: float = 0.95, seed: int
     alpha = (1.0 - level) / 2.0
     lo, hi = np.quantile(means, [alpha, 1.0 - alpha])
     return float(lo), float(hi)
+
+
+def paired_item_bootstrap(a, b, *, n_boot: int = 10_000, level: float = 0.95, seed: int = 0) -> dict[str, float]:
+    """Paired percentile-bootstrap confidence interval of ``mean(a) - mean(b)`` over items, combined over strata.
+
+    Parameters
+    ----------
+    a, b
+        Per-item values of two decoders (e.g. 0/1 top-1 correctness): one 1-D array, or a sequence of 1-D
+        arrays, one per stratum (a seed); ``a[s][i]`` and ``b[s][i]`` are the same item.
+    n_boot, level, seed
+        Bootstrap replicates, two-sided level, and the seed of the resampling.
+
+    Returns
+    -------
+    dict
+        ``mean_diff`` (the mean over strata of each stratum's mean difference), ``ci_low``/``ci_high`` (the
+        ``(1-level)/2`` and ``(1+level)/2`` quantiles of that statistic over replicates; each replicate draws
+        every stratum's items with replacement, the same indices for ``a`` and ``b``), ``n_strata``,
+        ``n_items`` (total), ``level``, ``n_boot``.
+    """
+    check_positive("n_boot", n_boot)
+    if not 0 < level < 1:
+        raise ValueError(f"level must be in (0, 1), e.g. 0.95; got {level}.")
+    sa, sb = _strata(a, "a"), _strata(b, "b")
+    if len(sa) != len(sb) or not sa:
+        raise ValueError(f"a and b need the same number of strata (at least one); got {len(sa)} and {len(sb)}.")
+    rng = np.random.default_rng(seed)
+    boots = np.zeros(int(n_boot))
+    for i, (x, y) in enumerate(zip(sa, sb)):
+        if x.shape != y.shape or x.size == 0:
+            raise ValueError(f"Stratum {i}: a has {x.size} items and b {y.size}; pair the same (non-empty) items.")
+        d = x - y
+        boots += d[rng.integers(0, d.size, size=(int(n_boot), d.size))].mean(1)
+    boots /= len(sa)
+    alpha = (1.0 - level) / 2.0
+    lo, hi = np.quantile(boots, [alpha, 1.0 - alpha])
+    return {"mean_diff": float(np.mean([(x - y).mean() for x, y in zip(sa, sb)])), "ci_low": float(lo),
+            "ci_high": float(hi), "n_strata": len(sa), "n_items": int(sum(x.size for x in sa)), "level": level,
+            "n_boot": int(n_boot)}
+
+
+def _strata(values, name: str) -> list[np.ndarray]:
+    """One 1-D float array per stratum, from an array (one stratum) or a sequence of arrays."""
+    if isinstance(values, np.ndarray) and values.ndim == 1 or (
+            isinstance(values, Sequence) and values and np.isscalar(values[0])):
+        return [np.asarray(values, np.float64)]
+    out = [np.asarray(v, np.float64) for v in values]
+    for i, v in enumerate(out):
+        if v.ndim != 1 or not np.all(np.isfinite(v)):
+            raise ValueError(f"{name}[{i}] must be a 1-D array of finite per-item values; got shape {v.shape}.")
+    return out
 
 
 def query_bootstrap_ci(acc: KWayAccuracy, *, n_boot: int = 2000, level: float = 0.95,

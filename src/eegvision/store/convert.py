@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from eegvision.checks import check_file
+from eegvision.readers.channels import THINGS_EEG2_CHANNELS
 from eegvision.readers.epochs import (
     STORE_UNITS,
     LazyEpochsArray,
@@ -55,6 +56,7 @@ def convert_things_eeg2(
     chunk_mb: float = 64,
     *,
     with_images: bool = True,
+    expected_channels: tuple[str, ...] | None = THINGS_EEG2_CHANNELS,
 ) -> Path:
     """Convert a THINGS-EEG2 download into an eegvision store, streaming with constant memory.
 
@@ -83,6 +85,9 @@ def convert_things_eeg2(
         Size of the chunks streamed at a time.
     with_images : bool
         False to store no image paths (concept names then come from eegvision's THINGS tables).
+    expected_channels : tuple of str or None
+        Channel names every file must hold (the 63 THINGS-EEG2 channels by default); None accepts any set
+        shared by all files, e.g. the 271 sensors of the simulator's ``meg`` family.
 
     Returns
     -------
@@ -90,7 +95,7 @@ def convert_things_eeg2(
         The store folder.
     """
     source = open_things_eeg2(src, images=images, subjects=subjects, prompt_template=prompt_template,
-                              with_images=with_images)
+                              with_images=with_images, expected_channels=expected_channels)
     todo = [(sub, split) for sub in source.subjects for split in source.splits(sub)]
     opened = {key: source.file(*key) for key in todo}  # validate everything before writing anything
     metas = {key: things_eeg2_metadata(key[0], key[1], opened[key].n_conditions, source.image_set(key[1]))

@@ -1,0 +1,127 @@
+"""The benchmark's recipes: a registry of named ways to decode sub-01's test images from a family's simulation.
+
+Three kinds:
+
+* ``known_model`` — the family's known-model decoder (``docs/families.md``), rescored per test image from the
+  files on disk; the ceiling no recipe may exceed (exact Bayes; a Gaussian approximation for ``eegvision``).
+* ``linear`` — :mod:`eegvision.evaluation.linear`'s ridge (``whiten=False``) or whitened (MVNN) ridge on
+  repetition-averaged epochs at 25 Hz, the penalty chosen on 20 % of the training concepts (drawn from the world
+  seed): exactly the baselines ``simulate`` records, recomputed per test image.
+* ``fit`` — any :class:`~eegvision.training.config.FitConfig`: ``overrides`` are its fields on top of the
+  benchmark's inputs (the family's folder as ``data``, ``sub-01``, its ``sim_features_{train,test}.pt`` with
+  ``features_normalized``, ``eval_methods=["exact"]``, ``seed`` = the simulation's seed). A new encoder or
+  training option becomes a recipe by one entry here, e.g. (once those fields exist)
+  ``Recipe("ridge-encoder", "fit", ..., {"encoder": "ridge"})`` or
+  ``Recipe("stconv-mvnn", "fit", ..., {**SIM_DEMO, "whiten": "mvnn"})``.
+
+A recipe's :meth:`Recipe.config` is its full configuration (for ``fit``: every ``FitConfig`` field but the
+machine-local paths), and its hash keys the benchmark's cache: change a recipe and its cells are recomputed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from eegvision.checks import check_choice, check_names
+from eegvision.training.config import FitConfig
+from eegvision.training.presets import get_preset
+
+__all__ = ["FIT_INPUT_FIELDS", "KINDS", "RECIPES", "REFERENCE", "Recipe", "get_recipes", "json_hash", "list_recipes"]
+
+KINDS = ("known_model", "linear", "fit")
+#: The recipe every other is compared with (paired, per test image).
+REFERENCE = "whitened_ridge"
+#: FitConfig fields the benchmark sets per cell (paths on this machine; the seed is the simulation's).
+FIT_INPUT_FIELDS = ("data", "subjects", "features_train", "features_test", "features_normalized", "seed",
+                    "progress")
+#: What the linear baselines do (evaluation/linear.py), recorded in their configuration.
+_LINEAR = {"average": "all repetitions", "rate_hz": 25.0, "standardise": "per feature (training mean, std)",
+           "alphas": "logspace(-4, 1, 11) x largest squared singular value",
+           "validation": "20 % of the training concepts, drawn from the world seed", "retrieval": "cosine"}
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """A named decoding recipe of the benchmark (see the module docstring for ``kind`` and ``options``).
+
+    ``options``: for ``fit``, :class:`FitConfig` fields; for ``linear``, ``{"whiten": bool}``; for
+    ``known_model``, nothing.
+    """
+
+    name: str
+    kind: str
+    description: str
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        check_choice("Recipe kind", self.kind, KINDS)
+        if self.kind == "fit":
+            bad = [k for k in self.options if k in FIT_INPUT_FIELDS]
+            if bad:
+                raise ValueError(f"Recipe {self.name!r} sets {', '.join(bad)}, which the benchmark sets per cell "
+                                 f"(the simulation's folder, features and seed); remove them from its options.")
+            self.fit_config()       # unknown fields or bad values fail here, when the recipe is defined
+
+    def fit_config(self, **inputs: Any) -> FitConfig:
+        """The :class:`FitConfig` of this recipe with the benchmark's ``inputs`` (data, features, seed, ...)."""
+        if self.kind != "fit":
+            raise ValueError(f"Recipe {self.name!r} is a {self.kind} recipe, not a FitConfig recipe.")
+        base = {"subjects": ["sub-01"], "features_normalized": True, "eval_methods": ["exact"], "progress": False}
+        return FitConfig.from_dict({**base, **self.options, **inputs})
+
+    def config(self) -> dict[str, Any]:
+        """The full configuration (JSON-able): what the cache's hash covers."""
+        out: dict[str, Any] = {"name": self.name, "kind": self.kind}
+        if self.kind == "fit":
+            cfg = self.fit_config().to_dict()
+            out["fit"] = {k: v for k, v in cfg.items() if k not in FIT_INPUT_FIELDS}
+            out["fit"]["seed"] = "the simulation's seed"
+        elif self.kind == "linear":
+            out["linear"] = {**_LINEAR, "whiten": ("MVNN: Ledoit-Wolf covariance of the training repetitions' "
+                                                    "residuals" if self.options.get("whiten") else "none")}
+        else:
+            out["known_model"] = "the family's known-model decoder (simulation.json ground_truth.known_model)"
+        return out
+
+    @property
+    def config_hash(self) -> str:
+        return json_hash(self.config())
+
+
+def json_hash(value: Any) -> str:
+    """First 16 hex digits of the sha256 of ``value`` as canonical JSON (sorted keys, no spaces)."""
+    text = json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _sim_demo(**changes: Any) -> dict[str, Any]:
+    """The ``sim-demo`` training preset's FitConfig fields (the README's recommendation), with changes."""
+    return {**get_preset("sim-demo").overrides, "preset": "sim-demo", **changes}
+
+
+RECIPES: dict[str, Recipe] = {r.name: r for r in (
+    Recipe("known_model", "known_model", "the family's known-model decoder (ceiling)"),
+    Recipe("ridge", "linear", "ridge on repetition-averaged epochs at 25 Hz", {"whiten": False}),
+    Recipe("whitened_ridge", "linear", "MVNN (training residuals), then ridge", {"whiten": True}),
+    Recipe("stconv-sim-demo", "fit", "STConv, the sim-demo recipe (README's recommendation; 40 epochs)",
+           _sim_demo()),
+    Recipe("eegproject-sim-demo", "fit", "EEGProject, the sim-demo recipe (40 epochs)",
+           _sim_demo(encoder="eegproject")),
+    Recipe("atms", "fit", "ATM-S, the sim-demo recipe with 10 epochs", _sim_demo(encoder="atms", epochs=10)),
+)}
+
+
+def list_recipes() -> list[str]:
+    """The recipe names, in registry order."""
+    return list(RECIPES)
+
+
+def get_recipes(names: list[str] | None = None) -> list[Recipe]:
+    """The recipes called ``names`` (all by default), in the order given; unknown names raise ``ValueError``."""
+    if names is None:
+        return list(RECIPES.values())
+    return [RECIPES[n] for n in check_names("Recipe", names, RECIPES, "the benchmark's recipes")]
