@@ -130,6 +130,10 @@ def load_simulation(root: str | Path) -> SimulatedData:
     return data
 
 
+#: The recipes whose scores simulate records in simulation.json (a recomputation must reproduce them).
+STORED = ("known_model", "ridge", "whitened_ridge")
+
+
 def compute_cell(recipe: Recipe, data: SimulatedData, run_dir: Path) -> dict[str, Any]:
     """Score ``recipe`` on ``data`` (sub-01's test set). ``run_dir`` holds a ``fit`` recipe's run folder
     (replaced if present). Returns the cell's fields (see the module docstring)."""
@@ -137,12 +141,12 @@ def compute_cell(recipe: Recipe, data: SimulatedData, run_dir: Path) -> dict[str
     if recipe.kind == "known_model":
         ranks, extra, train_s = _known_model(data), {}, 0.0
     elif recipe.kind == "linear":
-        ranks, extra = _linear(data, bool(recipe.options.get("whiten")))
+        ranks, extra = _linear(data, bool(recipe.options.get("whiten")), recipe.options.get("method", "ridge"))
         train_s = time.perf_counter() - wall0
     else:
         ranks, extra, train_s = _fit(recipe, data, Path(run_dir))
     top = {f"top{k}": float(np.mean(ranks < k)) for k in (1, 5)}
-    if recipe.kind != "fit":
+    if recipe.kind != "fit" and recipe.name in STORED:
         stored = data.stored(recipe.name)
         for key in ("top1", "top5", "alpha"):
             mine = extra.get(key, top.get(key))
@@ -169,9 +173,10 @@ def _known_model(data: SimulatedData) -> np.ndarray:
     return ranks_from_scores(scores)
 
 
-def _linear(data: SimulatedData, whiten: bool) -> tuple[np.ndarray, dict]:
+def _linear(data: SimulatedData, whiten: bool, method: str = "ridge") -> tuple[np.ndarray, dict]:
     """Ridge or whitened ridge as the simulation computed it (decimated averages per block, residual
-    covariance of the training blocks), with per-image ranks."""
+    covariance of the training blocks), with per-image ranks; ``method="encoding"``: the encoding-model
+    identification (:mod:`eegvision.evaluation.encoding`) on the same averages."""
     decim = max(1, int(round(data.sfreq / BASELINE_RATE)))
     cov = ResidualCovariance() if whiten else None
     avgs = {}
@@ -184,7 +189,12 @@ def _linear(data: SimulatedData, whiten: bool) -> tuple[np.ndarray, dict]:
         avgs[split] = np.concatenate(parts)
     y_tr, y_te = data.stimuli("training").features, data.stimuli("test").features
     tr, te = avgs["training"], avgs["test"]
-    if cov is not None:
+    if method == "encoding":
+        from eegvision.evaluation.encoding import encoding_identification
+
+        res = encoding_identification(tr.reshape(len(tr), -1), y_tr, te.reshape(len(te), -1), y_te, data.groups,
+                                      seed=data.seed, return_ranks=True)
+    elif cov is not None:
         res = whitened_ridge_retrieval(tr, y_tr, te, y_te, data.groups, cov.covariance, seed=data.seed,
                                        return_ranks=True)
     else:
@@ -208,7 +218,15 @@ def _fit(recipe: Recipe, data: SimulatedData, run_dir: Path) -> tuple[np.ndarray
         from eegvision.store.convert import convert_things_eeg2
 
         source = convert_things_eeg2(data.root, run_dir.parent / f"{run_dir.name}-store", dtype="float32",
-                                     overwrite=True, with_images=False, expected_channels=None)
+                                     overwrite=True, with_images=True, expected_channels=None)
+    from eegvision.data.sources import open_data
+
+    n_concepts = len(open_data(str(source)).concept_table("training"))
+    if n_concepts != data.preset.n_train_concepts:
+        raise ValueError(f"{data.root} reads as {n_concepts} training concepts, the simulation has "
+                         f"{data.preset.n_train_concepts}: without its image folders a THINGS-EEG2 folder is read "
+                         "with THINGS-EEG2's 10 images per concept. Simulate it with images (the validation split "
+                         "and the penalty's cross-validation hold out whole concepts).")
     cfg = recipe.fit_config(data=str(source), features_train=str(data.features_file("training")),
                             features_test=str(data.features_file("test")), seed=data.seed)
     t0 = time.perf_counter()

@@ -137,7 +137,9 @@ def prepare_simulation(family: str, size: str, seed: int, folder: Path) -> tuple
     if folder.exists():
         shutil.rmtree(folder)
     wall0, cpu0 = time.perf_counter(), _cells.cpu_seconds()
-    simulate(folder, family=family, preset=family_preset(family, size), seed=seed, images=False)
+    # with images: a THINGS-EEG2 folder's concept table comes from its image folders (without them it is read
+    # with THINGS-EEG2's 10 images per concept, and the concept-held-out splits of fit recipes would be wrong)
+    simulate(folder, family=family, preset=family_preset(family, size), seed=seed, images=True)
     cost = {"simulate_wall_s": round(time.perf_counter() - wall0, 3),
             "simulate_cpu_s": round(_cells.cpu_seconds() - cpu0, 3)}
     return _cells.load_simulation(folder), cost

@@ -48,7 +48,8 @@ _LINEAR = {"average": "all repetitions", "rate_hz": 25.0, "standardise": "per fe
 class Recipe:
     """A named decoding recipe of the benchmark (see the module docstring for ``kind`` and ``options``).
 
-    ``options``: for ``fit``, :class:`FitConfig` fields; for ``linear``, ``{"whiten": bool}``; for
+    ``options``: for ``fit``, :class:`FitConfig` fields; for ``linear``, ``{"whiten": bool}`` or
+    ``{"method": "encoding"}``; for
     ``known_model``, nothing.
     """
 
@@ -59,6 +60,8 @@ class Recipe:
 
     def __post_init__(self) -> None:
         check_choice("Recipe kind", self.kind, KINDS)
+        if self.kind == "linear":
+            check_choice(f"Recipe {self.name!r} method", self.options.get("method", "ridge"), ("ridge", "encoding"))
         if self.kind == "fit":
             bad = [k for k in self.options if k in FIT_INPUT_FIELDS]
             if bad:
@@ -83,6 +86,11 @@ class Recipe:
         elif self.kind == "linear":
             out["linear"] = {**_LINEAR, "whiten": ("MVNN: Ledoit-Wolf covariance of the training repetitions' "
                                                     "residuals" if self.options.get("whiten") else "none")}
+            if self.options.get("method", "ridge") != "ridge":
+                out["linear"] = {**out["linear"], "method": self.options["method"],
+                                 "alphas": "logspace(-4, 1, 11) x largest squared singular value of the features",
+                                 "validation": "20 % of the training concepts (one image each), world seed",
+                                 "retrieval": "correlation of the EEG with each candidate's predicted EEG"}
         else:
             out["known_model"] = "the family's known-model decoder (simulation.json ground_truth.known_model)"
         return out
@@ -107,6 +115,12 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in (
     Recipe("known_model", "known_model", "the family's known-model decoder (ceiling)"),
     Recipe("ridge", "linear", "ridge on repetition-averaged epochs at 25 Hz", {"whiten": False}),
     Recipe("whitened_ridge", "linear", "MVNN (training residuals), then ridge", {"whiten": True}),
+    Recipe("encoding", "linear", "encoding-model identification: ridge features -> EEG at 25 Hz, correlation with "
+           "each candidate's predicted EEG (evaluation only; no embedding)", {"method": "encoding"}),
+    Recipe("ridge-encoder", "fit", "the ridge run-folder encoder (closed form, grouped-CV penalty on top-1)",
+           {"encoder": "ridge"}),
+    Recipe("ridge-encoder-mvnn", "fit", "the ridge run-folder encoder after MVNN whitening (fit --whiten mvnn)",
+           {"encoder": "ridge", "whiten": "mvnn"}),
     Recipe("stconv-sim-demo", "fit", "STConv, the sim-demo recipe (README's recommendation; 40 epochs)",
            _sim_demo()),
     Recipe("eegproject-sim-demo", "fit", "EEGProject, the sim-demo recipe (40 epochs)",
