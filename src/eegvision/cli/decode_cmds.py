@@ -173,6 +173,9 @@ def fit_cmd(
                                  "without a better validation score (the best epoch stays selected)."),
     ema_decay: float = typer.Option(None, "--ema-decay", help="Select and save an exponential moving average of "
                                     "the weights with this decay per step (e.g. 0.999)."),
+    ridge_init: bool = typer.Option(None, "--ridge-init", help="Start from the ridge solution: train "
+                                    "ridge(x) + gate * encoder(x), the gate at 0 (ridge solved on the fitting "
+                                    "conditions)."),
     ensemble: int = typer.Option(None, "--ensemble", min=1, help="Train this many models (seeds SEED, SEED+1, "
                                  "...) and average their normalised embeddings."),
     channels: str = typer.Option(None, "--channels", help="Region (occipito-parietal) or names (O1,Oz,O2)."),
@@ -215,7 +218,7 @@ def fit_cmd(
             protocol=protocol, epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay,
             schedule=schedule, seed=seed, average_train=average_train, mix_repetitions=mix_repetitions,
             time_shift=time_shift, amplitude_scale=amplitude_scale, channel_dropout=channel_dropout, noise=noise,
-            patience=patience, ema_decay=ema_decay, ensemble=ensemble,
+            patience=patience, ema_decay=ema_decay, ensemble=ensemble, ridge_init=ridge_init,
             channels=channels, window=window, align=align, val_fraction=val_fraction, selection=selection,
             report_test_curve=report_test_curve,
             same_concept_positives=same_concept_positives, reference_loss=reference_loss, reference=reference,
@@ -365,7 +368,7 @@ FIT_DEFAULTS = {
     "channels": "all channels", "window": "the whole epoch", "align": "no alignment", "report_test_curve": "off",
     "same_concept_positives": "off", "reference_loss": "off", "time_shift": 0, "amplitude_scale": 0.0,
     "channel_dropout": 0.0, "noise": 0.0, "patience": "no early stopping", "ema_decay": "no averaging",
-    "ensemble": 1,
+    "ensemble": 1, "ridge_init": "off",
     "devices": 1, "strategy": "auto",
     "accelerator": "auto", "precision": "32", "num_workers": 0,
 }

@@ -48,7 +48,7 @@ from eegvision.training.unit import (
 )
 from eegvision.training.whitening import NoiseCovariance
 
-__all__ = ["fit_closed_form_unit", "read_design"]
+__all__ = ["fit_closed_form_unit", "read_design", "ridge_init", "solve_linear"]
 
 #: Store bytes per block read (its float32/float64 work arrays are a few times that).
 BLOCK_BYTES = 8 * 1024 * 1024
@@ -112,29 +112,31 @@ def standardize(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return mean, scale
 
 
-def fit_closed_form_unit(config: FitConfig, store: Any, unit: dict, folder: UnitFolder, train_feats: Any,
-                         test_feats: Any, *, resume: bool = False, primary: bool = True,
-                         callbacks: Sequence[Any] = ()) -> list[dict]:
-    """Solve ``config.encoder`` for ``unit`` and write the unit folder (see the module docstring).
+def solve_linear(config: FitConfig, store: Any, unit: dict, train_feats: Any, conditions: Any = None,
+                 options: dict[str, Any] | None = None, data: dict[str, Any] | None = None) -> tuple[Any, Any, Any, float]:
+    """The closed-form encoder of ``config`` (``ridge`` unless ``options`` name another's options) solved on the
+    unit's training subjects, restricted to ``conditions`` when given (e.g. a neural fit's fitting conditions,
+    so that its validation concepts stay unseen).
 
-    ``resume`` and ``callbacks`` are accepted for symmetry with :func:`~eegvision.training.unit.fit_unit` (a
-    closed-form fit is recomputed — same inputs, same result — and has no trainer). With ``config.align`` the
-    store is aligned first, as for trained units. Returns the result rows (empty on non-primary processes).
+    Returns ``(encoder, ridge_cv result, the averaged training dataset, seconds spent reading)``.
     """
     from eegvision.data.dataset import EEGDataset
 
-    if not primary:
-        return []
     start = time.perf_counter()
-    folder.path.mkdir(parents=True, exist_ok=True)
-    torch.manual_seed(config.seed)
-    store = aligned_store(config, store, unit, folder)
     train_ids = {s: i for i, s in enumerate(unit["train_subjects"])}
     train = EEGDataset(store, unit["train_subjects"], "training", average=True, subject_ids=train_ids,
-                       channels=config.channels, window=config.window)
-    data = {"train": train, "test": make_test_datasets(config, store, unit, train_ids), "subject_ids": train_ids}
-    encoder = make_encoder(config, data, train_feats.dim, **({"whiten": True} if config.whiten else {}))
+                       channels=config.channels, window=config.window, conditions=conditions)
+    data = {**(data or {}), "train": train, "subject_ids": train_ids}
+    opts = dict(options or {})
+    if config.whiten:
+        opts["whiten"] = True
+    if options is None:
+        encoder = make_encoder(config, data, train_feats.dim, **opts)
+    else:
+        from eegvision.models import create_encoder
 
+        encoder = create_encoder("ridge", n_chans=train.n_chans, n_times=train.n_times, n_outputs=train_feats.dim,
+                                 sfreq=train.sfreq, n_subjects=max(1, len(train_ids)), **opts)
     x, w = read_design(train, encoder.decim, encoder.whiten)
     mean, scale = standardize(x)
     read_s = time.perf_counter() - start
@@ -145,6 +147,28 @@ def fit_closed_form_unit(config: FitConfig, store: Any, unit: dict, folder: Unit
     encoder.set_solution(mean, scale, res.coef, res.intercept)
     if w is not None:
         encoder.set_whitening(w, "mvnn")
+    return encoder, res, train, read_s
+
+
+def fit_closed_form_unit(config: FitConfig, store: Any, unit: dict, folder: UnitFolder, train_feats: Any,
+                         test_feats: Any, *, resume: bool = False, primary: bool = True,
+                         callbacks: Sequence[Any] = ()) -> list[dict]:
+    """Solve ``config.encoder`` for ``unit`` and write the unit folder (see the module docstring).
+
+    ``resume`` and ``callbacks`` are accepted for symmetry with :func:`~eegvision.training.unit.fit_unit` (a
+    closed-form fit is recomputed — same inputs, same result — and has no trainer). With ``config.align`` the
+    store is aligned first, as for trained units. Returns the result rows (empty on non-primary processes).
+    """
+    if not primary:
+        return []
+    start = time.perf_counter()
+    folder.path.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(config.seed)
+    store = aligned_store(config, store, unit, folder)
+    train_ids = {s: i for i, s in enumerate(unit["train_subjects"])}
+    data = {"test": make_test_datasets(config, store, unit, train_ids), "subject_ids": train_ids}
+    encoder, res, data["train"], read_s = solve_linear(config, store, unit, train_feats, data=data)
+    w = encoder.whitener if encoder.whiten else None
     fit_s = time.perf_counter() - start
 
     write_unit_config(config, unit, folder, data, train_feats, test_feats, encoder=encoder, data_extra={
@@ -167,3 +191,18 @@ def fit_closed_form_unit(config: FitConfig, store: Any, unit: dict, folder: Unit
                 "refitted model and of the cross-validation at the chosen penalty",
     })
     return rows
+
+
+def ridge_init(config: FitConfig, train_feats: Any) -> Any:
+    """The ``wrap`` of :func:`~eegvision.training.unit.fit_unit` for ``FitConfig.ridge_init``: the ridge solution
+    of the unit's *fitting* conditions (its validation concepts left out; whitened when ``config.whiten``) plus
+    the fresh encoder, as a :class:`~eegvision.models.encoders.residual.ResidualEncoder` whose gate starts at 0,
+    so training starts from the ridge solution."""
+    from eegvision.models.encoders.residual import ResidualEncoder
+
+    def wrap(encoder: Any, *, store: Any, unit: dict, data: dict[str, Any]) -> Any:
+        linear, _, _, _ = solve_linear(config, store, unit, train_feats, conditions=data["split"].train_conditions,
+                                       options=dict(config.ridge_options))
+        return ResidualEncoder.around(linear, encoder)
+
+    return wrap

@@ -122,6 +122,11 @@ class FitConfig:
         of ``seed``), each selected on validation; the unit's encoder averages their L2-normalised embeddings
         (:class:`eegvision.models.encoders.ensemble.EnsembleEncoder`). Members are kept as units of their own
         under the unit's ``members/`` folder (see :mod:`eegvision.training.rundir`). 1: one model.
+    ridge_init : bool
+        Start from the ridge solution: the unit's encoder becomes ``ridge(x) + gate * encoder(x)``
+        (:class:`eegvision.models.encoders.residual.ResidualEncoder`, gate 0 at the start), the ridge part solved in
+        closed form on the fitting conditions only (validation concepts left out; whitened with ``whiten``), then
+        both parts trained. ``ridge_options`` are the ridge part's options (``decim``, ``alphas``, ``cv``, ...).
     """
 
     data: str = ""
@@ -144,6 +149,8 @@ class FitConfig:
     patience: int | None = None
     ema_decay: float | None = None
     ensemble: int = 1
+    ridge_init: bool = False
+    ridge_options: dict[str, Any] = field(default_factory=dict)
     channels: str | list[str] | None = None
     window: list[float] | None = None
     align: str | None = None
@@ -227,12 +234,20 @@ class FitConfig:
             check_range("ema_decay", self.ema_decay, 0.0, 1.0, include_low=False,
                         hint="Typical values are 0.99 to 0.9999; give None (null) for no weight averaging.")
         check_int("ensemble", self.ensemble, minimum=1, hint="It is the number of models averaged (1: one model).")
+        check_choice("ridge_init", self.ridge_init, (False, True))
+        if self.ridge_init and self.ensemble > 1:
+            raise ValueError("ridge_init and ensemble > 1 cannot be combined yet (each member would need its own "
+                             "ridge part); train the members one by one, or drop --ridge-init or --ensemble.")
+        if self.ridge_options and not self.ridge_init:
+            raise ValueError(f"ridge_options {self.ridge_options} are the options of the ridge part of ridge_init; "
+                             "set ridge_init (--ridge-init) or drop them.")
 
     def _validate_closed_form(self) -> None:
         """Refuse the options a closed-form fit (``ridge``) cannot honour: it has no epochs or batches to mix,
         augment or ensemble over (optimiser, epoch and early-stopping settings are not used either)."""
         given = [name for name, off in (("mix_repetitions", False), ("time_shift", 0), ("amplitude_scale", 0.0),
-                                         ("channel_dropout", 0.0), ("noise", 0.0), ("ensemble", 1))
+                                         ("channel_dropout", 0.0), ("noise", 0.0), ("ensemble", 1),
+                                         ("ridge_init", False))
                  if getattr(self, name) != off]
         if given:
             raise ValueError(f"Encoder {self.encoder!r} is fitted in closed form on each training condition's mean "

@@ -35,7 +35,7 @@ from typing import Any
 
 from eegvision.data import sources
 from eegvision.evaluation.results import headline
-from eegvision.training.closed_form import fit_closed_form_unit
+from eegvision.training.closed_form import fit_closed_form_unit, ridge_init
 from eegvision.training.config import FitConfig, is_closed_form
 from eegvision.training.ensemble import fit_ensemble
 from eegvision.training.inputs import (
@@ -166,10 +166,11 @@ def fit(config: FitConfig, out: str | os.PathLike, *, resume: bool = False,
 
         all_rows: list[dict] = []
         fit_one = fit_closed_form_unit if is_closed_form(config.encoder) else fit_unit
+        extra = {"wrap": ridge_init(config, train_feats)} if config.ridge_init else {}
         for unit, folder in zip(units, run.planned_units(names)):
             train = fit_ensemble if config.ensemble > 1 else fit_one
             all_rows += train(config, store, unit, folder, train_feats, test_feats, resume=resume,
-                              primary=primary, callbacks=callbacks)
+                              primary=primary, callbacks=callbacks, **extra)
     except BaseException:
         if primary and not run.has_checkpoints():
             _remove_new_files(run, existed, before)

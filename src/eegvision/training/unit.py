@@ -9,7 +9,7 @@ import contextlib
 import json
 import logging
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -275,9 +275,12 @@ def train_and_select(config: FitConfig, module: ContrastiveModule, folder: UnitF
 
 
 def fit_unit(config: FitConfig, store: Any, unit: dict, folder: UnitFolder, train_feats: Any, test_feats: Any,
-             *, resume: bool = False, primary: bool = True, callbacks: Sequence[Callback] = ()) -> list[dict]:
+             *, resume: bool = False, primary: bool = True, callbacks: Sequence[Callback] = (),
+             wrap: Callable[..., Any] | None = None) -> list[dict]:
     """Train one fresh model for ``unit`` (its plan), keep the validation-selected epoch, save and evaluate it
-    into ``folder``; ``callbacks`` are added to the trainer's. (``fit`` trains seed ensembles with
+    into ``folder``; ``callbacks`` are added to the trainer's. ``wrap(encoder, store=, unit=, data=)`` may replace
+    the fresh encoder before training (``FitConfig.ridge_init``: the ridge solution plus the encoder, see
+    :func:`eegvision.training.closed_form.ridge_init`). (``fit`` trains seed ensembles with
     :func:`eegvision.training.ensemble.fit_ensemble`.)
 
     Returns the result rows (empty on non-primary DDP processes).
@@ -287,8 +290,10 @@ def fit_unit(config: FitConfig, store: Any, unit: dict, folder: UnitFolder, trai
         pl.seed_everything(config.seed, workers=True, verbose=False)
         store = aligned_store(config, store, unit, folder if primary else None)
         data = _datasets(config, store, unit)
-        module = build_module(config, data, train_feats, test_feats,
-                              encoder=unit_encoder(config, store, unit, data, train_feats.dim))
+        encoder = unit_encoder(config, store, unit, data, train_feats.dim)
+        if wrap is not None:
+            encoder = wrap(encoder, store=store, unit=unit, data=data)
+        module = build_module(config, data, train_feats, test_feats, encoder=encoder)
         if primary:
             write_unit_config(config, unit, folder, data, train_feats, test_feats, encoder=module.encoder)
         trained = train_and_select(config, module, folder, callbacks, resume=resume)

@@ -12,6 +12,7 @@ from eegvision.models.encoders.ensemble import EnsembleEncoder
 from eegvision.models.encoders.linear import LinearEncoder
 from eegvision.models.encoders.nice import NICEEncoder
 from eegvision.models.encoders.projector import ProjectorEncoder
+from eegvision.models.encoders.residual import ResidualEncoder
 from eegvision.models.encoders.stconv import STConvEncoder
 
 __all__ = [
@@ -25,6 +26,7 @@ __all__ = [
     "LinearEncoder",
     "NICEEncoder",
     "ProjectorEncoder",
+    "ResidualEncoder",
     "STConvEncoder",
     "load_reference_state_dict",
 ]
