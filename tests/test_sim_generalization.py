@@ -137,6 +137,23 @@ def test_cache_resumes_and_a_changed_recipe_is_recomputed(tmp_path, fake_cells):
     assert small.computed == 1
 
 
+def test_a_new_fitconfig_field_at_its_default_keeps_the_cells(tmp_path, fake_cells):
+    """A cell computed before FitConfig had a field (here: report_test_curve, at its default False, removed from
+    the cached config as if it were new) is still the recipe's; one whose missing field the recipe sets to a
+    non-default value (epochs=1) is not."""
+    kw = dict(workdir=tmp_path / "work", cache=tmp_path / "cache", log=lambda m: None)
+    run_benchmark(["meg"], [0], [FAKE_FIT], **kw)
+    path = tmp_path / "cache" / "meg" / "seed0" / "tiny-stconv.json"
+    cell = json.loads(path.read_text())
+    for field, recomputed in (("report_test_curve", 0), ("epochs", 1)):
+        old = json.loads(json.dumps(cell))
+        del old["recipe_config"]["fit"][field]
+        old["recipe_hash"] = "older-fitconfig"
+        path.write_text(json.dumps(old))
+        assert harness.same_recipe(FAKE_FIT, old["recipe_config"], old["recipe_hash"]) == (not recomputed)
+        assert run_benchmark(["meg"], [0], [FAKE_FIT], **kw).computed == recomputed, field
+
+
 def test_harness_refuses_bad_input(tmp_path):
     with pytest.raises(ValueError, match="Simulator family 'linear_erp' is not in .* Did you mean linear-erp"):
         run_benchmark(["linear_erp"], [0], get_recipes(["ridge"]), tmp_path, tmp_path)
