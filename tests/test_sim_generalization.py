@@ -211,3 +211,17 @@ def test_small_end_to_end_linear_recipes_equal_the_simulation(tmp_path):
     lo, hi = out["linear-erp.known_model.top1_ci95_low_vs_whitened_ridge"], \
         out["linear-erp.known_model.top1_ci95_high_vs_whitened_ridge"]
     assert 0 < lo < out["linear-erp.known_model.top1_diff_mean_vs_whitened_ridge"] < hi
+
+
+@pytest.mark.slow
+def test_fit_recipe_through_the_harness_on_meg(tmp_path, one_torch_thread):
+    """A FitConfig recipe on the 271-sensor family: converted to a store, trained, ranked per image (the top-1
+    of the ranks equals the run's own metric, checked inside compute_cell)."""
+    tiny = Recipe("tiny-stconv", "fit", "one epoch", {"encoder": "stconv", "epochs": 1, "batch_size": 16,
+                                                       "mix_repetitions": True})
+    run = run_benchmark(["meg"], [0], [tiny], tmp_path / "work", tmp_path / "cache", size="small",
+                        keep_going=False, log=lambda m: None)
+    (cell,) = run.cells
+    assert cell["n_test"] == 30 and len(cell["ranks"]) == 30 and cell["train_s"] > 0
+    assert cell["extra"]["run_top5"] == cell["top5"] and cell["recipe_config"]["fit"]["encoder"] == "stconv"
+    assert not (tmp_path / "work").exists()                  # simulation, store and run folder deleted
