@@ -137,6 +137,23 @@ def test_cache_resumes_and_a_changed_recipe_is_recomputed(tmp_path, fake_cells):
     assert small.computed == 1
 
 
+def test_a_new_fitconfig_field_at_its_default_keeps_the_cells(tmp_path, fake_cells):
+    """A cell computed before FitConfig had a field (here: report_test_curve, at its default False, removed from
+    the cached config as if it were new) is still the recipe's; one whose missing field the recipe sets to a
+    non-default value (epochs=1) is not."""
+    kw = dict(workdir=tmp_path / "work", cache=tmp_path / "cache", log=lambda m: None)
+    run_benchmark(["meg"], [0], [FAKE_FIT], **kw)
+    path = tmp_path / "cache" / "meg" / "seed0" / "tiny-stconv.json"
+    cell = json.loads(path.read_text())
+    for field, recomputed in (("report_test_curve", 0), ("epochs", 1)):
+        old = json.loads(json.dumps(cell))
+        del old["recipe_config"]["fit"][field]
+        old["recipe_hash"] = "older-fitconfig"
+        path.write_text(json.dumps(old))
+        assert harness.same_recipe(FAKE_FIT, old["recipe_config"], old["recipe_hash"]) == (not recomputed)
+        assert run_benchmark(["meg"], [0], [FAKE_FIT], **kw).computed == recomputed, field
+
+
 def test_harness_refuses_bad_input(tmp_path):
     with pytest.raises(ValueError, match="Simulator family 'linear_erp' is not in .* Did you mean linear-erp"):
         run_benchmark(["linear_erp"], [0], get_recipes(["ridge"]), tmp_path, tmp_path)
@@ -194,3 +211,17 @@ def test_small_end_to_end_linear_recipes_equal_the_simulation(tmp_path):
     lo, hi = out["linear-erp.known_model.top1_ci95_low_vs_whitened_ridge"], \
         out["linear-erp.known_model.top1_ci95_high_vs_whitened_ridge"]
     assert 0 < lo < out["linear-erp.known_model.top1_diff_mean_vs_whitened_ridge"] < hi
+
+
+@pytest.mark.slow
+def test_fit_recipe_through_the_harness_on_meg(tmp_path, one_torch_thread):
+    """A FitConfig recipe on the 271-sensor family: converted to a store, trained, ranked per image (the top-1
+    of the ranks equals the run's own metric, checked inside compute_cell)."""
+    tiny = Recipe("tiny-stconv", "fit", "one epoch", {"encoder": "stconv", "epochs": 1, "batch_size": 16,
+                                                       "mix_repetitions": True})
+    run = run_benchmark(["meg"], [0], [tiny], tmp_path / "work", tmp_path / "cache", size="small",
+                        keep_going=False, log=lambda m: None)
+    (cell,) = run.cells
+    assert cell["n_test"] == 30 and len(cell["ranks"]) == 30 and cell["train_s"] > 0
+    assert cell["extra"]["run_top5"] == cell["top5"] and cell["recipe_config"]["fit"]["encoder"] == "stconv"
+    assert not (tmp_path / "work").exists()                  # simulation, store and run folder deleted

@@ -6,8 +6,9 @@ Cache layout (``cache``, committed with the results)::
                                               the recipe's full config and hash, the data's description and hash
     CACHE/<family>/seed<k>/_simulation.json   what simulating that (family, seed) cost, the last time it was needed
 
-A cell is reused when its recipe hash and data hash (family, size preset, the family's parameters, seed) match;
-otherwise (absent, changed recipe, recalibrated family) it is recomputed. Simulations live in ``workdir``
+A cell is reused when its recipe hash and data hash (family, size preset, the family's parameters, seed) match
+(or the recipe differs only by FitConfig fields added since, at their defaults: :func:`same_recipe`); otherwise
+(absent, changed recipe, recalibrated family) it is recomputed. Simulations live in ``workdir``
 (``<family>/seed<k>/sim``; fit recipes' run folders beside it) and are deleted once every recipe of that
 (family, seed) is done, unless ``keep_data``; a simulation found complete in ``workdir`` is reused. Stopping and
 running again therefore continues where it stopped.
@@ -31,9 +32,11 @@ from eegvision.sim.families.registry import get_family, list_families
 from eegvision.sim.generalization import cells as _cells
 from eegvision.sim.generalization.recipes import Recipe, json_hash
 from eegvision.sim.presets import Preset
+from eegvision.training.config import FitConfig
 from eegvision.utils import write_text_atomic
 
-__all__ = ["SIZES", "BenchmarkRun", "CellCache", "data_description", "family_preset", "run_benchmark"]
+__all__ = ["SIZES", "BenchmarkRun", "CellCache", "data_description", "family_preset", "run_benchmark",
+           "same_recipe"]
 
 #: ``default``: each family's default size (docs/families.md); ``small``: its reduced size (smoke runs, tests).
 SIZES = ("default", "small")
@@ -80,15 +83,16 @@ class CellCache:
             cell = json.loads(path.read_text())
         except (OSError, ValueError):
             return None
-        ok = cell.get("recipe_hash") == recipe.config_hash and cell.get("data_hash") == data_hash
+        ok = cell.get("data_hash") == data_hash and same_recipe(recipe, cell.get("recipe_config"),
+                                                                 cell.get("recipe_hash"))
         return cell if ok else None
 
     def save(self, cell: dict) -> Path:
         path = self.path(cell["family"], cell["seed"], cell["recipe"])
         path.parent.mkdir(parents=True, exist_ok=True)
         text = json.dumps(cell, indent=1)
-        text = re.sub(r"\[\s*-?\d+(?:,\s*-?\d+)*\s*\]", lambda m: json.dumps(json.loads(m.group(0)), separators=(",", ":")),
-                      text)             # integer lists (the per-image ranks) on one line
+        one_line = lambda m: json.dumps(json.loads(m.group(0)), separators=(",", ":"))  # noqa: E731
+        text = re.sub(r"\[\s*-?\d+(?:,\s*-?\d+)*\s*\]", one_line, text)   # integer lists (the ranks) on one line
         write_text_atomic(path, text + "\n")
         return path
 
@@ -103,6 +107,22 @@ class CellCache:
         except (OSError, ValueError):
             return None
         return rec if rec.get("data_hash") == data_hash else None
+
+
+def same_recipe(recipe: Recipe, config: dict | None, config_hash: str | None) -> bool:
+    """Whether a cell computed with ``config`` (hash ``config_hash``) is ``recipe``'s: equal hashes, or for a fit
+    recipe a config that differs only by :class:`FitConfig` fields added since, at their defaults (a new field's
+    default keeps the old behaviour, so adding one does not invalidate every cached training)."""
+    if config_hash == recipe.config_hash:
+        return True
+    new = json.loads(json.dumps(recipe.config()))
+    if not config or config.get("kind") != "fit" or new["kind"] != "fit":
+        return False
+    defaults = json.loads(json.dumps(FitConfig().to_dict()))
+    added = set(new["fit"]) - set(config["fit"])
+    if any(k not in defaults or new["fit"][k] != defaults[k] for k in added):
+        return False
+    return {**new, "fit": {k: v for k, v in new["fit"].items() if k not in added}} == config
 
 
 @dataclass
