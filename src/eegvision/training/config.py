@@ -221,13 +221,10 @@ class FitConfig:
 
     def _validate_regularisation(self) -> None:
         """Check the augmentation, early-stopping, weight-averaging and ensemble options."""
-        check_int("time_shift", self.time_shift, minimum=0, hint="It is the largest shift in samples (0: off).")
-        check_range("amplitude_scale", self.amplitude_scale, 0.0, float("inf"),
-                    hint="It is the standard deviation of the log amplitude factor (0: off).")
-        check_range("channel_dropout", self.channel_dropout, 0.0, 1.0,
-                    hint="It is the probability of zeroing a channel (0: off).")
-        check_range("noise", self.noise, 0.0, float("inf"),
-                    hint="It is the noise standard deviation relative to the batch's (0: off).")
+        from eegvision.data.augment import Augment
+
+        Augment(time_shift=self.time_shift, amplitude_scale=self.amplitude_scale,  # checks the four options
+                channel_dropout=self.channel_dropout, noise=self.noise)
         if self.patience is not None:
             check_int("patience", self.patience, minimum=1, hint="Give None (null) to train every epoch.")
         if self.ema_decay is not None:
