@@ -14,6 +14,7 @@ from eegvision.generation.captioner import (
     caption_embeddings,
     write_captions,
 )
+from eegvision.metrics.repetition import max_word_run, repeated_word_fraction
 from eegvision.sim.scene import make_world
 from eegvision.store.concepts import ConceptTable
 from eegvision.training.caption_fit import CaptionFitConfig, fit_captioner, save_caption_fit
@@ -43,8 +44,10 @@ def trained(world_pairs):
     return fit_captioner(emb, caps, config=cfg)
 
 
-def _manual_greedy(model: PrefixCaptioner, emb: torch.Tensor, steps: int = 30) -> list[str]:
-    """Greedy decoding written out: argmax of the next-token logits given prefix + tokens so far."""
+def _manual_greedy(model: PrefixCaptioner, emb: torch.Tensor, steps: int = 30, no_repeat: int = 0,
+                   penalty: float = 1.0) -> list[str]:
+    """Greedy decoding written out: argmax of the next-token logits given prefix + tokens so far, after CTRL's
+    repetition penalty (``penalty``) and with every token that would repeat an n-gram of size ``no_repeat`` banned."""
     tok = model.tokenizer
     out = []
     with torch.no_grad():
@@ -52,8 +55,15 @@ def _manual_greedy(model: PrefixCaptioner, emb: torch.Tensor, steps: int = 30) -
             ids: list[int] = []
             for _ in range(steps):
                 x = torch.tensor([ids + [tok.pad_token_id]])          # the last slot is a dummy to predict
-                logits = model.token_logits(row[None], x, torch.ones_like(x))
-                nxt = int(logits[0, len(ids)].argmax())
+                logits = model.token_logits(row[None], x, torch.ones_like(x))[0, len(ids)].clone()
+                for t in set(ids):
+                    logits[t] = logits[t] / penalty if logits[t] > 0 else logits[t] * penalty
+                if no_repeat:
+                    head = ids[len(ids) - no_repeat + 1:] if no_repeat > 1 else []
+                    for i in range(len(ids) - no_repeat + 1):
+                        if ids[i:i + no_repeat - 1] == head:
+                            logits[ids[i + no_repeat - 1]] = -float("inf")
+                nxt = int(logits.argmax())
                 if nxt == tok.eos_token_id:
                     break
                 ids.append(nxt)
@@ -82,11 +92,45 @@ def test_generate_matches_written_out_greedy(trained, world_pairs):
 
 
 def test_untrained_greedy_matches_written_out_greedy(world_pairs):
+    """An untrained captioner loops, so here the guards against repetition decide every caption: the defaults
+    (no repeated token pair, CTRL penalty 1.2) must be exactly the written-out rule, and turned off plain greedy."""
     emb, caps = world_pairs
     torch.manual_seed(1)
     model = PrefixCaptioner.create(build_word_tokenizer(caps), emb.shape[1], prefix_length=3, max_length=24,
                                    **TINY).eval()
-    assert model.generate(emb[:3], max_new_tokens=12) == _manual_greedy(model, emb[:3], steps=12)
+    plain = model.generate(emb[:3], max_new_tokens=12, no_repeat_ngram_size=0, repetition_penalty=1.0)
+    assert plain == _manual_greedy(model, emb[:3], steps=12)
+    assert max_word_run(plain[0]) == 12                          # one word, 12 times
+    guarded = model.generate(emb[:3], max_new_tokens=12)
+    assert guarded == _manual_greedy(model, emb[:3], steps=12, no_repeat=2, penalty=1.2)
+    assert guarded != plain and max(max_word_run(c) for c in guarded) == 2
+    assert model.generate(emb[:3], max_new_tokens=12, no_repeat_ngram_size=3, repetition_penalty=1.0) == \
+        _manual_greedy(model, emb[:3], steps=12, no_repeat=3)
+
+
+def test_no_caption_says_a_word_three_times(trained, world_pairs):
+    """The tiny captioners of these tests, trained (80 epochs), partly trained (4) and untrained, on their training
+    embeddings and on 32 random ones, greedy and beam search: with the default decoding no caption says a word
+    three times in a row; without the guards the weaker ones do."""
+    emb, caps = world_pairs
+    cfg = CaptionFitConfig(decoder_options=TINY, prefix_length=4, max_length=24, epochs=4, batch_size=8,
+                           learning_rate=3e-3, warmup_steps=0, val_fraction=0.0, seed=0, device="cpu")
+    partly = fit_captioner(emb, caps, config=cfg).captioner
+    torch.manual_seed(1)
+    untrained = PrefixCaptioner.create(build_word_tokenizer(caps), emb.shape[1], prefix_length=3, max_length=24,
+                                       **TINY).eval()
+    noise = torch.randn(32, emb.shape[1], generator=torch.Generator().manual_seed(0))
+    looping = {}
+    for name, model in (("trained", trained.captioner), ("partly", partly), ("untrained", untrained)):
+        for x in (emb, noise):
+            for beams in (1, 3):
+                captions = model.generate(x, num_beams=beams)
+                assert repeated_word_fraction(captions) == 0.0, (name, beams, captions)
+                assert max(max_word_run(c) for c in captions) <= 2
+                off = model.generate(x, num_beams=beams, no_repeat_ngram_size=0, repetition_penalty=1.0)
+                looping[name] = max(looping.get(name, 0.0), repeated_word_fraction(off))
+    assert looping["trained"] == 0.0                      # a trained captioner needs no guard …
+    assert looping["partly"] > 0.5 and looping["untrained"] > 0.5   # … weaker ones loop without them
 
 
 def test_beam_log_prob_at_least_greedy(world_pairs):
@@ -95,8 +139,9 @@ def test_beam_log_prob_at_least_greedy(world_pairs):
     cfg = CaptionFitConfig(decoder_options=TINY, prefix_length=4, max_length=24, epochs=12, batch_size=8,
                            learning_rate=3e-3, warmup_steps=0, val_fraction=0.0, seed=3, device="cpu")
     model = fit_captioner(emb, caps, config=cfg).captioner
-    greedy = model.generate(emb, max_new_tokens=23)
-    beam = model.generate(emb, num_beams=4, length_penalty=0.0, max_new_tokens=23)
+    plain = {"no_repeat_ngram_size": 0, "repetition_penalty": 1.0}   # the search itself, on the model's log p
+    greedy = model.generate(emb, max_new_tokens=23, **plain)
+    beam = model.generate(emb, num_beams=4, length_penalty=0.0, max_new_tokens=23, **plain)
     lp_g, lp_b = model.log_prob(emb, greedy), model.log_prob(emb, beam)
     assert torch.all(lp_b >= lp_g - 1e-4)
 
@@ -137,7 +182,11 @@ def test_validation_split_holds_out_images(world_pairs):
                            val_fraction=0.25, seed=0, device="cpu")
     res = fit_captioner(emb, [c for c in caps for _ in range(2)], idx, cfg)
     assert len(res.val_images) == 2 and len(res.val_captions) == 2
-    assert {"val_loss", "val_BLEU-4", "val_CIDEr-D"} <= set(res.metrics)
+    assert {"val_loss", "val_BLEU-4", "val_CIDEr-D", "val_word_3x_in_a_row"} <= set(res.metrics)
+    assert res.metrics["val_word_3x_in_a_row"] == 0.0
+    assert (res.config["no_repeat_ngram_size"], res.config["repetition_penalty"]) == (2, 1.2)
+    with pytest.raises(ValueError, match="repetition_penalty must be a number above 0; got 0"):
+        fit_captioner(emb, caps, config=CaptionFitConfig(repetition_penalty=0.0))
     with pytest.raises(ValueError, match="image indices"):
         fit_captioner(emb, caps, np.arange(8) + 1, cfg)
 
@@ -190,6 +239,17 @@ def test_cli_caption_fit_caption_and_score(world_pairs, trained, tmp_path):
     assert (tmp_path / "out" / "captions.txt").read_text().splitlines() == caps
     tsv = pd.read_csv(tmp_path / "out" / "captions.tsv", sep="\t")
     assert tsv["concept_index"].tolist() == list(range(8)) and tsv["concept"].tolist()[:2] == ["c0", "c1"]
+    assert json.loads((tmp_path / "out" / "captions.json").read_text())["decoding"] == {
+        "num_beams": 1, "max_new_tokens": 30, "no_repeat_ngram_size": 2, "repetition_penalty": 1.2,
+        "length_penalty": 1.0}
+    res = runner.invoke(app, args + ["--concepts", str(tmp_path / "concepts.tsv"), "--no-repeat-ngram", "3",
+                                     "--repetition-penalty", "1.0", "--beams", "2", "--out", str(tmp_path / "o3")])
+    assert res.exit_code == 0, res.output
+    assert (tmp_path / "o3" / "captions.txt").read_text().splitlines() == caps
+    decoding = json.loads((tmp_path / "o3" / "captions.json").read_text())["decoding"]
+    assert (decoding["num_beams"], decoding["no_repeat_ngram_size"], decoding["repetition_penalty"]) == (2, 3, 1.0)
+    res = runner.invoke(app, args + ["--concepts", str(tmp_path / "concepts.tsv"), "--no-repeat-ngram", "-1"])
+    assert res.exit_code == 2 and "no_repeat_ngram_size must be a whole number of 0 or more; got -1" in res.output
 
     res = runner.invoke(app, ["score-captions", str(tmp_path / "caps.tsv"), str(tmp_path / "out" / "captions.txt"),
                               "--metrics", "BLEU-4,ROUGE-L,CIDEr-D", "--out", str(tmp_path / "s.csv"),

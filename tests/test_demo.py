@@ -149,6 +149,29 @@ def test_full_demo(tmp_path):
         assert scores[f"{sub}/attribute_shape"] > 1.5 * scores[f"{sub}/attribute_shape_chance"], sub
     caps = res.stage("caption").outputs["metrics"]
     assert caps["CIDEr-D"] > 1.5 * caps["CIDEr-D (shuffled pairs)"]
+    assert caps["CIDEr-D"] > caps["CIDEr-D (chance)"]
+    assert caps["captions with a word 3x in a row (fraction)"] == 0.0     # issue 19
+
+
+def test_quick_demo_captions_do_not_loop(quick_demo):
+    """Issue 19: no decoded caption says a word three times in a row; the scores come with their chance floor and
+    the decoding is recorded (the tiny captioner, 2 epochs, says much the same thing for every image: its scores are
+    near chance, which decoding cannot change)."""
+    from eegvision.generation.decoding import DECODING_DEFAULTS
+    from eegvision.metrics.repetition import max_word_run
+
+    cap = quick_demo.stage("caption")
+    assert cap.status == "ran", cap.reason
+    out = cap.outputs
+    assert out["decoding"] == DECODING_DEFAULTS
+    assert len(out["captions"]) == 20 and max(max_word_run(c) for c in out["captions"]) <= 2
+    m = out["metrics"]
+    assert m["captions with a word 3x in a row (fraction)"] == 0.0 and m["longest run of one word"] <= 2
+    for k in ("BLEU-4", "ROUGE-L", "CIDEr-D"):
+        assert 0 < m[f"{k} (chance)"] < 10 and m[k] > 0
+    summary = json.loads((quick_demo.out / "demo.json").read_text())
+    recorded = next(s for s in summary["stages"] if s["name"] == "caption")["outputs"]["decoding"]
+    assert recorded["no_repeat_ngram_size"] == 2 and recorded["repetition_penalty"] == 1.2
 
 
 def test_every_stage_has_a_budget_and_records_cpu_time(quick_demo):

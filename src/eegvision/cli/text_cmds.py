@@ -40,9 +40,20 @@ def caption_cmd(
     subject: str = typer.Option(None, help="Only this subject."),
     concepts: Path = typer.Option(None, help=CONCEPTS_HELP),
     prior_steps: int = typer.Option(50), prior_guidance: float = typer.Option(5.0), seed: int = typer.Option(0),
-    max_new_tokens: int = typer.Option(30), device: str = typer.Option(None),
+    max_new_tokens: int = typer.Option(30),
+    no_repeat_ngram: int = typer.Option(2, "--no-repeat-ngram", help="No token n-gram of this size twice in a "
+                                        "caption (2: no word pair twice, so no word three times in a row; 0 = "
+                                        "off)."),
+    repetition_penalty: float = typer.Option(1.2, help="CTRL penalty on tokens already in the caption (scores "
+                                                       "divided by it when positive, multiplied when negative; "
+                                                       "1.0 = off)."),
+    device: str = typer.Option(None),
 ) -> None:
     """Caption what each test image looked like from EEG: EEG embedding → prior → CLIP embedding → text.
+
+    Decoding is greedy (or beam search with --beams) and cannot loop on a word: by default no word pair comes twice
+    (--no-repeat-ngram 2) and words already said are penalised (--repetition-penalty 1.2); both are recorded in
+    captions.json.
 
     Example: eegvision caption runs/atms-gen-sub-08 --captioner weights/captioner-vith --out captions/sub-08
     """
@@ -53,10 +64,12 @@ def caption_cmd(
             caption_embeddings,
             write_captions,
         )
+        from eegvision.generation.decoding import decoding_settings
         from eegvision.models.prior import DiffusionPrior
         from eegvision.training.rundir import RunFolder
         from eegvision.utils import default_device
 
+        decoding = decoding_settings(beams, max_new_tokens, no_repeat_ngram, repetition_penalty)  # before loading
         dev = default_device(device)
         folder = RunFolder(run) if run.is_dir() else None
         cap_dir = captioner or (folder.captioner_dir if folder is not None else None)
@@ -78,12 +91,13 @@ def caption_cmd(
             table = embedding_concepts(run, len(emb), concepts)
             caps, _ = caption_embeddings(emb, model, prior=prior_model, concept_indices=table.index,
                                          prior_steps=prior_steps, prior_guidance=prior_guidance, seed=seed,
-                                         num_beams=beams, max_new_tokens=max_new_tokens)
+                                         num_beams=beams, max_new_tokens=max_new_tokens,
+                                         no_repeat_ngram_size=no_repeat_ngram, repetition_penalty=repetition_penalty)
             target = out if len(per_subject) == 1 else out / subj
             write_captions(target, caps, table, subject=subj, settings={
                 "run": str(run), "captioner": str(cap_dir), "prior": str(prior_dir) if prior_dir else None,
                 "prior_steps": prior_steps, "prior_guidance": prior_guidance, "seed": seed, "beams": beams,
-                "max_new_tokens": max_new_tokens})
+                "max_new_tokens": max_new_tokens, "decoding": decoding})
             stdout.print(f"{subj}: {len(caps)} captions → {target / 'captions.txt'}")
 
 
@@ -194,8 +208,8 @@ def score_captions_cmd(
             _write_table(scores.per_caption, per_caption)
         if as_json:
             print_json({"n_captions": len(hyps), "corpus": scores.corpus, "chance": scores.chance,
-                        "direction": scores.direction, "notes": scores.notes, "files": [p for p in (out, per_caption)
-                                                                                       if p is not None]})
+                        "direction": scores.direction, "notes": scores.notes, "repetition": scores.repetition,
+                        "files": [p for p in (out, per_caption) if p is not None]})
             return
         table = Table(title=f"{len(hyps)} captions")
         table.add_column("metric")
@@ -205,6 +219,9 @@ def score_captions_cmd(
         for k, v in scores.corpus.items():
             table.add_row(f"{k} {scores.direction[k]}", f"{v:.4f}", f"{scores.chance[k]:.4f}", scores.notes.get(k, ""))
         stdout.print(table)
+        rep = scores.repetition
+        stdout.print(f"repetition ↓: {rep['word_3x_in_a_row']:.1%} of captions say a word 3 times in a row; longest "
+                     f"run of one word {int(rep['max_word_run'])}")
         if out is not None:
             stdout.print(f"corpus scores → {out}")
         if per_caption is not None:

@@ -217,12 +217,17 @@ def lowlevel_stage(state: dict) -> dict:
 
 def caption_stage(state: dict) -> dict:
     """Caption the decoded embeddings: a prefix captioner trained here on the *training* images' features and
-    captions, fed the prior's samples for the test EEG; scored against the test images' captions."""
+    captions, fed the prior's samples for the test EEG; scored against the test images' captions, next to each
+    score's chance floor (every caption against another image's references) and the fraction of captions that say a
+    word three times in a row. Decoding uses the library's defaults (greedy, no repeated word pair, CTRL penalty
+    1.2: :mod:`eegvision.generation.decoding`), recorded under ``decoding``."""
     import pandas as pd
 
     from eegvision.features.files import load_features
     from eegvision.generation.captioner import caption_embeddings
+    from eegvision.generation.decoding import decoding_settings
     from eegvision.metrics.captions import score_captions
+    from eegvision.metrics.repetition import repetition_summary
     from eegvision.training.caption_fit import CaptionFitConfig, fit_captioner
 
     s = state["settings"]
@@ -236,18 +241,27 @@ def caption_stage(state: dict) -> dict:
     fit.captioner.save_pretrained(state["out"] / "captioner")
     sub = next(iter(state["priors"]))
     prior, test_eeg = state["priors"][sub]
+    decoding = decoding_settings()
     caps, _ = caption_embeddings(test_eeg, fit.captioner, prior=prior, prior_steps=s["prior_steps"],
-                                 seed=state["seed"])
+                                 seed=state["seed"], num_beams=decoding["num_beams"],
+                                 max_new_tokens=decoding["max_new_tokens"],
+                                 no_repeat_ngram_size=decoding["no_repeat_ngram_size"],
+                                 repetition_penalty=decoding["repetition_penalty"])
     refs = test_caps["caption"].tolist()
-    scores = score_captions(refs, caps, metrics=["BLEU-4", "ROUGE-L", "CIDEr-D"])
+    scores = score_captions(refs, caps, metrics=["BLEU-4", "ROUGE-L", "CIDEr-D"], seed=state["seed"])
     # a shuffled pairing of the same captions: what the metrics give for the wrong image
     perm = np.random.default_rng(state["seed"]).permutation(len(caps))
     shuffled = score_captions(refs, [caps[i] for i in perm], metrics=["BLEU-4", "ROUGE-L", "CIDEr-D"])
     metrics = {k: float(v) for k, v in scores.corpus.items()}
     metrics.update({f"{k} (shuffled pairs)": float(v) for k, v in shuffled.corpus.items()})
+    metrics.update({f"{k} (chance)": float(v) for k, v in scores.chance.items()})
+    repetition = repetition_summary(caps)
+    metrics["captions with a word 3x in a row (fraction)"] = repetition["word_3x_in_a_row"]
+    metrics["longest run of one word"] = repetition["max_word_run"]
     show = np.linspace(0, len(caps) - 1, min(8, len(caps))).astype(int)
     examples = [{"concept": test_caps["concept"][i], "caption": caps[i], "reference": refs[i]} for i in show]
     return {"subject": sub, "metrics": metrics, "examples": examples, "captions": list(caps), "captioner": "captioner/",
+            "decoding": decoding,
             "captioner_val": {k: float(v) for k, v in fit.metrics.items() if isinstance(v, (int, float))}}
 
 

@@ -8,7 +8,12 @@ from a small ``GPT2Config``, or any causal LM loaded from a local folder) contin
 Training is teacher forcing: the input is ``[prefix; caption tokens]`` and the cross-entropy runs over the caption
 tokens and the end-of-sequence token only (the prefix positions carry label −100). Decoding goes through
 ``decoder.generate(inputs_embeds=prefix)`` — greedy (``num_beams=1``) or beam search — so every decoding option of
-transformers is available. The normalisation makes the captioner indifferent to the scale of its input, so raw
+transformers is available. Two of them are on by default so that a weak captioner cannot loop on a word
+(``a medium red red red red the the``): ``no_repeat_ngram_size=2`` (transformers' n-gram blocking: no token pair
+occurs twice in a caption, so no word can come three times in a row) and ``repetition_penalty=1.2`` (CTRL's
+penalty: the next-token score of every token already generated is divided by 1.2 when positive and multiplied by
+1.2 when negative; with beam search transformers applies it to the log-probabilities). They are defined, and the
+choice explained, in :mod:`eegvision.generation.decoding`; ``0`` and ``1.0`` turn them off. The normalisation makes the captioner indifferent to the scale of its input, so raw
 ViT-H embeddings (norm ≈ 22), normalised features and EEG embeddings can all be fed to it.
 
 Saved layout (``save_pretrained`` / ``from_pretrained``)::
@@ -28,6 +33,7 @@ import json
 import os
 import shutil
 import tempfile
+import warnings
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
@@ -37,6 +43,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from eegvision.generation.decoding import (
+    NO_REPEAT_NGRAM_SIZE,
+    REPETITION_PENALTY,
+    decoding_settings,
+)
 from eegvision.store.concepts import ConceptTable
 
 __all__ = ["PrefixCaptioner", "build_word_tokenizer", "caption_embeddings", "load_tokenizer", "small_gpt2_config",
@@ -222,7 +233,9 @@ class PrefixCaptioner(nn.Module):
     # ------------------------------------------------------------------ decoding
     @torch.no_grad()
     def generate(self, embeds: torch.Tensor, num_beams: int = 1, max_new_tokens: int = 30,
-                 length_penalty: float = 1.0, batch_size: int = 64, **generate_kwargs: Any) -> list[str]:
+                 length_penalty: float = 1.0, batch_size: int = 64,
+                 no_repeat_ngram_size: int = NO_REPEAT_NGRAM_SIZE, repetition_penalty: float = REPETITION_PENALTY,
+                 **generate_kwargs: Any) -> list[str]:
         """One caption per embedding row, decoded by ``decoder.generate(inputs_embeds=prefix)``.
 
         Parameters
@@ -237,11 +250,17 @@ class PrefixCaptioner(nn.Module):
             Beam score = sum log p / length ** length_penalty (transformers' convention); 0 ranks by sum log p.
         batch_size : int
             Rows per ``generate`` call.
+        no_repeat_ngram_size : int
+            No n-gram of this many tokens occurs twice in a caption (transformers' ``no_repeat_ngram_size``);
+            default 2, so no word comes three times in a row; 0 = off.
+        repetition_penalty : float
+            CTRL's penalty on tokens already in the caption (transformers' ``repetition_penalty``): their score is
+            divided by it when positive, multiplied when negative; default 1.2; 1.0 = off.
         **generate_kwargs
-            More options for ``generate`` (e.g. ``no_repeat_ngram_size``).
+            More options for ``generate``.
         """
-        if num_beams < 1:
-            raise ValueError(f"num_beams must be ≥ 1, got {num_beams}.")
+        opts = decoding_settings(num_beams, max_new_tokens, no_repeat_ngram_size, repetition_penalty,
+                                 length_penalty)
         n_positions = getattr(self.decoder.config, "n_positions", None) or getattr(
             self.decoder.config, "max_position_embeddings", None)
         if n_positions is not None:  # never run past the decoder's position table
@@ -254,10 +273,17 @@ class PrefixCaptioner(nn.Module):
         for start in range(0, len(embeds), batch_size):
             pre = self.prefix(embeds[start:start + batch_size])
             mask = torch.ones(pre.shape[:2], dtype=torch.long, device=pre.device)
-            seqs = self.decoder.generate(
-                inputs_embeds=pre, attention_mask=mask, max_new_tokens=max_new_tokens, num_beams=num_beams,
-                do_sample=False, length_penalty=length_penalty, early_stopping=True if num_beams > 1 else False,
-                eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id, **generate_kwargs)
+            with warnings.catch_warnings():
+                # the prefix is embeddings only, so the n-grams blocked and the tokens penalised are the caption's
+                # own: what is wanted, and what transformers warns about
+                warnings.filterwarnings("ignore", message=r"Passing `(no_repeat_ngram_size|repetition_penalty)` "
+                                        "with `inputs_embeds`")
+                seqs = self.decoder.generate(
+                    inputs_embeds=pre, attention_mask=mask, max_new_tokens=max_new_tokens, num_beams=num_beams,
+                    do_sample=False, length_penalty=opts["length_penalty"], early_stopping=num_beams > 1,
+                    no_repeat_ngram_size=opts["no_repeat_ngram_size"],
+                    repetition_penalty=opts["repetition_penalty"],
+                    eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id, **generate_kwargs)
             out.extend(t.strip() for t in tok.batch_decode(seqs, skip_special_tokens=True))
         self.train(was_training)
         return out
@@ -349,7 +375,8 @@ class PrefixCaptioner(nn.Module):
 def caption_embeddings(eeg_embeddings: torch.Tensor, captioner: PrefixCaptioner, prior=None,
                        concept_indices: Sequence[int] | None = None, prior_steps: int = 50,
                        prior_guidance: float = 5.0, seed: int = 0, num_beams: int = 1,
-                       max_new_tokens: int = 30) -> tuple[list[str], torch.Tensor]:
+                       max_new_tokens: int = 30, no_repeat_ngram_size: int = NO_REPEAT_NGRAM_SIZE,
+                       repetition_penalty: float = REPETITION_PENALTY) -> tuple[list[str], torch.Tensor]:
     """Captions for EEG embeddings: EEG → (prior → predicted CLIP image embedding) → captioner.
 
     Parameters
@@ -365,7 +392,8 @@ def caption_embeddings(eeg_embeddings: torch.Tensor, captioner: PrefixCaptioner,
         (:func:`eegvision.generation.reconstruct.prior_seed`), so captions and images come from the same Stage I
         embedding. Default ``0..N-1``.
     prior_steps, prior_guidance, seed : prior sampling (reference: 50 steps, w = 5).
-    num_beams, max_new_tokens : decoding (1 = greedy).
+    num_beams, max_new_tokens, no_repeat_ngram_size, repetition_penalty : decoding (1 = greedy; see
+        :meth:`PrefixCaptioner.generate`).
 
     Returns
     -------
@@ -387,7 +415,9 @@ def caption_embeddings(eeg_embeddings: torch.Tensor, captioner: PrefixCaptioner,
         raise ValueError(f"The captioner takes {captioner.config['embed_dim']}-d embeddings but the "
                          f"{'prior' if prior is not None else 'EEG encoder'} gives {h.shape[1]}-d ones; train the "
                          "captioner on features of the same CLIP model.")
-    return captioner.generate(h, num_beams=num_beams, max_new_tokens=max_new_tokens), h.cpu()
+    return captioner.generate(h, num_beams=num_beams, max_new_tokens=max_new_tokens,
+                              no_repeat_ngram_size=no_repeat_ngram_size,
+                              repetition_penalty=repetition_penalty), h.cpu()
 
 
 def write_captions(out_dir: str | os.PathLike, captions: Sequence[str], concepts: ConceptTable,

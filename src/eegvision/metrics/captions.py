@@ -29,6 +29,11 @@ caption evaluation code (``pycocoevalcap``): same tokens, same formulas, same pe
 **Chance floor.** Each hypothesis is also scored against *another* image's references (CLIP-S: another image),
 through a fixed derangement drawn with ``seed`` (:func:`derangement`): the score a caption gets for the wrong
 image. CIDEr-D's IDF is unchanged by it (the same reference sets, reordered).
+
+**Repetition.** Next to the scores, :attr:`CaptionScores.repetition` says how many hypotheses loop on a word
+(:func:`eegvision.metrics.repetition.repetition_summary`: the longest run of one word and the fraction of captions
+with a word three times in a row, both ↓), and ``per_caption`` has each caption's ``max_word_run``: n-gram metrics
+barely move when captions degenerate.
 """
 
 from __future__ import annotations
@@ -46,6 +51,7 @@ from eegvision.checks import show_list
 from eegvision.metrics.bleu import coco_bleu
 from eegvision.metrics.cider import cider_d
 from eegvision.metrics.coco import meteor15, meteor15_available, ptb_tokenize, require_meteor15
+from eegvision.metrics.repetition import max_word_run, repetition_summary
 
 __all__ = ["BLEU_METRICS", "DIRECTION", "TEXT_METRICS", "TOKENIZERS", "CaptionScores", "align_captions", "bleu",
            "clip_score", "derangement", "meteor", "read_caption_file", "rouge_l", "score_captions",
@@ -374,6 +380,9 @@ class CaptionScores:
     protocol : dict
         Tokenizer, BLEU smoothing, chance seed and the derangement used (``chance_pairs[i]``: the image whose
         references hypothesis i is scored against for chance).
+    repetition : dict
+        ``max_word_run`` (longest run of one word in any hypothesis) and ``word_3x_in_a_row`` (fraction of
+        hypotheses with a word three or more times in a row); both ↓, 0 and 1 for fluent captions.
     """
 
     corpus: dict[str, float]
@@ -382,6 +391,7 @@ class CaptionScores:
     chance: dict[str, float] = field(default_factory=dict)
     direction: dict[str, str] = field(default_factory=dict)
     protocol: dict[str, Any] = field(default_factory=dict)
+    repetition: dict[str, float] = field(default_factory=dict)
 
     def table(self):
         """Corpus scores as a DataFrame (``metric``, ``direction``, ``value``, ``chance``, ``implementation``)."""
@@ -499,8 +509,10 @@ def score_captions(references: Sequence[Any], hypotheses: Sequence[str], *,
             both[n:].mean() if other else np.nan)
     protocol = {"tokenizer": tokenizer, "bleu_smoothing": bleu_smoothing, "chance_seed": seed if chance else None,
                 "chance_pairs": pairs.tolist() if pairs is not None else None}
+    table["max_word_run"] = [max_word_run(h) for h in hypotheses]
     return CaptionScores(corpus=corpus, per_caption=table, notes=notes, chance=floor,
-                         direction={k: DIRECTION[k] for k in corpus}, protocol=protocol)
+                         direction={k: DIRECTION[k] for k in corpus}, protocol=protocol,
+                         repetition=repetition_summary(hypotheses))
 
 
 # ---------------------------------------------------------------------------- files

@@ -2,8 +2,10 @@
 
 Teacher forcing with the loss on caption tokens (and EOS) only; AdamW with linear warm-up and cosine decay,
 gradient clipping at 1, seeded shuffling. A validation split holds out whole *images* (all captions of an image on
-one side); at the end the held-out images are captioned greedily and scored with BLEU-4, ROUGE-L and CIDEr-D
-against their references, so a fit reports how well it generalises, not just its training loss.
+one side); at the end the held-out images are captioned (greedy, with the library's guards against repetition:
+:mod:`eegvision.generation.decoding`) and scored with BLEU-4, ROUGE-L and CIDEr-D against their references, with
+the fraction of those captions that say a word three times in a row, so a fit reports how well it generalises, not
+just its training loss.
 
 Like :mod:`eegvision.training.prior_fit`, the loop is plain torch over in-memory tensors: embeddings and captions
 are small and a DataLoader would only add overhead.
@@ -26,6 +28,11 @@ import numpy as np
 import torch
 
 from eegvision.generation.captioner import PrefixCaptioner, build_word_tokenizer, load_tokenizer
+from eegvision.generation.decoding import (
+    NO_REPEAT_NGRAM_SIZE,
+    REPETITION_PENALTY,
+    decoding_settings,
+)
 
 __all__ = ["CaptionFitConfig", "CaptionFitResult", "fit_captioner", "save_caption_fit"]
 
@@ -49,7 +56,9 @@ class CaptionFitConfig:
     grad_clip: float = 1.0
     val_fraction: float = 0.1           # fraction of images held out
     eval_max: int = 500                 # at most this many held-out images are captioned at the end
-    num_beams: int = 1                  # decoding for the final validation captions
+    num_beams: int = 1                  # decoding of the final validation captions: beam width (1 = greedy),
+    no_repeat_ngram_size: int = NO_REPEAT_NGRAM_SIZE  # no repeated token pair (0 = off),
+    repetition_penalty: float = REPETITION_PENALTY    # CTRL penalty on tokens already said (1.0 = off)
     seed: int = 0
     device: str | None = None
 
@@ -99,7 +108,8 @@ def fit_captioner(embeddings: torch.Tensor | np.ndarray, captions: list[str], im
     -------
     CaptionFitResult
         ``metrics`` has ``train_s``, ``final_loss`` and, with a validation split, ``val_loss`` and the greedy
-        validation captions' ``BLEU-4``, ``ROUGE-L`` and ``CIDEr-D``.
+        validation captions' ``BLEU-4``, ``ROUGE-L``, ``CIDEr-D`` and ``word_3x_in_a_row`` (fraction of them
+        with a word three times in a row).
     """
     from diffusers.optimization import get_cosine_schedule_with_warmup
 
@@ -107,6 +117,7 @@ def fit_captioner(embeddings: torch.Tensor | np.ndarray, captions: list[str], im
     from eegvision.utils import default_device, seed_everything
 
     cfg = config or CaptionFitConfig()
+    decoding_settings(cfg.num_beams, 30, cfg.no_repeat_ngram_size, cfg.repetition_penalty)   # fail before training
     emb = torch.as_tensor(np.asarray(embeddings) if not torch.is_tensor(embeddings) else embeddings,
                           dtype=torch.float32)
     captions = [str(c) for c in captions]
@@ -188,13 +199,17 @@ def fit_captioner(embeddings: torch.Tensor | np.ndarray, captions: list[str], im
     val_caps: list[str] = []
     if len(val_img):
         from eegvision.metrics.captions import score_captions
+        from eegvision.metrics.repetition import repeated_word_fraction
 
         metrics["val_loss"] = history[-1]["val_loss"]
         shown = val_img[: cfg.eval_max]
-        val_caps = captioner.generate(emb[torch.as_tensor(shown)], num_beams=cfg.num_beams)
+        val_caps = captioner.generate(emb[torch.as_tensor(shown)], num_beams=cfg.num_beams,
+                                      no_repeat_ngram_size=cfg.no_repeat_ngram_size,
+                                      repetition_penalty=cfg.repetition_penalty)
         refs = [[captions[i] for i in np.flatnonzero(idx == j)] for j in shown]
         scores = score_captions(refs, val_caps, metrics=["ROUGE-L", "CIDEr-D", "BLEU-4"], chance=False)
         metrics.update({f"val_{k}": v for k, v in scores.corpus.items()})
+        metrics["val_word_3x_in_a_row"] = repeated_word_fraction(val_caps)
     return CaptionFitResult(captioner=captioner, history=history, metrics=metrics, config=cfg.to_dict(),
                             val_images=val_img, val_captions=val_caps)
 
