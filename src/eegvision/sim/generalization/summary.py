@@ -200,4 +200,10 @@ def markdown_tables(summary: dict, families: Sequence[str], recipes: Sequence[st
         f"({summary['budget.measured_wall_s_total'] / 3600:.2f} h wall). All {len(families)} families x "
         f"{len(seeds)} seeds x these {len(recipes)} recipes: about "
         f"{summary['budget.expected_cpu_s_total_full_grid'] / 3600:.1f} CPU hours (missing cells estimated by the "
-        "mean of the same recipe's measured cells).", ""])
+        "mean of the same recipe's measured cells" + _unestimated(summary) + ").", ""])
+
+
+def _unestimated(summary: dict) -> str:
+    """``; not counted: ...`` for the recipes with no measured cell (their cost cannot be estimated)."""
+    names = sorted({u.rsplit("/", 1)[-1] for u in summary.get("budget.unestimated", [])})
+    return f"; not counted, no cell measured yet: {', '.join(names)}" if names else ""
