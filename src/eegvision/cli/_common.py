@@ -91,6 +91,19 @@ def split_list(text: str | None) -> list[str] | None:
     return [t.strip() for t in text.split(",") if t.strip()] if text else None
 
 
+def number_list(text: str | None, kind: type = int, flag: str = "this option") -> list | None:
+    """``"1,2,4"`` -> ``[1, 2, 4]`` (``kind`` int or float); ``None`` for no text; a clear error for a bad item."""
+    items = split_list(text)
+    if items is None:
+        return None
+    try:
+        return [kind(t) for t in items]
+    except ValueError:
+        example = "2,4,10" if kind is int else "0.0001,0.003"
+        raise ValueError(f"{flag} takes comma-separated {'integers' if kind is int else 'numbers'} (e.g. "
+                         f"{example}), got {text!r}.") from None
+
+
 def channels_option(text: str | None) -> str | list[str] | None:
     """``--channels``: one name (a region such as occipito-parietal, or a channel) as text, several as a list."""
     names = split_list(text)

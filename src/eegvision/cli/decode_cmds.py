@@ -13,22 +13,13 @@ import typer
 from eegvision.cli._common import (
     JSON_HELP,
     channels_option,
+    number_list,
     parse_options,
     print_json,
     split_list,
     stdout,
     user_errors,
 )
-
-
-def _ints(text: str | None) -> list[int] | None:
-    items = split_list(text)
-    if items is None:
-        return None
-    try:
-        return [int(t) for t in items]
-    except ValueError:
-        raise ValueError(f"Expected comma-separated integers, got {text!r}.") from None
 
 
 def _config_fields(**given) -> dict:
@@ -271,7 +262,7 @@ def evaluate_cmd(
                 raise ValueError("--text-features and --out go with --eeg-embeds; evaluating RUN uses the run's "
                                  "text features and writes RUN/metrics.json (pass --image-features FILE to "
                                  "evaluate it against other test features).")
-            res = evaluate_run(run, ks=_ints(ks), methods=split_list(methods),
+            res = evaluate_run(run, ks=number_list(ks, int, "--ks"), methods=split_list(methods),
                                features_test=str(image_features) if image_features is not None else None)
         else:
             from eegvision.evaluation.embeddings import evaluate_embedding_files
@@ -280,7 +271,7 @@ def evaluate_cmd(
                 raise ValueError("--eeg-embeds needs --image-features (the test-image CLIP features).")
             kw = {"seed": seed}
             if ks:
-                kw["ks"] = _ints(ks)
+                kw["ks"] = number_list(ks, int, "--ks")
             kw["methods"] = split_list(methods) or ["exact", "montecarlo", "csls"]
             res = evaluate_embedding_files(eeg_embeds, image_features, text_features, out=out, **kw)
     if as_json:
@@ -350,7 +341,7 @@ def benchmark_cmd(
                                 average_train=average_train, channels=channels)
         fields["progress"] = not quiet
         base = _build_config(preset, fields)
-        res = benchmark(base, split_list(encoders) or [], _ints(seeds) or [0], out)
+        res = benchmark(base, split_list(encoders) or [], number_list(seeds, int, "--seeds") or [0], out)
     summary = res.summary
     sel = summary[(summary.get("modality") == "image") & (summary.get("method") == "exact")] \
         if "modality" in summary else summary

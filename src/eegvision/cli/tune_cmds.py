@@ -7,18 +7,15 @@ from pathlib import Path
 
 import typer
 
-from eegvision.cli._common import JSON_HELP, print_json, split_list, stdout, user_errors
-from eegvision.cli.decode_cmds import _build_config, _config_fields, _ints
-
-
-def _floats(text: str | None, flag: str) -> list[float] | None:
-    items = split_list(text)
-    if items is None:
-        return None
-    try:
-        return [float(t) for t in items]
-    except ValueError:
-        raise ValueError(f"{flag} takes comma-separated numbers (e.g. 0.0001,0.003), got {text!r}.") from None
+from eegvision.cli._common import (
+    JSON_HELP,
+    number_list,
+    print_json,
+    split_list,
+    stdout,
+    user_errors,
+)
+from eegvision.cli.decode_cmds import _build_config, _config_fields
 
 
 def tune_cmd(
@@ -80,8 +77,8 @@ def tune_cmd(
             space = json.loads(check_file(space_file, "Space file", "Give a JSON file of TuneSpace fields.")
                                .read_text())
         given = {"encoders": split_list(encoders), "training_data": split_list(training_data),
-                 "epochs": _ints(epochs), "lr": _floats(lr, "--lr"), "weight_decay": _floats(weight_decay,
-                                                                                             "--weight-decay")}
+                 "epochs": number_list(epochs, int, "--epochs"), "lr": number_list(lr, float, "--lr"),
+                 "weight_decay": number_list(weight_decay, float, "--weight-decay")}
         space.update({k: v for k, v in given.items() if v is not None})
         result = tune(base, out, n_trials, timeout_s=timeout, space=TuneSpace.from_dict(space), seed=seed,
                       prune=prune)
