@@ -206,6 +206,8 @@ class FitConfig:
         self._validate_regularisation()
         if is_closed_form(self.encoder):
             self._validate_closed_form()
+        if self.encoder == "auto":
+            self._validate_auto()
         if self.reference:
             self._apply_reference()
         if not 0 < self.val_fraction < 1:
@@ -250,6 +252,18 @@ class FitConfig:
             raise ValueError(f"Encoder {self.encoder!r} is fitted in closed form on each training condition's mean "
                              f"repetition, without epochs or batches; {', '.join(given)} cannot apply to it. Drop "
                              f"{', '.join('--' + g.replace('_', '-') for g in given)}.")
+
+    def _validate_auto(self) -> None:
+        """Refuse training-recipe options that ``encoder="auto"`` would not honour: it trains fixed candidate
+        recipes (:mod:`eegvision.training.auto`) and keeps the validation winner."""
+        defaults = {f.name: (f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default)
+                    for f in dataclasses.fields(self)}
+        changed = [name for name in AUTO_RECIPE_FIELDS if getattr(self, name) != defaults[name]]
+        if changed:
+            flags = ", ".join(f"{n}={getattr(self, n)!r}" for n in changed)
+            raise ValueError(f"encoder 'auto' trains fixed candidate recipes (ridge, stconv) and keeps the one that "
+                             f"wins on validation; it cannot apply {flags}. Choose an encoder (e.g. --encoder "
+                             "stconv) to set training options yourself, or drop them.")
 
     def _apply_reference(self) -> None:
         """Set what ``reference=True`` implies; refuse settings that contradict it."""
@@ -341,6 +355,13 @@ class FitConfig:
         """Fields whose values differ (``{name: (self, other)}``), ignoring ``ignore``."""
         a, b = self.to_dict(), other.to_dict()
         return {k: (a[k], b[k]) for k in a if k not in ignore and a[k] != b[k]}
+
+
+#: Training-recipe fields that ``encoder="auto"`` sets per candidate (left at their defaults by the user).
+AUTO_RECIPE_FIELDS = ("encoder_options", "epochs", "batch_size", "lr", "weight_decay", "schedule", "average_train",
+                      "mix_repetitions", "time_shift", "amplitude_scale", "channel_dropout", "noise", "patience",
+                      "ema_decay", "ensemble", "ridge_init", "ridge_options", "objective", "reference",
+                      "reference_loss", "selection")
 
 
 def is_closed_form(encoder: str) -> bool:

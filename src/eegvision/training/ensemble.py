@@ -35,7 +35,7 @@ from eegvision.training.unit import (
     write_unit_config,
 )
 
-__all__ = ["fit_ensemble", "member_configs"]
+__all__ = ["fit_ensemble", "member_configs", "validation_top1"]
 
 
 def member_configs(config: FitConfig) -> list[FitConfig]:
@@ -77,7 +77,7 @@ def fit_ensemble(config: FitConfig, store: Any, unit: dict, folder: UnitFolder, 
     ensemble = EnsembleEncoder.from_members(encoders).eval()
     write_unit_config(config, unit, folder, data, train_feats, test_feats, encoder=encoders[0])
     folder.write_config({"members": folder.member_dirs(members)})
-    val_top1 = _validation_top1(ensemble, data, train_feats)
+    val_top1 = validation_top1(ensemble, data, train_feats)
     selection = {"selected_epoch": None, "member_epochs": epochs, "val_top1": val_top1,
                  "best_val": val_top1 if config.selection == "val_top1" else None,
                  "rule": "each member at its own selected epoch; val_top1 of the averaged embeddings"}
@@ -86,7 +86,7 @@ def fit_ensemble(config: FitConfig, store: Any, unit: dict, folder: UnitFolder, 
 
 
 @torch.no_grad()
-def _validation_top1(encoder: Any, data: dict, train_feats: Any) -> float:
+def validation_top1(encoder: Any, data: dict, train_feats: Any) -> float:
     """The validation top-1 of ``encoder`` as training scores it (k = 200, or all validation images)."""
     emb, cond = embed_data(encoder, data["val"], device="cpu")
     k = min(200, len(torch.unique(cond)))

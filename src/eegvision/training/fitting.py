@@ -35,6 +35,7 @@ from typing import Any
 
 from eegvision.data import sources
 from eegvision.evaluation.results import headline
+from eegvision.training.auto import fit_auto_unit
 from eegvision.training.closed_form import fit_closed_form_unit, ridge_init
 from eegvision.training.config import FitConfig, is_closed_form
 from eegvision.training.ensemble import fit_ensemble
@@ -165,7 +166,8 @@ def fit(config: FitConfig, out: str | os.PathLike, *, resume: bool = False,
             run.write_config(config, names, paths, concepts=tables, data=config.data)
 
         all_rows: list[dict] = []
-        fit_one = fit_closed_form_unit if is_closed_form(config.encoder) else fit_unit
+        fit_one = (fit_auto_unit if config.encoder == "auto"
+                   else fit_closed_form_unit if is_closed_form(config.encoder) else fit_unit)
         extra = {"wrap": ridge_init(config, train_feats)} if config.ridge_init else {}
         for unit, folder in zip(units, run.planned_units(names)):
             train = fit_ensemble if config.ensemble > 1 else fit_one

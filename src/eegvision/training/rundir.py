@@ -84,6 +84,8 @@ _FINETUNE_RECORD = "finetune.json"
 _FINETUNE_TRIALS = "finetune_trials.tsv"
 _MEMBERS = "members"
 _MEMBER = "seed-{seed}"
+_CANDIDATES = "candidates"
+_AUTO = "auto.json"
 _TUNE = "tune.json"
 _STUDY = "study.db"
 _TRIALS = "trials"
@@ -300,6 +302,25 @@ class UnitFolder(_Folder):
     def members(self) -> list[UnitFolder]:
         """The ensemble members ``config.json`` records (``[]`` for a unit that is one model)."""
         return [UnitFolder(self.path / d, self.name) for d in self.read_config().get("members", [])]
+
+    def candidate_folder(self, name: str) -> UnitFolder:
+        """The folder of candidate ``name`` of an ``encoder="auto"`` unit (``candidates/NAME/``)."""
+        return UnitFolder(self.path / _CANDIDATES / name, self.name)
+
+    @property
+    def auto_path(self) -> Path:
+        """``auto.json``: an ``encoder="auto"`` unit's candidates, their validation scores and the winner."""
+        return self.path / _AUTO
+
+    def write_auto(self, record: Mapping[str, Any]) -> None:
+        """Write ``auto.json`` (see :mod:`eegvision.training.auto`)."""
+        write_text_atomic(self.auto_path, json.dumps(dict(record), indent=2, default=str) + "\n")
+
+    def read_auto(self) -> dict:
+        """``auto.json`` of an ``encoder="auto"`` unit."""
+        if not self.auto_path.is_file():
+            raise FileNotFoundError(f"{self.auto_path} not found: {self.path} was not fitted with encoder 'auto'.")
+        return _read_json(self.auto_path, self.path)
 
     def read_finetune_record(self) -> dict:
         """``finetune.json`` of a fine-tuned run."""

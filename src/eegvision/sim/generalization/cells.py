@@ -243,4 +243,13 @@ def _fit(recipe: Recipe, data: SimulatedData, run_dir: Path) -> tuple[np.ndarray
                            f"{row[0]['top1'] if row else 'no exact image row'} (run {run_dir}).")
     selection = result.run.unit_for_subject(SUBJECT).read_selection()
     extra = {"selection": selection, "run_top5": row[0]["top5"]}
+    unit = result.run.unit_for_subject(SUBJECT)
+    if unit.auto_path.is_file():  # encoder "auto": both candidates' validation scores, the winner, each one's test
+        auto = unit.read_auto()
+        tests = {"ridge" if auto["winner"] == "ridge" else "stconv": row[0]["top1"]}
+        for name in ("stconv",):
+            rows = unit.candidate_folder(name).read_metrics()
+            tests[name] = next(r["top1"] for r in rows if r["method"] == "exact" and r["modality"] == "image"
+                               and r["k"] == n)
+        extra["auto"] = {"winner": auto["winner"], "val_top1": auto["val_top1"], "test_top1": tests}
     return ranks, extra, train_s

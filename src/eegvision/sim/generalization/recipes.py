@@ -126,6 +126,8 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in (
     Recipe("eegproject-sim-demo", "fit", "EEGProject, the sim-demo recipe (40 epochs)",
            _sim_demo(encoder="eegproject")),
     Recipe("atms", "fit", "ATM-S, the sim-demo recipe with 10 epochs", _sim_demo(encoder="atms", epochs=10)),
+    Recipe("auto", "fit", "the default (encoder 'auto'): ridge and STConv fitted, the validation winner kept",
+           {"encoder": "auto"}),
     Recipe("stconv-ridge-init", "fit", "STConv on top of the ridge solution (ridge_init), repetition-averaged "
            "training, EMA 0.99, early stopping (patience 5), 15 epochs",
            _sim_demo(ridge_init=True, mix_repetitions=False, average_train=True, lr=3e-4, ema_decay=0.99,
