@@ -36,7 +36,9 @@ def main() -> int:
     p.add_argument("--workdir", required=True, help="simulation and run folder (about 6 GB)")
     p.add_argument("--family", default="eegvision", help="simulator family (default: eegvision)")
     p.add_argument("--preset", default="things", help="size preset (default: things, THINGS-EEG2's size)")
-    p.add_argument("--epochs", type=int, default=None, help="override the default number of epochs")
+    p.add_argument("--epochs", type=int, default=None, help="override the default number of epochs (needs "
+                   "--encoder: the default encoder 'auto' trains fixed candidate recipes)")
+    p.add_argument("--encoder", default=None, help="an encoder instead of the default")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--keep", action="store_true", help="keep the simulation and the run")
     p.add_argument("--allow-cpu", action="store_true", help="run without CUDA (for testing this script only; "
@@ -65,6 +67,8 @@ def main() -> int:
 
     fields = {"data": str(sim_dir), "subjects": ["sub-01"], "features_train": str(sim_dir / "sim_features_train.pt"),
               "features_test": str(sim_dir / "sim_features_test.pt"), "features_normalized": True}
+    if args.encoder is not None:
+        fields["encoder"] = args.encoder
     if args.epochs is not None:
         fields["epochs"] = args.epochs
     cfg = FitConfig(**fields)
@@ -73,7 +77,10 @@ def main() -> int:
     t0 = time.perf_counter()
     result = fit(cfg, run_dir)
     fit_s = time.perf_counter() - t0
-    history = result.run.unit().read_history()
+    unit = result.run.unit()
+    auto = unit.read_auto() if unit.auto_path.is_file() else None
+    # the neural candidate's epochs (encoder auto) or the run's own
+    history = (unit.candidate_folder("stconv") if auto else unit).read_history()
     summary = result.summary
     gt = json.loads((sim_dir / "simulation.json").read_text())["ground_truth"]
     values = {
@@ -90,6 +97,9 @@ def main() -> int:
         "peak_gpu_mem_mb": (round(torch.cuda.max_memory_allocated() / 2**20, 1)
                             if torch.cuda.is_available() else None),
         "peak_rss_mb": round(peak_rss_mb(), 1),
+        "auto_winner": auto["winner"] if auto else None,
+        "auto_val_top1_ridge": auto["val_top1"]["ridge"] if auto else None,
+        "auto_val_top1_stconv": auto["val_top1"]["stconv"] if auto else None,
     }
     # a --allow-cpu check never replaces the GPU result
     write_result("gpu_fullsize_default" if torch.cuda.is_available() else "gpu_fullsize_default_cpucheck", values)
