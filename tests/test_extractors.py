@@ -156,6 +156,23 @@ def test_open_clip_layers_match_manual(tmp_path, images):
         final = bb.model.encode_image(px)
     assert torch.allclose(got[0], ref[:, 0], atol=1e-5) and torch.allclose(got[1], ref[:, 1:].mean(1), atol=1e-5)
     assert torch.allclose(got[2], final, atol=1e-5)
+    # a ModifiedResNet tower: stage k is averaged over space (stage 1 = the stem, stage 2 = layer1)
+    (tmp_path / "eegv-targets-rn.json").write_text(json.dumps({**OC_CFG, "vision_cfg": {
+        "image_size": 32, "layers": [1, 1, 1, 1], "width": 8, "head_width": 8}}))
+    open_clip.add_model_config(tmp_path / "eegv-targets-rn.json")
+    torch.save(open_clip.create_model("eegv-targets-rn").state_dict(), tmp_path / "rn.pt")
+    rn = load_backbone("open_clip", tmp_path / "rn.pt", model="eegv-targets-rn", device="cpu")
+    v = rn.model.visual
+    with torch.no_grad():
+        x = v.act1(v.bn1(v.conv1(px)))
+        x = v.avgpool(v.act3(v.bn3(v.conv3(v.act2(v.bn2(v.conv2(x)))))))
+        got = rn.encode(px, rn.layers([1, 2, "final"]))
+        assert torch.allclose(got[0], x.mean((2, 3)), atol=1e-5)
+        assert torch.allclose(got[1], v.layer1(x).mean((2, 3)), atol=1e-5)
+        assert torch.allclose(got[2], rn.model.encode_image(px), atol=1e-5)
+    assert rn.kind == "cnn" and rn.depth == 5
+    with pytest.raises(ValueError, match="averaged over space"):
+        rn.layers([2], ["cls"])
 
 
 def test_vae_latent_matches_manual(tmp_path, images):
@@ -288,18 +305,18 @@ def test_cli_layers_and_prior(hf_models, images, tmp_path):
 
     from eegvision.cli.main import app
 
-    runner = CliRunner()
     args = ["features", str(images), str(tmp_path / "out"), "--backend", "transformers", "--pretrained",
-            str(hf_models / "clip"), "--layers", "1,-1", "--pooling", "mean", "--device", "cpu", "--no-normalize"]
-    res = runner.invoke(app, args)
+            str(hf_models / "clip"), "--layers", "1,-1", "--pooling", "mean", "--device", "cpu", "--no-normalize",
+            "--prior", "blur", "--blur-kernel", "5", "--blur-shift", "2", "--blur-levels", "low,high",
+            "--prior-size", "32"]
+    res = CliRunner().invoke(app, args)
     assert res.exit_code == 0, res.output
-    files = sorted((tmp_path / "out").glob("*.safetensors"))
-    assert len(files) == 2 and {load_features(p).metadata["layer_index"] for p in files} == {"1", "3"}
-    res = runner.invoke(app, args)
-    assert res.exit_code == 0 and res.output.count("cached") == 2
-    res = runner.invoke(app, args[:-1] + ["--prior", "blur", "--blur-kernel", "5", "--blur-shift", "2",
-                                          "--prior-size", "32", "--layers", "final"])
-    assert res.exit_code == 0, res.output
-    assert len(list((tmp_path / "out").glob("*_high_*.safetensors"))) == 1
-    res = runner.invoke(app, args[:-1] + ["--prior", "smear"])
-    assert res.exit_code == 2 and "prior must be one of" in res.output
+    assert res.output.count("wrote") == 4 and len(list((tmp_path / "out").glob("*_high_*.safetensors"))) == 2
+    feats = [load_features(p) for p in sorted((tmp_path / "out").glob("*.safetensors"))]
+    assert {(f.metadata["layer_index"], json.loads(f.metadata["prior_params"])["kernel"]) for f in feats} == {
+        ("1", 3), ("1", 7), ("3", 3), ("3", 7)}
+    assert all(f.metadata["pooling"] == "mean" and not f.normalized for f in feats)
+    res = CliRunner().invoke(app, args)  # same settings: every file reused
+    assert res.exit_code == 0 and res.output.count("cached") == 4, res.output
+    with pytest.raises(ValueError, match="prior must be one of"):
+        ImagePrior("smear")

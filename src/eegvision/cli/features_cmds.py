@@ -14,11 +14,9 @@ def _uses_targets(backend: str, pretrained: str, layers: str | None, pooling: st
     if layers or prior != "none" or backend not in ("open_clip", "transformers") or pooling not in (None, "cls", "mean"):
         return True
     if backend == "transformers":
-        cfg = Path(pretrained) / "config.json"
-        if cfg.is_file():
-            import json
+        from eegvision.features.backbones import transformers_model_type
 
-            return json.loads(cfg.read_text()).get("model_type") != "clip"
+        return transformers_model_type(pretrained) not in (None, "clip")
     return False
 
 
@@ -55,6 +53,8 @@ def features(
     seed: int = typer.Option(0, "--seed", help="Seed of the CPA noise."),
     vae_size: int = typer.Option(256, "--vae-size", help="VAE input size (pixels)."),
     vae_pool: int = typer.Option(0, "--vae-pool", min=0, help="Average-pool the VAE latent to N x N (0: whole)."),
+    vae_scale: bool = typer.Option(False, "--vae-scale/--no-vae-scale", help="Multiply latents by the VAE's "
+                                                                             "scaling_factor."),
     batch_size: int = typer.Option(64, "--batch-size", min=1),
     device: str | None = typer.Option(None, "--device", help="cuda or cpu (default: cuda if available)."),
     normalize: bool = typer.Option(True, "--normalize/--no-normalize",
@@ -85,10 +85,10 @@ def features(
             chosen = split_list(layers) or ([str(layer)] if layer is not None else ["final"])
             pools = split_list(pooling)
             result = extract_targets(images, out, backend=backend, weights=pretrained,
-                                     model=model if backend in ("open_clip", "timm") or model != "ViT-H-14" else "",
+                                     model="" if backend != "open_clip" and model == "ViT-H-14" else model,
                                      layers=chosen, pooling=pools, prior=image_prior, normalize=normalize,
                                      batch_size=batch_size, device=device, split=split, force=force,
-                                     vae_size=vae_size, vae_pool=vae_pool)
+                                     vae_size=vae_size, vae_pool=vae_pool, vae_scale=vae_scale)
             for f in result.files:
                 stdout.print(f"{'cached' if f.cached else 'wrote'} {f.path}")
             return

@@ -253,7 +253,7 @@ def _describe_compose(transform) -> str:
 def _load_open_clip(model: str, weights: Path, device: str) -> Backbone:
     from eegvision.features.vision import load_vision_model
 
-    vm = load_vision_model(model, weights, backend="open_clip", device=device)
+    vm = load_vision_model(model, weights, backend="open_clip", device=device, text=False)
     blocks = getattr(getattr(vm.model.visual, "transformer", None), "resblocks", None)
     if blocks is not None:
         kind, depth = "vit", len(blocks)
@@ -263,14 +263,20 @@ def _load_open_clip(model: str, weights: Path, device: str) -> Backbone:
                     device, extra={"vision_model": vm})
 
 
+def transformers_model_type(folder: str | os.PathLike) -> str | None:
+    """``model_type`` of a transformers model folder (``""`` if its config.json has none), None if not one."""
+    cfg = Path(folder) / "config.json"
+    return json.loads(cfg.read_text()).get("model_type", "") if Path(folder).is_dir() and cfg.is_file() else None
+
+
 def _load_transformers(model: str, weights: Path, device: str) -> Backbone:
     import transformers
 
-    cfg_file = weights / "config.json"
-    if not (weights.is_dir() and cfg_file.is_file()):
+    model_type = transformers_model_type(weights)
+    if model_type is None:
         raise FileNotFoundError(f"{weights} is not a transformers model folder (a directory with config.json from "
                                 "save_pretrained or a hub snapshot).")
-    model_type = json.loads(cfg_file.read_text()).get("model_type", "")
+    cfg_file = weights / "config.json"
     cls_name = check_choice(f"model_type in {cfg_file}", model_type, tuple(TRANSFORMERS_KINDS),
                             "Supported: CLIP, SigLIP (full model or vision tower) and DINOv2 folders.")
     cls_name = TRANSFORMERS_KINDS[model_type]

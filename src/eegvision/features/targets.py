@@ -25,7 +25,12 @@ from pathlib import Path
 import torch
 
 from eegvision.checks import check_choice, check_list
-from eegvision.features.backbones import BACKBONE_BACKENDS, Backbone, LayerChoice, fingerprint_weights
+from eegvision.features.backbones import (
+    BACKBONE_BACKENDS,
+    Backbone,
+    LayerChoice,
+    fingerprint_weights,
+)
 from eegvision.features.image_priors import ImagePrior
 from eegvision.progress import track
 
@@ -114,8 +119,14 @@ class _ViewImages(torch.utils.data.Dataset):
 
 @torch.no_grad()
 def embed_view(backbone: Backbone, paths, layers: list[LayerChoice], prior: ImagePrior, view: str,
-               batch_size: int = 32, num_workers: int = 0) -> list[torch.Tensor]:
-    """Features (n_images, dim) per layer of one prior view; CPA's degraded views are averaged (raw features)."""
+               batch_size: int = 32, num_workers: int | None = None) -> list[torch.Tensor]:
+    """Features (n_images, dim) per layer of one prior view; CPA's degraded views are averaged (raw features).
+
+    Runs in float32 (no autocast), so a file's numbers do not depend on the device's half-precision path.
+    ``num_workers`` image-decoding processes: default 4 on CUDA, 0 on CPU.
+    """
+    if num_workers is None:
+        num_workers = min(4, max(0, (os.cpu_count() or 1) - 1)) if str(backbone.device).startswith("cuda") else 0
     loader = torch.utils.data.DataLoader(_ViewImages(paths, backbone.preprocess, prior, view),
                                          batch_size=batch_size, shuffle=False, num_workers=num_workers)
     chunks: list[list[torch.Tensor]] = [[] for _ in layers]
