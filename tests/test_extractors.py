@@ -195,15 +195,16 @@ def test_vae_latent_matches_manual(tmp_path, images):
 
 
 def test_gaussian_blur_and_fovea_hand_values():
-    t = gaussian_kernel(3)  # cv2 sigma for k=3: 0.3 * ((3 - 1) / 2 - 1) + 0.8 = 0.8
-    e = math.exp(-1 / (2 * 0.64))
-    assert torch.allclose(t, torch.tensor([e, 1, e], dtype=torch.float64) / (1 + 2 * e))
-    img = np.zeros((3, 3, 1))
+    assert gaussian_kernel(3).tolist() == [0.25, 0.5, 0.25]  # OpenCV's fixed taps for k <= 7
+    t = gaussian_kernel(9)  # cv2 sigma for k=9: 0.3 * ((9 - 1) / 2 - 1) + 0.8 = 1.7
+    assert float(t[5] / t[4]) == pytest.approx(math.exp(-1 / (2 * 1.7 ** 2)))
+    assert float(t[8] / t[4]) == pytest.approx(math.exp(-16 / (2 * 1.7 ** 2))) and float(t.sum()) == pytest.approx(1)
+    img = np.zeros((4, 4, 1))
     img[1, 1, 0] = 1.0
-    out = gaussian_blur(img, 3)[..., 0]  # reflect-101: row -1 mirrors row 1, so corners get both side taps
-    side, mid = 2 * e / (1 + 2 * e), 1 / (1 + 2 * e)
-    assert out[1, 1] == pytest.approx(mid * mid) and out[0, 0] == pytest.approx(side * side)
-    assert out[0, 1] == pytest.approx(side * mid) and out[2, 1] == pytest.approx(side * mid)
+    out = gaussian_blur(img, 3)[..., 0]  # reflect-101: row -1 mirrors row 1, so (0, 0) gets taps 0 and 2
+    assert out[0, 0] == pytest.approx(0.5 * 0.5) and out[1, 1] == pytest.approx(0.5 * 0.5)
+    assert out[2, 2] == pytest.approx(0.25 * 0.25) and out[1, 2] == pytest.approx(0.5 * 0.25)
+    assert out[3, 3] == 0 and out[0, 3] == 0
     m = fovea_mask(4, 4, system_g=3.0)  # centre (2, 2); d_max = sqrt(2)
     assert m[2, 2] == pytest.approx(0.5) and m[0, 0] == pytest.approx(0.5 * math.exp(-3))
     assert m[2, 3] == pytest.approx(0.5 * math.exp(-3 / math.sqrt(2)))
@@ -217,7 +218,8 @@ def test_priors_pixels():
     assert blur.views() == ["low", "medium", "high"] and blur.params("high")["kernel"] == 7
     got = np.asarray(blur.apply(im, "medium")[0], dtype=np.float64)
     m = fovea_mask(20, 20, 3.0)[..., None]
-    assert np.abs(got - np.clip(np.rint(m * arr + (1 - m) * gaussian_blur(arr, 5)), 0, 255)).max() == 0
+    blurred = np.clip(np.rint(gaussian_blur(arr, 5)), 0, 255)  # rounded to uint8 before blending, as UBP
+    assert np.abs(got - np.clip(np.rint(m * arr + (1 - m) * blurred), 0, 255)).max() == 0
     assert not np.array_equal(got, np.asarray(blur.apply(im, "high")[0]))
     cpa = ImagePrior("cpa", size=0, cpa_mosaic=5, seed=3)
     views = [np.asarray(v) for v in cpa.apply(im, "cpa", index=1)]
