@@ -217,6 +217,7 @@ def extract_targets(
             raise ValueError(f"{len(plan)} feature files result ({len(layers)} layers x {len(prior.views())} prior "
                              f"views) but OUT {out} names one file; give a folder instead.")
         paths = [out]
+        out.parent.mkdir(parents=True, exist_ok=True)
         if out.exists() and not force and not _cached(out, plan[0][4]):
             raise FileExistsError(f"{out} exists and holds features of other settings; pass --force to overwrite it "
                                   "or choose another name")
