@@ -114,6 +114,19 @@ def test_transformers_clip_siglip_dinov2_match_manual(hf_models, images):
         load_backbone("transformers", hf_models / "siglip", device="cpu").layers([2], ["map"])
 
 
+def test_transformers_clip_model_agrees_with_the_clip_path(tiny_hf_clip, images):
+    """A full CLIPModel folder: final = projected embedding, block k = vision.py's --layer k (same numbers)."""
+    from eegvision.features.vision import extract_image_features, load_vision_model
+
+    vm = load_vision_model("tiny", tiny_hf_clip, backend="transformers", device="cpu")
+    bb = load_backbone("transformers", tiny_hf_clip, device="cpu")
+    paths = _paths(images)
+    px = torch.stack([bb.preprocess(Image.open(p).convert("RGB")) for p in paths])
+    final, l2 = bb.encode(px, bb.layers(["final", 2]))
+    assert torch.allclose(final, extract_image_features(vm, paths, normalize=False), atol=1e-5)
+    assert torch.allclose(l2, extract_image_features(vm, paths, layer=2, normalize=False), atol=1e-5)
+
+
 def test_timm_vit_matches_manual_blocks(tmp_path, images):
     import timm
     from timm.models._hub import save_for_hf

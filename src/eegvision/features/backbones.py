@@ -89,13 +89,28 @@ def resolve_layer(spec: str | int, depth: int) -> int | None:
     return k if k > 0 else depth + 1 + k
 
 
+_FINGERPRINTS: dict[tuple, str] = {}
+
+
+def _sha256_cached(path: Path) -> str:
+    """sha256 of a file, remembered in this process while its size and modification time stay the same."""
+    st = path.stat()
+    key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
+    if key not in _FINGERPRINTS:
+        _FINGERPRINTS[key] = sha256_file(path)
+    return _FINGERPRINTS[key]
+
+
 def fingerprint_weights(path: str | os.PathLike) -> str:
-    """sha256 of a weights file, or of a folder: sha256 over (relative path, size, sha256) of every file in it."""
+    """sha256 of a weights file, or of a folder: sha256 over (relative path, size, sha256) of every file in it.
+
+    Each file is hashed once per process (while its size and modification time are unchanged), so extracting the
+    training and the test split with the same weights reads them once."""
     path = Path(path)
     if path.is_file():
-        return sha256_file(path)
+        return _sha256_cached(path)
     if path.is_dir():
-        rows = [(str(p.relative_to(path)), p.stat().st_size, sha256_file(p))
+        rows = [(str(p.relative_to(path)), p.stat().st_size, _sha256_cached(p))
                 for p in sorted(path.rglob("*")) if p.is_file()]
         return "dir:" + sha256_file_bytes(json.dumps(rows).encode())
     raise FileNotFoundError(f"weights not found: {path} is neither a file nor a folder. Pass the local path of the "

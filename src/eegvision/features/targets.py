@@ -68,10 +68,12 @@ def _images_digest(paths, root: Path) -> str:
     return hashlib.sha256(json.dumps(rows).encode()).hexdigest()
 
 
-def target_settings(*, backend: str, model: str, weights: str, weights_sha256: str, layer: str,
+def target_settings(*, backend: str, model: str, weights_sha256: str, layer: str,
                     pooling: str | None, prior: ImagePrior, view: str, normalize: bool, images_sha256: str,
                     vae: dict | None = None) -> dict:
-    """Everything that determines a file's numbers (its cache key is the sha256 of this JSON)."""
+    """Everything that determines a file's numbers (its cache key is the sha256 of this JSON).
+
+    The weights enter by content (``weights_sha256``), not by path: moved weights still hit the cache."""
     return {"version": SETTINGS_VERSION, "backend": backend, "model": model, "weights_sha256": weights_sha256,
             "layer": str(layer), "pooling": pooling or "default", "prior": prior.name,
             "prior_params": prior.params(view), "normalize": bool(normalize), "images_sha256": images_sha256,
@@ -207,7 +209,7 @@ def extract_targets(
     for j, spec in enumerate(layers):
         pool = None if pooling is None else pooling[0 if len(pooling) == 1 else j]
         for view in prior.views():
-            s = target_settings(backend=backend, model=name, weights=str(weights), weights_sha256=wsha, layer=spec,
+            s = target_settings(backend=backend, model=name, weights_sha256=wsha, layer=spec,
                                 pooling=pool, prior=prior, view=view, normalize=normalize, images_sha256=isha,
                                 vae=vae)
             plan.append((spec, pool, view, s, _key(s)))
