@@ -187,11 +187,14 @@ class Backbone:
 
     @torch.no_grad()
     def encode(self, pixels: torch.Tensor, layers: Sequence[LayerChoice]) -> list[torch.Tensor]:
-        """Features of every layer in ``layers`` (float32, on CPU), from one forward pass."""
+        """Features of every layer in ``layers`` (float32, on CPU), from one forward pass (two for open_clip and
+        timm CNNs when ``final`` is asked together with blocks)."""
         pixels = pixels.to(self.device)
         blocks = sorted({c.index for c in layers if c.index is not None})
-        tokens = self._tokens(pixels, blocks) if blocks else {}
-        final = self._final(pixels) if any(c.index is None for c in layers) else None
+        want_final = any(c.index is None for c in layers)
+        tokens, final = self._tokens(pixels, blocks, want_final) if blocks else ({}, None)
+        if want_final and final is None:
+            final = self._final(pixels)
         out = []
         for c in layers:
             x = final if c.index is None else self._pool(tokens[c.index], c)
@@ -199,32 +202,42 @@ class Backbone:
         return out
 
     # --- per backend -------------------------------------------------------------------------------------
-    def _tokens(self, pixels: torch.Tensor, blocks: list[int]) -> dict:
-        """{block: (prefix tokens or None, patch tokens (N, L, C) or map (N, C, H, W))} after the final norm."""
+    def _tokens(self, pixels: torch.Tensor, blocks: list[int], want_final: bool) -> tuple[dict, torch.Tensor | None]:
+        """{block: (prefix tokens or None, patch tokens (N, L, C) or map (N, C, H, W))} after the final norm, and
+        the final embedding when the same pass gives it (transformers, timm ViTs; else None: a second pass)."""
         m, idx = self.model, [b - 1 for b in blocks]
-        if self.backend == "open_clip":
+        if self.backend == "open_clip":  # its final pooling path differs by version: encode_image does it
             if self.kind == "cnn":
                 got = m.visual.forward_intermediates(pixels, indices=idx, intermediates_only=True)
-                return {b: (None, x) for b, x in zip(blocks, got["image_intermediates"])}
+                return {b: (None, x) for b, x in zip(blocks, got["image_intermediates"])}, None
             got = m.visual.forward_intermediates(pixels, indices=idx, normalize_intermediates=True,
                                                  intermediates_only=True, output_fmt="NLC", output_extra_tokens=True)
             return {b: (p, x) for b, p, x in zip(blocks, got["image_intermediates_prefix"],
-                                                  got["image_intermediates"])}
+                                                  got["image_intermediates"])}, None
         if self.backend == "timm":
             if self.kind == "cnn":
                 got = m.forward_intermediates(pixels, indices=idx, intermediates_only=True)
-                return {b: (None, x) for b, x in zip(blocks, got)}
+                return {b: (None, x) for b, x in zip(blocks, got)}, None
             prefix = m.num_prefix_tokens > 0
             got = m.forward_intermediates(pixels, indices=idx, norm=True, return_prefix_tokens=prefix,
-                                          output_fmt="NLC", intermediates_only=True)
-            return {b: ((g[1], g[0]) if prefix else (None, g)) for b, g in zip(blocks, got)}  # (tokens, prefix) pairs
+                                          output_fmt="NLC", intermediates_only=not want_final)
+            final = None
+            if want_final:  # (all blocks, then the final norm) and the intermediates
+                x, got = got
+                final = m.forward_head(x, pre_logits=True)
+            return {b: ((g[1], g[0]) if prefix else (None, g)) for b, g in zip(blocks, got)}, final
         tower, norm, n_prefix = self._hf_parts()
-        hidden = tower(pixel_values=pixels, output_hidden_states=True).hidden_states
+        res = tower(pixel_values=pixels, output_hidden_states=True)
         out = {}
         for b in blocks:
-            h = norm(hidden[b])  # hidden_states[0] is the embedding output
+            h = norm(res.hidden_states[b])  # hidden_states[0] is the embedding output
             out[b] = (h[:, :n_prefix] if n_prefix else None, h[:, n_prefix:])
-        return out
+        final = None
+        if want_final:
+            final = res.pooler_output
+            if self.extra.get("class") == "CLIPModel":
+                final = self.model.visual_projection(final)
+        return out, final
 
     def _hf_parts(self):
         m = self.model
