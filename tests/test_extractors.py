@@ -278,7 +278,8 @@ def test_extract_targets_files_cache_and_priors(hf_models, images, tmp_path):
     meta = f.metadata
     assert meta["layer_index"] == "2" and meta["layer_depth"] == "3" and meta["pooling"] == "cls+mean"
     assert meta["backend"] == "transformers" and meta["prior"] == "none" and len(meta["weights_sha256"]) == 68
-    assert meta["pretrained"] == str(folder) and "CLIPImageProcessor" in meta["transform"]
+    assert meta["pretrained"] == str(folder) and "CLIPImageProcessor" in meta["transform"] and meta["embedding"] == ""
+    assert load_features(res.files[1].path).metadata["embedding"].startswith("pooler_output (class token")
     assert f.concepts.name == ("aardvark", "baton4")
     bb = load_backbone("transformers", folder, device="cpu")
     with torch.no_grad():

@@ -155,6 +155,19 @@ class Backbone:
     extra: dict = field(default_factory=dict)
 
     @property
+    def final_embedding(self) -> str:
+        """What layer ``final`` is for this backbone (recorded in metadata)."""
+        if "final_embedding" in self.extra:
+            return self.extra["final_embedding"]
+        if self.backend == "open_clip":
+            return "encode_image (pooled, projected)"
+        if self.backend == "timm":
+            return "forward_head(forward_features(x), pre_logits=True)"
+        return {"CLIPModel": "visual_projection(pooler_output)", "CLIPVisionModel": "pooler_output (unprojected)",
+                "Dinov2Model": "pooler_output (class token after layernorm)"}.get(
+                    self.extra.get("class"), "pooler_output (attention-pool head)")
+
+    @property
     def default_pooling(self) -> str:
         return {"siglip": "mean", "cnn": "mean"}.get(self.kind, "cls")
 

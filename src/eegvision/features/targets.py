@@ -2,7 +2,8 @@
 
 :func:`extract_targets` embeds a THINGS-style image folder once per prior view and writes every
 (layer, view) pair as its own feature file (:mod:`eegvision.features.files` format, so training and evaluation
-read any one of them unchanged). Each file records, besides the standard keys, ``backend``, ``layer_spec``,
+read any one of them unchanged). Each file records, besides the standard keys, ``backend``, ``embedding`` (what
+``final`` is for that model), ``layer_spec``,
 ``layer_index`` / ``layer_depth`` (the resolved block; ``final`` has none), ``pooling``, ``weights_sha256`` (file
 sha256, or ``dir:`` + a hash over the folder's files), ``prior`` and ``prior_params`` (JSON), ``images_sha256``
 (over the images' relative paths and sizes), ``settings`` (JSON of everything that determines the numbers) and
@@ -254,7 +255,7 @@ def extract_targets(
                 save_features(
                     paths[i], x, None, normalized=normalize, model=backbone.name, pretrained=str(weights),
                     layer=layer_desc, transform=backbone.transform, split=split, prompt_template="",
-                    backend=backend, layer_spec=spec, layer_index="" if c.index is None else c.index,
+                    backend=backend, embedding=backbone.final_embedding if c.index is None else "", layer_spec=spec, layer_index="" if c.index is None else c.index,
                     layer_depth=c.depth, pooling=c.pooling, weights_sha256=wsha, prior=prior.name,
                     prior_params=json.dumps(prior.params(view), sort_keys=True), images_sha256=isha,
                     settings=json.dumps(settings, sort_keys=True), settings_sha256=key,

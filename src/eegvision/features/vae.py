@@ -71,4 +71,5 @@ def load_vae_backbone(weights: str | os.PathLike, size: int = 256, pool: int = 0
             f"{f' * scaling_factor {scaling}' if scale else ''}{f'; adaptive_avg_pool {pool}x{pool}' if pool else ''}"
             "; flattened (channel, row, column)")
     return Backbone(vae, "vae", "vae", model or path.name, str(weights), tf, desc, 1, device,
-                    extra={"encode_final": encode, "size": size, "pool": pool, "scale": scale})
+                    extra={"encode_final": encode, "final_embedding": "latent_dist.mean, flattened",
+                           "size": size, "pool": pool, "scale": scale})
