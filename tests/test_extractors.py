@@ -88,6 +88,23 @@ def test_resolve_layer():
             resolve_layer(bad, 40)
 
 
+def test_load_errors_say_what_to_pass(tmp_path):
+    with pytest.raises(FileNotFoundError, match="neither a file nor a folder"):
+        load_backbone("timm", tmp_path / "missing.safetensors")
+    with pytest.raises(ValueError, match="backend must be one of"):
+        load_backbone("keras", tmp_path)
+    (tmp_path / "bert").mkdir()
+    (tmp_path / "bert" / "config.json").write_text('{"model_type": "bert"}')
+    with pytest.raises(ValueError, match="Supported: CLIP, SigLIP"):
+        load_backbone("transformers", tmp_path / "bert")
+    (tmp_path / "ckpt.pt").write_bytes(b"")
+    with pytest.raises(ValueError, match="needs its architecture"):
+        load_backbone("timm", tmp_path / "ckpt.pt")
+    with pytest.raises(ValueError, match="one pooling for all layers or one per layer"):
+        extract_targets(tmp_path, tmp_path / "o", backend="timm", weights=tmp_path / "ckpt.pt", layers=[1, 2, 3],
+                        pooling=["cls", "mean"])
+
+
 def test_transformers_clip_siglip_dinov2_match_manual(hf_models, images):
     for name in ("clip", "siglip", "dinov2"):
         bb = load_backbone("transformers", hf_models / name, device="cpu")
