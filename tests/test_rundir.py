@@ -127,9 +127,10 @@ def test_missing_files_say_what_to_do(tmp_path):
 
 #: Folders whose own files are named where they are saved: the encoder folder (models/registry.py), the prior
 #: (models/prior.py), the captioner (generation/captioner.py), the low-level regressor (generation/lowlevel.py)
-#: and third-party model folders checked before loading (features/vision.py, metrics/captions.py).
+#: and third-party model folders checked before loading (features/vision.py, features/backbones.py,
+#: features/vae.py, metrics/captions.py).
 MODEL_FOLDER_OWNERS = {"models/encoders/checkpoint.py", "models/prior.py", "generation/captioner.py", "generation/lowlevel.py",
-                       "features/vision.py", "metrics/captions.py"}
+                       "features/vision.py", "features/backbones.py", "features/vae.py", "metrics/captions.py"}
 RUN_FILES = ("history.csv", "selection.json", "last.ckpt", "test_embeddings.safetensors", "finetune.json",
              "finetune_trials.tsv")
 

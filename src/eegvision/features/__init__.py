@@ -1,7 +1,11 @@
 """eegvision.features: image and text features, the targets encoders are trained to.
 
 * :mod:`.files` -- feature files (safetensors + metadata, checked on load) and import of ATM ``.pt`` caches;
-* :mod:`.vision` -- features of images and prompts from a local open_clip or transformers model.
+* :mod:`.vision` -- features of images and prompts from a local open_clip or transformers model;
+* :mod:`.backbones` -- any layer of a local open_clip, transformers (CLIP, SigLIP, DINOv2) or timm backbone;
+* :mod:`.vae` -- VAE latents (diffusers ``AutoencoderKL``) as a target;
+* :mod:`.image_priors` -- image-side priors: UBP's blur, NeuroBridge's cognitive prior augmentation;
+* :mod:`.targets` -- several layers / prior views into one cached feature file each.
 """
 
 from eegvision._lazy import lazy_exports
@@ -19,4 +23,11 @@ __getattr__, __dir__, __all__ = lazy_exports(__name__, {
     "extract_image_features": "vision",
     "extract_text_features": "vision",
     "load_vision_model": "vision",
+    "Backbone": "backbones",
+    "load_backbone": "backbones",
+    "resolve_layer": "backbones",
+    "load_vae_backbone": "vae",
+    "ImagePrior": "image_priors",
+    "TargetsResult": "targets",
+    "extract_targets": "targets",
 })

@@ -89,7 +89,7 @@ def _describe(transform) -> str:
     return "; ".join(" ".join(p.split()) for p in parts)
 
 
-def _load_open_clip(model: str, pretrained: str, device: str) -> VisionModel:
+def _load_open_clip(model: str, pretrained: str, device: str, text: bool = True) -> VisionModel:
     import open_clip
 
     path = Path(pretrained)
@@ -116,7 +116,7 @@ def _load_open_clip(model: str, pretrained: str, device: str) -> VisionModel:
         kwargs = {"pretrained": pretrained}
     try:
         clip, _, preprocess_val = open_clip.create_model_and_transforms(name, device=device, **kwargs)
-        tokenizer = open_clip.get_tokenizer(name)
+        tokenizer = open_clip.get_tokenizer(name) if text else None
     except RuntimeError as exc:
         if "download" in str(exc).lower() or "offline" in str(exc).lower():
             raise FileNotFoundError(
@@ -161,7 +161,7 @@ def _load_transformers(model: str, pretrained: str, device: str) -> VisionModel:
 
 
 def load_vision_model(model: str = "ViT-H-14", pretrained: str | os.PathLike | None = None,
-                      backend: str = "open_clip", device: str | None = None) -> VisionModel:
+                      backend: str = "open_clip", device: str | None = None, text: bool = True) -> VisionModel:
     """Load a CLIP model from local weights, with its validation transform and tokenizer.
 
     Parameters
@@ -173,14 +173,17 @@ def load_vision_model(model: str = "ViT-H-14", pretrained: str | os.PathLike | N
     backend : {"open_clip", "transformers"}
     device : str, optional
         ``"cuda"`` when available by default.
+    text : bool
+        Also load the open_clip tokenizer (``False``: image features only, ``tokenize`` is None).
     """
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
     if pretrained is None or str(pretrained) == "":
         raise ValueError("pretrained is required: the local path of the CLIP weights (nothing is downloaded)")
     device = default_device(device)
-    loader = _load_open_clip if backend == "open_clip" else _load_transformers
-    return loader(model, str(pretrained), device)
+    if backend == "open_clip":
+        return _load_open_clip(model, str(pretrained), device, text=text)
+    return _load_transformers(model, str(pretrained), device)
 
 
 class _ImageFiles(torch.utils.data.Dataset):
