@@ -111,7 +111,7 @@ def test_fit_help_shows_the_config_defaults():
     for name, shown in FIT_DEFAULTS.items():
         assert words.get(shown, shown) == defaults[name], name
     res = runner.invoke(app, ["fit", "--help"], env={"COLUMNS": "200"})
-    assert "[default: 40]" in res.stdout and "[default: atms]" in res.stdout and "[default: single-trials]" in res.stdout
+    assert "[default: 40]" in res.stdout and "[default: auto]" in res.stdout and "[default: single-trials]" in res.stdout
 
 
 def test_help_texts_lose_no_bracketed_words():

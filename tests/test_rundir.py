@@ -71,7 +71,7 @@ def test_one_unit_run_and_joint_unit_for_subject(tmp_path):
 
 
 def test_write_config_names_unit_folders_and_concepts(tmp_path):
-    cfg = FitConfig(data="store", subjects=["sub-01", "sub-02"])
+    cfg = FitConfig(data="store", subjects=["sub-01", "sub-02"], encoder="atms")
     run = RunFolder(tmp_path / "new")
     assert not run.exists()
     table = ConceptTable.from_names(["cat", "dog"], split="test")

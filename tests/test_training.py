@@ -178,7 +178,7 @@ def test_sampler_shards_one_permutation():
 
 
 def test_config_json_round_trip_and_errors(tmp_path):
-    cfg = FitConfig(data="x", subjects=["sub-01"], window=[0.0, 0.5], encoder_options={"dropout": 0.1})
+    cfg = FitConfig(data="x", subjects=["sub-01"], encoder="atms", window=[0.0, 0.5], encoder_options={"dropout": 0.1})
     assert FitConfig.from_json(cfg.to_json()) == cfg
     (tmp_path / "c.json").write_text(json.dumps({"fit": cfg.to_dict()}))
     assert FitConfig.from_json(tmp_path / "c.json") == cfg

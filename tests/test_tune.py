@@ -100,9 +100,9 @@ def test_tune_space_and_config_files_refuse_bad_input(tmp_path):
         TuneSpace(lr=[0.1, 0.01])
     with pytest.raises(ValueError, match=r"TuneSpace field 'epoch' is not in TuneSpace .*Did you mean epochs"):
         TuneSpace.from_dict({"epoch": [1]})
-    cfg = FitConfig(data="d", subjects=["sub-01"], noise=0.1, ema_decay=0.99, patience=3, ensemble=2)
+    cfg = FitConfig(data="d", subjects=["sub-01"], encoder="atms", noise=0.1, ema_decay=0.99, patience=3, ensemble=2)
     assert FitConfig.from_file(cfg.to_file(tmp_path / "c.json")) == cfg
-    (tmp_path / "c.toml").write_text('data = "d"\nsubjects = ["sub-01"]\nnoise = 0.1\nema_decay = 0.99\n'
+    (tmp_path / "c.toml").write_text('data = "d"\nsubjects = ["sub-01"]\nencoder = "atms"\nnoise = 0.1\nema_decay = 0.99\n'
                                      'patience = 3\nensemble = 2\n')
     assert FitConfig.from_file(tmp_path / "c.toml") == cfg
     (tmp_path / "bad.json").write_text('{"epoch": 3}')

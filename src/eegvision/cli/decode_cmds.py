@@ -131,8 +131,9 @@ def fit_cmd(
     config_file: Path = typer.Option(None, "--config", help="A FitConfig file (JSON, e.g. a tune folder's "
                                      "best_config.json, or TOML); options given beside it replace its values."),
     subject: str = typer.Option(None, "--subject", help="Subject(s), comma-separated (LOSO: held-out ones)."),
-    encoder: str = typer.Option(None, "--encoder", help="Encoder name (atms, nice, eegproject, ridge, "
-                                "braindecode:EEGNet; `eegvision models` lists them)."),
+    encoder: str = typer.Option(None, "--encoder", help="Encoder name (atms, nice, eegproject, stconv, ridge, "
+                                "braindecode:EEGNet; `eegvision models` lists them), or auto: ridge and STConv "
+                                "fitted, the validation winner kept (the default; its training recipes are fixed)."),
     whiten: str = typer.Option(None, "--whiten", help="Noise whitening of the input channels: mvnn (from the "
                                "training repetitions' residuals; stored in the encoder)."),
     out: Path = typer.Option(..., "--out", help="Run directory to create (or to resume)."),
@@ -340,6 +341,8 @@ def benchmark_cmd(
                                 features_test=features_test, epochs=epochs, batch_size=batch_size, lr=lr,
                                 average_train=average_train, channels=channels)
         fields["progress"] = not quiet
+        if encoders and not preset:
+            fields["encoder"] = split_list(encoders)[0]   # the base is a concrete encoder's (replaced per run)
         base = _build_config(preset, fields)
         res = benchmark(base, split_list(encoders) or [], number_list(seeds, int, "--seeds") or [0], out)
     summary = res.summary
@@ -353,7 +356,7 @@ def benchmark_cmd(
 #: (the options themselves default to "not given", so that a --preset can set them; tests/test_cli_output.py
 #: checks these against FitConfig).
 FIT_DEFAULTS = {
-    "encoder": "atms", "objective": "retrieval", "protocol": "within", "epochs": 40, "batch_size": 64,
+    "encoder": "auto", "objective": "retrieval", "protocol": "within", "epochs": 40, "batch_size": 64,
     "lr": 0.0003, "weight_decay": 0.01, "schedule": "none", "seed": 0, "val_fraction": 0.05,
     "selection": "val_top1", "average_train": "single-trials", "mix_repetitions": "off",
     "channels": "all channels", "window": "the whole epoch", "align": "no alignment", "report_test_curve": "off",

@@ -60,7 +60,11 @@ class FitConfig:
         trains on ``train_subjects`` or, if empty, every other subject of the data.
         ``joint``: all subjects trained together (per-sample subject ids) and tested each.
     encoder : str
-        Encoder name of ``eegvision.models.list_models()``; ``encoder_options`` go to its constructor. A
+        ``"auto"`` (the default): a closed-form ``ridge`` and an ``stconv`` candidate are fitted for each unit on
+        the same fitting conditions and the one with the higher validation top-1 is kept
+        (:mod:`eegvision.training.auto`; chosen as the default by the generalisation benchmark, README); its
+        candidates' training recipes are fixed, so training options other than their defaults are refused.
+        Otherwise an encoder name of ``eegvision.models.list_models()``; ``encoder_options`` go to its constructor. A
         closed-form encoder (``ridge``) is solved instead of trained (:mod:`eegvision.training.closed_form`): it
         fits one row per training condition (the mean of its repetitions, whatever ``average_train`` says), all
         training concepts, and chooses its penalty by cross-validation over held-out concepts; the optimiser,
@@ -133,7 +137,7 @@ class FitConfig:
     subjects: list[str] = field(default_factory=list)
     protocol: str = "within"
     train_subjects: list[str] = field(default_factory=list)
-    encoder: str = "atms"
+    encoder: str = "auto"
     encoder_options: dict[str, Any] = field(default_factory=dict)
     whiten: str | None = None
     objective: str = "retrieval"
@@ -206,6 +210,8 @@ class FitConfig:
         self._validate_regularisation()
         if is_closed_form(self.encoder):
             self._validate_closed_form()
+        if self.encoder == "auto" and self.reference:
+            self.encoder = "atms"   # --reference reproduces ATM's code: it implies ATM-S unless an encoder is named
         if self.encoder == "auto":
             self._validate_auto()
         if self.reference:
