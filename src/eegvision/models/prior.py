@@ -34,7 +34,8 @@ REFERENCE_PRIOR_CONFIG: dict[str, Any] = {
     "embed_dim": 1024, "cond_dim": 1024, "architecture": "unet",
     "architecture_options": {"hidden_dims": [1024, 512, 256, 128, 64], "time_embed_dim": 512, "dropout": 0.1},
     "num_train_timesteps": 1000, "beta_schedule": "linear", "beta_start": 1e-4, "beta_end": 0.02,
-    "clip_sample": True,
+    "clip_sample": True, "normalize_condition": False, "residual": False, "num_samples": 1,
+    "prediction_type": "epsilon",
 }
 _CONFIG_NAME = "config.json"
 _WEIGHTS_NAME = "model.safetensors"
