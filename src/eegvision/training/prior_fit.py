@@ -6,6 +6,9 @@ gradient clipping at 1, classifier-free condition dropout 0.1) with its bugs fix
 * the condition is dropped **per sample**, not for a whole batch at once;
 * ``clip_sample=False``: raw CLIP embeddings are not in ±1;
 * the learning-rate schedule steps **after** the optimiser;
+* the denoiser predicts x₀ by default (ε, the reference's choice, blows up short samplers on small priors) and the
+  prior's output is the mean of ``num_samples`` samples (one sample is further from the truth than the raw EEG
+  embedding; ``docs/prior.md``);
 * everything is seeded, and a validation split (held-out *images*, so no image is seen in both) measures whether
   the prior helps: cosine similarity and retrieval accuracy of sampled embeddings vs the raw EEG embedding.
 
@@ -32,7 +35,8 @@ from eegvision.training.rundir import RunFolder
 
 @dataclass
 class PriorFitConfig:
-    """Hyper-parameters of :func:`fit_prior` (defaults: the reference's notebook call, bugs fixed)."""
+    """Hyper-parameters of :func:`fit_prior` (defaults: the reference's notebook call, bugs fixed, except that the
+    denoiser predicts x₀ and the prior's output is the mean of 8 samples: ``docs/prior.md``)."""
 
     architecture: str = "unet"                   # "unet" (reference MLP U-Net) or "transformer" (PriorTransformer)
     architecture_options: dict = field(default_factory=dict)  # e.g. {"hidden_dims": [1024, 512, 256, 128, 64]}
