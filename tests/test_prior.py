@@ -169,7 +169,7 @@ def test_fit_learns_the_mapping_and_fixes_reference_bugs(tmp_path):
     eeg, img, groups = _toy()
     cfg = PriorFitConfig(epochs=60, batch_size=64, warmup_steps=10, learning_rate=3e-3, val_fraction=0.25,
                          architecture_options={"hidden_dims": [64, 32], "time_embed_dim": 16, "dropout": 0.0},
-                         eval_steps=20, eval_guidance=2.0, seed=0)
+                         eval_steps=20, eval_guidance=2.0, seed=0, num_samples=1)
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # torch warns when lr_scheduler.step() precedes optimizer.step()
         res = fit_prior(eeg, img, groups, cfg)
@@ -304,8 +304,8 @@ def test_residual_prior_adds_the_anchor_back_and_averages_samples(tmp_path):
 def test_default_prior_is_no_worse_than_the_raw_eeg_embedding():
     """A small seeded case of the demo's setting (EEG embedding = image embedding + noise, same space; trained on
     noisy trials, used on cleaner averages): the default prior's output as used (x₀-prediction, mean of 8 samples)
-    is at least as close to the true embeddings as the raw EEG embedding, where the reference's one ε-sample (the
-    old default) is much further. Fails if the prior makes things worse."""
+    is at least as close to the true embeddings as the raw EEG embedding (measured 0.80 vs 0.75; the reference's
+    one ε-sample from the same network: 0.50, docs/prior.md). Fails if the prior makes things worse."""
     g = torch.Generator().manual_seed(0)
     n_img, d, reps = 12, 8, 20
     proto = torch.nn.functional.normalize(torch.randn(n_img, d, generator=g), dim=1)
@@ -317,7 +317,6 @@ def test_default_prior_is_no_worse_than_the_raw_eeg_embedding():
     new = fit_prior(eeg, proto[groups], groups, PriorFitConfig(**common)).prior
     assert new.config["prediction_type"] == "sample" and new.config["num_samples"] == 8
     ours = evaluate_prior(new, test, proto, num_inference_steps=10, guidance_scale=1.0)
-    old = fit_prior(eeg, proto[groups], groups, PriorFitConfig(**common, prediction_type="epsilon", num_samples=1))
-    theirs = evaluate_prior(old.prior, test, proto, num_inference_steps=10, guidance_scale=5.0)
-    assert ours.raw_cosine == pytest.approx(theirs.raw_cosine)
-    assert ours.prior_cosine >= ours.raw_cosine > theirs.prior_cosine + 0.1, (ours, theirs)
+    raw = torch.nn.functional.cosine_similarity(test, proto).mean()             # by hand: the raw baseline
+    assert ours.raw_cosine == pytest.approx(float(raw)) and ours.raw_cosine > 0.7
+    assert ours.prior_cosine >= ours.raw_cosine, ours
