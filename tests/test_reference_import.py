@@ -268,7 +268,8 @@ def test_prior_import_does_not_follow_eegvision_defaults(monkeypatch):
     """Old reference checkpoints stay loadable whatever eegvision's default prior becomes."""
     monkeypatch.setattr(PriorUNet.__init__, "__defaults__", (16, 16, (16, 8), 8, 0.0))
     monkeypatch.setattr(DiffusionPrior.__init__, "__defaults__", (16, 16, "transformer", None, 10, "linear",
-                                                                  1e-4, 0.02, None, None, False))
+                                                                  1e-4, 0.02, None, None, False, True, True,
+                                                                  2.0, 8, "sample"))
     prior = from_reference_state_dict(seeded_state(PRIOR_KEYS, 20), "prior")
     assert prior.config["architecture_options"]["hidden_dims"] == [1024, 512, 256, 128, 64]
     assert n_params(DiffusionPrior(**REFERENCE_PRIOR_CONFIG)) == 9_675_648

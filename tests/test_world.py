@@ -214,3 +214,43 @@ def test_world_train_rejects_bad_clip_options(tmp_path):
         train_world_models(tmp_path / "w", clip_patch_size=5)
     with pytest.raises(ValueError, match="clip_attribute_weight"):
         train_world_models(tmp_path / "w", clip_attribute_weight=-1.0)
+
+
+def _tiny_generator_config(cross_attention: bool) -> dict:
+    from eegvision.sim.world.generator import unet_config
+
+    cfg = unet_config(6, channels=(8, 16), cross_attention=cross_attention, cross_attention_dim=8)
+    cfg.update(norm_num_groups=4, attention_head_dim=4)
+    return cfg
+
+
+@pytest.mark.slow
+def test_generator_training_resumes_exactly_and_warm_starts(tmp_path):
+    """Stopped after 2 checkpointed steps and run again, training ends with the weights of an uninterrupted
+    4-step run (model, Adam moments and noise generator restored); a resume with other settings is refused.
+    Warm-starting the cross-attention layout from a plain generator copies every matching tensor and zeroes the
+    new attention blocks' output projections; the cross-attention layout reads the embedding through tokens."""
+    from eegvision.sim.world.generator import _load_matching, build_unet, train_generator
+
+    g = torch.Generator().manual_seed(0)
+    x, e = torch.rand(6, 3, 32, 32, generator=g) * 2 - 1, torch.randn(6, 6, generator=g)
+    kw = dict(batch_size=2, config=_tiny_generator_config(True), device="cpu", checkpoint_every=2, snr_gamma=5.0)
+    full = train_generator(x, e, steps=4, checkpoint_dir=tmp_path / "a", **kw)
+    train_generator(x, e, steps=2, checkpoint_dir=tmp_path / "b", **kw)
+    assert json.loads((tmp_path / "b" / "train_state.json").read_text())["step"] == 2
+    resumed = train_generator(x, e, steps=4, checkpoint_dir=tmp_path / "b", **kw)
+    for (name, p), q in zip(full.unet.state_dict().items(), resumed.unet.state_dict().values()):
+        torch.testing.assert_close(p, q, rtol=0, atol=0, msg=name)
+    with pytest.raises(ValueError, match="lr"):
+        train_generator(x, e, steps=4, checkpoint_dir=tmp_path / "b", lr=5e-4, **kw)
+    plain = train_generator(x, e, steps=1, batch_size=2, config=_tiny_generator_config(False), device="cpu")
+    plain.save(tmp_path / "plain")
+    warm = build_unet(_tiny_generator_config(True))
+    new = _load_matching(warm, plain.unet.state_dict())
+    own = warm.state_dict()
+    for k, v in plain.unet.state_dict().items():
+        if k in own and own[k].shape == v.shape:
+            torch.testing.assert_close(own[k], v)
+    outs = [k for k in new if k.endswith("proj_out.weight")]
+    assert outs and all(own[k].abs().max() == 0 for k in outs)
+    assert any(k.startswith("encoder_hid_proj.") for k in new)

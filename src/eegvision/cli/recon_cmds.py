@@ -51,6 +51,15 @@ def prior_fit_cmd(
     val_fraction: float = typer.Option(0.1, help="Fraction of training images held out."),
     standardize: bool = typer.Option(False, help="Diffuse per-dimension standardised embeddings."),
     eval_steps: int = typer.Option(50), eval_guidance: float = typer.Option(5.0),
+    num_samples: int = typer.Option(8, "--num-samples", min=1,
+                                    help="The prior's output is the mean of this many samples (saved with it; "
+                                         "1 = one sample, the reference)."),
+    prediction: str = typer.Option("sample", "--prediction",
+                                   help="What the denoiser predicts: sample (x0, default) or epsilon (reference)."),
+    residual: bool = typer.Option(False, "--residual", help="Diffuse the correction to the (normalised) EEG "
+                                  "embedding; needs EEG embeddings in the image space."),
+    normalize_condition: bool = typer.Option(False, "--normalize-condition",
+                                             help="L2-normalise the EEG embedding the prior reads."),
     seed: int = typer.Option(0), device: str = typer.Option(None),
     as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
@@ -63,7 +72,8 @@ def prior_fit_cmd(
 
         cfg = PriorFitConfig(architecture=architecture, epochs=epochs, batch_size=batch_size, learning_rate=lr,
                              val_fraction=val_fraction, standardize=standardize, eval_steps=eval_steps,
-                             eval_guidance=eval_guidance, seed=seed, device=device)
+                             eval_guidance=eval_guidance, num_samples=num_samples, seed=seed, device=device,
+                             prediction_type=prediction, residual=residual, normalize_condition=normalize_condition)
         res = fit_run_prior(run, subject=subject, data=data, embeddings=embeddings, image_features=image_features,
                             out=out, config=cfg)
     v = res.fit.validation
@@ -87,6 +97,8 @@ def prior_sample_cmd(
     out: Path = typer.Option(..., help="Output .safetensors with tensor `image_embeds`."),
     steps: int = typer.Option(50), guidance: float = typer.Option(5.0), seed: int = typer.Option(0),
     scheduler: str = typer.Option("ddpm", help="ddpm or ddim."), device: str = typer.Option(None),
+    num_samples: int = typer.Option(None, "--num-samples", min=1,
+                                    help="Average this many samples per row (default: the prior's own)."),
 ) -> None:
     """Sample image embeddings from a fitted prior for a file of EEG embeddings.
 
@@ -102,7 +114,8 @@ def prior_sample_cmd(
 
         model = DiffusionPrior.from_pretrained(prior, device=default_device(device))
         eeg = torch.as_tensor(load_embeddings(embeddings))
-        h = model.sample(eeg, num_inference_steps=steps, guidance_scale=guidance, seed=seed, scheduler=scheduler)
+        h = model.sample(eeg, num_inference_steps=steps, guidance_scale=guidance, seed=seed, scheduler=scheduler,
+                         num_samples=num_samples)
         with atomic_path(out, suffix=".safetensors") as tmp:
             save_file({"image_embeds": h.cpu().contiguous()}, str(tmp),
                       metadata={"prior": str(prior), "steps": str(steps), "guidance": str(guidance),

@@ -27,12 +27,20 @@ def world_train_cmd(
                                                      "(default: the shipped value)."),
     clip_patch_size: int = typer.Option(None, "--clip-patch-size", min=1,
                                         help="ViT patch side of the world CLIP (default: the shipped value)."),
+    generator_init: Path = typer.Option(None, "--generator-init",
+                                        help="Warm-start the generator from this folder's generator.safetensors."),
+    generator_snr_gamma: float = typer.Option(None, "--generator-snr-gamma", min=0.0,
+                                              help="Min-SNR-gamma loss weighting of the generator (e.g. 5)."),
+    generator_cross_attention: bool = typer.Option(False, "--generator-cross-attention",
+                                                   help="Generator layout with cross-attention on 32 embedding "
+                                                        "tokens."),
 ) -> None:
     """Train the world's CLIP, attribute classifier and generator; this reproduces the shipped weights.
 
     Example: eegvision world-train src/eegvision/resources/world --overwrite
     Retrain only the generator on the shipped CLIP and classifier:
     eegvision world-train src/eegvision/resources/world --overwrite --reuse clip --reuse classifier
+    An interrupted run resumes from OUT/.generator-partial when the same command is run again.
     """
     from eegvision.sim.world.train import SHIPPED_CLIP, SHIPPED_STEPS, train_world_models
 
@@ -47,7 +55,9 @@ def world_train_cmd(
                                   clip_attribute_weight=(SHIPPED_CLIP["attribute_weight"] if clip_attribute_weight
                                                          is None else clip_attribute_weight),
                                   clip_patch_size=SHIPPED_CLIP["patch_size"] if clip_patch_size is None
-                                  else clip_patch_size)
+                                  else clip_patch_size, generator_init=generator_init,
+                                  generator_snr_gamma=generator_snr_gamma,
+                                  generator_cross_attention=generator_cross_attention)
     q = meta["quality"]
     stdout.print(f"world models written to {out}")
     stdout.print(f"world-CLIP test top-1 {q['clip_top1']:.3f} (chance {q['clip_chance_top1']:.3f}); "

@@ -48,7 +48,9 @@ DEMO_SETTINGS: dict[str, dict[str, Any]] = {
     "full": {
         "preset": "demo", "n_subjects": 2, "encoder": "stconv", "encoder_options": {},
         "epochs": 30, "batch_size": 128, "lr": 1e-3, "weight_decay": 0.01, "average_train": False,
-        "mix_repetitions": True, "prior_epochs": 100, "prior_steps": 20, "caption_epochs": 6, "samples": 1,
+        "mix_repetitions": True, "prior_epochs": 100, "prior_steps": 20, "prior_samples": 8, "prior_guidance": 1.0,
+        "prior_residual": True, "prior_normalize_condition": True, "prior_train_average": True,
+        "caption_epochs": 6, "samples": 1,
         "max_recon": 200, "mc_draws": 1000,
     },
     "quick": {
@@ -58,7 +60,9 @@ DEMO_SETTINGS: dict[str, dict[str, Any]] = {
         # simulates an additive, more linear code (recorded in simulation.json) so tests check real learning.
         "forward_params": {"signal": 1.5, "nonlinearity": 0.2, "gated_components": []},
         "epochs": 15, "batch_size": 32, "lr": 1e-3, "weight_decay": 0.05, "average_train": False,
-        "prior_epochs": 10, "prior_steps": 5, "caption_epochs": 2, "samples": 1, "max_recon": 10, "mc_draws": 100,
+        "prior_epochs": 10, "prior_steps": 5, "prior_samples": 8, "prior_guidance": 1.0,
+        "prior_residual": True, "prior_normalize_condition": True, "prior_train_average": True, "caption_epochs": 2,
+        "samples": 1, "max_recon": 10, "mc_draws": 100,
     },
 }
 

@@ -116,12 +116,16 @@ def evaluate_stage(state: dict) -> dict:
 
 # ----------------------------------------------------------------------------- generation stages
 def prior_stage(state: dict) -> dict:
-    """Fit the Stage I prior on (single-trial EEG embedding, image feature) pairs of the training set.
+    """Fit the Stage I prior on (EEG embedding, image feature) pairs of the training set.
 
     Targets are the retrieval feature space the encoder was trained on (the simulator's features are
     L2-normalised; it has no separate unnormalised "generation" space), so the prior maps EEG embeddings
-    to image embeddings in that space; its benefit is measured on the test set (cosine and 200-way
-    retrieval of prior samples vs of the raw EEG embeddings).
+    to image embeddings in that space. The settings ``prior_*`` choose how (``docs/prior.md`` has the
+    measurements behind them): the prior is fitted on each training image's *averaged* EEG embedding (the
+    noise level of the averaged test embeddings it is used on), reads the L2-normalised embedding, diffuses the
+    correction to it (``residual``), and its output is the mean of ``prior_samples`` samples at guidance
+    ``prior_guidance``. Its benefit is measured on the test set, side by side with the raw EEG embedding (cosine
+    and 200-way retrieval).
     """
     from eegvision.features.files import load_features
     from eegvision.training import load_run, open_data
@@ -131,19 +135,33 @@ def prior_stage(state: dict) -> dict:
     store = open_data(state["store"])
     train_f = load_features(state["features"]["train"]).image
     test_f = load_features(state["features"]["test"]).image
+    average = bool(s.get("prior_train_average", False))
     out: dict[str, Any] = {"space": "the retrieval feature space (L2-normalised): " + state.get("feature_space", ""),
+                           "output": {"num_samples": int(s.get("prior_samples", 1)),
+                                      "guidance_scale": float(s.get("prior_guidance", 5.0)),
+                                      "steps": int(s["prior_steps"]), "residual": bool(s.get("prior_residual")),
+                                      "normalize_condition": bool(s.get("prior_normalize_condition")),
+                                      "prediction": "x0 (sample)",
+                                      "fitted_on": "per-image averaged training EEG embeddings" if average
+                                      else "single training trials"},
                            "subjects": {}}
     priors = {}
     for sub in state["sim"].subjects:
         run = load_run(state["run"].path, subject=sub)
-        eeg = run.embed(store, sub, "training", average=False)
+        eeg = run.embed(store, sub, "training", average=average)
         cond = torch.as_tensor(store.metadata(sub, "training")["condition"].to_numpy())
+        if average:  # one row per condition, in condition order
+            cond = torch.unique(cond)
         test_eeg = run.embed(store, sub, "test", average=True)
         cfg = PriorFitConfig(epochs=s["prior_epochs"], batch_size=512, warmup_steps=50, seed=state["seed"],
                              architecture_options={"hidden_dims": [256, 128, 64]}, eval_steps=s["prior_steps"],
-                             eval_max=200)
+                             eval_max=200, eval_guidance=float(s.get("prior_guidance", 5.0)),
+                             residual=bool(s.get("prior_residual")),
+                             normalize_condition=bool(s.get("prior_normalize_condition")),
+                             num_samples=int(s.get("prior_samples", 1)), prediction_type="sample")
         res = fit_prior(eeg, train_f[cond], groups=cond.numpy(), config=cfg)
-        test_metrics = evaluate_prior(res.prior, test_eeg, test_f, num_inference_steps=s["prior_steps"], guidance_scale=5.0,
+        test_metrics = evaluate_prior(res.prior, test_eeg, test_f, num_inference_steps=s["prior_steps"],
+                                      guidance_scale=float(s.get("prior_guidance", 5.0)),
                                       seed=state["seed"]).as_dict()
         directory = state["out"] / "prior" / sub
         res.prior.save_pretrained(directory)
@@ -188,8 +206,8 @@ def reconstruct_stage(state: dict) -> dict:
     files: dict[str, list[str]] = {}
     embeds = {"true embedding": test_f[:n]}
     for sub, (prior, test_eeg) in state["priors"].items():
-        embeds[sub] = prior.sample(test_eeg[:n], num_inference_steps=s["prior_steps"], guidance_scale=5.0,
-                                   seed=state["seed"]).float().cpu()
+        embeds[sub] = prior.sample(test_eeg[:n], num_inference_steps=s["prior_steps"],
+                                   guidance_scale=float(s.get("prior_guidance", 5.0)), seed=state["seed"]).float().cpu()
     for name, emb in embeds.items():
         imgs = to_uint8(models.generate(emb, seed=state["seed"]))
         folder = root / name.replace(" ", "_")
@@ -243,6 +261,7 @@ def caption_stage(state: dict) -> dict:
     prior, test_eeg = state["priors"][sub]
     decoding = decoding_settings()
     caps, _ = caption_embeddings(test_eeg, fit.captioner, prior=prior, prior_steps=s["prior_steps"],
+                                 prior_guidance=float(s.get("prior_guidance", 5.0)),
                                  seed=state["seed"], num_beams=decoding["num_beams"],
                                  max_new_tokens=decoding["max_new_tokens"],
                                  no_repeat_ngram_size=decoding["no_repeat_ngram_size"],

@@ -34,7 +34,8 @@ REFERENCE_PRIOR_CONFIG: dict[str, Any] = {
     "embed_dim": 1024, "cond_dim": 1024, "architecture": "unet",
     "architecture_options": {"hidden_dims": [1024, 512, 256, 128, 64], "time_embed_dim": 512, "dropout": 0.1},
     "num_train_timesteps": 1000, "beta_schedule": "linear", "beta_start": 1e-4, "beta_end": 0.02,
-    "clip_sample": True,
+    "clip_sample": True, "normalize_condition": False, "residual": False, "num_samples": 1,
+    "prediction_type": "epsilon",
 }
 _CONFIG_NAME = "config.json"
 _WEIGHTS_NAME = "model.safetensors"
@@ -144,9 +145,29 @@ class DiffusionPrior(nn.Module):
     clip_sample : bool
         Clip the predicted x̂₀ to ±1 at every sampling step, as the reference's ``DDPMScheduler()`` does
         (default False: CLIP image embeddings are not in ±1). Only priors imported from the reference set it.
+    normalize_condition : bool
+        L2-normalise the EEG embedding before it conditions the denoiser (training and sampling alike), so that
+        the prior does not read the embedding's norm, which differs between single trials (what it is trained on)
+        and trial averages (what it is used on).
+    residual : bool
+        Diffuse the *correction* ``h − a·c`` of the (normalised) EEG embedding ``c`` instead of ``h`` itself, and
+        add ``a·c`` back after sampling (``a = anchor_scale``, a least-squares scalar fitted on the training pairs).
+        The unconditional part of classifier-free guidance then shrinks towards the EEG embedding, not towards the
+        mean image. Needs ``cond_dim == embed_dim``.
+    prediction_type : {"epsilon", "sample"}
+        What the denoiser predicts: the noise ε (the reference) or the clean embedding x₀ (as DALL·E 2's prior
+        does). With ε, the sampler's x̂₀ = (x_t − √(1−ᾱ) ε̂) / √ᾱ divides ε̂'s error by √ᾱ_T ≈ 0.006 at the first
+        step of a short schedule, which throws samples far off when the denoiser is small or briefly trained;
+        predicting x₀ has no such division.
+    num_samples : int
+        How many samples :meth:`sample` averages by default (the prior's output as used: the mean of N samples
+        estimates the posterior mean, which is closer to the true embedding than any single sample).
 
     Notes
     -----
+    The default is the reference's layout; :data:`PRIOR_DEFAULTS` are the options :func:`~eegvision.training.
+    prior_fit.fit_prior` uses by default (measured in ``docs/prior.md``).
+
     ``forward`` predicts ε. The condition can be dropped per sample (``cond_mask`` False), which is how
     classifier-free guidance is trained: the U-Net then adds no condition term (the reference's ``c=None``), the
     transformer sees a zero condition vector.
@@ -156,8 +177,12 @@ class DiffusionPrior(nn.Module):
                  architecture_options: dict[str, Any] | None = None, num_train_timesteps: int = 1000,
                  beta_schedule: str = "linear", beta_start: float = 1e-4, beta_end: float = 0.02,
                  target_mean: torch.Tensor | None = None, target_std: torch.Tensor | None = None,
-                 clip_sample: bool = False) -> None:
+                 clip_sample: bool = False, normalize_condition: bool = False, residual: bool = False,
+                 anchor_scale: float = 1.0, num_samples: int = 1, prediction_type: str = "epsilon") -> None:
         super().__init__()
+        if residual and embed_dim != cond_dim:
+            raise ValueError(f"residual=True predicts the correction to the EEG embedding, which needs it in the image "
+                             f"space: cond_dim ({cond_dim}) must equal embed_dim ({embed_dim}).")
         check_choice("prior architecture", architecture, PRIOR_ARCHITECTURES)
         options = dict(architecture_options or {})
         if architecture == "unet":
@@ -174,6 +199,18 @@ class DiffusionPrior(nn.Module):
         }
         if clip_sample:  # only written when set, so that existing config.json files stay as they were
             self.config["clip_sample"] = True
+        if normalize_condition:
+            self.config["normalize_condition"] = True
+        if residual:
+            self.config["residual"] = True
+        check_choice("prior prediction_type", prediction_type, ("epsilon", "sample"))
+        if prediction_type != "epsilon":
+            self.config["prediction_type"] = prediction_type
+        if num_samples != 1:
+            if num_samples < 1:
+                raise ValueError(f"num_samples must be ≥ 1, got {num_samples}.")
+            self.config["num_samples"] = int(num_samples)
+        self.register_buffer("anchor_scale", torch.tensor(float(anchor_scale)), persistent=residual)
         if (target_mean is None) != (target_std is None):
             raise ValueError("Give both target_mean and target_std, or neither.")
         if target_mean is not None:
@@ -193,7 +230,7 @@ class DiffusionPrior(nn.Module):
         common = dict(num_train_timesteps=self.config["num_train_timesteps"],
                       beta_schedule=self.config["beta_schedule"], beta_start=self.config["beta_start"],
                       beta_end=self.config["beta_end"], clip_sample=self.config.get("clip_sample", False),
-                      prediction_type="epsilon")
+                      prediction_type=self.config.get("prediction_type", "epsilon"))
         if kind == "ddpm":
             return DDPMScheduler(variance_type="fixed_small", **common)
         return DDIMScheduler(**common)
@@ -210,13 +247,30 @@ class DiffusionPrior(nn.Module):
             return z
         return z * self.target_std + self.target_mean
 
+    def condition(self, cond: torch.Tensor) -> torch.Tensor:
+        """The EEG embedding as the denoiser reads it (L2-normalised when ``normalize_condition``)."""
+        if self.config.get("normalize_condition"):
+            return torch.nn.functional.normalize(cond, dim=-1)
+        return cond
+
+    def anchor(self, cond: torch.Tensor) -> torch.Tensor:
+        """What the residual prior adds back: ``anchor_scale · condition(cond)`` (zeros when not residual)."""
+        if not self.config.get("residual"):
+            return torch.zeros(cond.shape[0], self.config["embed_dim"], dtype=cond.dtype, device=cond.device)
+        return self.anchor_scale.to(cond.dtype) * self.condition(cond)
+
+    def target(self, h: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        """The denoiser's clean sample for image embeddings ``h`` and EEG embeddings ``cond`` (model space)."""
+        return self.to_model_space(h - self.anchor(cond))
+
     # ------------------------------------------------------------------ denoiser
     def forward(self, x_t: torch.Tensor, t: torch.Tensor, cond: torch.Tensor,
                 cond_mask: torch.Tensor | None = None) -> torch.Tensor:
-        """Predict ε for noisy embeddings ``x_t`` (B, embed_dim) at ``t`` (B,) given ``cond`` (B, cond_dim).
+        """Predict ε (or x₀, with ``prediction_type="sample"``) for noisy embeddings ``x_t`` (B, embed_dim) at ``t`` (B,) given ``cond`` (B, cond_dim).
 
         ``cond_mask`` (B,) bool: False drops that sample's condition (classifier-free guidance).
         """
+        cond = self.condition(cond)
         if self.config["architecture"] == "unet":
             return self.net(x_t, t, cond, cond_mask=cond_mask)
         if cond_mask is not None:  # the transformer's "no condition" is a zero condition vector
@@ -227,8 +281,8 @@ class DiffusionPrior(nn.Module):
     @torch.no_grad()
     def sample(self, cond: torch.Tensor, num_inference_steps: int = 50, guidance_scale: float = 5.0,
                seed: int | Sequence[int] | None = 0, generator: torch.Generator | list | None = None,
-               scheduler: str = "ddpm", batch_size: int = 1024) -> torch.Tensor:
-        """Draw one image embedding per condition row.
+               scheduler: str = "ddpm", batch_size: int = 1024, num_samples: int | None = None) -> torch.Tensor:
+        """Draw one image embedding per condition row (or the mean of ``num_samples`` of them).
 
         Parameters
         ----------
@@ -247,11 +301,32 @@ class DiffusionPrior(nn.Module):
             Sampler.
         batch_size : int
             Rows per forward pass.
+        num_samples : int, optional
+            Return the mean of this many samples per row (an estimate of the posterior mean, closer to the true
+            embedding than any one sample); default: the prior's ``num_samples`` (1 unless it was fitted with more). Sample 0 of row i is the one-sample draw; sample j > 0 uses a
+            generator seeded from ``(seed + i, j)``. Needs ``seed`` (not ``generator``) when above 1.
 
         Returns
         -------
         tensor (N, embed_dim), float32, in the original (unstandardised) embedding space, on ``cond``'s device.
         """
+        num_samples = self.config.get("num_samples", 1) if num_samples is None else int(num_samples)
+        if num_samples < 1:
+            raise ValueError(f"num_samples must be ≥ 1, got {num_samples}.")
+        if num_samples > 1:
+            if seed is None or generator is not None:
+                raise ValueError("num_samples > 1 needs an integer seed (or one per row), not generator=; got "
+                                 f"seed={seed!r}, generator={type(generator).__name__}.")
+            import numpy as np
+
+            base = [int(seed) + i for i in range(len(cond))] if isinstance(seed, int) else [int(x) for x in seed]
+            draws = [self.sample(cond, num_inference_steps, guidance_scale, seed=base, scheduler=scheduler,
+                                 batch_size=batch_size, num_samples=1)]
+            for j in range(1, num_samples):
+                seeds = [int(np.random.SeedSequence([b, j]).generate_state(1)[0]) for b in base]
+                draws.append(self.sample(cond, num_inference_steps, guidance_scale, seed=seeds, scheduler=scheduler,
+                                         batch_size=batch_size, num_samples=1))
+            return torch.stack(draws).mean(0)
         from diffusers.utils.torch_utils import randn_tensor
 
         if cond.ndim != 2 or cond.shape[1] != self.config["cond_dim"]:
@@ -303,7 +378,7 @@ class DiffusionPrior(nn.Module):
                                         cond_mask=mask).chunk(2)
                     eps = eps_u + guidance_scale * (eps_c - eps_u)
                 x = sched.step(eps, t, x, generator=gen).prev_sample
-            out.append(self.from_model_space(x.float()))
+            out.append(self.from_model_space(x.float()) + self.anchor(c.float()))
         self.train(was_training)
         return torch.cat(out).to(cond.device)
 
@@ -348,7 +423,7 @@ class DiffusionPrior(nn.Module):
         if standardize:
             stats = {"target_mean": torch.zeros(embed_dim), "target_std": torch.ones(embed_dim)}
         prior = cls(**config, **stats)
-        prior.load_state_dict(state)
+        prior.load_state_dict(state)  # anchor_scale, when residual, is one of the saved buffers
         prior.eval()
         if device is not None:
             prior.to(device)

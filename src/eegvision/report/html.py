@@ -276,8 +276,12 @@ def _prior_section(stage: Mapping | None) -> str:
         body.append("<tr>" + _td(sub) + "".join(_num(t.get(c), f"prior/{sub}/{c}") for c in
                                                ("raw_cosine", "prior_cosine", "raw_top1", "prior_top1",
                                                 "raw_top5", "prior_top5")) + "</tr>")
-    return (head + f'<p class="note">Fitted on single training trials; target space: {html.escape(out.get("space", ""))}. '
-            "Test set: does sampling the prior bring EEG embeddings closer to the seen image's features?</p>"
+    o = out.get("output", {})
+    used = (f"fitted on {o.get('fitted_on', 'single training trials')}; its output as used is the mean of "
+            f"{o.get('num_samples', 1)} sample(s) at guidance {o.get('guidance_scale', 5.0):g}" if o else
+            "fitted on single training trials")
+    return (head + f'<p class="note">{html.escape(used)}; target space: {html.escape(out.get("space", ""))}. '
+            "Test set: is the prior's output closer to the seen image's features than the raw EEG embedding?</p>"
             + _table(["subject", "cosine (raw EEG)", "cosine (prior)", "top-1 (raw)", "top-1 (prior)",
                       "top-5 (raw)", "top-5 (prior)"], body) + _prior_flag(out.get("subjects", {})))
 

@@ -6,6 +6,9 @@ gradient clipping at 1, classifier-free condition dropout 0.1) with its bugs fix
 * the condition is dropped **per sample**, not for a whole batch at once;
 * ``clip_sample=False``: raw CLIP embeddings are not in ±1;
 * the learning-rate schedule steps **after** the optimiser;
+* the denoiser predicts x₀ by default (ε, the reference's choice, blows up short samplers on small priors) and the
+  prior's output is the mean of ``num_samples`` samples (one sample is further from the truth than the raw EEG
+  embedding; ``docs/prior.md``);
 * everything is seeded, and a validation split (held-out *images*, so no image is seen in both) measures whether
   the prior helps: cosine similarity and retrieval accuracy of sampled embeddings vs the raw EEG embedding.
 
@@ -32,7 +35,8 @@ from eegvision.training.rundir import RunFolder
 
 @dataclass
 class PriorFitConfig:
-    """Hyper-parameters of :func:`fit_prior` (defaults: the reference's notebook call, bugs fixed)."""
+    """Hyper-parameters of :func:`fit_prior` (defaults: the reference's notebook call, bugs fixed, except that the
+    denoiser predicts x₀ and the prior's output is the mean of 8 samples: ``docs/prior.md``)."""
 
     architecture: str = "unet"                   # "unet" (reference MLP U-Net) or "transformer" (PriorTransformer)
     architecture_options: dict = field(default_factory=dict)  # e.g. {"hidden_dims": [1024, 512, 256, 128, 64]}
@@ -45,6 +49,12 @@ class PriorFitConfig:
     cond_drop_prob: float = 0.1                   # per-sample classifier-free dropout (reference: per batch)
     num_train_timesteps: int = 1000
     standardize: bool = False                     # diffuse (h - mean) / std instead of raw h
+    normalize_condition: bool = False             # L2-normalise the EEG embedding the denoiser reads
+    residual: bool = False                        # diffuse the correction h - a·c to the EEG embedding c
+    num_samples: int = 8                          # the prior's output: the mean of this many samples (saved;
+                                                  # reference: 1 — one ε-sample is further from the truth than
+                                                  # the raw EEG embedding, docs/prior.md)
+    prediction_type: str = "sample"               # "sample" (x0, as DALL-E 2's prior) or "epsilon" (reference)
     val_fraction: float = 0.1                     # fraction of *images* held out for validation
     seed: int = 0
     eval_steps: int = 50                          # sampling steps for validation (reference: 50)
@@ -173,12 +183,13 @@ def retrieval_metrics(pred: torch.Tensor, candidates: torch.Tensor, target_index
 
 def evaluate_prior(prior: DiffusionPrior, eeg: torch.Tensor, image: torch.Tensor,
                    groups: np.ndarray | None = None, num_inference_steps: int = 50, guidance_scale: float = 5.0,
-                   seed: int = 0, batch_size: int = 1024) -> PriorEvaluation:
+                   seed: int = 0, batch_size: int = 1024, num_samples: int | None = None) -> PriorEvaluation:
     """Sample the prior for ``eeg`` and score the samples against ``image``; compare with the raw EEG embedding.
 
     Candidates for retrieval are the distinct images among the rows (one per group). When the EEG embedding has
     the image embedding's size (an encoder trained against raw image features), the raw EEG embedding is scored
-    the same way, so ``prior_*`` vs ``raw_*`` answers "does the prior help?".
+    the same way, so ``prior_*`` vs ``raw_*`` answers "does the prior help?". The prior's output is the mean of
+    ``num_samples`` samples per row (see :meth:`DiffusionPrior.sample`).
 
     Returns
     -------
@@ -194,7 +205,7 @@ def evaluate_prior(prior: DiffusionPrior, eeg: torch.Tensor, image: torch.Tensor
     candidates = image[torch.as_tensor(first)]
     target = torch.as_tensor(inverse, dtype=torch.long)
     sampled = prior.sample(eeg, num_inference_steps=num_inference_steps, guidance_scale=guidance_scale, seed=seed,
-                           batch_size=batch_size).cpu()
+                           batch_size=batch_size, num_samples=num_samples).cpu()
     m = retrieval_metrics(sampled, candidates, target)
     raw = retrieval_metrics(eeg, candidates, target) if eeg.shape[1] == image.shape[1] else {}
     return PriorEvaluation(n_rows=len(eeg), n_candidates=len(uniq), chance_top1=m["chance_top1"],
@@ -258,15 +269,25 @@ def fit_prior(eeg: torch.Tensor | np.ndarray, image: torch.Tensor | np.ndarray,
 
     x_cond = eeg[train_idx].to(device)
     x_img = image[train_idx].to(device)
+    if cfg.residual and eeg.shape[1] != image.shape[1]:
+        raise ValueError(f"residual=True needs EEG embeddings in the image space; got {eeg.shape[1]}-d EEG and "
+                         f"{image.shape[1]}-d image embeddings. Use residual=False (or an encoder trained against "
+                         "these image features).")
+    kind = dict(normalize_condition=cfg.normalize_condition, residual=cfg.residual)
+    c = F.normalize(x_cond, dim=-1) if cfg.normalize_condition else x_cond
+    anchor = float((c * x_img).sum() / (c * c).sum().clamp_min(1e-12)) if cfg.residual else 1.0  # h ≈ a·c
     stats = {}
-    if cfg.standardize:
-        stats = {"target_mean": x_img.mean(0).cpu(), "target_std": x_img.std(0).cpu()}
+    if cfg.standardize:  # statistics of what is diffused (the correction, for a residual prior)
+        r = x_img - anchor * c if cfg.residual else x_img
+        stats = {"target_mean": r.mean(0).cpu(), "target_std": r.std(0).cpu()}
     prior = DiffusionPrior(embed_dim=image.shape[1], cond_dim=eeg.shape[1], architecture=cfg.architecture,
                            architecture_options=cfg.architecture_options,
-                           num_train_timesteps=cfg.num_train_timesteps, **stats).to(device)
+                           num_train_timesteps=cfg.num_train_timesteps, anchor_scale=anchor,
+                           num_samples=cfg.num_samples, prediction_type=cfg.prediction_type, **kind,
+                           **stats).to(device)
     scheduler = prior.make_scheduler("ddpm")
     alphas = scheduler.alphas_cumprod.to(device)
-    z_img = prior.to_model_space(x_img)
+    z_img = prior.target(x_img, x_cond)
 
     n = len(train_idx)
     steps_per_epoch = max(1, math.ceil(n / cfg.batch_size))
@@ -284,10 +305,11 @@ def fit_prior(eeg: torch.Tensor | np.ndarray, image: torch.Tensor | np.ndarray,
         a = alphas[t][:, None]
         z_t = a.sqrt() * z0 + (1 - a).sqrt() * noise         # = scheduler.add_noise(z0, noise, t)
         keep = (torch.rand(b, generator=g) >= drop_p).to(device)  # per-sample CFG dropout
-        return F.mse_loss(prior(z_t, t, c, cond_mask=keep), noise)
+        target = z0 if cfg.prediction_type == "sample" else noise
+        return F.mse_loss(prior(z_t, t, c, cond_mask=keep), target)
 
     v_cond_dev = v_eeg[: cfg.eval_max].to(device) if len(v_eeg) else None
-    v_z_dev = prior.to_model_space(v_img[: cfg.eval_max].to(device)) if len(v_eeg) else None
+    v_z_dev = prior.target(v_img[: cfg.eval_max].to(device), v_cond_dev) if len(v_eeg) else None
     start = time.perf_counter()
     for epoch in track(range(cfg.epochs), "prior", total=cfg.epochs):
         prior.train()

@@ -42,7 +42,7 @@ from eegvision.sim.world.data import (
     to_model_input,
     training_concepts,
 )
-from eegvision.sim.world.generator import WorldGenerator, train_generator
+from eegvision.sim.world.generator import WorldGenerator, train_generator, unet_config
 
 #: Steps of the shipped weights (the defaults of :func:`train_world_models`).
 SHIPPED_STEPS = {"clip": 6000, "classifier": 2500, "generator": 8000}
@@ -100,7 +100,8 @@ def train_world_models(out: str | Path, seed: int = WORLD_SEED, clip_steps: int 
                        generator_steps: int = SHIPPED_STEPS["generator"], n_train_concepts: int | None = None,
                        n_eval_samples: int = 200, device: str | None = None, overwrite: bool = False,
                        reuse: tuple[str, ...] = (), clip_attribute_weight: float = SHIPPED_CLIP["attribute_weight"],
-                       clip_patch_size: int = SHIPPED_CLIP["patch_size"]) -> dict:
+                       clip_patch_size: int = SHIPPED_CLIP["patch_size"], generator_init: str | Path | None = None,
+                       generator_snr_gamma: float | None = None, generator_cross_attention: bool = False) -> dict:
     """Train the world CLIP, attribute classifier and generator and write them with ``world.json``.
 
     Parameters
@@ -122,6 +123,16 @@ def train_world_models(out: str | Path, seed: int = WORLD_SEED, clip_steps: int 
     clip_attribute_weight, clip_patch_size
         World-CLIP training options: weight of the auxiliary attribute loss and ViT patch side
         (see :func:`~eegvision.sim.world.clip_model.train_clip`; defaults: the shipped CLIP).
+    generator_init
+        Folder whose ``generator.safetensors`` warm-starts the generator (every tensor whose name and shape match;
+        its sha256 is recorded in ``world.json``).
+    generator_snr_gamma
+        Min-SNR-γ loss weighting of the generator (``None``: plain MSE, as before).
+    generator_cross_attention
+        Use the cross-attention layout of :func:`~eegvision.sim.world.generator.unet_config`.
+
+    The generator's training state is checkpointed every 250 steps in ``OUT/.generator-partial``; running the same
+    command again after an interruption resumes from there (and the folder is removed once the models are written).
 
     Returns
     -------
@@ -171,8 +182,19 @@ def train_world_models(out: str | Path, seed: int = WORLD_SEED, clip_steps: int 
     clip_steps, classifier_steps = steps["clip"], steps["classifier"]
     t = time.perf_counter()
     emb = clip.embed_images(data.train.images)
+    gen_options = {"cross_attention": bool(generator_cross_attention), "snr_gamma": generator_snr_gamma}
+    if generator_init is not None:
+        from eegvision.utils import sha256_file
+
+        init_file = Path(generator_init) / "generator.safetensors"
+        if not init_file.is_file():
+            raise FileNotFoundError(f"generator_init={generator_init} has no generator.safetensors; pass a folder "
+                                    "written by `eegvision world-train` (e.g. the shipped src/eegvision/resources/world).")
+        gen_options["init_sha256"] = sha256_file(init_file)
     generator = train_generator(to_model_input(data.train.images), emb, steps=generator_steps, seed=seed,
-                                device=device, checkpoint_every=500, checkpoint_dir=out / ".generator-partial")
+                                device=device, checkpoint_every=250, checkpoint_dir=out / ".generator-partial",
+                                config=unet_config(emb.shape[1], cross_attention=generator_cross_attention),
+                                snr_gamma=generator_snr_gamma, init_from=generator_init)
     walls["generator_train_s"] = time.perf_counter() - t
     shutil.rmtree(out / ".generator-partial", ignore_errors=True)
     quality = measure_quality(clip, classifier, generator, data.test, n_eval_samples)
@@ -181,7 +203,7 @@ def train_world_models(out: str | Path, seed: int = WORLD_SEED, clip_steps: int 
         model.save(out)
     meta = world_manifest(out, seed, {"clip": clip_steps, "classifier": classifier_steps,
                                       "generator": generator_steps}, n_train_concepts, quality,
-                          {**walls, "total_s": time.perf_counter() - t0}, clip_options)
+                          {**walls, "total_s": time.perf_counter() - t0}, clip_options, gen_options)
     write_text_atomic(out / "world.json", json.dumps(meta, indent=1) + "\n")
     return meta
 
@@ -206,7 +228,7 @@ def _clip_config(patch_size: int) -> dict:
 
 
 def world_manifest(out: Path, seed: int, steps: dict, n_train_concepts: int | None, quality: dict,
-                   walls: dict, clip_options: dict) -> dict:
+                   walls: dict, clip_options: dict, generator_options: dict | None = None) -> dict:
     """The ``world.json`` content for the model files in ``out``."""
     from eegvision import __version__
     from eegvision.utils import sha256_file
@@ -216,9 +238,17 @@ def world_manifest(out: Path, seed: int, steps: dict, n_train_concepts: int | No
         for ext in ("safetensors", "json"):
             p = out / f"{name}.{ext}"
             files[p.name] = {"sha256": sha256_file(p), "size": p.stat().st_size}
+    gen = dict(generator_options or {})
+    extra = ""
+    if gen.get("init_sha256"):
+        extra += " --generator-init DIR"
+    if gen.get("snr_gamma") is not None:
+        extra += f" --generator-snr-gamma {gen['snr_gamma']:g}"
+    if gen.get("cross_attention"):
+        extra += " --generator-cross-attention"
     return {
         "world_version": WORLD_VERSION, "eegvision_version": __version__, "seed": seed, "image_size": IMAGE_SIZE,
-        "steps": steps, "clip_options": clip_options,
+        "steps": steps, "clip_options": clip_options, "generator_options": gen,
         "n_train_concepts": n_train_concepts or len(training_concepts(seed)),
         "train_images_per_concept": TRAIN_IMAGES_PER_CONCEPT, "files": files, "quality": quality,
         "training": {**walls, "torch": torch.__version__, "threads": torch.get_num_threads(),
@@ -226,5 +256,5 @@ def world_manifest(out: Path, seed: int, steps: dict, n_train_concepts: int | No
         "command": (f"eegvision world-train OUT --seed {seed} --clip-steps {steps['clip']} "
                     f"--classifier-steps {steps['classifier']} --generator-steps {steps['generator']}"
                     f" --clip-attribute-weight {clip_options['attribute_weight']:g}"
-                    f" --clip-patch-size {clip_options['patch_size']}"),
+                    f" --clip-patch-size {clip_options['patch_size']}{extra}"),
     }
