@@ -3,7 +3,15 @@
 Each preset fixes the protocol knobs of one row (encoder, protocol, trial averaging, channels,
 batch size, optimiser, epochs) and records the published number and where it comes from, so a
 result can be compared with the right reference. What a preset cannot fix is the image-feature
-file: pass the features named in :attr:`Preset.features` (``eegvision features``).
+file: pass the features named in :attr:`Preset.features` (``eegvision features``; the presets of
+:mod:`.presets_published` also give them as data, :attr:`Preset.targets`).
+
+The presets of the post-ATM methods (:mod:`.presets_published`: ``ubp``, ``neurobridge``, ``samga``, ``svtl``, their
+``-loso`` variants and ``brainhive``) need training options eegvision does not have yet (:attr:`Preset.requires`:
+MMD, a subject router, trainable image-side projectors, ...). :func:`preset_config` refuses them, naming the missing
+options, unless ``partial=True`` (``fit --partial-preset``), which trains the rest of the recipe and records the run's
+preset as ``"NAME[partial: without ...]"``. ``docs/presets.md`` describes each method and what only real data on a
+GPU can confirm.
 
 Important differences from the papers, by design:
 
