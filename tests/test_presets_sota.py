@@ -32,18 +32,115 @@ REQUIRED = ("ubp", "neurobridge", "samga", "svtl")
 # With their weights loaded into ours (keys renamed), the forward passes on random input agreed exactly for EEGProject
 # (UBP, NeuroBridge) and BrainMLP, and to 1.7e-6 for TSConv after permuting the first Linear's input columns
 # (NeuroBridge flattens filter-major, NICE/ATM time-major).
-AUTHORS_COUNTS = [
-    ("eegproject", 17, {"logit_scale": "raw"}, 5_404_673),  # UBP EEGProjectLayer
-    ("eegproject", 17, {}, 5_404_672),  # NeuroBridge EEGProject (intra-subject)
-    ("nice", 63, {}, 2_630_912),  # NeuroBridge TSConv (inter-subject); SVTL's encoder per its paper
-    ("brainmlp", 17, {}, 6_452_224),  # BrainHiVE BrainMLP
-]
+# (the UBP, TSConv and BrainMLP counts are asserted with the forward-pass checks below, on the same models)
 
 
-@pytest.mark.parametrize("name,n_chans,options,expected", AUTHORS_COUNTS)
-def test_encoders_have_the_authors_parameter_counts(name, n_chans, options, expected):
-    model = create_encoder(name, n_chans=n_chans, n_times=250, n_outputs=1024, **options)
-    assert model.n_parameters() == expected
+def test_neurobridge_eegproject_has_the_authors_parameter_count():
+    assert create_encoder("eegproject", n_chans=17, n_times=250, n_outputs=1024).n_parameters() == 5_404_672
+
+
+# Forward-pass fingerprints computed with the authors' modules (same commits, eval mode) after filling each entry of
+# their state dict, in their order (index i), by the rule of `_fill` below (running BN statistics left at 0 and 1),
+# on the input `_fingerprint_input`: outputs at dimensions 0, 1, 2, 511, 1023 of both samples, and each sample's sum.
+# The key lists are the authors' state-dict layouts (names and shapes, in order).
+_UBP_KEYS = [("logit_scale", ()), ("model.0.weight", (1024, 4250)), ("model.0.bias", (1024,)),
+             ("model.1.f.1.weight", (1024, 1024)), ("model.1.f.1.bias", (1024,)), ("model.2.weight", (1024,)),
+             ("model.2.bias", (1024,))]
+_TSCONV_KEYS = [("tsconv.0.weight", (40, 1, 1, 25)), ("tsconv.0.bias", (40,)), ("tsconv.2.weight", (40,)),
+                ("tsconv.2.bias", (40,)), ("tsconv.2.running_mean", (40,)), ("tsconv.2.running_var", (40,)),
+                ("tsconv.2.num_batches_tracked", ()), ("tsconv.4.weight", (40, 40, 63, 1)), ("tsconv.4.bias", (40,)),
+                ("tsconv.5.weight", (40,)), ("tsconv.5.bias", (40,)), ("tsconv.5.running_mean", (40,)),
+                ("tsconv.5.running_var", (40,)), ("tsconv.5.num_batches_tracked", ()),
+                ("projection.weight", (40, 40, 1, 1)), ("projection.bias", (40,)), ("proj_eeg.0.weight", (1024, 1440)),
+                ("proj_eeg.0.bias", (1024,)), ("proj_eeg.1.f.1.weight", (1024, 1024)), ("proj_eeg.1.f.1.bias", (1024,)),
+                ("proj_eeg.2.weight", (1024,)), ("proj_eeg.2.bias", (1024,))]
+_BRAINMLP_KEYS = [("proj_in.weight", (1024, 4250)), ("proj_in.bias", (1024,)),
+                  ("block.layers.0.ff.w1.weight", (1024, 1024)), ("block.layers.0.ff.w2.weight", (1024, 1024)),
+                  ("block.layers.0.norm.weight", (1024,)), ("block.layers.0.norm.bias", (1024,))]
+FINGERPRINTS = {
+    "ubp": ([[2.118121, 0.874035, 0.268136, 0.787143, 1.601608],
+             [0.678455, 1.961589, -0.754211, 0.251631, 0.628785]], [6.35737, 6.054]),
+    "tsconv": ([[1.598201, 1.517148, -0.042178, 1.22454, 0.790836],
+                [1.599467, 1.514439, -0.038794, 1.232736, 0.793287]], [7.20882, 7.21213]),
+    "brainmlp": ([[0.609831, -0.379903, 0.663257, -1.205142, 1.315557],
+                  [-1.426333, 1.745745, -0.829098, -1.096013, -0.106081]], [4.19217, 3.68678]),
+}
+
+
+AUTHORS_COUNTS = {"ubp": 5_404_673, "tsconv": 2_630_912, "brainmlp": 6_452_224}  # measured with their code (above)
+
+
+def _fill(keys):
+    """Entry i, element k (flat): w = sin(0.37 ((k + i) mod 101)); biases 0.1 w, 1-D weights 1 + 0.1 w, matrices and
+    kernels sqrt(3 / fan_in) w; BN running statistics 0 and 1."""
+    import math
+
+    base = torch.sin(0.37 * torch.arange(101, dtype=torch.float64)).float()
+    state = {}
+    for i, (key, shape) in enumerate(keys):
+        n = math.prod(shape)
+        start = i % 101
+        wave = base.repeat((start + n) // 101 + 1)[start:start + n].reshape(shape)  # base[(k + i) mod 101]
+        if key.endswith("running_mean") or key.endswith("num_batches_tracked"):
+            wave = torch.zeros(shape)
+        elif key.endswith("running_var"):
+            wave = torch.ones(shape)
+        elif len(shape) >= 2:
+            wave = wave * math.sqrt(3.0 / (n // shape[0]))
+        elif key.endswith("weight"):
+            wave = 1.0 + 0.1 * wave
+        else:
+            wave = 0.1 * wave
+        state[key] = wave.long() if key.endswith("num_batches_tracked") else wave.float()
+    return state
+
+
+def _fingerprint_input(n_chans):
+    k = torch.arange(2 * n_chans * 250, dtype=torch.float64)
+    return torch.sin(1e-3 * k * k).reshape(2, n_chans, 250).float()
+
+
+def _check_fingerprint(model, state, n_chans, which, atol):
+    assert model.n_parameters() == AUTHORS_COUNTS[which]
+    model.load_state_dict(state)
+    with torch.no_grad():
+        out = model.eval()(_fingerprint_input(n_chans))
+    values, sums = FINGERPRINTS[which]
+    torch.testing.assert_close(out[:, [0, 1, 2, 511, 1023]], torch.tensor(values), atol=atol, rtol=0)
+    torch.testing.assert_close(out.sum(1), torch.tensor(sums), atol=20 * atol, rtol=0)
+
+
+def test_eegproject_forward_matches_ubp_and_neurobridge_code():
+    # UBP's EEGProjectLayer and NeuroBridge's EEGProject share this layout (NeuroBridge without logit_scale)
+    model = create_encoder("eegproject", n_chans=17, n_times=250, n_outputs=1024, logit_scale="raw")
+    _check_fingerprint(model, _fill(_UBP_KEYS), 17, "ubp", atol=2e-5)
+
+
+def test_nice_forward_matches_neurobridge_tsconv_up_to_the_flatten_order():
+    state = {}
+    for key, value in _fill(_TSCONV_KEYS).items():
+        if key.startswith("tsconv."):
+            state["enc_eeg.0." + key] = value
+        elif key.startswith("projection."):
+            state["enc_eeg.0.projection.0." + key.split(".", 1)[1]] = value
+        else:
+            state[key.replace("proj_eeg.1.f.", "proj_eeg.1.fn.")] = value
+    # TSConv flattens (filter, step), NICE/ATM (step, filter): reorder the first Linear's input columns
+    w = state["proj_eeg.0.weight"]
+    state["proj_eeg.0.weight"] = w.view(1024, 40, 36).transpose(1, 2).reshape(1024, 1440)
+    model = create_encoder("nice", n_chans=63, n_times=250, n_outputs=1024)
+    _check_fingerprint(model, state, 63, "tsconv", atol=2e-5)
+    state["proj_eeg.0.weight"] = w  # without the reordering the outputs differ
+    model.load_state_dict(state)
+    with torch.no_grad():
+        assert not torch.allclose(model(_fingerprint_input(63))[:, 0], torch.tensor(FINGERPRINTS["tsconv"][0])[:, 0],
+                                  atol=1e-4)
+
+
+def test_brainmlp_forward_matches_brainhive_code():
+    state = {key.replace("block.layers.", "blocks.").replace(".ff.", "."): v for key, v in _fill(_BRAINMLP_KEYS).items()}
+    model = create_encoder("brainmlp", n_chans=17, n_times=250, n_outputs=1024)
+    _check_fingerprint(model, state, 17, "brainmlp", atol=2e-5)
 
 
 def test_brainmlp_forward_by_hand():
