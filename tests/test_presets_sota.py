@@ -186,7 +186,7 @@ def test_presets_command_lists_the_required_presets_with_their_numbers():
                  "requires (not in eegvision yet; fit refuses without --partial-preset): multi_view_target, "
                  "projector, mmd, stages",
                  "requires (not in eegvision yet; fit refuses without --partial-preset): uncertainty_blur, "
-                 "logit_scale_mode='softplus'",
+                 "logit_scale_mode='softplus', normalize",
                  "protocol: 63 channels (all), averaged training trials"):
         assert line in out, line
     doc = json.loads(runner.invoke(app, ["presets", "--json"]).stdout)
@@ -231,7 +231,7 @@ def test_fit_refuses_a_preset_with_unmet_requirements(tmp_path):
 
 def test_partial_preset_config_records_what_it_leaves_out():
     cfg = preset_config("ubp", partial=True, data="x", subjects=["sub-01"], epochs=3)
-    assert cfg.preset == "ubp[partial: without uncertainty_blur, logit_scale_mode]"
+    assert cfg.preset == "ubp[partial: without uncertainty_blur, logit_scale_mode, normalize]"
     assert (cfg.encoder, cfg.channels, cfg.average_train, cfg.lr, cfg.epochs) == (
         "eegproject", "occipito-parietal", True, 1e-4, 3)
     assert cfg.logit_scale_mode == "exp"  # the unmet requirement is not applied

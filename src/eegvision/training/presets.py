@@ -85,8 +85,9 @@ PRESETS: dict[str, Preset] = {p.name: p for p in (
         {"encoder": "eegproject", "protocol": "within", "objective": "retrieval", "epochs": 50, "batch_size": 1024,
          "lr": 1e-4, "weight_decay": 1e-4, "average_train": True, "channels": "occipito-parietal"},
         notes=("UBP scales its logits by softplus of a learnable parameter (initial value log(1/0.07), so a scale "
-               "near 2.7); eegvision's temperature is exp-parameterised (scale 1/0.07 at the start). See the "
-               "'ubp' preset, which lists it as a requirement.",),
+               "near 2.7) and L2-normalises only the image features; eegvision's temperature is exp-parameterised "
+               "(scale 1/0.07 at the start) and both sides are normalised. See the 'ubp' preset, which lists both "
+               "as requirements.",),
     ),
     Preset(
         "sim-demo",

@@ -43,10 +43,12 @@ _UBP_REQUIRES = {
                                  "batch's mean + 1.96 sd -> the least blurred features (kernel 45), below mean - 1.96 "
                                  "sd -> the most blurred (57), else 51"},
     "logit_scale_mode": "softplus",
+    "normalize": {"eeg": False, "image": True},
 }
 _UBP_NOTES = (
-    "UBP's logit scale is softplus of a learnable parameter starting at log(1/0.07) (a scale near 2.7); eegvision "
-    "offers exp (scale 1/0.07 at the start) or raw: listed under requires.",
+    "UBP's logit scale is softplus of a learnable parameter starting at log(1/0.07) (a scale near 2.7), applied to "
+    "L2-normalised image features and *raw* EEG embeddings (main.py, base/utils.py ClipLoss); eegvision offers exp "
+    "(scale 1/0.07 at the start) or raw, and normalises both sides or neither: listed under requires.",
     "Selection differs: UBP intra-subject trains until the training loss stalls (early stopping, patience 5) and "
     "tests the last epoch; inter-subject it keeps the best top-1 on the 200 *test* images of the training "
     "subjects. eegvision selects on held-out training concepts.",
@@ -67,6 +69,7 @@ _NB_REQUIRES = {
                       "note": "moving average along time on each channel with probability 0.3, drawn once when the "
                               "training data are loaded (--frozen_eeg_prior)"},
     "learn_temperature": False,
+    "normalize": {"eeg": False, "image": True},
 }
 _NB_COMMON = {"epochs": 50, "batch_size": 1024, "lr": 1e-4, "weight_decay": 1e-4, "init_temperature": 0.07,
               "seed": 2025}
@@ -74,8 +77,9 @@ _NB_NOTES = (
     "Selection differs: train.py keeps the epoch of lowest loss on the *test* set and reports both that epoch's "
     "and the last epoch's accuracy; the paper does not say which its table gives. eegvision selects on held-out "
     "training concepts.",
-    "The temperature is fixed at 0.07 in the authors' scripts (t_learnable off); eegvision learns it: listed "
-    "under requires.",
+    "The temperature is fixed at 0.07 in the authors' scripts (t_learnable off) and only the image side is "
+    "L2-normalised (img_l2norm on, eeg_l2norm off); eegvision learns the temperature and normalises both sides or "
+    "neither: listed under requires.",
     "The EEG and image projectors are two separate Linear(1024, 512) layers in the code (the paper calls the "
     "projection 'shared'); they need a trainable image-side module, which eegvision's trainer does not have.",
 )
@@ -158,8 +162,9 @@ PUBLISHED_PRESETS: dict[str, Preset] = {p.name: p for p in (
         {"encoder": "eegproject", "protocol": "loso", **_RETRIEVAL_17, "epochs": 50, "batch_size": 1024,
          "lr": 1e-5, "weight_decay": 1e-4},
         targets=_UBP_TARGETS, requires=_UBP_REQUIRES,
-        protocol={**_PROTOCOL_17, "selection": "best top-1 on the training subjects' test-image EEG (early stopping, "
-                  "patience 5)", "seeds": [0], "preprocessing": _WHITENED},
+        protocol={**_PROTOCOL_17, "selection": "early stopping on top-1 of the training subjects' test-image EEG "
+                  "(patience 5); the checkpoint tested is the last saved", "seeds": [0],
+                  "preprocessing": _WHITENED},
         notes=_UBP_NOTES,
     ),
     Preset(
