@@ -8,13 +8,13 @@ import torch
 from eegvision.models import create_encoder, describe, list_models, load_encoder, save_pretrained
 from eegvision.models.encoders.layers import SubjectEmbedding, tsconv_n_steps, tsconv_out_features
 
-NATIVE = ["atms", "atms50", "eegproject", "nice", "projector", "ridge", "stconv"]  # alphabetical
+NATIVE = ["atms", "atms50", "brainmlp", "eegproject", "nice", "projector", "ridge", "stconv"]  # alphabetical
 BRAINDECODE = ["braindecode:EEGNet", "braindecode:ShallowFBCSPNet", "braindecode:EEGConformer",
                "braindecode:ATCNet", "braindecode:EEGITNet"]
 # every eegvision encoder in each mode, plus a representative set of braindecode backbones
 SAVE_LOAD_CASES = [
     ("atms", {}), ("atms", {"mode": "reference"}), ("nice", {}), ("nice", {"mode": "reference"}),
-    ("eegproject", {}), ("projector", {}), ("projector", {"mode": "reference"}), ("stconv", {}),
+    ("eegproject", {}), ("brainmlp", {}), ("brainmlp", {"n_blocks": 2, "hidden": 8}), ("projector", {}), ("projector", {"mode": "reference"}), ("stconv", {}),
     ("atms50", {}), ("ridge", {}), ("ridge", {"whiten": True, "rank": 4, "decim": 5}),
     ("braindecode:EEGNet", {}), ("braindecode:EEGNet", {"head": "projector", "feature_dim": 32}),
     ("braindecode:ShallowFBCSPNet", {}), ("braindecode:EEGConformer", {}), ("braindecode:ATCNet", {}),

@@ -38,7 +38,7 @@ def _config_fields(**given) -> dict:
     return fields
 
 
-def _build_config(preset: str | None, fields: dict, config_file: Path | None = None):
+def _build_config(preset: str | None, fields: dict, config_file: Path | None = None, partial: bool = False):
     """The FitConfig of ``fields`` (the options given) over a preset or a config file (``--config``).
 
     With ``--config FILE`` the file's values are the base and every option given on the command line replaces
@@ -48,6 +48,9 @@ def _build_config(preset: str | None, fields: dict, config_file: Path | None = N
     from eegvision.training.config import FitConfig
     from eegvision.training.presets import preset_config
 
+    if partial and not preset:
+        raise ValueError("--partial-preset applies to a --preset (it trains a preset without the options eegvision "
+                         "does not have yet); give --preset NAME or leave --partial-preset out.")
     if config_file is not None:
         if preset:
             raise ValueError(f"Give --config FILE or --preset {preset}, not both: the file is a whole config "
@@ -63,7 +66,7 @@ def _build_config(preset: str | None, fields: dict, config_file: Path | None = N
         if "mix_repetitions" in fields and fields["mix_repetitions"] and "average_train" not in fields:
             merged["average_train"] = False
         return FitConfig.from_dict(merged)
-    return preset_config(preset, **fields) if preset else FitConfig(**fields)
+    return preset_config(preset, partial=partial, **fields) if preset else FitConfig(**fields)
 
 
 def _print_rows(rows: list[dict], title: str) -> None:
@@ -186,6 +189,9 @@ def fit_cmd(
     encoder_option: list[str] = typer.Option(None, "--encoder-option", help="KEY=VALUE encoder option."),
     preset: str = typer.Option(None, "--preset", help="Named config (list them with `eegvision presets`); "
                                                      "options given beside it override it."),
+    partial_preset: bool = typer.Option(False, "--partial-preset",
+                                        help="Train a preset whose paper recipe needs options eegvision does not "
+                                             "have yet (see `eegvision presets`) without them; the run records it."),
     devices: str = typer.Option(None, "--devices", help="Number of devices (or auto)."),
     strategy: str = typer.Option(None, "--strategy", help="auto or ddp."),
     accelerator: str = typer.Option(None, "--accelerator", help="auto (CUDA when present), cpu or gpu."),
@@ -218,7 +224,7 @@ def fit_cmd(
             accelerator=accelerator, precision=precision, num_workers=num_workers,
         )
         fields["progress"] = not quiet
-        cfg = _build_config(preset, fields, config_file)
+        cfg = _build_config(preset, fields, config_file, partial=partial_preset)
         if not cfg.data:
             raise ValueError("No data: pass --data DATA (a store or THINGS-EEG2 folder), or a --config file that "
                              "sets data.")

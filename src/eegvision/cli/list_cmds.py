@@ -35,21 +35,52 @@ def presets_cmd(
 ) -> None:
     """List the named configurations of `eegvision fit --preset NAME` and the published result each targets.
 
-    The simulator's sizes are separate: see `eegvision simulate --preset`.
+    Each preset shows its published 200-way numbers and source, the paper's protocol, the image targets to
+    extract and what it still requires: training options eegvision does not have yet (`fit --preset` refuses
+    such a preset unless given --partial-preset). The simulator's sizes are separate: see `eegvision simulate
+    --preset`.
 
     Example: eegvision presets
     """
-    from eegvision.training.presets import PRESETS
+    from eegvision.training.presets import PRESETS, unmet_requirements
 
     if as_json:
         print_json({name: {"description": p.description, "features": p.features, "reference": p.reference,
-                           "source": p.source, "settings": p.overrides} for name, p in PRESETS.items()})
+                           "source": p.source, "settings": p.overrides, "targets": p.targets,
+                           "protocol": p.protocol, "requires": p.requires,
+                           "unmet_requirements": unmet_requirements(p), "notes": list(p.notes)}
+                    for name, p in PRESETS.items()})
         return
     for name, p in PRESETS.items():
-        published = f"published 200-way top-1 {p.reference['top1']:.3f}" if "top1" in p.reference else ""
         stdout.print(f"[bold]{name}[/bold]  {p.description}", highlight=False)
-        if published:
-            stdout.print(f"    {published} ({p.source.split(';')[0].rstrip('.')})", highlight=False)
+        for line in _preset_lines(p, unmet_requirements(p)):
+            stdout.print(f"    {line}", highlight=False)
+
+
+def _preset_lines(p, unmet: dict) -> list[str]:
+    """The indented lines under a preset's name: published numbers, protocol, targets, requirements."""
+    lines = []
+    if "top1" in p.reference:
+        protocol = {"within": "within-subject", "loso": "leave-one-subject-out", "joint": "joint"}.get(
+            p.overrides.get("protocol", "within"), "")
+        top5 = f", top-5 {p.reference['top5']:.3f}" if "top5" in p.reference else ""
+        lines.append(f"published 200-way top-1 {p.reference['top1']:.3f}{top5}, {protocol} "
+                     f"({p.source.split(';')[0].rstrip('.')})")
+    if p.protocol:
+        pr = p.protocol
+        averaging = "averaged" if pr.get("average_train") else "single"
+        lines.append(f"protocol: {pr.get('n_channels', '?')} channels ({pr.get('channels')}), {averaging} training "
+                     f"trials; the paper selects by: {pr.get('selection', 'not stated')}")
+    if p.targets:
+        t = p.targets
+        layers = ",".join(str(v) for v in t.get("layers", []))
+        prior = t.get("prior")
+        prior_text = f", image prior {prior['name']}" if isinstance(prior, dict) else ""
+        lines.append(f"targets: {t.get('backbone')} ({t.get('pretrained')}), layers {layers}{prior_text}")
+    if unmet:
+        shown = [f"{k}={p.requires[k]!r}" if isinstance(p.requires[k], (str, int, float, bool)) else k for k in unmet]
+        lines.append("requires (not in eegvision yet; fit refuses without --partial-preset): " + ", ".join(shown))
+    return lines
 
 
 def register(app: typer.Typer) -> None:

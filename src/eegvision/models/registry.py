@@ -2,8 +2,8 @@
 
 Names
 -----
-* eegvision encoders: ``"atms"`` (ATM-S), ``"nice"``, ``"eegproject"``, ``"projector"`` (ATM's MLP
-  baseline), ``"stconv"`` (eegvision's spatial-filter + temporal-convolution + MLP encoder), ``"atms50"``
+* eegvision encoders: ``"atms"`` (ATM-S), ``"nice"``, ``"eegproject"``, ``"brainmlp"`` (BrainHiVE's),
+  ``"projector"`` (ATM's MLP baseline), ``"stconv"`` (eegvision's spatial-filter + temporal-convolution + MLP encoder), ``"atms50"``
   (the 2024 temporal-attention ATM-S, for imported checkpoints), ``"ridge"`` (a linear map fitted in closed form,
   :mod:`eegvision.models.encoders.linear`). Case, ``-`` and ``_`` are ignored (``"ATM-S"`` works).
 * any braindecode model: ``"braindecode:EEGNet"``, ``"braindecode:ShallowFBCSPNet"``, ... A bare
@@ -53,8 +53,8 @@ def list_models(braindecode: bool = True) -> list[str]:
     Returns
     -------
     list of str
-        eegvision encoders first, in alphabetical order (``atms``, ``eegproject``, ``nice``,
-        ``projector``, ``stconv``), then the families' variants.
+        eegvision encoders first, in alphabetical order (``atms``, ``atms50``, ``brainmlp``, ``eegproject``,
+        ``nice``, ``projector``, ``ridge``, ``stconv``), then the families' variants.
     """
     names = list(_plain_encoders())
     if braindecode:

@@ -3,7 +3,15 @@
 Each preset fixes the protocol knobs of one row (encoder, protocol, trial averaging, channels,
 batch size, optimiser, epochs) and records the published number and where it comes from, so a
 result can be compared with the right reference. What a preset cannot fix is the image-feature
-file: pass the features named in :attr:`Preset.features` (``eegvision features``).
+file: pass the features named in :attr:`Preset.features` (``eegvision features``; the presets of
+:mod:`.presets_published` also give them as data, :attr:`Preset.targets`).
+
+The presets of the post-ATM methods (:mod:`.presets_published`: ``ubp``, ``neurobridge``, ``samga``, ``svtl``, their
+``-loso`` variants and ``brainhive``) need training options eegvision does not have yet (:attr:`Preset.requires`:
+MMD, a subject router, trainable image-side projectors, ...). :func:`preset_config` refuses them, naming the missing
+options, unless ``partial=True`` (``fit --partial-preset``), which trains the rest of the recipe and records the run's
+preset as ``"NAME[partial: without ...]"``. ``docs/presets.md`` describes each method and what only real data on a
+GPU can confirm.
 
 Important differences from the papers, by design:
 
@@ -20,37 +28,13 @@ Important differences from the papers, by design:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any
 
 from eegvision.training.config import FitConfig
+from eegvision.training.preset_types import Preset, unmet_requirements
+from eegvision.training.presets_published import PUBLISHED_PRESETS
 
-__all__ = ["Preset", "PRESETS", "get_preset", "list_presets", "preset_config"]
-
-
-@dataclass(frozen=True)
-class Preset:
-    """A named configuration and the published result it targets.
-
-    Attributes
-    ----------
-    name, description : str
-    features : str
-        The image features the row used (extract or import them yourself).
-    reference : dict
-        Published 200-way numbers as fractions (``top1``, ``top5``, and their ``_std`` over subjects).
-    source : str
-        Where the number is written down (paper table and our reference notes).
-    overrides : dict
-        :class:`FitConfig` fields set by the preset.
-    """
-
-    name: str
-    description: str
-    features: str
-    reference: dict[str, float]
-    source: str
-    overrides: dict[str, Any] = field(default_factory=dict)
+__all__ = ["Preset", "PRESETS", "get_preset", "list_presets", "preset_config", "unmet_requirements"]
 
 
 _ATM_COMMON = {
@@ -97,9 +81,13 @@ PRESETS: dict[str, Preset] = {p.name: p for p in (
         "OpenCLIP RN50 (openai), final layer, L2-normalised",
         {"top1": 0.421, "top5": 0.745},
         "UBP (CVPR 2025) Table 3 'vanilla' intra-subject (inter: 0.085 / 0.266); hyper-parameters from the UBP "
-        "README exp.sh; anchors.md §0 items 1-2, §1.1, §3.",
+        "README exp.sh and main.py (AdamW weight decay 1e-4); anchors.md §0 items 1-2, §1.1, §3.",
         {"encoder": "eegproject", "protocol": "within", "objective": "retrieval", "epochs": 50, "batch_size": 1024,
-         "lr": 1e-4, "weight_decay": 0.01, "average_train": True, "channels": "occipito-parietal"},
+         "lr": 1e-4, "weight_decay": 1e-4, "average_train": True, "channels": "occipito-parietal"},
+        notes=("UBP scales its logits by softplus of a learnable parameter (initial value log(1/0.07), so a scale "
+               "near 2.7) and L2-normalises only the image features; eegvision's temperature is exp-parameterised "
+               "(scale 1/0.07 at the start) and both sides are normalised. See the 'ubp' preset, which lists both "
+               "as requirements.",),
     ),
     Preset(
         "sim-demo",
@@ -115,7 +103,7 @@ PRESETS: dict[str, Preset] = {p.name: p for p in (
          "lr": 1e-3, "weight_decay": 0.01, "schedule": "cosine", "average_train": False, "mix_repetitions": True,
          "val_fraction": 0.1, "same_concept_positives": False},
     ),
-)}
+)} | PUBLISHED_PRESETS
 
 
 def list_presets() -> list[str]:
@@ -130,7 +118,43 @@ def get_preset(name: str) -> Preset:
     return PRESETS[check_name("Preset", name, PRESETS, "the training presets")]
 
 
-def preset_config(name: str, **fields: Any) -> FitConfig:
-    """A :class:`FitConfig` from preset ``name``; ``fields`` (data, subjects, ...) override it."""
+def _requirement_text(option: str, settings: Any, why: str) -> str:
+    """``option`` (with a scalar setting shown) and why it is not met, for the refusal message."""
+    shown = f"={settings!r}" if isinstance(settings, (str, int, float, bool)) else ""
+    return f"{option}{shown} ({why})"
+
+
+def preset_config(name: str, *, partial: bool = False, **fields: Any) -> FitConfig:
+    """A :class:`FitConfig` from preset ``name``; ``fields`` (data, subjects, ...) override it.
+
+    Parameters
+    ----------
+    name : str
+        A preset of :data:`PRESETS`.
+    partial : bool
+        Build the config even though some of the preset's ``requires`` are not eegvision options yet: the run then
+        trains *without* them and records the preset as ``"NAME[partial: without A, B]"``. Default: refuse.
+    **fields
+        :class:`FitConfig` fields that replace the preset's.
+
+    Raises
+    ------
+    ValueError
+        The preset needs training options that do not exist yet (their names, the paper's settings and how to go
+        on are in the message), unless ``partial``.
+    """
     preset = get_preset(name)
-    return FitConfig(**{**preset.overrides, **fields, "preset": name})
+    unmet = unmet_requirements(preset)
+    met = {k: v for k, v in preset.requires.items() if k not in unmet}
+    label = name
+    if unmet:
+        if not partial:
+            listed = "; ".join(_requirement_text(k, preset.requires[k], why) for k, why in unmet.items())
+            raise ValueError(
+                f"Preset {name!r} needs training options that eegvision does not have yet: {listed}. Training it "
+                f"without them would not be the paper's method (the settings: `eegvision presets --json`). Either "
+                f"wait for those options, or train the rest of the recipe knowingly with `eegvision fit --preset "
+                f"{name} --partial-preset` (library: preset_config({name!r}, partial=True)); the run is then "
+                f"recorded as a partial preset.")
+        label = f"{name}[partial: without {', '.join(unmet)}]"
+    return FitConfig(**{**preset.overrides, **met, **fields, "preset": label})

@@ -7,6 +7,7 @@ from eegvision.models.encoders.atms import ATMSEncoder, load_reference_state_dic
 from eegvision.models.encoders.atms50 import ATMS50Encoder
 from eegvision.models.encoders.base import ENCODER_CLASSES, EEGEncoder
 from eegvision.models.encoders.braindecode_head import BraindecodeEncoder
+from eegvision.models.encoders.brainmlp import BrainMLPEncoder
 from eegvision.models.encoders.eegproject import EEGProjectEncoder
 from eegvision.models.encoders.ensemble import EnsembleEncoder
 from eegvision.models.encoders.linear import LinearEncoder
@@ -20,6 +21,7 @@ __all__ = [
     "ENCODER_CLASSES",
     "ATMSEncoder",
     "BraindecodeEncoder",
+    "BrainMLPEncoder",
     "EEGEncoder",
     "EEGProjectEncoder",
     "EnsembleEncoder",
