@@ -15,7 +15,7 @@ __all__ = ["FAMILY"]
 PARAMS = ErpParams(code="linear", signal=0.13, latency_sd=0.015, gain_sd=0.25,
                    noise_length=0.30, noise_white=0.50, noise_ar1=0.50,
                    subject_pattern_sd=0.30, subject_gain_sd=0.50, subject_latency_sd=0.030)
-DEFAULT = Preset("default", n_subjects=4, n_train_concepts=200, n_train_images=2, train_reps=4,
+DEFAULT = Preset("default", n_subjects=4, n_train_concepts=1000, n_train_images=1, train_reps=4,
                  n_test_concepts=100, test_reps=10, n_sessions=1, feature_dim=768, write_raw=False)
 
 FAMILY = ErpFamily("cross-subject", "linear ERP code; subjects differ in scalp patterns, gains and latency "
