@@ -86,3 +86,26 @@ def test_no_transductive_number_in_the_inductive_table():
     assert ev.transductive_summary["image"]["method"] == "exact"
     assert ev.transductive_summary["image"]["calibration"] == "centre"
     assert headline([r for r in rows if r["method"] == "csls"]) == {}
+
+
+def test_evaluate_calibrate_prints_a_separate_transductive_table(tmp_path):
+    from typer.testing import CliRunner
+
+    from eegvision.cli.main import app
+
+    rng = np.random.default_rng(2)
+    img = rng.standard_normal((20, 8)).astype(np.float32)
+    np.save(tmp_path / "img.npy", img)
+    np.save(tmp_path / "eeg.npy", (img + rng.standard_normal((20, 8))).astype(np.float32))
+    res = CliRunner().invoke(app, ["evaluate", "--eeg-embeds", str(tmp_path / "eeg.npy"), "--image-features",
+                                   str(tmp_path / "img.npy"), "--methods", "exact", "--ks", "2,20",
+                                   "--calibrate", "centre,score"], env={"COLUMNS": "200", "NO_COLOR": "1"})
+    assert res.exit_code == 0, res.output
+    inductive, _, transductive = res.stdout.partition("zero-shot evaluation — transductive")
+    assert "zero-shot evaluation — inductive" in inductive
+    assert "centre" not in inductive and "score" not in inductive
+    assert transductive.count("centre") >= 2 and transductive.count("score") >= 2
+    assert "transductive: image 20-way (exact after centre" in res.stdout
+    bad = CliRunner().invoke(app, ["evaluate", "--eeg-embeds", str(tmp_path / "eeg.npy"), "--image-features",
+                                   str(tmp_path / "img.npy"), "--calibrate", "center"])
+    assert bad.exit_code != 0 and "Did you mean centre" in bad.output

@@ -87,3 +87,47 @@ def test_subject_aware_options_are_checked():
         FitConfig(mmd_epochs=-1)
     with pytest.raises(ValueError, match="subject_router"):
         FitConfig(encoder="ridge", subject_router="gate")
+
+
+def test_coarse_to_fine_loss_schedule():
+    import torch.nn.functional as F
+
+    from eegvision.training.losses import Objective
+    from eegvision.training.module import ContrastiveModule
+
+    torch.manual_seed(1)
+    enc = create_encoder("eegproject", n_chans=2, n_times=3, n_outputs=4)
+    module = ContrastiveModule(enc, Objective(), torch.randn(6, 4), mmd_epochs=1, mmd_weight=0.5,
+                               subject_mmd_weight=0.25)
+    emb, img = torch.randn(6, 4), torch.randn(6, 4)
+    subj, concepts = torch.tensor([0, 0, 0, 1, 1, 1]), torch.arange(6)
+    assert module.current_epoch == 0                    # epoch 0 < mmd_epochs: the coarse (MMD) stage
+    sub = subject_mmd(F.normalize(emb, dim=-1), subj)
+    coarse = 0.5 * multi_kernel_mmd(F.normalize(emb, dim=-1), F.normalize(img, dim=-1)) + 0.25 * sub
+    torch.testing.assert_close(module.training_loss(emb, img, None, concepts, subj), coarse)
+    module.mmd_epochs = 0                               # the fine stage: the objective (InfoNCE)
+    fine = module.objective(emb, img, None, concepts).loss + 0.25 * sub
+    torch.testing.assert_close(module.training_loss(emb, img, None, concepts, subj), fine)
+
+
+@pytest.mark.slow
+def test_loso_fit_with_router_and_mmd_saves_an_id_free_encoder(tmp_path, monkeypatch):
+    from decode_helpers import make_problem, patch_open_data
+
+    from eegvision.training.fitting import fit
+    from eegvision.training.run import load_run
+
+    store, data = make_problem(tmp_path, n_subjects=3)
+    patch_open_data(monkeypatch, store)
+    cfg = FitConfig(data=str(data), subjects=["sub-02"], protocol="loso", encoder="eegproject", epochs=2,
+                    batch_size=16, val_fraction=0.2, eval_ks=[2, 4], eval_methods=["exact"],
+                    subject_router="heads", mmd_epochs=1, subject_mmd_weight=0.5)
+    trained = load_run(fit(cfg, tmp_path / "run").path)
+    enc = trained.encoder
+    assert isinstance(enc, RoutedEncoder) and enc.mode == "heads" and enc.n_experts == 2    # 2 training subjects
+    assert float(enc.experts.detach().abs().sum()) > 0                                                # the heads trained
+    x = torch.tensor(store.array("sub-02", "test").astype("float32").mean(1))
+    with torch.no_grad():
+        a, b = enc(x, torch.zeros(len(x), dtype=torch.long)), enc(x, torch.full((len(x),), -1))
+    torch.testing.assert_close(a, b)
+    torch.testing.assert_close(trained.folder.read_test_embeddings()["sub-02"], b, rtol=1e-4, atol=1e-5)

@@ -184,6 +184,15 @@ def fit_cmd(
     window: str = typer.Option(None, "--window", help="Time window TMIN,TMAX in seconds."),
     align: str = typer.Option(None, "--align", help="Per-subject alignment: euclidean (each subject's channels "
                               "whitened by its own mean covariance, from its training split; for loso/joint)."),
+    mmd_epochs: int = typer.Option(None, "--mmd-epochs", min=0, help="Coarse-to-fine: train the first N epochs "
+                                   "on the MMD between EEG and image embeddings, then InfoNCE."),
+    mmd_weight: float = typer.Option(None, "--mmd-weight", help="Weight of the coarse MMD loss."),
+    subject_mmd_weight: float = typer.Option(None, "--subject-mmd-weight", min=0, help="Add this times the MMD "
+                                             "between each subject's embeddings and the others' (loso/joint)."),
+    subject_router: str = typer.Option(None, "--subject-router", help="Training-only subject router: gate "
+                                       "(mixture of adapters) or heads (one adapter per training subject); "
+                                       "evaluation takes the average route."),
+    router_experts: int = typer.Option(None, "--router-experts", min=1, help="Adapters of --subject-router gate."),
     val_fraction: float = typer.Option(None, "--val-fraction", help="Fraction of training concepts held out."),
     selection: str = typer.Option(None, "--selection", help="val_top1 (default) or val_loss."),
     report_test_curve: bool = typer.Option(None, "--report-test-curve",
@@ -222,7 +231,8 @@ def fit_cmd(
             time_shift=time_shift, amplitude_scale=amplitude_scale, channel_dropout=channel_dropout, noise=noise,
             patience=patience, ema_decay=ema_decay, ensemble=ensemble, ridge_init=ridge_init,
             channels=channels, window=window, align=align, val_fraction=val_fraction, selection=selection,
-            report_test_curve=report_test_curve,
+            report_test_curve=report_test_curve, mmd_epochs=mmd_epochs, mmd_weight=mmd_weight,
+            subject_mmd_weight=subject_mmd_weight, subject_router=subject_router, router_experts=router_experts,
             same_concept_positives=same_concept_positives, reference_loss=reference_loss, reference=reference,
             encoder_options=parse_options(encoder_option) or None, devices=devices, strategy=strategy,
             accelerator=accelerator, precision=precision, num_workers=num_workers,
@@ -380,7 +390,8 @@ FIT_DEFAULTS = {
     "channels": "all channels", "window": "the whole epoch", "align": "no alignment", "report_test_curve": "off",
     "same_concept_positives": "off", "reference_loss": "off", "time_shift": 0, "amplitude_scale": 0.0,
     "channel_dropout": 0.0, "noise": 0.0, "patience": "no early stopping", "ema_decay": "no averaging",
-    "ensemble": 1, "ridge_init": "off",
+    "ensemble": 1, "ridge_init": "off", "mmd_epochs": 0, "mmd_weight": 1.0, "subject_mmd_weight": 0.0,
+    "subject_router": "no router", "router_experts": 4,
     "devices": 1, "strategy": "auto",
     "accelerator": "auto", "precision": "32", "num_workers": 0,
 }
