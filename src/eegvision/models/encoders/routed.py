@@ -102,7 +102,8 @@ class RoutedEncoder(EEGEncoder):
     def embed(self, x: torch.Tensor, subject_ids: torch.Tensor | None) -> torch.Tensor:
         h = self.base(x, subject_ids)
         w = self.routing(subject_ids, x.shape[0]).to(h.dtype)
-        return h + torch.einsum("be,eij,bj->bi", w, self.experts.to(h.dtype), h)
+        z = torch.matmul(h[None], self.experts.to(h.dtype).transpose(1, 2))     # (E, batch, d): A_e h per expert
+        return h + (w.T[:, :, None] * z).sum(0)
 
     def config_for_subjects(self, n_subjects: int) -> dict[str, Any]:
         return {**super().config_for_subjects(n_subjects), "base": self.base.config_for_subjects(n_subjects)}
