@@ -17,8 +17,9 @@ together. Each held-out subject's test embeddings are also scored after every tr
 (:mod:`eegvision.evaluation.calibration`), reported in a separate column and never mixed with the inductive
 numbers.
 
-    python benchmarks/sim_cross_subject.py --workdir /tmp/xs            # everything (~30-60 min on 1 core)
-    python benchmarks/sim_cross_subject.py --seeds 0 --recipes loso,subject-aware --families cross-subject
+    python benchmarks/sim_cross_subject.py                                # make bench: small presets, seed 0, 2 epochs
+    python benchmarks/sim_cross_subject.py --size default --recipes loso,subject-aware   # the measured run
+    python benchmarks/sim_cross_subject.py --size default --seeds 0 --recipes align,heads,mmd --families cross-subject
 
 Writes ``benchmarks/results/sim_cross_subject.json`` (every cell: family, seed, recipe, held-out subject, 100-way
 top-1/top-5, the calibrated top-1s, wall and CPU seconds) and ``sim_cross_subject.md`` (the tables).
@@ -53,16 +54,16 @@ RECIPES = {
 CALIBRATIONS = ("centre", "whiten", "procrustes", "score")
 
 
-def simulate(family: str, seed: int, out: Path) -> Path:
+def simulate(family: str, seed: int, out: Path, size: str = "default") -> Path:
     from eegvision.sim.families import get_family
     from eegvision.sim.families.runner import simulate_family
 
     if (out / "simulation.json").is_file():
         return out
     fam = get_family(family)
-    preset = fam.preset(None)
+    preset = fam.preset(None if size == "default" else size)
     if family != "cross-subject":
-        xs = get_family("cross-subject").preset(None)
+        xs = get_family("cross-subject").preset(None if size == "default" else size)
         preset = dataclasses.replace(preset, name="cross-subject-size", n_subjects=3,
                                      **{f: getattr(xs, f) for f in ("n_train_concepts", "n_train_images",
                                                                     "train_reps", "n_test_concepts", "test_reps")})
@@ -70,7 +71,7 @@ def simulate(family: str, seed: int, out: Path) -> Path:
     return out
 
 
-def run_recipe(name: str, data: Path, seed: int, work: Path) -> list[dict]:
+def run_recipe(name: str, data: Path, seed: int, work: Path, epochs: int | None = None) -> list[dict]:
     """Train the LOSO folds of recipe ``name`` on ``data``; one cell per held-out subject."""
     import torch
 
@@ -82,7 +83,9 @@ def run_recipe(name: str, data: Path, seed: int, work: Path) -> list[dict]:
     from eegvision.training.fitting import fit
 
     subjects = list(open_data(str(data)).subjects)
-    cfg = FitConfig.from_dict({**BASE, **RECIPES[name], "data": str(data), "subjects": subjects, "seed": seed,
+    feats = load_features(data / "sim_features_test.pt").image
+    sizes = {"eval_ks": [10, len(feats)], **({"epochs": epochs} if epochs else {})}
+    cfg = FitConfig.from_dict({**BASE, **RECIPES[name], **sizes, "data": str(data), "subjects": subjects, "seed": seed,
                                "features_train": str(data / "sim_features_train.pt"),
                                "features_test": str(data / "sim_features_test.pt")})
     run_dir = work / f"run-{name}"
@@ -91,7 +94,6 @@ def run_recipe(name: str, data: Path, seed: int, work: Path) -> list[dict]:
     torch.set_num_threads(1)
     res = fit(cfg, run_dir)
     wall, cpu = time.perf_counter() - t0, cpu_seconds() - c0
-    feats = load_features(data / "sim_features_test.pt").image
     cells = []
     for subject, emb in sorted(res.run.test_embeddings().items()):
         n = len(feats)
@@ -190,7 +192,10 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--seeds", default="0,1,2")
     p.add_argument("--recipes", default="all")
     p.add_argument("--workdir", default="/tmp/eegvision-cross-subject")
-    p.add_argument("--out", default=str(RESULTS / "sim_cross_subject.json"))
+    p.add_argument("--size", default="small", choices=("small", "default"),
+                   help="small (make bench: the families' reduced presets, 2 epochs) or default (the measured run)")
+    p.add_argument("--out", default=None, help="default: results/sim_cross_subject.json (--size default) or "
+                   "results/sim_cross_subject_small.json")
     p.add_argument("--linear-erp-recipes", default="loso,subject-aware",
                    help="recipes run on linear-erp (the does-not-lose check)")
     args = p.parse_args(argv)
@@ -198,9 +203,11 @@ def main(argv: list[str] | None = None) -> None:
 
     torch.set_num_threads(1)
     families = args.families.split(",")
+    if args.size == "small" and args.seeds == "0,1,2":
+        args.seeds = "0"
     seeds = [int(s) for s in args.seeds.split(",")]
     recipes = list(RECIPES) if args.recipes == "all" else args.recipes.split(",")
-    out = Path(args.out)
+    out = Path(args.out or RESULTS / f"sim_cross_subject{'' if args.size == 'default' else '_small'}.json")
     done = json.loads(out.read_text()) if out.is_file() else {"cells": []}
     cells = done["cells"]
     have = {(c["family"], c["seed"], c["recipe"]) for c in cells}
@@ -213,11 +220,11 @@ def main(argv: list[str] | None = None) -> None:
             if not todo:
                 continue
             t0 = time.perf_counter()
-            data = simulate(fam, seed, work / f"{fam}-{seed}")
+            data = simulate(fam, seed, work / f"{fam}-{seed}{'' if args.size == 'default' else '-small'}", args.size)
             print(f"[{time.strftime('%H:%M:%S')}] simulated {fam} seed {seed} ({time.perf_counter() - t0:.0f} s)",
                   file=sys.stderr, flush=True)
             for rec in todo:
-                new = run_recipe(rec, data, seed, work)
+                new = run_recipe(rec, data, seed, work, epochs=2 if args.size == "small" else None)
                 for c in new:
                     c.update(family=fam, seed=seed)
                 cells += new
