@@ -70,24 +70,35 @@ def _build_config(preset: str | None, fields: dict, config_file: Path | None = N
 
 
 def _print_rows(rows: list[dict], title: str) -> None:
+    """The rows as tables: the inductive rows, then (when there are any) the transductive ones (CSLS,
+    calibrations) in a separate table; the two kinds never share a table."""
     from rich.table import Table
 
-    table = Table(title=title)
-    for col in ("subject", "modality", "method", "k", "top1", "top5"):
-        table.add_column(col)
-    for r in rows:
-        if r.get("method") == "montecarlo":
+    from eegvision.evaluation.results import split_rows
+
+    tables = split_rows(r for r in rows if r.get("method") != "montecarlo")
+    for kind, part in (("inductive", tables.inductive), ("transductive", tables.transductive)):
+        if not part and kind == "transductive":
             continue
-        table.add_row(str(r.get("subject") or ""), r["modality"], r["method"], str(r["k"]),
-                      f"{r['top1']:.3f}", f"{r.get('top5', float('nan')):.3f}")
-    stdout.print(table)
+        cal = any(r.get("calibration") for r in part)
+        table = Table(title=f"{title} — {kind}")
+        for col in ("subject", "modality", "method", *(["calibration"] if cal else []), "k", "top1", "top5"):
+            table.add_column(col)
+        for r in part:
+            table.add_row(str(r.get("subject") or ""), r["modality"], r["method"],
+                          *([str(r.get("calibration") or "")] if cal else []), str(r["k"]),
+                          f"{r['top1']:.3f}", f"{r.get('top5', float('nan')):.3f}")
+        stdout.print(table)
 
 
-def _print_summary(summary: dict) -> None:
-    """One line per modality: mean top-1/top-5 over subjects at the largest k (an Evaluation's summary)."""
+def _print_summary(summary: dict, kind: str = "") -> None:
+    """One line per modality: mean top-1/top-5 over subjects at the largest k (an Evaluation's summary);
+    ``kind="transductive"`` labels the lines of the transductive summary."""
     for m, h in summary.items():
         top5 = f", top-5 {h['top5']:.3f}" if h["top5"] is not None else ""
-        stdout.print(f"{m} {h['k']}-way ({h['method']}, mean over {h['n_subjects']} subject(s)): "
+        how = h["method"] + (f" after {h['calibration']}" if h.get("calibration") else "")
+        label = f"{kind}: " if kind else ""
+        stdout.print(f"{label}{m} {h['k']}-way ({how}, mean over {h['n_subjects']} subject(s)): "
                       f"top-1 {h['top1']:.3f}{top5}")
 
 
@@ -177,6 +188,15 @@ def fit_cmd(
     window: str = typer.Option(None, "--window", help="Time window TMIN,TMAX in seconds."),
     align: str = typer.Option(None, "--align", help="Per-subject alignment: euclidean (each subject's channels "
                               "whitened by its own mean covariance, from its training split; for loso/joint)."),
+    mmd_epochs: int = typer.Option(None, "--mmd-epochs", min=0, help="Coarse-to-fine: train the first N epochs "
+                                   "on the MMD between EEG and image embeddings, then InfoNCE."),
+    mmd_weight: float = typer.Option(None, "--mmd-weight", help="Weight of the coarse MMD loss."),
+    subject_mmd_weight: float = typer.Option(None, "--subject-mmd-weight", min=0, help="Add this times the MMD "
+                                             "between each subject's embeddings and the others' (loso/joint)."),
+    subject_router: str = typer.Option(None, "--subject-router", help="Training-only subject router: gate "
+                                       "(mixture of adapters) or heads (one adapter per training subject); "
+                                       "evaluation takes the average route."),
+    router_experts: int = typer.Option(None, "--router-experts", min=1, help="Adapters of --subject-router gate."),
     val_fraction: float = typer.Option(None, "--val-fraction", help="Fraction of training concepts held out."),
     selection: str = typer.Option(None, "--selection", help="val_top1 (default) or val_loss."),
     report_test_curve: bool = typer.Option(None, "--report-test-curve",
@@ -218,7 +238,8 @@ def fit_cmd(
             time_shift=time_shift, amplitude_scale=amplitude_scale, channel_dropout=channel_dropout, noise=noise,
             patience=patience, ema_decay=ema_decay, ensemble=ensemble, ridge_init=ridge_init,
             channels=channels, window=window, align=align, val_fraction=val_fraction, selection=selection,
-            report_test_curve=report_test_curve,
+            report_test_curve=report_test_curve, mmd_epochs=mmd_epochs, mmd_weight=mmd_weight,
+            subject_mmd_weight=subject_mmd_weight, subject_router=subject_router, router_experts=router_experts,
             same_concept_positives=same_concept_positives, reference_loss=reference_loss, reference=reference,
             encoder_options=parse_options(encoder_option) or None, devices=devices, strategy=strategy,
             accelerator=accelerator, precision=precision, num_workers=num_workers,
@@ -252,9 +273,15 @@ def evaluate_cmd(
     ks: str = typer.Option(None, "--ks", help="k values, e.g. 2,4,10,50,100,200."),
     methods: str = typer.Option(None, "--methods", help="exact,montecarlo,csls."),
     seed: int = typer.Option(0, "--seed", help="Seed of the Monte-Carlo draws (--eeg-embeds)."),
+    calibrate: str = typer.Option(None, "--calibrate", help="Also score after transductive calibrations of the "
+                                  "test embeddings: centre,whiten,procrustes,score (printed in a separate "
+                                  "transductive table)."),
     as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """Zero-shot k-way retrieval/classification of a run (writes RUN/metrics.json) or of embedding files.
+
+    Transductive numbers (CSLS, --calibrate) are printed in their own table and summary, never with the
+    inductive ones.
 
     Example: eegvision evaluate runs/atms-sub-01
     Example: eegvision evaluate --eeg-embeds sub08_test.pt --image-features test.safetensors --out results/
@@ -270,7 +297,8 @@ def evaluate_cmd(
                                  "text features and writes RUN/metrics.json (pass --image-features FILE to "
                                  "evaluate it against other test features).")
             res = evaluate_run(run, ks=number_list(ks, int, "--ks"), methods=split_list(methods),
-                               features_test=str(image_features) if image_features is not None else None)
+                               features_test=str(image_features) if image_features is not None else None,
+                               calibrations=split_list(calibrate))
         else:
             from eegvision.evaluation.embeddings import evaluate_embedding_files
 
@@ -280,12 +308,15 @@ def evaluate_cmd(
             if ks:
                 kw["ks"] = number_list(ks, int, "--ks")
             kw["methods"] = split_list(methods) or ["exact", "montecarlo", "csls"]
+            kw["calibrations"] = split_list(calibrate) or []
             res = evaluate_embedding_files(eeg_embeds, image_features, text_features, out=out, **kw)
     if as_json:
-        print_json({"summary": res.summary, "rows": res.rows, "files": res.files})
+        print_json({"summary": res.summary, "transductive_summary": res.transductive_summary, "rows": res.rows,
+                    "files": res.files})
         return
     _print_rows(res.rows, "zero-shot evaluation")
     _print_summary(res.summary)
+    _print_summary(res.transductive_summary, "transductive")
     for path in res.files:
         stdout.print(f"wrote {path}")
 
@@ -368,7 +399,8 @@ FIT_DEFAULTS = {
     "channels": "all channels", "window": "the whole epoch", "align": "no alignment", "report_test_curve": "off",
     "same_concept_positives": "off", "reference_loss": "off", "time_shift": 0, "amplitude_scale": 0.0,
     "channel_dropout": 0.0, "noise": 0.0, "patience": "no early stopping", "ema_decay": "no averaging",
-    "ensemble": 1, "ridge_init": "off",
+    "ensemble": 1, "ridge_init": "off", "mmd_epochs": 0, "mmd_weight": 1.0, "subject_mmd_weight": 0.0,
+    "subject_router": "no router", "router_experts": 4,
     "devices": 1, "strategy": "auto",
     "accelerator": "auto", "precision": "32", "num_workers": 0,
 }

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from eegvision.checks import check_file, check_list, check_names, check_shape, show_list
+from eegvision.evaluation.calibration import CALIBRATIONS, calibrate
 from eegvision.evaluation.csls import csls_scores
 from eegvision.evaluation.kway import (
     DEFAULT_KS,
@@ -123,6 +124,7 @@ def evaluate_embeddings(
     text_targets=None,
     ties: str = "pessimistic",
     csls_neighbors: int = 10,
+    calibrations: Sequence[str] = (),
 ) -> list[dict]:
     """Zero-shot k-way evaluation of test embeddings against image features and (optionally) text features.
 
@@ -152,6 +154,10 @@ def evaluate_embeddings(
         Tie rule of the exact method (see :func:`eegvision.evaluation.kway.kway_exact`).
     csls_neighbors : int
         Neighbourhood size of CSLS.
+    calibrations : sequence of {"centre", "whiten", "procrustes", "score"}
+        Transductive calibrations (:mod:`eegvision.evaluation.calibration`): for each, the queries and each
+        candidate pool are calibrated together and scored with the exact method; those rows carry
+        ``calibration`` and ``transductive=True`` (report them apart from the inductive rows).
 
     Returns
     -------
@@ -162,6 +168,8 @@ def evaluate_embeddings(
                                 ("exact", "montecarlo", "csls"), "the k-way methods"))
     if not methods:
         raise ValueError("methods is empty; give at least one of exact, montecarlo, csls.")
+    calibrations = tuple(check_names("Calibration", check_list("calibrations", calibrations, "['centre', 'score']"),
+                                     CALIBRATIONS, "the transductive calibrations"))
     q = _as_matrix(eeg, "eeg")
     img = _as_matrix(image_features, "image_features")
     if img.shape[0] != q.shape[0]:
@@ -194,6 +202,11 @@ def evaluate_embeddings(
             else:
                 acc = kway_exact(csls_scores(sim, csls_neighbors), targets, ks=usable, tops=tops, ties=ties)
             rows += make_rows(acc, modality=modality, method=method, info=info, n_candidates=cand.shape[0])
+        for name in calibrations:
+            cal = calibrate(q, cand, name)
+            acc = kway_exact(cosine_similarity(cal.queries, cal.candidates), targets, ks=usable, tops=tops, ties=ties)
+            rows += make_rows(acc, modality=modality, method="exact", info=info, n_candidates=cand.shape[0],
+                              calibration=name)
     return rows
 
 

@@ -4,6 +4,12 @@ Accuracies are **fractions in [0, 1]**, never percent. Every row records the pro
 published numbers incomparable (``anchors.md`` §0): dataset, subject, encoder, seed, protocol, model-selection
 rule, channel count, time window, features (backbone/layer), number of training samples.
 
+**Inductive and transductive numbers are never mixed.** A row is transductive (``transductive=True``) when its
+scores used the test set as a whole: CSLS (``method="csls"``) or a calibration of the test embeddings
+(``calibration`` = ``centre``/``whiten``/``procrustes``/``score``, :mod:`eegvision.evaluation.calibration`).
+:func:`split_rows` separates the two kinds, :func:`headline` quotes one kind only (inductive by default), and
+:func:`markdown_table` refuses rows of both kinds in one table.
+
 ``best_epoch_on_test_top1`` is an optional, clearly named extra column for comparison with papers that select
 the epoch with the best *test* accuracy (ATM does; ``atm.md`` §6.1). It is never used as the main number.
 """
@@ -35,7 +41,7 @@ RESULT_COLUMNS: tuple[str, ...] = (
 )
 #: Optional columns, written only when some row has them.
 OPTIONAL_COLUMNS: tuple[str, ...] = (
-    "top1_draw_std", "top5_draw_std", "n_draws", "ties", "best_epoch_on_test_top1",
+    "top1_draw_std", "top5_draw_std", "n_draws", "ties", "calibration", "best_epoch_on_test_top1",
 )
 MODALITIES = ("image", "text")
 METHODS = ("exact", "montecarlo", "csls")
@@ -44,7 +50,8 @@ RESULT_FILES: tuple[str, str] = ("metrics.json", "metrics.csv")
 
 __all__ = [
     "Evaluation", "INFO_COLUMNS", "METHODS", "MODALITIES", "OPTIONAL_COLUMNS", "RESULT_COLUMNS", "RESULT_FILES",
-    "headline", "make_rows", "read_results", "results_frame", "write_result_files", "write_results",
+    "ResultTables", "headline", "is_transductive", "make_rows", "markdown_table", "read_results", "results_frame",
+    "split_rows", "write_result_files", "write_results",
 ]
 
 
@@ -60,7 +67,7 @@ def _clean(value):
 
 
 def make_rows(acc, *, modality: str, method: str | None = None, info: Mapping | None = None,
-              n_candidates: int | None = None) -> list[dict]:
+              n_candidates: int | None = None, calibration: str | None = None) -> list[dict]:
     """Turn a :class:`~eegvision.evaluation.kway.KWayAccuracy` into result rows (one per k).
 
     Parameters
@@ -76,6 +83,9 @@ def make_rows(acc, *, modality: str, method: str | None = None, info: Mapping | 
         ``best_epoch_on_test_top1``. Unknown keys raise, so a typo never silently drops a field.
     n_candidates : int, optional
         Number of candidates in the pool (``N``); recorded for the chance level.
+    calibration : str, optional
+        The transductive calibration the scores were computed after (:data:`~eegvision.evaluation.calibration.
+        CALIBRATIONS`); such rows carry ``calibration`` and ``transductive=True``.
     """
     check_choice("modality", modality, MODALITIES)
     method = check_choice("method", method or acc.method, METHODS)
@@ -84,7 +94,10 @@ def make_rows(acc, *, modality: str, method: str | None = None, info: Mapping | 
     rows = []
     for a, k in enumerate(acc.ks):
         row = {c: _clean(info.get(c)) for c in INFO_COLUMNS}
-        row.update(modality=modality, method=method, transductive=(method == "csls"), k=int(k))
+        row.update(modality=modality, method=method, transductive=(method == "csls" or calibration is not None),
+                   k=int(k))
+        if calibration is not None:
+            row["calibration"] = calibration
         for b, t in enumerate(acc.tops):
             row[f"top{t}"] = float(acc.accuracy[a, b])
             if acc.draw_std is not None:
@@ -188,10 +201,51 @@ def results_frame(rows_or_path):
     return pd.DataFrame(rows, columns=_columns(rows) if rows else list(RESULT_COLUMNS))
 
 
-def headline(rows: Sequence[Mapping], modality: str = "image") -> dict:
+def is_transductive(row: Mapping) -> bool:
+    """Whether ``row``'s scores used the test set as a whole (CSLS or a calibration; see the module docstring)."""
+    return bool(row.get("transductive")) or row.get("method") == "csls" or bool(row.get("calibration"))
+
+
+@dataclass(frozen=True)
+class ResultTables:
+    """Result rows split by kind: ``inductive`` (each query scored on its own) and ``transductive``."""
+
+    inductive: list[dict]
+    transductive: list[dict]
+
+
+def split_rows(rows: Iterable[Mapping]) -> ResultTables:
+    """Separate inductive from transductive rows (:func:`is_transductive`), keeping their order."""
+    rows = [dict(r) for r in rows]
+    return ResultTables([r for r in rows if not is_transductive(r)], [r for r in rows if is_transductive(r)])
+
+
+def markdown_table(rows: Sequence[Mapping], columns: Sequence[str] = ("subject", "modality", "method", "k", "top1",
+                                                                       "top5")) -> str:
+    """A Markdown table of result rows, all inductive or all transductive (mixed rows raise ``ValueError``:
+    split them with :func:`split_rows` and write two tables). Accuracies are printed with 3 decimals."""
+    kinds = {is_transductive(r) for r in rows}
+    if len(kinds) > 1:
+        n = sum(is_transductive(r) for r in rows)
+        raise ValueError(f"{n} of the {len(rows)} rows are transductive (CSLS or a calibration) and the rest "
+                         "inductive; one table never mixes them. Split them with split_rows(rows) and write an "
+                         "inductive and a transductive table.")
+    cols = list(columns) + (["calibration"] if any(r.get("calibration") for r in rows) else [])
+
+    def cell(v) -> str:
+        return "" if v is None else f"{v:.3f}" if isinstance(v, float) else str(v)
+
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    lines += ["| " + " | ".join(cell(r.get(c)) for c in cols) + " |" for r in rows]
+    return "\n".join(lines) + "\n"
+
+
+def headline(rows: Sequence[Mapping], modality: str = "image", *, transductive: bool = False) -> dict:
     """The numbers a result is quoted by: mean top-1/top-5 over subjects at the largest k of ``modality``.
 
-    The method is ``exact`` when the rows have it, else the first of :data:`METHODS` they have.
+    Only rows of one kind count: inductive ones by default, transductive ones with ``transductive=True`` (never
+    both). The method is ``exact`` when the rows have it, else the first of :data:`METHODS` they have; among
+    transductive rows of several calibrations, the first calibration (in row order) is quoted and named.
 
     Returns
     -------
@@ -199,16 +253,21 @@ def headline(rows: Sequence[Mapping], modality: str = "image") -> dict:
         ``{"modality", "method", "k", "n_subjects", "top1", "top5"}`` (``top5`` None where not computed), or an
         empty dict when no row has ``modality``.
     """
-    rows = [r for r in rows if r.get("modality") == modality]
+    rows = [r for r in rows if r.get("modality") == modality and is_transductive(r) == transductive]
     method = next((m for m in METHODS if any(r.get("method") == m for r in rows)), None)
     if method is None:
         return {}
     rows = [r for r in rows if r.get("method") == method]
+    calibration = next((r.get("calibration") for r in rows if r.get("calibration")), None)
+    rows = [r for r in rows if r.get("calibration") == calibration]
     k = max(int(r["k"]) for r in rows)
     at = [r for r in rows if int(r["k"]) == k]
     top5 = [r["top5"] for r in at if r.get("top5") is not None]
-    return {"modality": modality, "method": method, "k": k, "n_subjects": len({r.get("subject") for r in at}),
-            "top1": float(np.mean([r["top1"] for r in at])), "top5": float(np.mean(top5)) if top5 else None}
+    out = {"modality": modality, "method": method, "k": k, "n_subjects": len({r.get("subject") for r in at}),
+           "top1": float(np.mean([r["top1"] for r in at])), "top5": float(np.mean(top5)) if top5 else None}
+    if transductive:
+        out["calibration"] = calibration
+    return out
 
 
 @dataclass(frozen=True)
@@ -228,5 +287,11 @@ class Evaluation:
 
     @property
     def summary(self) -> dict[str, dict]:
-        """``{modality: headline(rows, modality)}`` for the modalities present (see :func:`headline`)."""
+        """``{modality: headline(rows, modality)}`` for the modalities present: inductive rows only (see
+        :func:`headline`)."""
         return {m: h for m in MODALITIES if (h := headline(self.rows, m))}
+
+    @property
+    def transductive_summary(self) -> dict[str, dict]:
+        """The same headline of the transductive rows (CSLS, calibrations); empty when there are none."""
+        return {m: h for m in MODALITIES if (h := headline(self.rows, m, transductive=True))}

@@ -36,8 +36,10 @@ from eegvision.evaluation.kway import (
 
 SUMMARY_BY: tuple[str, ...] = (
     "dataset", "encoder", "protocol", "selection", "modality", "method", "k", "features", "n_chans", "window",
+    "calibration",
 )
-PAIR_BY: tuple[str, ...] = ("dataset", "protocol", "selection", "modality", "method", "k", "features")
+PAIR_BY: tuple[str, ...] = ("dataset", "protocol", "selection", "modality", "method", "k", "features",
+                            "calibration")
 
 __all__ = [
     "PAIR_BY", "SUMMARY_BY", "binomial_pvalue", "bootstrap_ci", "chance_level", "format_summary",

@@ -93,7 +93,7 @@ def benchmark(base: FitConfig, encoders: list[str], seeds: list[int], out: str |
     files["summary"] = out / "summary.csv"
     comps = []
     sel = [r for r in rows if r.get("modality") == "image" and r.get("method") == "exact"
-           and (metric_k is None or r.get("k") == metric_k)]
+           and not r.get("calibration") and (metric_k is None or r.get("k") == metric_k)]
     for a, b in itertools.combinations(encoders, 2):
         for metric in ("top1", "top5"):
             comps.append(paired_comparison(sel, a, b, metric=metric))

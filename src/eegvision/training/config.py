@@ -126,6 +126,22 @@ class FitConfig:
         of ``seed``), each selected on validation; the unit's encoder averages their L2-normalised embeddings
         (:class:`eegvision.models.encoders.ensemble.EnsembleEncoder`). Members are kept as units of their own
         under the unit's ``members/`` folder (see :mod:`eegvision.training.rundir`). 1: one model.
+    mmd_epochs, mmd_weight : int, float
+        Coarse-to-fine training (SAMGA, arXiv 2604.17782): for the first ``mmd_epochs`` epochs the training loss is
+        ``mmd_weight`` times the multi-kernel MMD between the batch's L2-normalised EEG embeddings and their image
+        features (distribution-level alignment, :func:`~eegvision.training.losses.multi_kernel_mmd`), then the
+        objective (InfoNCE). 0: InfoNCE from the start.
+    subject_mmd_weight : float
+        Adds ``subject_mmd_weight`` times the mean MMD between each subject's embeddings and the other subjects'
+        in the batch (:func:`~eegvision.training.losses.subject_mmd`; SVTL-style subject alignment) in every epoch.
+        For cross-subject protocols (``loso``, ``joint``). 0: off.
+    subject_router : {None, "gate", "heads"}
+        A subject router used only in training (:class:`~eegvision.models.encoders.routed.RoutedEncoder`):
+        residual linear adapters on the encoder's embedding, routed by the training subject's id (``gate``: a
+        learned mixture of ``router_experts`` adapters; ``heads``: one adapter per training subject, i.e. joint
+        training with per-subject heads); evaluation and unseen subjects take the average route, whatever the id.
+    router_experts : int
+        Adapters of ``subject_router="gate"``.
     ridge_init : bool
         Start from the ridge solution: the unit's encoder becomes ``ridge(x) + gate * encoder(x)``
         (:class:`eegvision.models.encoders.residual.ResidualEncoder`, gate 0 at the start), the ridge part solved in
@@ -155,6 +171,11 @@ class FitConfig:
     ensemble: int = 1
     ridge_init: bool = False
     ridge_options: dict[str, Any] = field(default_factory=dict)
+    mmd_epochs: int = 0
+    mmd_weight: float = 1.0
+    subject_mmd_weight: float = 0.0
+    subject_router: str | None = None
+    router_experts: int = 4
     channels: str | list[str] | None = None
     window: list[float] | None = None
     align: str | None = None
@@ -243,6 +264,13 @@ class FitConfig:
         if self.ridge_init and self.ensemble > 1:
             raise ValueError("ridge_init and ensemble > 1 cannot be combined yet (each member would need its own "
                              "ridge part); train the members one by one, or drop --ridge-init or --ensemble.")
+        check_int("mmd_epochs", self.mmd_epochs, minimum=0, hint="It is the number of coarse (MMD) epochs; 0: off.")
+        check_positive("mmd_weight", self.mmd_weight)
+        check_range("subject_mmd_weight", self.subject_mmd_weight, 0.0, 1e6, hint="0 turns it off.")
+        if self.subject_router is not None:
+            check_choice("subject_router", self.subject_router, ("gate", "heads"),
+                         "Leave it out (None) for no router.")
+        check_int("router_experts", self.router_experts, minimum=1, hint="It is the number of adapters of the gate.")
         if self.ridge_options and not self.ridge_init:
             raise ValueError(f"ridge_options {self.ridge_options} are the options of the ridge part of ridge_init; "
                              "set ridge_init (--ridge-init) or drop them.")
@@ -252,7 +280,8 @@ class FitConfig:
         augment or ensemble over (optimiser, epoch and early-stopping settings are not used either)."""
         given = [name for name, off in (("mix_repetitions", False), ("time_shift", 0), ("amplitude_scale", 0.0),
                                          ("channel_dropout", 0.0), ("noise", 0.0), ("ensemble", 1),
-                                         ("ridge_init", False))
+                                         ("ridge_init", False), ("mmd_epochs", 0), ("subject_mmd_weight", 0.0),
+                                         ("subject_router", None))
                  if getattr(self, name) != off]
         if given:
             raise ValueError(f"Encoder {self.encoder!r} is fitted in closed form on each training condition's mean "

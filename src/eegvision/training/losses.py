@@ -24,6 +24,12 @@ The building blocks are:
       ``ATMS_reconstruction.py``). Targets are the *raw* (unnormalised) image embeddings,
       because the diffusion prior and IP-Adapter consume raw embeddings.
 
+* :func:`mmd2` / :func:`multi_kernel_mmd` — the squared maximum mean discrepancy between two sets of embeddings
+  with a sum of Gaussian kernels (DAN, Long et al. 2015), and :func:`subject_mmd`, the mean MMD between each
+  subject's embeddings and the other subjects' in a batch. SAMGA (arXiv 2604.17782) aligns EEG and image
+  embeddings coarsely with MMD before InfoNCE; SVTL (arXiv 2609.36971) adds MMD to align subjects. Neither's code
+  was public, so the kernel family and bandwidths here are DAN's recipe, stated in :data:`MMD_MULTIPLIERS`.
+
   ``reference=True`` switches to the reference's exact ``ClipLoss`` arithmetic: raw logit
   scale (initialised at ``log(1/0.07) ≈ 2.66`` and used without ``exp``) and raw EEG embeddings.
 """
@@ -133,6 +139,63 @@ def reference_clip_loss(eeg: Tensor, features: Tensor, logit_scale: Tensor) -> T
     Kept for fidelity experiments; prefer :func:`info_nce` with an exponentiated scale.
     """
     return info_nce(eeg, features, logit_scale, normalize=False)
+
+
+#: Bandwidth multipliers of :func:`multi_kernel_mmd`: ``sigma = m * median pairwise distance`` for each ``m``
+#: (five kernels from a quarter to four times the median-heuristic bandwidth, as DAN's multi-kernel MMD).
+MMD_MULTIPLIERS: tuple[float, ...] = (0.25, 0.5, 1.0, 2.0, 4.0)
+
+
+def mmd2(x: Tensor, y: Tensor, bandwidths: tuple[float, ...] | list[float] | Tensor) -> Tensor:
+    """Squared MMD (biased V-statistic) between the rows of ``x`` ``(n, d)`` and ``y`` ``(m, d)``.
+
+    With :math:`k(a, b) = \\sum_\\sigma \\exp(-\\lVert a - b\\rVert^2 / 2\\sigma^2)` over ``bandwidths``::
+
+        MMD^2 = mean_{i,j} k(x_i, x_j) + mean_{i,j} k(y_i, y_j) - 2 mean_{i,j} k(x_i, y_j)
+
+    (diagonal terms included, so the value is never negative).
+    """
+    if x.ndim != 2 or y.ndim != 2 or x.shape[1] != y.shape[1] or not len(x) or not len(y):
+        raise ValueError(f"mmd2 needs two non-empty (rows, dim) tensors of the same dim, got {tuple(x.shape)} and "
+                         f"{tuple(y.shape)}.")
+    x, y = x.float(), y.float()
+    sig = torch.as_tensor(bandwidths, dtype=torch.float32, device=x.device).reshape(-1)
+    if not bool((sig > 0).all()):
+        raise ValueError(f"MMD bandwidths must be positive, got {sig.tolist()}.")
+    gamma = 1.0 / (2.0 * sig**2)
+
+    def kernel(a: Tensor, b: Tensor) -> Tensor:
+        d2 = torch.cdist(a, b).pow(2)
+        return torch.exp(-d2[None] * gamma[:, None, None]).sum(0).mean()
+
+    return kernel(x, x) + kernel(y, y) - 2.0 * kernel(x, y)
+
+
+def median_distance(x: Tensor, y: Tensor) -> Tensor:
+    """Median of the distances between distinct rows of ``x`` and ``y`` pooled (detached): the base bandwidth of
+    the median heuristic (Gretton et al. 2012)."""
+    z = torch.cat([x, y]).detach().float()
+    d = torch.cdist(z, z)
+    off = d[~torch.eye(len(z), dtype=torch.bool, device=z.device)]
+    return off.median().clamp_min(1e-6)
+
+
+def multi_kernel_mmd(x: Tensor, y: Tensor, multipliers: tuple[float, ...] = MMD_MULTIPLIERS) -> Tensor:
+    """:func:`mmd2` with bandwidths ``m * median_distance(x, y)`` for ``m`` in ``multipliers``."""
+    base = median_distance(x, y)
+    return mmd2(x, y, base * torch.as_tensor(multipliers, dtype=torch.float32, device=base.device))
+
+
+def subject_mmd(emb: Tensor, subjects: Tensor, multipliers: tuple[float, ...] = MMD_MULTIPLIERS) -> Tensor:
+    """Mean over the subjects of a batch of the MMD between that subject's embeddings and all other subjects'
+    (subjects with fewer than 2 samples, or a batch of one subject, contribute nothing: the result is 0)."""
+    total, count = emb.new_zeros((), dtype=torch.float32), 0
+    for s in torch.unique(subjects):
+        mine = subjects == s
+        if int(mine.sum()) >= 2 and int((~mine).sum()) >= 2:
+            total = total + multi_kernel_mmd(emb[mine], emb[~mine], multipliers)
+            count += 1
+    return total / max(count, 1)
 
 
 @dataclass

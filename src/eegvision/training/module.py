@@ -31,7 +31,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from eegvision.training.losses import Objective
+from eegvision.training.losses import Objective, multi_kernel_mmd, subject_mmd
 from eegvision.training.regularise import ema_update, stop_early
 
 HISTORY_COLUMNS = ("epoch", "train_loss", "val_loss", "val_top1", "val_top5", "lr", "temperature")
@@ -189,6 +189,12 @@ class ContrastiveModule(pl.LightningModule):
     ema_decay : float, optional
         Moving average of the weights in ``ema_encoder`` (:func:`~eegvision.training.regularise.ema_update` after
         every optimiser step); validation uses it, :meth:`adopt_ema` copies it into ``encoder``.
+    mmd_epochs, mmd_weight : int, float
+        Coarse-to-fine: the first ``mmd_epochs`` epochs train on ``mmd_weight`` x the multi-kernel MMD between the
+        L2-normalised EEG embeddings and image features of the batch instead of the objective
+        (``FitConfig.mmd_epochs``).
+    subject_mmd_weight : float
+        Adds this times :func:`~eegvision.training.losses.subject_mmd` of the batch's embeddings (every epoch).
     patience, monitor : int or None, str
         Early stopping on ``monitor`` (:func:`~eegvision.training.regularise.stop_early`; the history it reads
         is kept in checkpoints, so a resumed run stops where an uninterrupted one does).
@@ -219,6 +225,9 @@ class ContrastiveModule(pl.LightningModule):
         ema_decay: float | None = None,
         patience: int | None = None,
         monitor: str = "val_top1",
+        mmd_epochs: int = 0,
+        mmd_weight: float = 1.0,
+        subject_mmd_weight: float = 0.0,
     ) -> None:
         super().__init__()
         self.encoder = encoder
@@ -239,6 +248,8 @@ class ContrastiveModule(pl.LightningModule):
             self.ema_encoder = copy.deepcopy(encoder)
             self.ema_encoder.requires_grad_(False)
         self.patience, self.monitor = (None if patience is None else int(patience)), monitor
+        self.mmd_epochs, self.mmd_weight = int(mmd_epochs), float(mmd_weight)
+        self.subject_mmd_weight = float(subject_mmd_weight)
         self.history: list[dict[str, float]] = []
         self._train_sum = torch.zeros(())
         self._train_count = 0
@@ -292,11 +303,24 @@ class ContrastiveModule(pl.LightningModule):
         img, txt = self._targets(batch, self.image_features, self.text_features)
         emb = self._gather(emb, grads=True)
         img, txt, concepts = self._gather(img), self._gather(txt), self._gather(batch["concept"])
-        out = self.objective(emb, img, txt, concepts)
-        self.log("train_loss", out.loss, on_step=True, on_epoch=False, prog_bar=True, batch_size=emb.shape[0])
-        self._train_sum = self._train_sum + out.loss.detach().cpu()
+        loss = self.training_loss(emb, img, txt, concepts, self._gather(batch["subject"]))
+        self.log("train_loss", loss, on_step=True, on_epoch=False, prog_bar=True, batch_size=emb.shape[0])
+        self._train_sum = self._train_sum + loss.detach().cpu()
         self._train_count += 1
-        return out.loss
+        return loss
+
+    def training_loss(self, emb: Tensor, img: Tensor, txt: Tensor | None, concepts: Tensor,
+                      subjects: Tensor | None) -> Tensor:
+        """The batch's training loss: the coarse MMD stage for the first ``mmd_epochs`` epochs, the objective
+        after; plus the subject MMD term when ``subject_mmd_weight`` is set."""
+        if self.current_epoch < self.mmd_epochs:
+            loss = self.mmd_weight * multi_kernel_mmd(F.normalize(emb.float(), dim=-1),
+                                                      F.normalize(img.float(), dim=-1))
+        else:
+            loss = self.objective(emb, img, txt, concepts).loss
+        if self.subject_mmd_weight and subjects is not None:
+            loss = loss + self.subject_mmd_weight * subject_mmd(F.normalize(emb.float(), dim=-1), subjects)
+        return loss
 
     def _step_seed(self, batch_idx: int) -> int:
         return (self.seed * 1_000_003 + self.current_epoch * 100_003 + batch_idx * 7919 + self._world()[0]) % 2**63

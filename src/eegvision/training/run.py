@@ -118,7 +118,7 @@ def load_run(run_dir: str | os.PathLike, unit: str | None = None, map_location: 
 
 def evaluate_run(run_dir: str | os.PathLike, *, ks: list[int] | None = None, tops: list[int] | None = None,
                  methods: list[str] | None = None, features_test: str | None = None, write: bool = True,
-                 ) -> Evaluation:
+                 calibrations: list[str] | None = None) -> Evaluation:
     """Evaluate a run's stored test embeddings against its test features; write ``metrics.{json,csv}``.
 
     Parameters
@@ -132,6 +132,10 @@ def evaluate_run(run_dir: str | os.PathLike, *, ks: list[int] | None = None, top
         run folder, else at its absolute path; see :meth:`RunFolder.input_path`).
     write : bool
         Write ``metrics.json``/``metrics.csv`` in each unit and (with several units) in the run.
+    calibrations : list of str, optional
+        Also score each subject's test embeddings after these transductive calibrations
+        (:mod:`eegvision.evaluation.calibration`: ``centre``, ``whiten``, ``procrustes``, ``score``); their rows
+        carry ``transductive=True`` and ``calibration`` and are quoted apart (``Evaluation.transductive_summary``).
 
     Returns
     -------
@@ -167,7 +171,8 @@ def evaluate_run(run_dir: str | os.PathLike, *, ks: list[int] | None = None, top
                 info["best_epoch_on_test_top1"] = best
             rows += evaluate_embeddings(emb, feats.image, feats.text, ks=ks or eval_ks_for(cfg.eval_ks, len(emb)),
                                         tops=tops or cfg.eval_tops,
-                                        methods=methods or cfg.eval_methods, seed=cfg.seed, info=info)
+                                        methods=methods or cfg.eval_methods, seed=cfg.seed, info=info,
+                                        calibrations=calibrations or ())
         if write:
             files += unit.write_metrics(rows)
         all_rows += rows

@@ -171,13 +171,18 @@ def make_encoder(config: FitConfig, data: dict[str, Any], n_outputs: int, **opti
 def unit_encoder(config: FitConfig, store: Any, unit: dict, data: dict[str, Any], n_outputs: int) -> Any:
     """:func:`make_encoder`, with the input whitening of ``config.whiten`` set: the MVNN matrix of the unit's
     fitting conditions (``data["split"].train_conditions``; never validation or test EEG), see
-    :mod:`eegvision.training.whitening`."""
+    :mod:`eegvision.training.whitening`; inside the training-only subject router of ``config.subject_router``
+    (:class:`~eegvision.models.encoders.routed.RoutedEncoder`) when set."""
     encoder = make_encoder(config, data, n_outputs)
     if config.whiten is not None:
         from eegvision.training.whitening import noise_whitener
 
         encoder.set_whitening(noise_whitener(store, unit["train_subjects"], data["split"].train_conditions,
                                              channels=config.channels, window=config.window), config.whiten)
+    if config.subject_router is not None:
+        from eegvision.models.encoders.routed import RoutedEncoder
+
+        encoder = RoutedEncoder.around(encoder, config.subject_router, config.router_experts)
     return encoder
 
 
@@ -207,7 +212,8 @@ def build_module(config: FitConfig, data: dict[str, Any], train_feats: Any, test
         batch_size=config.batch_size, lr=config.lr, weight_decay=config.weight_decay, schedule=config.schedule,
         decay_all_parameters=config.reference, seed=config.seed, num_workers=config.num_workers, report_test_curve=config.report_test_curve,
         val_k=min(200, n_val_images), augment=augment, ema_decay=config.ema_decay, patience=config.patience,
-        monitor=config.selection,
+        monitor=config.selection, mmd_epochs=config.mmd_epochs, mmd_weight=config.mmd_weight,
+        subject_mmd_weight=config.subject_mmd_weight,
     )
 
 

@@ -14,6 +14,7 @@ from eegvision.models.encoders.linear import LinearEncoder
 from eegvision.models.encoders.nice import NICEEncoder
 from eegvision.models.encoders.projector import ProjectorEncoder
 from eegvision.models.encoders.residual import ResidualEncoder
+from eegvision.models.encoders.routed import RoutedEncoder
 from eegvision.models.encoders.stconv import STConvEncoder
 
 __all__ = [
@@ -29,6 +30,7 @@ __all__ = [
     "NICEEncoder",
     "ProjectorEncoder",
     "ResidualEncoder",
+    "RoutedEncoder",
     "STConvEncoder",
     "load_reference_state_dict",
 ]

@@ -9,6 +9,7 @@ from __future__ import annotations
 from eegvision.checks import check_name
 from eegvision.sim.families.ar1_noise import FAMILY as AR1_NOISE
 from eegvision.sim.families.base import Family
+from eegvision.sim.families.cross_subject import FAMILY as CROSS_SUBJECT
 from eegvision.sim.families.current import FAMILY as CURRENT
 from eegvision.sim.families.few_images import FAMILY as FEW_IMAGES
 from eegvision.sim.families.linear_erp import FAMILY as LINEAR_ERP
@@ -20,7 +21,8 @@ __all__ = ["EEGVISION", "get_family", "list_families"]
 #: The default family: the simulator's own model.
 EEGVISION = "eegvision"
 
-_FAMILIES: dict[str, Family] = {f.name: f for f in (CURRENT, LINEAR_ERP, AR1_NOISE, FEW_IMAGES, MEG, NONLINEAR)}
+_FAMILIES: dict[str, Family] = {f.name: f for f in (CURRENT, LINEAR_ERP, AR1_NOISE, FEW_IMAGES, MEG, CROSS_SUBJECT,
+                                                   NONLINEAR)}
 
 
 def list_families(include_held_out: bool = True) -> list[Family]:

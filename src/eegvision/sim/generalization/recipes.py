@@ -38,6 +38,10 @@ REFERENCE = "whitened_ridge"
 #: FitConfig fields the benchmark sets per cell (paths on this machine; the seed is the simulation's).
 FIT_INPUT_FIELDS = ("data", "subjects", "features_train", "features_test", "features_normalized", "seed",
                     "progress")
+#: FitConfig fields added after cells were cached (issue #18): left out of a recipe's configuration (and hash)
+#: while at their defaults, so that the cached cells of recipes that do not use them stay valid.
+LATER_FIELDS = {"mmd_epochs": 0, "mmd_weight": 1.0, "subject_mmd_weight": 0.0, "subject_router": None,
+                "router_experts": 4}
 #: What the linear baselines do (evaluation/linear.py), recorded in their configuration.
 _LINEAR = {"average": "all repetitions", "rate_hz": 25.0, "standardise": "per feature (training mean, std)",
            "alphas": "logspace(-4, 1, 11) x largest squared singular value",
@@ -81,7 +85,8 @@ class Recipe:
         out: dict[str, Any] = {"name": self.name, "kind": self.kind}
         if self.kind == "fit":
             cfg = self.fit_config().to_dict()
-            out["fit"] = {k: v for k, v in cfg.items() if k not in FIT_INPUT_FIELDS}
+            out["fit"] = {k: v for k, v in cfg.items() if k not in FIT_INPUT_FIELDS
+                          and not (k in LATER_FIELDS and v == LATER_FIELDS[k])}
             out["fit"]["seed"] = "the simulation's seed"
         elif self.kind == "linear":
             out["linear"] = {**_LINEAR, "whiten": ("MVNN: Ledoit-Wolf covariance of the training repetitions' "
