@@ -9,6 +9,7 @@ Stages, each seeded, timed and recorded in ``OUT/demo.json``::
     evaluate     exact k-way retrieval (image) and classification (text) for every k
     prior        the Stage I diffusion prior (EEG embedding → image embedding), fitted on training trials
     reconstruct  images from the world's trained generator            (optional: skipped when absent)
+    low-level    EEG → world-VAE latent (ridge) → img2img with the world generator, PixCorr/SSIM with and without
     caption      captions from the world's captioner                   (optional: skipped when absent)
     score        PixCorr / SSIM / two-way identification of the reconstructions in the world's own image space
     analysis     channel importance from :mod:`eegvision.analysis`      (optional: skipped when absent)
@@ -49,7 +50,7 @@ DEMO_SETTINGS: dict[str, dict[str, Any]] = {
         "preset": "demo", "n_subjects": 2, "encoder": "stconv", "encoder_options": {},
         "epochs": 30, "batch_size": 128, "lr": 1e-3, "weight_decay": 0.01, "average_train": False,
         "mix_repetitions": True, "prior_epochs": 100, "prior_steps": 20, "caption_epochs": 6, "samples": 1,
-        "max_recon": 200, "mc_draws": 1000,
+        "max_recon": 200, "mc_draws": 1000, "lowlevel_strength": 0.5, "lowlevel_time_bin": 10,
     },
     "quick": {
         "preset": "tiny", "n_subjects": 1, "encoder": "eegproject", "encoder_options": {"dropout": 0.3},
@@ -59,6 +60,7 @@ DEMO_SETTINGS: dict[str, dict[str, Any]] = {
         "forward_params": {"signal": 1.5, "nonlinearity": 0.2, "gated_components": []},
         "epochs": 15, "batch_size": 32, "lr": 1e-3, "weight_decay": 0.05, "average_train": False,
         "prior_epochs": 10, "prior_steps": 5, "caption_epochs": 2, "samples": 1, "max_recon": 10, "mc_draws": 100,
+        "lowlevel_strength": 0.5, "lowlevel_time_bin": 10,
     },
 }
 
@@ -163,7 +165,7 @@ def run_demo(out: str | Path, preset: str = "demo", seed: int = 0, quick: bool =
     stage("evaluate", st.evaluate_stage, ("fit",))
     stage("prior", st.prior_stage, ("fit",), optional=True)
     stage("reconstruct", st.reconstruct_stage, ("prior",), optional=True)
-    stage("low-level", st.lowlevel_stage, optional=True)
+    stage("low-level", st.lowlevel_stage, ("reconstruct",), optional=True)
     stage("caption", st.caption_stage, ("prior",), optional=True)
     stage("score", st.score_stage, ("reconstruct",), optional=True)
     stage("analysis", st.analysis_stage, ("fit",), optional=True)
