@@ -123,8 +123,9 @@ def image_latents(vae, paths: list[str], image_size: int, cache_file: str | os.P
         with safe_open(str(cache_file), "pt") as f:
             if (f.metadata() or {}).get("key") == key:
                 return f.get_tensor("latents"), True
-    lat = torch.cat([encode_images_to_latents(vae, _load_images(paths[s:s + 256], image_size), batch_size)
-                     for s in range(0, len(paths), 256)])
+    chunk = max(batch_size, (1 << 24) // (image_size * image_size))  # images read at a time: ~200 MB at 512 px
+    lat = torch.cat([encode_images_to_latents(vae, _load_images(paths[s:s + chunk], image_size), batch_size)
+                     for s in range(0, len(paths), chunk)])
     if cache_file is not None:
         Path(cache_file).parent.mkdir(parents=True, exist_ok=True)
         save_safetensors(cache_file, {"latents": lat.contiguous()}, {"key": key, "n_images": str(len(paths)),
@@ -198,7 +199,7 @@ def fit_lowlevel(data: str | os.PathLike, vae, out: str | os.PathLike, config: L
         Where the VAE was read from (recorded).
     """
     from eegvision.data.sources import open_data
-    from eegvision.utils import default_device, relative_path, write_text_atomic
+    from eegvision.utils import default_device, write_text_atomic
 
     cfg = config or LowLevelFitConfig()
     check_choice("regressor", cfg.regressor, ("ridge", "neural"))
@@ -241,7 +242,7 @@ def fit_lowlevel(data: str | os.PathLike, vae, out: str | os.PathLike, config: L
         test = latent_scores(pred, test_lat, latents.mean(0), cfg.seed)
     model.save_pretrained(out)
     record = {"format": "eegvision-lowlevel", "subject": subject, "regressor": cfg.regressor,
-              "data_path": {"relative": relative_path(Path(data).resolve(), out.resolve()),
+              "data_path": {"relative": os.path.relpath(Path(data).resolve(), out.resolve()),
                             "absolute": str(Path(data).resolve())},
               "vae": vae_path, "image_size": image_size, "latent_shape": list(latents.shape[1:]),
               "scaling_factor": float(vae.config.scaling_factor), "n_train": len(eeg), "alpha": alpha,
