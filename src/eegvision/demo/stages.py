@@ -285,7 +285,7 @@ def lowlevel_stage(state: dict) -> dict:
             "cv_r2": fit.cv["r2"], "latent_shape": fit.latent_shape, "test_latents": fit.test,
             "strength": s["lowlevel_strength"], "time_bin": s["lowlevel_time_bin"], "n_concepts": n,
             "fit_and_decode_s": fit_s, "img2img_s": img2img_s, "metrics": metrics,
-            "columns": ["seen", "without low-level", "low-level init", "with low-level", "VAE of the seen image"],
+            "columns": ["seen", "without\nlow-level", "low-level\ninit", "with\nlow-level", "VAE of\nthe seen"],
             "grid": grid, "labels": [Path(state["gt_paths"][i]).parent.name.split("_", 1)[-1] for i in show]}
 
 
