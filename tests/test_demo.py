@@ -11,7 +11,7 @@ from eegvision.demo.run import headline_text, run_demo
 from eegvision.evaluation.results import read_results
 
 CORE = ("simulate", "convert", "features", "fit", "evaluate")
-OPTIONAL = ("prior", "reconstruct", "caption", "score", "analysis")
+OPTIONAL = ("prior", "reconstruct", "low-level", "caption", "score", "analysis")
 
 
 def _brute_force_topk(emb: np.ndarray, feats: np.ndarray, k: int) -> tuple[float, float]:
@@ -185,3 +185,33 @@ def test_every_stage_has_a_budget_and_records_cpu_time(quick_demo):
     summary = json.loads((quick_demo.out / "demo.json").read_text())
     assert summary["stage_budget_s"] == {}  # budgets apply to the full demo only
     assert [s["cpu_s"] for s in summary["stages"]] == [s.cpu_s for s in quick_demo.stages]
+
+
+def test_quick_demo_low_level_stage(quick_demo):
+    """Issue 19: the low-level stage ran (recorded in demo.json with its time); its PixCorr with and without the
+    low-level path are those of the images it saved (Pearson r recomputed here); the VAE's own reconstruction of the
+    seen image, what a perfect latent gives, beats the EEG-predicted init."""
+    import torch
+
+    from eegvision.metrics.images import load_image_uint8
+    from eegvision.readers.images import scan_image_folder
+
+    out = quick_demo.out
+    rec = next(s for s in json.loads((out / "demo.json").read_text())["stages"] if s["name"] == "low-level")
+    assert rec["status"] == "ran", rec["reason"]
+    assert rec["wall_s"] > 0 and rec["outputs"]["ran"] is True and rec["outputs"]["strength"] == 0.5
+    m = rec["outputs"]["metrics"]
+    n = rec["outputs"]["n_concepts"]
+    gt = torch.stack([load_image_uint8(p) for p in scan_image_folder(out / "data" / "test_images").paths[:n]])
+    folders = {"sub-01_with_low-level": out / "recon" / "sub-01_with_low-level",
+               "sub-01_without_low-level": out / "recon" / "sub-01"}
+    for tag, folder in folders.items():
+        imgs = torch.stack([load_image_uint8(p) for p in sorted(folder.glob("*.png"))])
+        up = torch.nn.functional.interpolate(imgs.float() / 255, size=gt.shape[-2:], mode="bilinear",
+                                             align_corners=False)
+        r = [np.corrcoef(gt[i].double().numpy().ravel() / 255, up[i].double().numpy().ravel())[0, 1]
+             for i in range(n)]
+        assert m[f"{tag}/pixcorr"] == pytest.approx(float(np.mean(r)), abs=1e-4), tag
+        assert -1 < m[f"{tag}/ssim"] < 1
+    assert m["VAE_of_the_seen_image/pixcorr"] > m["sub-01_low-level_init/pixcorr"]
+    assert set(rec["outputs"]["test_latents"]) >= {"latent_corr", "latent_corr_shuffled", "mse", "mse_mean_latent"}

@@ -233,3 +233,47 @@ def test_low_level_init(sdxl, tmp_path):
                       settings=ReconstructionSettings(samples=1, steps=4, height=32, width=32, strength=0.5))
     rows = json.loads(out.read_text())["images"]
     assert rows[0]["low_level"] is True and rows[0]["strength"] == 0.5 and rows[0]["prior"] is False
+
+
+def test_cli_reconstruct_low_level_run_equals_its_latents_file(sdxl_path, tmp_path):
+    """`reconstruct --low-level-run DIR` feeds the regressor's latents of the averaged test EEG (computed here by hand)
+    to img2img: the same images as `--low-level FILE` holding those latents."""
+    from decode_helpers import make_problem
+    from PIL import Image
+    from safetensors.torch import save_file
+    from typer.testing import CliRunner
+
+    from eegvision.cli.main import app
+    from eegvision.generation.lowlevel import RidgeLatentRegressor
+    from eegvision.store.disk import open_store
+
+    _, data = make_problem(tmp_path / "p", real_store=True, n_subjects=1, n_test=3, dim=D, n_times=4)
+    test = np.asarray(open_store(data).array("sub-01", "test"), dtype=np.float32).mean(1)
+    n_ch = test.shape[1]
+    g = torch.Generator().manual_seed(0)
+    model = RidgeLatentRegressor(n_ch, 4, [4, 16, 16], time_bin=2)
+    model.weight.copy_(0.3 * torch.randn(model.weight.shape, generator=g))
+    model.bias.copy_(torch.randn(model.bias.shape, generator=g))
+    model.save_pretrained(tmp_path / "ll")
+    (tmp_path / "ll" / "lowlevel.json").write_text(json.dumps(
+        {"subject": "sub-01", "data_path": {"relative": "../missing", "absolute": str(data)}}))
+    x = test.reshape(3, n_ch, 2, 2).mean(-1).reshape(3, -1)
+    latents = torch.from_numpy(x @ model.weight.numpy() + model.bias.numpy()).reshape(3, 4, 16, 16)
+    save_file({"latents": latents.contiguous()}, str(tmp_path / "lat.safetensors"))
+    torch.save(torch.randn(3, D, generator=g), tmp_path / "emb.pt")
+    args = ["reconstruct", str(tmp_path / "emb.pt"), "--generator", str(sdxl_path), "--no-prior", "--samples", "1",
+            "--steps", "2", "--height", "32", "--width", "32", "--device", "cpu", "--concepts", str(data)]
+    runner = CliRunner()
+    res = runner.invoke(app, args + ["--out", str(tmp_path / "a"), "--low-level-run", str(tmp_path / "ll")])
+    assert res.exit_code == 0, res.output
+    res = runner.invoke(app, args + ["--out", str(tmp_path / "b"), "--low-level", str(tmp_path / "lat.safetensors")])
+    assert res.exit_code == 0, res.output
+    rows = json.loads((tmp_path / "a" / "manifest.json").read_text())["images"]
+    assert len(rows) == 3 and all(r["low_level"] is True and r["strength"] == 0.5 for r in rows)
+    for r in rows:
+        a = np.asarray(Image.open(tmp_path / "a" / r["file"]), dtype=np.int16)
+        b = np.asarray(Image.open(tmp_path / "b" / r["file"]), dtype=np.int16)
+        assert np.abs(a - b).max() <= 1
+    res = runner.invoke(app, args + ["--out", str(tmp_path / "c"), "--low-level", str(tmp_path / "lat.safetensors"),
+                                     "--low-level-run", str(tmp_path / "ll")])
+    assert res.exit_code != 0 and "pass one of them" in res.output

@@ -18,6 +18,7 @@ from eegvision.cli import (
     finetune_cmds,
     import_cmds,
     list_cmds,
+    lowlevel_cmds,
     meg_cmds,
     recon_cmds,
     simulate_cmds,
@@ -52,6 +53,7 @@ def _root(
 for _module in (
     convert_cmds, meg_cmds, simulate_cmds, features_cmds, decode_cmds, recon_cmds, text_cmds, analysis_cmds,
     demo_cmds, world_cmds, finetune_cmds, import_cmds, list_cmds, tune_cmds,
+    lowlevel_cmds,
 ):
     _module.register(app)
 

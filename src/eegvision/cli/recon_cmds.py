@@ -139,7 +139,9 @@ def reconstruct_cmd(
     batch_size: int = typer.Option(10, help="Images per pipeline call (samples of one concept)."),
     low_level: Path = typer.Option(None, help="safetensors file with `latents` (n, 4, h, w): low-level img2img "
                                               "init per concept (see docs/reconstruction.md)."),
-    strength: float = typer.Option(0.5, help="img2img strength with --low-level."),
+    low_level_run: Path = typer.Option(None, help="Folder written by `eegvision lowlevel fit`: its regressor "
+                                                  "predicts each test concept's img2img init from the EEG."),
+    strength: float = typer.Option(0.5, help="img2img strength with --low-level or --low-level-run."),
     prompt: str = typer.Option("", help="One text prompt for every image."),
     captions: Path = typer.Option(None, help="Text file, one caption per concept (used as prompts)."),
     device: str = typer.Option(None), dtype: str = typer.Option(None, help="float16/float32 (default fp16 on GPU)."),
@@ -179,10 +181,26 @@ def reconstruct_cmd(
                                           batch_size=batch_size, height=height, width=width, strength=strength,
                                           resume=resume)
         latents = None
+        if low_level is not None and low_level_run is not None:
+            raise ValueError("Got both --low-level (a latents file) and --low-level-run (a fitted regressor); pass "
+                             "one of them.")
         if low_level is not None:
             from eegvision.tensorfiles import load_safetensors
 
             latents = load_safetensors(low_level, "Low-level latents file")["latents"]
+        elif low_level_run is not None:
+            from eegvision.training.lowlevel_fit import predict_split_latents, read_lowlevel_record
+
+            if len(per_subject) > 1:
+                raise ValueError(f"--low-level-run predicts one subject's latents ("
+                                 f"{read_lowlevel_record(low_level_run)['subject']}); the run holds "
+                                 f"{sorted(per_subject)}: pass --subject.")
+            subj = next(iter(per_subject))
+            fitted_on = read_lowlevel_record(low_level_run)["subject"]
+            if fitted_on != subj:
+                stderr.print(f"[yellow]the low-level regressor was fitted on {fitted_on}; it now reads {subj}'s "
+                             "EEG[/]")
+            latents = predict_split_latents(low_level_run, subject=subj)
         for subj, emb in per_subject.items():
             table = embedding_concepts(run, len(emb), concepts)
             prompts = None
@@ -194,7 +212,8 @@ def reconstruct_cmd(
             path = reconstruct(emb, table, gen, target, prior=model, settings=settings, subject=subj,
                                prompts=prompts, init_latents=latents,
                                extra={"run": str(run), "prior_path": str(prior_dir) if prior_dir else None,
-                                      "ip_adapter": getattr(gen, "ip_adapter", None)})
+                                      "ip_adapter": getattr(gen, "ip_adapter", None),
+                                      "low_level_run": str(low_level_run) if low_level_run else None})
             stdout.print(f"{subj}: images and manifest in {path.parent}")
 
 

@@ -1,4 +1,5 @@
-"""CLI commands: world-train (:func:`eegvision.sim.world.train_world_models`) and world-features
+"""CLI commands: world-train (:func:`eegvision.sim.world.train_world_models`), world-train-vae
+(:func:`eegvision.sim.world.vae.train_world_vae_into`) and world-features
 (:func:`eegvision.sim.world.features.rewrite_simulation_features`)."""
 
 from __future__ import annotations
@@ -82,6 +83,28 @@ def world_features_cmd(
         stdout.print(f"wrote {p}")
 
 
+def world_train_vae_cmd(
+    out: Path = typer.Argument(..., help="World folder with world.json (e.g. src/eegvision/resources/world)."),
+    steps: int = typer.Option(None, "--steps", min=1, help="Training steps (default: the shipped value, 2000)."),
+    seed: int = typer.Option(None, "--seed", help="Training seed (default: the world's seed)."),
+    resume: bool = typer.Option(False, "--resume", help="Continue from OUT/.vae-partial (written every 250 steps)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace a VAE already listed in world.json."),
+) -> None:
+    """Train the world's small VAE (low-level path) on the world's images and list it in OUT/world.json.
+
+    Example: eegvision world-train-vae src/eegvision/resources/world --overwrite
+    """
+    from eegvision.sim.world.vae import SHIPPED_VAE_STEPS, train_world_vae_into
+
+    with user_errors():
+        entry = train_world_vae_into(out, steps=steps or SHIPPED_VAE_STEPS, seed=seed, resume=resume,
+                                     overwrite=overwrite)
+    q = entry["quality"]
+    stdout.print(f"world VAE written to {out} (latents {'x'.join(map(str, entry['latent_shape']))}); held-out "
+                 f"reconstruction PixCorr {q['pixcorr']:.3f}, SSIM {q['ssim']:.3f}")
+
+
 def register(app: typer.Typer) -> None:
     app.command("world-train")(world_train_cmd)
+    app.command("world-train-vae")(world_train_vae_cmd)
     app.command("world-features")(world_features_cmd)

@@ -218,6 +218,7 @@ def reconstruct_stage(state: dict) -> dict:
             Image.fromarray(im).save(path)
             files[name].append(relative_path(path, state["out"]))
     state["recon_files"] = files
+    state["recon_embeds"] = embeds
     state["gt_paths"] = gt_paths[:n]
     show = np.linspace(0, n - 1, min(8, n)).astype(int)
     names = [k for k in files if k != "true embedding"] + ["true embedding"]
@@ -228,9 +229,98 @@ def reconstruct_stage(state: dict) -> dict:
 
 
 def lowlevel_stage(state: dict) -> dict:
-    """The low-level path (EEG → VAE latent → img2img) needs a VAE trained on the world; none is shipped yet."""
-    raise Skip("low-level (VAE-latent img2img) path: no small VAE trained on the world is shipped yet; "
-               "on real data use eegvision.generation.lowlevel with a local SDXL VAE")
+    """The low-level path (EEG → VAE latent → img2img), on the first subject.
+
+    A ridge regressor (:func:`eegvision.training.lowlevel_fit.fit_lowlevel`, penalty by grouped CV) maps the
+    repetition-averaged training EEG to the world VAE's scaled latents of the training images; the latents it
+    predicts for the test EEG are decoded into a low-level image, which the world generator takes as img2img init
+    (noised to the start of the last ``strength`` of its schedule, :func:`eegvision.sim.world.img2img
+    .generate_from_images`), conditioned on the same prior samples as the reconstruct stage. PixCorr and SSIM
+    (at the ground truth's resolution, as the score stage) are recorded with and without the low-level path, for
+    the decoded low-level image alone, and for the VAE's own reconstruction of the seen image (what a perfect
+    latent would give); attribute match of the images with and without it shows what the init costs or brings.
+    """
+    import time
+
+    from PIL import Image
+
+    from eegvision.metrics.images import load_image_uint8
+    from eegvision.sim.world import to_model_input, to_uint8
+    from eegvision.sim.world.img2img import generate_from_images
+    from eegvision.sim.world.vae import latents_to_images, load_world_vae
+    from eegvision.training.lowlevel_fit import (
+        LowLevelFitConfig,
+        fit_lowlevel,
+        predict_split_latents,
+    )
+
+    models = state.get("world")
+    if models is None:
+        raise Skip("no trained world generator (" + world_models()[1] + ")")
+    try:
+        vae = load_world_vae(models.path, device="cpu")
+    except (FileNotFoundError, ValueError) as err:
+        raise Skip(f"no world VAE ({err})") from err
+    s, out = state["settings"], state["out"]
+    sub = state["sim"].subjects[0]
+    n = len(state["gt_paths"])
+    t0 = time.perf_counter()
+    fit = fit_lowlevel(state["store"], vae, out / "lowlevel" / sub,
+                       LowLevelFitConfig(subject=sub, time_bin=s["lowlevel_time_bin"], seed=state["seed"]),
+                       vae_path=relative_path(models.path, out))
+    latents = predict_split_latents(fit.directory)[:n]
+    init = latents_to_images(vae, latents)
+    fit_s = time.perf_counter() - t0
+    t1 = time.perf_counter()
+    with_ll = generate_from_images(models.generator, state["recon_embeds"][sub], init, strength=s["lowlevel_strength"],
+                                   seed=state["seed"])
+    img2img_s = time.perf_counter() - t1
+    gt_u8 = torch.stack([load_image_uint8(p) for p in state["gt_paths"]])
+    with torch.no_grad():
+        gt_model = to_model_input(gt_u8.permute(0, 2, 3, 1))
+        vae_rec = vae.decode(vae.encode(gt_model).latent_dist.mean).sample.clamp(-1, 1)
+    files: dict[str, list[str]] = {}
+    images = {f"{sub} low-level init": init, f"{sub} with low-level": with_ll, "VAE of the seen image": vae_rec}
+    for name, ims in images.items():
+        folder = out / "recon" / name.replace(" ", "_")
+        folder.mkdir(parents=True, exist_ok=True)
+        files[name] = []
+        for i, im in enumerate(to_uint8(ims)):
+            path = folder / f"{i:05d}.png"
+            Image.fromarray(im).save(path)
+            files[name].append(relative_path(path, out))
+    rec_u8 = {f"{sub} without low-level": torch.stack([load_image_uint8(out / f) for f in state["recon_files"][sub]]),
+              **{k: torch.from_numpy(to_uint8(v)).permute(0, 3, 1, 2) for k, v in images.items()}}
+    metrics = _pixel_metrics(gt_u8, rec_u8)
+    concepts = state["sim"].world.concepts("test")[:n]
+    for name in (f"{sub} without low-level", f"{sub} with low-level"):
+        for a, v in models.attribute_match(rec_u8[name].permute(0, 2, 3, 1).numpy(), concepts).items():
+            metrics[f"{name.replace(' ', '_')}/attribute_{a}"] = float(v)
+    show = np.linspace(0, n - 1, min(8, n)).astype(int)
+    grid = [[relative_path(state["gt_paths"][i], out), state["recon_files"][sub][i], files[f"{sub} low-level init"][i],
+             files[f"{sub} with low-level"][i], files["VAE of the seen image"][i]] for i in show]
+    return {"subject": sub, "ran": True, "regressor": relative_path(fit.directory, out), "alpha": fit.alpha,
+            "cv_r2": fit.cv["r2"], "latent_shape": fit.latent_shape, "test_latents": fit.test,
+            "strength": s["lowlevel_strength"], "time_bin": s["lowlevel_time_bin"], "n_concepts": n,
+            "fit_and_decode_s": fit_s, "img2img_s": img2img_s, "metrics": metrics,
+            "columns": ["seen", "without\nlow-level", "low-level\ninit", "with\nlow-level", "VAE of\nthe seen"],
+            "grid": grid, "labels": [Path(state["gt_paths"][i]).parent.name.split("_", 1)[-1] for i in show]}
+
+
+def _pixel_metrics(gt_u8: torch.Tensor, recs: dict[str, torch.Tensor]) -> dict[str, float]:
+    """``{name/pixcorr, name/ssim}``: each uint8 set resized to the ground truth's size (bilinear), as the score
+    stage does."""
+    from eegvision.metrics.images import pixcorr, ssim
+
+    gt = gt_u8.float() / 255
+    out = {}
+    for name, rec_u8 in recs.items():
+        rec = torch.nn.functional.interpolate(rec_u8.float() / 255, size=gt.shape[-2:], mode="bilinear",
+                                              align_corners=False)
+        tag = name.replace(" ", "_")
+        out[f"{tag}/pixcorr"] = float(pixcorr(gt, rec, size=gt.shape[-1]).mean())
+        out[f"{tag}/ssim"] = float(ssim(gt, rec, size=gt.shape[-1]).mean())
+    return out
 
 
 def caption_stage(state: dict) -> dict:

@@ -151,6 +151,101 @@ def fit_latent_regressor(eeg: torch.Tensor | np.ndarray, latents: torch.Tensor, 
 def predict_latents(model: LatentRegressor, eeg: torch.Tensor, batch_size: int = 64) -> torch.Tensor:
     """Latents ``(N, C, h, w)`` for EEG ``(N, n_chans, n_times)`` (model in eval mode, on its device)."""
     model.eval()
-    device = next(model.parameters()).device
+    device = next(iter(model.state_dict().values())).device  # parameters (neural) or buffers (ridge)
     eeg = torch.as_tensor(eeg, dtype=torch.float32)
     return torch.cat([model(eeg[s:s + batch_size].to(device)).cpu() for s in range(0, len(eeg), batch_size)])
+
+
+# ----------------------------------------------------------------------------- closed-form (ridge) regressor
+def bin_time(x: torch.Tensor, time_bin: int) -> torch.Tensor:
+    """Mean of consecutive blocks of ``time_bin`` samples along the last axis (a ragged tail is dropped)."""
+    if time_bin <= 1:
+        return x
+    t = (x.shape[-1] // time_bin) * time_bin
+    return x[..., :t].reshape(*x.shape[:-1], t // time_bin, time_bin).mean(-1)
+
+
+class RidgeLatentRegressor(nn.Module):
+    """Linear EEG → latent map solved in closed form: ``latent = bin_time(eeg).flatten() @ weight + bias``.
+
+    The time course of each channel is averaged in blocks of ``time_bin`` samples (fewer features, less noise),
+    the ``(n_chans × n_times // time_bin)`` vector is mapped by ridge regression to the flattened latents
+    (``ridge_cv``: the penalty chosen by grouped cross-validation over concepts, see
+    :func:`eegvision.training.lowlevel_fit.fit_lowlevel`).
+    """
+
+    def __init__(self, n_chans: int, n_times: int, latent_shape: Sequence[int], time_bin: int = 1,
+                 alpha: float | None = None) -> None:
+        super().__init__()
+        latent_shape = [int(v) for v in latent_shape]
+        if len(latent_shape) != 3 or min(latent_shape) < 1 or time_bin < 1 or n_times // time_bin < 1:
+            raise ValueError(f"latent_shape must be (channels, height, width) and 1 <= time_bin <= n_times; got "
+                             f"{latent_shape} and time_bin={time_bin} for n_times={n_times}.")
+        self.config = {"n_chans": int(n_chans), "n_times": int(n_times), "latent_shape": latent_shape,
+                       "time_bin": int(time_bin), "alpha": alpha}
+        n_in = int(n_chans) * (int(n_times) // int(time_bin))
+        self.register_buffer("weight", torch.zeros(n_in, int(np.prod(latent_shape))))
+        self.register_buffer("bias", torch.zeros(int(np.prod(latent_shape))))
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """EEG ``(B, n_chans, n_times)`` → the regression's input ``(B, n_chans × n_times // time_bin)``."""
+        c = self.config
+        if x.ndim != 3 or tuple(x.shape[1:]) != (c["n_chans"], c["n_times"]):
+            raise ValueError(f"Expected EEG of shape (n, {c['n_chans']}, {c['n_times']}); got {tuple(x.shape)}.")
+        return bin_time(x.float(), c["time_bin"]).reshape(len(x), -1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (self.features(x) @ self.weight + self.bias).reshape(len(x), *self.config["latent_shape"])
+
+    def save_pretrained(self, directory: str | Path) -> Path:
+        """Write ``config.json`` + ``model.safetensors``."""
+        from safetensors.torch import save_file
+
+        from eegvision.utils import atomic_path, write_text_atomic
+
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        with atomic_path(directory / "model.safetensors", suffix=".safetensors") as tmp:
+            save_file({k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}, str(tmp))
+        write_text_atomic(directory / "config.json", json.dumps({"class": "RidgeLatentRegressor", **self.config},
+                                                                indent=2) + "\n")
+        return directory
+
+    @classmethod
+    def from_pretrained(cls, directory: str | Path) -> RidgeLatentRegressor:
+        from eegvision.tensorfiles import load_safetensors
+
+        cfg = json.loads((Path(directory) / "config.json").read_text())
+        cfg.pop("class", None)
+        model = cls(**cfg)
+        model.load_state_dict(load_safetensors(Path(directory) / "model.safetensors", "Low-level regressor weights"))
+        return model.eval()
+
+
+def load_latent_regressor(directory: str | Path) -> LatentRegressor | RidgeLatentRegressor:
+    """The regressor saved in ``directory`` (``config.json`` names its class: neural or ridge)."""
+    directory = Path(directory)
+    if not (directory / "config.json").is_file():
+        raise FileNotFoundError(f"No config.json in {directory}; expected a low-level regressor folder written by "
+                                "`eegvision lowlevel fit`.")
+    kind = json.loads((directory / "config.json").read_text()).get("class", "LatentRegressor")
+    classes = {"LatentRegressor": LatentRegressor, "RidgeLatentRegressor": RidgeLatentRegressor}
+    if kind not in classes:
+        raise ValueError(f"{directory / 'config.json'} names class {kind!r}; expected one of {sorted(classes)}.")
+    return classes[kind].from_pretrained(directory)
+
+
+def load_vae(path: str | Path, device: str | None = None):
+    """A diffusers ``AutoencoderKL`` from a local folder: the VAE folder itself (``config.json`` +
+    ``diffusion_pytorch_model.safetensors``) or a pipeline folder holding it in ``vae/``."""
+    from diffusers import AutoencoderKL
+
+    from eegvision.utils import default_device
+
+    path = Path(path).expanduser()
+    folder = path if (path / "config.json").is_file() else path / "vae"
+    if not (folder / "config.json").is_file():
+        raise FileNotFoundError(f"No VAE in {path}: expected a diffusers AutoencoderKL folder (config.json + "
+                                "diffusion_pytorch_model.safetensors) or a pipeline folder with vae/ (e.g. the SDXL "
+                                "folder given to `eegvision reconstruct --generator`).")
+    return AutoencoderKL.from_pretrained(folder, local_files_only=True).to(default_device(device)).eval()

@@ -194,6 +194,7 @@ def build_report(demo_dir: str | Path, report_dir: str | Path | None = None, tit
     # -- optional stages
     parts.append(_prior_section(stages.get("prior")))
     parts.append(_recon_section(demo_dir, stages.get("reconstruct"), stages.get("score"), fig_dir))
+    parts.append(_lowlevel_section(demo_dir, stages.get("low-level"), fig_dir))
     parts.append(_caption_section(stages.get("caption")))
     parts.append(_analysis_section(demo_dir, stages.get("analysis"), fig_dir))
 
@@ -323,6 +324,39 @@ def _recon_section(demo_dir: Path, stage: Mapping | None, score: Mapping | None,
                      + f'<p class="note">{html.escape(score["outputs"].get("note", ""))}</p>')
     else:
         parts.append(_status(score, "score"))
+    return "".join(parts)
+
+
+def _lowlevel_section(demo_dir: Path, stage: Mapping | None, fig_dir: Path) -> str:
+    """The low-level path: PixCorr and SSIM with and without it, and a grid of its images."""
+    head = "<h2>Low-level path (EEG → VAE latent → img2img)</h2>"
+    if not stage or stage["status"] != "ran":
+        return head + _status(stage, "low-level")
+    out = stage["outputs"]
+    sub = out.get("subject", "")
+    parts = [head]
+    grid = out.get("grid")
+    if grid:
+        rows = [[demo_dir / p if p else None for p in r] for r in grid]
+        figs.image_grid(rows, fig_dir / "lowlevel.png", out.get("labels", [""] * len(rows)), out.get("columns"))
+        parts.append(_img("figures/lowlevel.png", "low-level path images"))
+    m = out.get("metrics", {})
+    names = [f"{sub} without low-level", f"{sub} with low-level", f"{sub} low-level init", "VAE of the seen image"]
+    body = []
+    for name in names:
+        tag = name.replace(" ", "_")
+        if f"{tag}/pixcorr" in m:
+            body.append(f"<tr>{_td(name)}" + _num(m[f"{tag}/pixcorr"], f"low-level/{tag}/pixcorr")
+                        + _num(m[f"{tag}/ssim"], f"low-level/{tag}/ssim") + "</tr>")
+    parts.append(_table(["images", "PixCorr", "SSIM"], body))
+    test = out.get("test_latents") or {}
+    parts.append(f'<p class="note">{html.escape(sub)}: a ridge regressor (penalty {out.get("alpha", float("nan")):.3g} by '
+                 f'grouped CV, R² {out.get("cv_r2", float("nan")):.3f}) maps the averaged EEG to the world VAE\'s '
+                 f'{"x".join(map(str, out.get("latent_shape", [])))} latents (test latent correlation '
+                 f'{test.get("latent_corr", float("nan")):.3f}, shuffled pairs {test.get("latent_corr_shuffled", float("nan")):.3f}); '
+                 "the decoded latent is the init of the world generator's img2img at strength "
+                 f'{out.get("strength")}, conditioned on the same prior samples as the reconstructions above. '
+                 "The last row is the VAE's own reconstruction of the seen image: what a perfect latent gives.</p>")
     return "".join(parts)
 
 

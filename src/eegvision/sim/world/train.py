@@ -51,6 +51,8 @@ SHIPPED_CLIP = {"attribute_weight": 2.0, "patch_size": 4}
 TRAIN_IMAGES_PER_CONCEPT = 8
 TEST_IMAGES_PER_CONCEPT = 2
 FILES = ("clip", "classifier", "generator")
+#: Models listed in ``world.json`` when present (the VAE of the low-level path: ``eegvision world-train-vae``).
+OPTIONAL_FILES = ("vae",)
 
 
 @dataclass
@@ -204,6 +206,9 @@ def train_world_models(out: str | Path, seed: int = WORLD_SEED, clip_steps: int 
     meta = world_manifest(out, seed, {"clip": clip_steps, "classifier": classifier_steps,
                                       "generator": generator_steps}, n_train_concepts, quality,
                           {**walls, "total_s": time.perf_counter() - t0}, clip_options, gen_options)
+    previous = json.loads((out / "world.json").read_text()) if (out / "world.json").is_file() else {}
+    if "vae" in previous and "vae.safetensors" in meta["files"]:  # the VAE is trained apart: keep its record
+        meta["vae"] = previous["vae"]
     write_text_atomic(out / "world.json", json.dumps(meta, indent=1) + "\n")
     return meta
 
@@ -234,10 +239,11 @@ def world_manifest(out: Path, seed: int, steps: dict, n_train_concepts: int | No
     from eegvision.utils import sha256_file
 
     files = {}
-    for name in FILES:
+    for name in FILES + OPTIONAL_FILES:
         for ext in ("safetensors", "json"):
             p = out / f"{name}.{ext}"
-            files[p.name] = {"sha256": sha256_file(p), "size": p.stat().st_size}
+            if name in FILES or p.is_file():
+                files[p.name] = {"sha256": sha256_file(p), "size": p.stat().st_size}
     gen = dict(generator_options or {})
     extra = ""
     if gen.get("init_sha256"):
