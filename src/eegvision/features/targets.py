@@ -35,14 +35,14 @@ import torch
 
 from eegvision.features.files import Features, load_features, save_features
 
-__all__ = ["FusedTarget", "TargetSpec", "fuse_targets", "fused_rows", "parse_target", "test_path_for"]
+__all__ = ["FusedTarget", "TargetSpec", "fuse_targets", "fused_rows", "parse_target", "target_test_path"]
 
 
 @dataclass(frozen=True)
 class TargetSpec:
     """One extra target: its training feature file, its test feature file and its weight.
 
-    ``test`` defaults to :func:`test_path_for` of ``train`` (the last ``train`` in the file name replaced by
+    ``test`` defaults to :func:`target_test_path` of ``train`` (the last ``train`` in the file name replaced by
     ``test``: ``clip-block1.train.safetensors`` -> ``clip-block1.test.safetensors``, ``sim_features_train.pt``
     -> ``sim_features_test.pt``; a folder holding ``train.safetensors`` may be given as the folder).
     """
@@ -63,7 +63,7 @@ class TargetSpec:
 
     @property
     def test_path(self) -> Path:
-        return Path(self.test).expanduser() if self.test else test_path_for(self.train_path)
+        return Path(self.test).expanduser() if self.test else target_test_path(self.train_path)
 
     def to_dict(self) -> dict:
         return {"train": self.train, "weight": float(self.weight), "test": self.test}
@@ -83,7 +83,7 @@ class TargetSpec:
         raise TypeError(f"A target is a FILE[:WEIGHT] string or a dict; got {type(value).__name__}.")
 
 
-def test_path_for(train: str | Path) -> Path:
+def target_test_path(train: str | Path) -> Path:
     """The test file that goes with training feature file ``train``: the last ``train`` in its name replaced by
     ``test``; a name without ``train`` raises ``ValueError``."""
     p = Path(train)
