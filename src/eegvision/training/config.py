@@ -138,7 +138,8 @@ class FitConfig:
         How ``targets`` are used. ``heads``: one linear projection head per extra target on the encoder's
         embedding, one InfoNCE term each, added with its weight to the primary objective (weight
         ``primary_weight``); the embedding saved, evaluated and used by the prior is the primary one (the heads
-        only shape training). Gradient-trained encoders only: a closed-form ridge solves every output column on
+        only shape training; ``history.csv``'s ``train_loss`` includes their terms, ``val_loss`` is the primary
+        objective's). Gradient-trained encoders only: a closed-form ridge solves every output column on
         its own, so heads could not change its primary output. ``fused``: one target, the weighted concatenation
         of the L2-normalised targets (optionally projected to ``target_dim`` by PCA fitted on the training images;
         :func:`eegvision.features.targets.fuse_targets`); it replaces the primary target everywhere (training,
@@ -282,6 +283,9 @@ class FitConfig:
             raise ValueError(f"Encoder {self.encoder!r} is solved in closed form, one output column at a time: extra "
                              "heads could not change its primary output. Use --target-mode fused (a wider target) "
                              "for it.")
+        if self.targets and self.target_mode == "heads" and self.ensemble > 1:
+            raise ValueError("Extra target heads and ensemble > 1 cannot be combined yet; train the members one by "
+                             "one, or use --target-mode fused.")
         if self.targets and self.target_mode == "heads" and self.objective != "retrieval":
             raise ValueError("Extra target heads are InfoNCE terms of the retrieval objective; use "
                              "objective='retrieval' or --target-mode fused.")
