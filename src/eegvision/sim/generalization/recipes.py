@@ -44,6 +44,7 @@ TARGET_SETS: dict[str, tuple[str, tuple[str, ...]]] = {
     "clip-final": ("clip-final", ()),
     "clip-layers": ("clip-final", ("clip-embeddings", "clip-block1", "clip-block2")),
     "clip-layers-pixels": ("clip-final", ("clip-embeddings", "clip-block1", "clip-block2", "pixels")),
+    "pixels": ("pixels", ()),
 }
 #: What the linear baselines do (evaluation/linear.py), recorded in their configuration.
 _LINEAR = {"average": "all repetitions", "rate_hz": 25.0, "standardise": "per feature (training mean, std)",
@@ -159,6 +160,17 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in (
     Recipe("ridge-clip-layers-pixels", "fit", "ridge encoder to the fused target of the world CLIP's final "
            "embedding, its block outputs and pixel-level features (fused target; weights 1)",
            {"encoder": "ridge", "target_mode": "fused"}, targets="clip-layers-pixels"),
+    # added after the first cells of the three above: their penalty, chosen by cross-validated top-1, sat at chance
+    # level (top-1 ~ 1/n per fold), so the same targets with the penalty chosen by cross-validated R^2
+    Recipe("ridge-clip-final-r2", "fit", "ridge-clip-final, penalty chosen by cross-validated R^2",
+           {"encoder": "ridge", "encoder_options": {"scoring": "r2"}}, targets="clip-final"),
+    Recipe("ridge-clip-layers-r2", "fit", "ridge-clip-layers, penalty chosen by cross-validated R^2",
+           {"encoder": "ridge", "target_mode": "fused", "encoder_options": {"scoring": "r2"}}, targets="clip-layers"),
+    Recipe("ridge-clip-layers-pixels-r2", "fit", "ridge-clip-layers-pixels, penalty chosen by cross-validated R^2",
+           {"encoder": "ridge", "target_mode": "fused", "encoder_options": {"scoring": "r2"}},
+           targets="clip-layers-pixels"),
+    Recipe("ridge-pixels", "fit", "ridge encoder to the pixel-level features alone (a check of how much pixel-level "
+           "information the EEG carries)", {"encoder": "ridge"}, targets="pixels"),
 )}
 
 
