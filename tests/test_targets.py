@@ -186,3 +186,21 @@ def test_layer_choice_prefers_the_layer_the_eeg_carries(tmp_path, monkeypatch):
                               {"decim": 4, "alphas": [1.0, 100.0], "cv": 3})
     assert choice.chosen == good and choice.scores[good] > choice.scores[str(noise)]
     assert choice.subject == "sub-01" and set(choice.alphas) == {good, str(noise)}
+
+
+@pytest.mark.slow
+def test_target_recipe_cell_on_a_small_pixel_erp_simulation(tmp_path):
+    """A multi-target benchmark cell end to end: world-CLIP block outputs and pixel features of the simulation's
+    own images, the fused ridge run, and the cell's per-image ranks against the run's fused test file."""
+    from eegvision.sim import simulate
+    from eegvision.sim.generalization.cells import compute_cell, load_simulation
+    from eegvision.sim.generalization.recipes import RECIPES
+
+    simulate(tmp_path / "sim", family="pixel-erp", preset="small", seed=0)
+    data = load_simulation(tmp_path / "sim")
+    cell = compute_cell(RECIPES["ridge-clip-layers-pixels"], data, tmp_path / "run")
+    fused = load_features(tmp_path / "run" / "features" / "fused.test.safetensors")
+    assert fused.dim == 4 * 64 + 320 and len(fused) == 50 and cell["n_test"] == 50
+    files = json.loads((tmp_path / "sim" / "targets" / "targets.json").read_text())
+    assert set(files) == {"clip-embeddings", "clip-block1", "clip-block2", "clip-final", "pixels"}
+    assert 0.0 <= cell["top1"] <= 1.0 and len(cell["ranks"]) == 50
