@@ -133,7 +133,7 @@ def test_module_heads_add_weighted_infonce_terms_of_their_projections():
     assert got == pytest.approx(0.5 * _hand_info_nce(outs[0], tg[0], scale)
                                 + 2.0 * _hand_info_nce(outs[1], tg[1], scale), rel=1e-5)
     module.log = lambda *a, **k: None
-    total = float(module.training_step(batch, 0))
+    total = float(module.training_step(batch, 0).detach())
     primary = float(module.objective(emb, feats[batch["condition"]]).loss)
     assert total == pytest.approx(0.7 * primary + got, rel=1e-5)
 
