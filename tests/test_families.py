@@ -24,11 +24,15 @@ from eegvision.sim.writers import PREPROCESSED_TIMES
 from eegvision.store.things_folder import open_things_eeg2
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "families.md"
-NAMES = ["eegvision", "linear-erp", "ar1-noise", "few-images", "meg", "cross-subject", "nonlinear"]
+NAMES = ["eegvision", "linear-erp", "ar1-noise", "few-images", "meg", "cross-subject", "pixel-erp", "nonlinear"]
+#: the families checked at their reduced size here (cross-subject: 4 subjects, its own slow test; pixel-erp:
+#: tests/test_pixel_erp.py)
+SMALL_NAMES = [n for n in NAMES if n not in ("cross-subject", "pixel-erp")]
 #: default sizes of docs/families.md: (train concepts, images, reps, test concepts, reps, feature dim)
 SIZES = {"eegvision": (400, 5, 4, 200, 1, 768), "linear-erp": (400, 5, 4, 200, 20, 768),
          "ar1-noise": (400, 5, 4, 200, 20, 768), "few-images": (250, 4, 4, 200, 20, 768),
          "meg": (250, 4, 2, 200, 12, 768), "cross-subject": (1000, 1, 4, 100, 10, 768),
+         "pixel-erp": (400, 5, 4, 200, 20, 768),
          "nonlinear": (400, 5, 4, 200, 20, 768)}
 
 
@@ -263,7 +267,7 @@ def _small(name: str):
     return fam.preset("small")
 
 
-@pytest.mark.parametrize("name", [n for n in NAMES if n != "cross-subject"])  # 4 subjects: its own slow test
+@pytest.mark.parametrize("name", SMALL_NAMES)
 def test_known_model_beats_ridge_and_chance_at_small_size(small_runs, name):
     res = small_runs(name)
     known, ridge = SMALL[name]
@@ -284,7 +288,7 @@ def test_known_model_accuracy_shortcut_equals_simulate(small_runs, name):
 
 #: 200-way top-1 of the known-model decoder at the default size, sub-01, seed 0 (docs/families.md, Calibration)
 DEFAULT_TOP1 = {"eegvision": 0.835, "linear-erp": 0.885, "ar1-noise": 0.86, "few-images": 0.525, "meg": 0.81,
-                "cross-subject": 0.83, "nonlinear": 0.785}
+                "cross-subject": 0.83, "nonlinear": 0.785, "pixel-erp": 0.80}
 
 
 @pytest.mark.slow

@@ -207,6 +207,14 @@ def fit_cmd(
     reference: bool = typer.Option(None, "--reference", help="Train as the reference code: encoder in reference "
                                    "mode, its ClipLoss, weight decay on every parameter (batch 64 by default)."),
     encoder_option: list[str] = typer.Option(None, "--encoder-option", help="KEY=VALUE encoder option."),
+    target: list[str] = typer.Option(None, "--target", help="Extra target TRAIN_FILE[:WEIGHT] (repeatable): a "
+                                     "training feature file (e.g. another layer); its test file is the same name "
+                                     "with 'test' for the last 'train'. Weight 1 by default."),
+    target_mode: str = typer.Option(None, "--target-mode", help="heads (one head + InfoNCE term per extra target; "
+                                    "the primary embedding is kept; default) or fused (one concatenated target)."),
+    target_dim: int = typer.Option(None, "--target-dim", min=1, help="fused: PCA dimension of the fused target "
+                                   "(fitted on the training images)."),
+    primary_weight: float = typer.Option(None, "--primary-weight", help="Weight of the primary target (1)."),
     preset: str = typer.Option(None, "--preset", help="Named config (list them with `eegvision presets`); "
                                                      "options given beside it override it."),
     partial_preset: bool = typer.Option(False, "--partial-preset",
@@ -226,7 +234,10 @@ def fit_cmd(
     Example: eegvision fit --data store/ --subject sub-01 --encoder atms --out runs/atms-sub-01
     Example: eegvision fit --data store/ --subject sub-01 --encoder ridge --whiten mvnn --out runs/ridge-sub-01
     Example: eegvision fit --config tune/best_config.json --out runs/tuned
+    Example: eegvision fit --data store/ --subject sub-01 --encoder ridge --target layer6.train.safetensors:0.5
+    --target-mode fused --out runs/ridge-fused
     """
+    from eegvision.features.fused import parse_target
     from eegvision.training.fitting import fit
 
     with user_errors():
@@ -242,6 +253,8 @@ def fit_cmd(
             subject_mmd_weight=subject_mmd_weight, subject_router=subject_router, router_experts=router_experts,
             same_concept_positives=same_concept_positives, reference_loss=reference_loss, reference=reference,
             encoder_options=parse_options(encoder_option) or None, devices=devices, strategy=strategy,
+            targets=[parse_target(t).to_dict() for t in target] if target else None, target_mode=target_mode,
+            target_dim=target_dim, primary_weight=primary_weight,
             accelerator=accelerator, precision=precision, num_workers=num_workers,
         )
         fields["progress"] = not quiet

@@ -29,6 +29,8 @@ SELECTIONS = ("val_top1", "val_loss")
 PRECISIONS = ("32", "32-true", "16-mixed", "bf16-mixed")
 #: Input noise whitening of ``FitConfig.whiten`` (:mod:`eegvision.training.whitening`).
 WHITENINGS = ("mvnn",)
+#: How ``FitConfig.targets`` are used (see the class docstring).
+TARGET_MODES = ("heads", "fused")
 #: The k values evaluated by default (ATM's 2-, 4-, 10-, 50-, 100- and 200-way); see :func:`eval_ks_for`.
 DEFAULT_EVAL_KS = (2, 4, 10, 50, 100, 200)
 
@@ -147,6 +149,25 @@ class FitConfig:
         (:class:`eegvision.models.encoders.residual.ResidualEncoder`, gate 0 at the start), the ridge part solved in
         closed form on the fitting conditions only (validation concepts left out; whitened with ``whiten``), then
         both parts trained. ``ridge_options`` are the ridge part's options (``decim``, ``alphas``, ``cv``, ...).
+    targets : list of dict
+        Extra training targets besides ``features_train``/``features_test`` (the primary target): each
+        ``{"train": FILE, "weight": W, "test": FILE or None}`` (the test file defaults to the training file's name
+        with its last ``train`` replaced by ``test``; :class:`eegvision.features.fused.TargetSpec`), e.g. other
+        layers of the vision model or pixel-level features. Empty: one target.
+    target_mode : {"heads", "fused"}
+        How ``targets`` are used. ``heads``: one linear projection head per extra target on the encoder's
+        embedding, one InfoNCE term each, added with its weight to the primary objective (weight
+        ``primary_weight``); the embedding saved, evaluated and used by the prior is the primary one (the heads
+        only shape training; ``history.csv``'s ``train_loss`` includes their terms, ``val_loss`` is the primary
+        objective's). Gradient-trained encoders only: a closed-form ridge solves every output column on
+        its own, so heads could not change its primary output. ``fused``: one target, the weighted concatenation
+        of the L2-normalised targets (optionally projected to ``target_dim`` by PCA fitted on the training images;
+        :func:`eegvision.features.fused.fuse_targets`); it replaces the primary target everywhere (training,
+        evaluation, prior), and its files are written into the run's ``features/`` folder.
+    primary_weight : float
+        The primary target's weight in either mode.
+    target_dim : int, optional
+        ``fused`` only: PCA dimension of the fused target (None: the full concatenation).
     """
 
     data: str = ""
@@ -176,6 +197,10 @@ class FitConfig:
     subject_mmd_weight: float = 0.0
     subject_router: str | None = None
     router_experts: int = 4
+    targets: list[dict[str, Any]] = field(default_factory=list)
+    target_mode: str = "heads"
+    primary_weight: float = 1.0
+    target_dim: int | None = None
     channels: str | list[str] | None = None
     window: list[float] | None = None
     align: str | None = None
@@ -229,6 +254,7 @@ class FitConfig:
         if self.whiten is not None:
             check_choice("whiten", self.whiten, WHITENINGS, "Leave it out (None) for no whitening.")
         self._validate_regularisation()
+        self._validate_targets()
         if is_closed_form(self.encoder):
             self._validate_closed_form()
         if self.encoder == "auto" and self.reference:
@@ -274,6 +300,35 @@ class FitConfig:
         if self.ridge_options and not self.ridge_init:
             raise ValueError(f"ridge_options {self.ridge_options} are the options of the ridge part of ridge_init; "
                              "set ridge_init (--ridge-init) or drop them.")
+
+    def _validate_targets(self) -> None:
+        """Normalise ``targets`` to dicts and check the mode, weights and dimension."""
+        from eegvision.features.fused import TargetSpec
+
+        check_choice("target_mode", self.target_mode, TARGET_MODES)
+        if not isinstance(self.targets, (list, tuple)):
+            raise ValueError(f"targets is a list of {{'train': FILE, 'weight': W, 'test': FILE}}; got {self.targets!r}.")
+        self.targets = [TargetSpec.from_value(t).to_dict() for t in self.targets]
+        check_positive("primary_weight", self.primary_weight)
+        if self.target_dim is not None:
+            check_int("target_dim", self.target_dim, minimum=1, hint="Give None (null) for the full concatenation.")
+            if self.target_mode != "fused":
+                raise ValueError("target_dim is the PCA dimension of a fused target; set target_mode='fused' "
+                                 "(--target-mode fused) or drop --target-dim.")
+        if self.targets and self.target_mode == "heads" and is_closed_form(self.encoder):
+            raise ValueError(f"Encoder {self.encoder!r} is solved in closed form, one output column at a time: extra "
+                             "heads could not change its primary output. Use --target-mode fused (a wider target) "
+                             "for it.")
+        if self.targets and self.target_mode == "heads" and self.encoder == "auto":
+            raise ValueError("Extra target heads need a gradient-trained encoder, and encoder 'auto' may keep its ridge "
+                             "candidate; use --target-mode fused (one wider target, which both candidates take), or "
+                             "choose an encoder (e.g. --encoder stconv).")
+        if self.targets and self.target_mode == "heads" and self.ensemble > 1:
+            raise ValueError("Extra target heads and ensemble > 1 cannot be combined yet; train the members one by "
+                             "one, or use --target-mode fused.")
+        if self.targets and self.target_mode == "heads" and self.objective != "retrieval":
+            raise ValueError("Extra target heads are InfoNCE terms of the retrieval objective; use "
+                             "objective='retrieval' or --target-mode fused.")
 
     def _validate_closed_form(self) -> None:
         """Refuse the options a closed-form fit (``ridge``) cannot honour: it has no epochs or batches to mix,
@@ -396,7 +451,7 @@ class FitConfig:
 AUTO_RECIPE_FIELDS = ("encoder_options", "epochs", "batch_size", "lr", "weight_decay", "schedule", "average_train",
                       "mix_repetitions", "time_shift", "amplitude_scale", "channel_dropout", "noise", "patience",
                       "ema_decay", "ensemble", "ridge_init", "ridge_options", "objective", "reference",
-                      "reference_loss", "selection")
+                      "reference_loss", "selection", "mmd_epochs", "subject_mmd_weight", "subject_router")
 
 
 def is_closed_form(encoder: str) -> bool:

@@ -35,16 +35,19 @@ from typing import Any
 
 from eegvision.data import sources
 from eegvision.evaluation.results import headline
+from eegvision.features.fused import fuse_targets
 from eegvision.training.auto import fit_auto_unit
 from eegvision.training.closed_form import fit_closed_form_unit, ridge_init
 from eegvision.training.config import FitConfig, is_closed_form
 from eegvision.training.ensemble import fit_ensemble
 from eegvision.training.inputs import (
     check_inputs,
+    load_target_features,
     load_training_features,
     plan_units,
     resolve_feature_paths,
 )
+from eegvision.training.losses import TargetHeads
 from eegvision.training.rundir import RunFolder
 from eegvision.training.unit import fit_unit
 
@@ -162,6 +165,23 @@ def fit(config: FitConfig, out: str | os.PathLike, *, resume: bool = False,
         train_feats = load_training_features(config, paths["train"], run.feature_cache, expect, tables["training"])
         test_feats = load_training_features(config, paths["test"], run.feature_cache, None, tables["test"])
         check_inputs(config, store, units, train_feats, test_feats)
+        heads = None
+        if config.targets:
+            extras = load_target_features(config, run.feature_cache, tables)
+            for (tr, te), spec in zip(extras, config.targets):
+                if (len(tr), len(te)) != (len(train_feats), len(test_feats)):
+                    raise ValueError(f"Target {spec['train']} holds {len(tr)} training and {len(te)} test rows; the "
+                                     f"primary features hold {len(train_feats)} and {len(test_feats)} (one per image "
+                                     "of each split, in the data's order). Extract it from the same image folders.")
+            if config.target_mode == "fused":
+                run.feature_cache.mkdir(parents=True, exist_ok=True)
+                train_feats, test_feats, _ = fuse_targets((train_feats, test_feats), extras,
+                                                          [config.primary_weight] + [t["weight"] for t in config.targets],
+                                                          config.target_dim, out_dir=run.feature_cache)
+                paths = {"train": train_feats.path, "test": test_feats.path}
+            else:
+                heads = TargetHeads.from_features([e[0] for e in extras], [t["weight"] for t in config.targets],
+                                                  config.primary_weight)
         if primary:
             run.write_config(config, names, paths, concepts=tables, data=config.data)
 
@@ -169,6 +189,8 @@ def fit(config: FitConfig, out: str | os.PathLike, *, resume: bool = False,
         fit_one = (fit_auto_unit if config.encoder == "auto"
                    else fit_closed_form_unit if is_closed_form(config.encoder) else fit_unit)
         extra = {"wrap": ridge_init(config, train_feats)} if config.ridge_init else {}
+        if heads is not None:
+            extra["heads"] = heads
         for unit, folder in zip(units, run.planned_units(names)):
             train = fit_ensemble if config.ensemble > 1 else fit_one
             all_rows += train(config, store, unit, folder, train_feats, test_feats, resume=resume,

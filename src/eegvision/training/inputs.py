@@ -16,7 +16,7 @@ from eegvision.store.concepts import ConceptTable
 from eegvision.training.config import FitConfig
 from eegvision.utils import release_mapped_pages
 
-__all__ = ["check_eeg_finite", "check_inputs", "load_training_features", "plan_units", "resolve_feature_paths"]
+__all__ = ["check_eeg_finite", "check_inputs", "load_target_features", "load_training_features", "plan_units", "resolve_feature_paths"]
 
 #: Values of EEG checked per step of :func:`check_eeg_finite` (bounds its memory to ~128 MB of float64).
 _EEG_CHUNK_VALUES = 1 << 24
@@ -53,6 +53,26 @@ def load_training_features(config: FitConfig, path: Path, cache_dir: Path, expec
             import_atm_features(path, target, normalize=bool(config.features_normalized))
         path = target
     return load_features(path, expect_normalized=expect_normalized, expect_concepts=concepts)
+
+
+def load_target_features(config: FitConfig, cache_dir: Path, tables: dict[str, ConceptTable]) -> list[tuple[Any, Any]]:
+    """``[(train, test)]`` :class:`~eegvision.features.files.Features` of each of ``config.targets``, in order,
+    each split checked against the data's concept table and its row count against the primary's (by
+    :func:`check_inputs` for the primary) — the caller checks the rows against the primary's."""
+    from eegvision.features.fused import TargetSpec
+
+    out = []
+    for t in config.targets:
+        spec = TargetSpec.from_value(t)
+        pair = []
+        for split, path in (("training", spec.train_path), ("test", spec.test_path)):
+            if not path.is_file():
+                raise FileNotFoundError(f"Target {spec.train}: its {split} feature file {path} does not exist. "
+                                        "Give --target TRAIN_FILE[:WEIGHT] with its test file next to it (the "
+                                        "same name with 'test' for the last 'train').")
+            pair.append(load_training_features(config, path, cache_dir, None, tables[split]))
+        out.append((pair[0], pair[1]))
+    return out
 
 
 def plan_units(config: FitConfig, store_subjects: list[str]) -> list[dict[str, Any]]:

@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -290,3 +291,37 @@ class Objective(nn.Module):
             total = total + w_mse * parts["mse"]
         return LossOutput(loss=factor * total, parts={k: v.detach() for k, v in parts.items()})
 from eegvision.checks import check_choice, check_positive
+
+
+def weighted_info_nce(pairs: list[tuple[Tensor, Tensor]], weights: list[float], scale: Tensor | float, *,
+                      concepts: Tensor | None = None, normalize: bool = True) -> Tensor:
+    """:math:`\\sum_j w_j\\,\\mathrm{InfoNCE}(a_j, b_j)` over the ``(a_j, b_j)`` pairs (:func:`info_nce` each, the
+    same ``scale``, ``concepts`` and ``normalize``): the extra heads' part of the ``heads`` target mode."""
+    if len(pairs) != len(weights) or not pairs:
+        raise ValueError(f"weighted_info_nce needs one weight per pair; got {len(pairs)} pairs, {len(weights)} weights.")
+    total = None
+    for (a, b), w in zip(pairs, weights):
+        term = float(w) * info_nce(a, b, scale, concepts=concepts, normalize=normalize)
+        total = term if total is None else total + term
+    return total
+
+
+@dataclass
+class TargetHeads:
+    """The extra targets of the ``heads`` mode (``FitConfig.target_mode``): each one's ``(n_train_images, d_j)``
+    training image features, its weight, and the primary objective's weight. The module adds one linear head
+    ``embedding -> d_j`` per target (:class:`~eegvision.training.module.ContrastiveModule`); the batch loss is
+    ``primary_weight * objective + weighted_info_nce(heads' outputs, targets)`` with the objective's scale."""
+
+    features: list[Tensor]
+    weights: list[float]
+    primary_weight: float = 1.0
+
+    @classmethod
+    def from_features(cls, features: list[Any], weights: list[float], primary_weight: float = 1.0) -> "TargetHeads":
+        """From :class:`~eegvision.features.files.Features` (their image rows) and weights."""
+        return cls([f.image.float() for f in features], [float(w) for w in weights], float(primary_weight))
+
+    @property
+    def dims(self) -> list[int]:
+        return [int(f.shape[1]) for f in self.features]

@@ -228,6 +228,7 @@ class ContrastiveModule(pl.LightningModule):
         mmd_epochs: int = 0,
         mmd_weight: float = 1.0,
         subject_mmd_weight: float = 0.0,
+        heads: Any = None,
     ) -> None:
         super().__init__()
         self.encoder = encoder
@@ -254,6 +255,13 @@ class ContrastiveModule(pl.LightningModule):
         self._train_sum = torch.zeros(())
         self._train_count = 0
         self._val_out: list[tuple[Tensor, Tensor, Tensor]] = []
+        # ``heads`` target mode (FitConfig.target_mode): one linear head per extra target on the embedding
+        self.target_heads = heads
+        if heads is not None:
+            dim = int(image_features.shape[1])
+            self.heads = nn.ModuleList([nn.Linear(dim, d) for d in heads.dims])
+            for j, f in enumerate(heads.features):
+                self.register_buffer(f"head_features_{j}", f.float(), persistent=False)
 
     # -- data ---------------------------------------------------------------------------
     def _world(self) -> tuple[int, int]:
@@ -304,6 +312,9 @@ class ContrastiveModule(pl.LightningModule):
         emb = self._gather(emb, grads=True)
         img, txt, concepts = self._gather(img), self._gather(txt), self._gather(batch["concept"])
         loss = self.training_loss(emb, img, txt, concepts, self._gather(batch["subject"]))
+        if self.target_heads is not None:
+            loss = self.target_heads.primary_weight * loss + self.heads_loss(emb, self._gather(batch["condition"]),
+                                                                             concepts)
         self.log("train_loss", loss, on_step=True, on_epoch=False, prog_bar=True, batch_size=emb.shape[0])
         self._train_sum = self._train_sum + loss.detach().cpu()
         self._train_count += 1
@@ -321,6 +332,16 @@ class ContrastiveModule(pl.LightningModule):
         if self.subject_mmd_weight and subjects is not None:
             loss = loss + self.subject_mmd_weight * subject_mmd(F.normalize(emb.float(), dim=-1), subjects)
         return loss
+
+    def heads_loss(self, emb: Tensor, conditions: Tensor, concepts: Tensor | None) -> Tensor:
+        """The extra heads' weighted InfoNCE terms for a batch (``heads`` target mode), with the objective's
+        logit scale and positives rule."""
+        from eegvision.training.losses import weighted_info_nce
+
+        pairs = [(head(emb), getattr(self, f"head_features_{j}")[conditions]) for j, head in enumerate(self.heads)]
+        pos = concepts if self.objective.same_concept_positives else None
+        return weighted_info_nce(pairs, self.target_heads.weights, self.objective.logit_scale(), concepts=pos,
+                                 normalize=self.objective.normalize)
 
     def _step_seed(self, batch_idx: int) -> int:
         return (self.seed * 1_000_003 + self.current_epoch * 100_003 + batch_idx * 7919 + self._world()[0]) % 2**63

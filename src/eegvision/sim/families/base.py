@@ -109,6 +109,8 @@ class Family(ABC):
     exact_bayes: bool
     target: tuple[float, float]
     held_out: bool = False
+    #: Whether the model reads the rendered images (``Stimuli.pixels``): the runner then renders them always.
+    needs_pixels: bool = False
     presets: Mapping[str, Preset]
     default_preset: str
 

@@ -15,6 +15,7 @@ from eegvision.sim.families.few_images import FAMILY as FEW_IMAGES
 from eegvision.sim.families.linear_erp import FAMILY as LINEAR_ERP
 from eegvision.sim.families.meg import FAMILY as MEG
 from eegvision.sim.families.nonlinear import FAMILY as NONLINEAR
+from eegvision.sim.families.pixel_erp import FAMILY as PIXEL_ERP
 
 __all__ = ["EEGVISION", "get_family", "list_families"]
 
@@ -22,7 +23,7 @@ __all__ = ["EEGVISION", "get_family", "list_families"]
 EEGVISION = "eegvision"
 
 _FAMILIES: dict[str, Family] = {f.name: f for f in (CURRENT, LINEAR_ERP, AR1_NOISE, FEW_IMAGES, MEG, CROSS_SUBJECT,
-                                                   NONLINEAR)}
+                                                   PIXEL_ERP, NONLINEAR)}
 
 
 def list_families(include_held_out: bool = True) -> list[Family]:

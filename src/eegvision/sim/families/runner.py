@@ -98,9 +98,9 @@ def simulate_family(
     z = {"training": world.latents("training"), "test": world.latents("test")}
     feats = {s: fmap.image(z[s]) for s in z}
     texts = {s: fmap.text(world.concept_latents(s)) for s in z}
-    rendered = render_images(world, pr.image_size) if images else None
+    rendered = render_images(world, pr.image_size) if images or family.needs_pixels else None
     paths: dict[str, list[str]] = {"features": [], "images": [], "preprocessed": [], "raw": [], "tables": []}
-    write_stimuli(root, world, feats, texts, z, rendered, paths)
+    write_stimuli(root, world, feats, texts, z, rendered if images else None, paths)
     stim = {s: Stimuli(feats[s], z[s], rendered[s] if rendered is not None else None) for s in z}
 
     model = family.build(stim["training"], seed, params)
@@ -184,7 +184,9 @@ def known_model_accuracy(
     trial_seed = seed if trial_seed is None else int(trial_seed)
     world = make_world(pr.n_train_concepts, pr.n_test_concepts, pr.n_train_images, 1, seed=seed)
     fmap = RandomFeatureMap(dim=pr.feature_dim, seed=seed)
-    stim = {s: Stimuli(fmap.image(world.latents(s)), world.latents(s)) for s in ("training", "test")}
+    rendered = render_images(world, pr.image_size) if family.needs_pixels else None
+    stim = {s: Stimuli(fmap.image(world.latents(s)), world.latents(s), rendered[s] if rendered else None)
+            for s in ("training", "test")}
     model = family.build(stim["training"], seed, params)
     codes = model.codes(stim["test"])
     sink = _Sink(len(codes), 1, candidates=codes)

@@ -41,6 +41,7 @@ from eegvision.sim.families.runner import BASELINE_RATE, BLOCK
 from eegvision.sim.generalization.recipes import Recipe
 from eegvision.sim.presets import Preset
 from eegvision.sim.scene import make_world
+from eegvision.sim.stimuli import render_images
 
 __all__ = ["SUBJECT", "SimulatedData", "compute_cell", "cpu_seconds", "load_simulation"]
 
@@ -83,9 +84,10 @@ class SimulatedData:
             pr = self.preset
             world = make_world(pr.n_train_concepts, pr.n_test_concepts, pr.n_train_images, 1, seed=self.seed)
             fmap = RandomFeatureMap(dim=pr.feature_dim, seed=self.seed)
+            rendered = render_images(world, pr.image_size) if self.family.needs_pixels else None
             for s in ("training", "test"):
                 z = world.latents(s)
-                self._stimuli[s] = Stimuli(fmap.image(z), z)
+                self._stimuli[s] = Stimuli(fmap.image(z), z, rendered[s] if rendered else None)
         return self._stimuli[split]
 
     @property
@@ -227,13 +229,24 @@ def _fit(recipe: Recipe, data: SimulatedData, run_dir: Path) -> tuple[np.ndarray
                          f"{data.preset.n_train_concepts}: without its image folders a THINGS-EEG2 folder is read "
                          "with THINGS-EEG2's 10 images per concept. Simulate it with images (the validation split "
                          "and the penalty's cross-validation hold out whole concepts).")
-    cfg = recipe.fit_config(data=str(source), features_train=str(data.features_file("training")),
-                            features_test=str(data.features_file("test")), seed=data.seed)
+    feature_inputs = {"features_train": str(data.features_file("training")),
+                      "features_test": str(data.features_file("test"))}
+    if recipe.targets is not None:
+        from eegvision.sim.generalization.recipes import TARGET_SETS
+        from eegvision.sim.world.features import write_target_files
+
+        files = write_target_files(data.root, data.root / "targets")
+        primary, extra = TARGET_SETS[recipe.targets]
+        feature_inputs = {"features_train": str(files[primary]["train"]), "features_test": str(files[primary]["test"]),
+                          "targets": [{"train": str(files[e]["train"]), "test": str(files[e]["test"]), "weight": 1.0}
+                                      for e in extra]}
+    cfg = recipe.fit_config(data=str(source), seed=data.seed, **feature_inputs)
     t0 = time.perf_counter()
     result = fit(cfg, run_dir)
     train_s = time.perf_counter() - t0
     emb = result.run.test_embeddings()[SUBJECT]
-    higher, tied = rank_counts(cosine_similarity(emb, load_features(data.features_file("test")).image))
+    test_file = result.run.feature_file("test") or data.features_file("test")     # fused targets: the run's file
+    higher, tied = rank_counts(cosine_similarity(emb, load_features(test_file).image))
     ranks = higher + tied
     n = len(ranks)
     row = [r for r in result.rows if r["method"] == "exact" and r["modality"] == "image" and r["k"] == n

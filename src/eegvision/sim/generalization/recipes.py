@@ -30,18 +30,26 @@ from eegvision.checks import check_choice, check_names
 from eegvision.training.config import FitConfig
 from eegvision.training.presets import get_preset
 
-__all__ = ["FIT_INPUT_FIELDS", "KINDS", "RECIPES", "REFERENCE", "Recipe", "get_recipes", "json_hash", "list_recipes"]
+__all__ = ["FIT_INPUT_FIELDS", "KINDS", "RECIPES", "REFERENCE", "TARGET_SETS", "Recipe", "get_recipes", "json_hash", "list_recipes"]
 
 KINDS = ("known_model", "linear", "fit")
 #: The recipe every other is compared with (paired, per test image).
 REFERENCE = "whitened_ridge"
 #: FitConfig fields the benchmark sets per cell (paths on this machine; the seed is the simulation's).
 FIT_INPUT_FIELDS = ("data", "subjects", "features_train", "features_test", "features_normalized", "seed",
-                    "progress")
+                    "progress", "targets")
 #: FitConfig fields added after cells were cached (issue #18): left out of a recipe's configuration (and hash)
 #: while at their defaults, so that the cached cells of recipes that do not use them stay valid.
 LATER_FIELDS = {"mmd_epochs": 0, "mmd_weight": 1.0, "subject_mmd_weight": 0.0, "subject_router": None,
                 "router_experts": 4}
+#: Target sets of ``fit`` recipes (``Recipe.targets``): the primary target file and the extra ones (weight 1 each),
+#: computed per simulation from its images (:func:`eegvision.sim.world.features.write_target_files`).
+TARGET_SETS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "clip-final": ("clip-final", ()),
+    "clip-layers": ("clip-final", ("clip-embeddings", "clip-block1", "clip-block2")),
+    "clip-layers-pixels": ("clip-final", ("clip-embeddings", "clip-block1", "clip-block2", "pixels")),
+    "pixels": ("pixels", ()),
+}
 #: What the linear baselines do (evaluation/linear.py), recorded in their configuration.
 _LINEAR = {"average": "all repetitions", "rate_hz": 25.0, "standardise": "per feature (training mean, std)",
            "alphas": "logspace(-4, 1, 11) x largest squared singular value",
@@ -61,9 +69,17 @@ class Recipe:
     kind: str
     description: str
     options: Mapping[str, Any] = field(default_factory=dict)
+    #: ``fit`` only: a :data:`TARGET_SETS` name. The cell then trains towards target files computed from the
+    #: simulation's images (the world CLIP's final embedding / block outputs, pixel features) instead of the
+    #: simulation's own features, and scores retrieval in that target's space (200 test images as candidates).
+    targets: str | None = None
 
     def __post_init__(self) -> None:
         check_choice("Recipe kind", self.kind, KINDS)
+        if self.targets is not None:
+            check_choice(f"Recipe {self.name!r} targets", self.targets, tuple(TARGET_SETS))
+            if self.kind != "fit":
+                raise ValueError(f"Recipe {self.name!r}: targets apply to fit recipes only.")
         if self.kind == "linear":
             check_choice(f"Recipe {self.name!r} method", self.options.get("method", "ridge"), ("ridge", "encoding"))
         if self.kind == "fit":
@@ -88,6 +104,12 @@ class Recipe:
             out["fit"] = {k: v for k, v in cfg.items() if k not in FIT_INPUT_FIELDS
                           and not (k in LATER_FIELDS and v == LATER_FIELDS[k])}
             out["fit"]["seed"] = "the simulation's seed"
+            if self.targets is not None:
+                primary, extra = TARGET_SETS[self.targets]
+                out["targets"] = {"set": self.targets, "primary": primary, "extra": list(extra), "weights": 1.0,
+                                  "files": "eegvision.sim.world.features.write_target_files of the simulation's "
+                                           "images (world CLIP image tower: token-mean block outputs, projected "
+                                           "final embedding; pixel_features)"}
         elif self.kind == "linear":
             out["linear"] = {**_LINEAR, "whiten": ("MVNN: Ledoit-Wolf covariance of the training repetitions' "
                                                     "residuals" if self.options.get("whiten") else "none")}
@@ -137,6 +159,25 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in (
            "training, EMA 0.99, early stopping (patience 5), 15 epochs",
            _sim_demo(ridge_init=True, mix_repetitions=False, average_train=True, lr=3e-4, ema_decay=0.99,
                      patience=5, epochs=15)),
+    Recipe("ridge-clip-final", "fit", "ridge encoder to the world CLIP's final image embedding of the simulation's "
+           "images (final-layer target)", {"encoder": "ridge"}, targets="clip-final"),
+    Recipe("ridge-clip-layers", "fit", "ridge encoder to the fused target of the world CLIP's final embedding and "
+           "its three image-tower block outputs (multi-layer target; weights 1)",
+           {"encoder": "ridge", "target_mode": "fused"}, targets="clip-layers"),
+    Recipe("ridge-clip-layers-pixels", "fit", "ridge encoder to the fused target of the world CLIP's final "
+           "embedding, its block outputs and pixel-level features (fused target; weights 1)",
+           {"encoder": "ridge", "target_mode": "fused"}, targets="clip-layers-pixels"),
+    # added after the first cells of the three above: their penalty, chosen by cross-validated top-1, sat at chance
+    # level (top-1 ~ 1/n per fold), so the same targets with the penalty chosen by cross-validated R^2
+    Recipe("ridge-clip-final-r2", "fit", "ridge-clip-final, penalty chosen by cross-validated R^2",
+           {"encoder": "ridge", "encoder_options": {"scoring": "r2"}}, targets="clip-final"),
+    Recipe("ridge-clip-layers-r2", "fit", "ridge-clip-layers, penalty chosen by cross-validated R^2",
+           {"encoder": "ridge", "target_mode": "fused", "encoder_options": {"scoring": "r2"}}, targets="clip-layers"),
+    Recipe("ridge-clip-layers-pixels-r2", "fit", "ridge-clip-layers-pixels, penalty chosen by cross-validated R^2",
+           {"encoder": "ridge", "target_mode": "fused", "encoder_options": {"scoring": "r2"}},
+           targets="clip-layers-pixels"),
+    Recipe("ridge-pixels", "fit", "ridge encoder to the pixel-level features alone (a check of how much pixel-level "
+           "information the EEG carries)", {"encoder": "ridge"}, targets="pixels"),
 )}
 
 

@@ -131,6 +131,22 @@ class WorldCLIP:
         return F.normalize(e, dim=-1) if normalize else e
 
     @torch.no_grad()
+    def embed_image_layers(self, images, batch_size: int = 512) -> dict[str, torch.Tensor]:
+        """Every block's output of the image tower, ``{name: (n, width)}`` float32 CPU, L2-normalised:
+        ``"embeddings"`` (patch + position embeddings after the pre-norm), ``"block1"`` ... ``"blockL"`` (each
+        transformer block's output), each the mean over all tokens (class token included), and ``"final"``
+        (the projected embedding of :meth:`embed_images`)."""
+        x = to_model_input(images, "cpu")
+        parts: dict[str, list[torch.Tensor]] = {}
+        for i in range(0, len(x), batch_size):
+            xb = x[i:i + batch_size].to(self.device)
+            out = self.model.vision_model(pixel_values=xb, output_hidden_states=True)
+            for j, h in enumerate(out.hidden_states):
+                parts.setdefault("embeddings" if j == 0 else f"block{j}", []).append(h.mean(1).float().cpu())
+            parts.setdefault("final", []).append(self.model.visual_projection(out.pooler_output).float().cpu())
+        return {k: F.normalize(torch.cat(v), dim=-1) for k, v in parts.items()}
+
+    @torch.no_grad()
     def embed_texts(self, captions: list[str], batch_size: int = 1024, normalize: bool = True) -> torch.Tensor:
         """``(n, dim)`` float32 CPU embeddings of captions."""
         ids, mask = self.tokenizer(list(captions))

@@ -72,3 +72,48 @@ def world_clip_feature_info(models) -> dict:
     m = models.manifest
     return {"kind": "world-clip", "dim": models.clip.dim, "normalized": True, "world_version": m["world_version"],
             "clip_sha256": m["files"]["clip.safetensors"]["sha256"], "path": str(models.path)}
+
+
+#: The target feature files :func:`write_target_files` writes, besides the world CLIP's block outputs.
+TARGET_FILES = ("clip-embeddings", "clip-block1", "clip-block2", "clip-final", "pixels")
+
+
+def write_target_files(root: str | Path, out_dir: str | Path, models=None) -> dict[str, dict[str, Path]]:
+    """Feature files of a simulated folder's images for multi-target training (issue #17), computed from the
+    images themselves: ``{name: {"train": path, "test": path}}`` with ``OUT_DIR/{name}.{train,test}.safetensors``
+    for every output of the world CLIP's image tower (:meth:`~eegvision.sim.world.clip_model.WorldCLIP.
+    embed_image_layers`: ``clip-embeddings``, ``clip-block1`` ..., ``clip-final``) and ``pixels``
+    (:func:`eegvision.features.pixels.pixel_features`). The world is rebuilt from ``simulation.json`` and
+    its images rendered as the simulation rendered them (the pixels of the written JPEGs before compression).
+    Existing files are kept (same folder, same files)."""
+    from eegvision.features.files import save_features
+    from eegvision.features.pixels import pixel_features
+    from eegvision.sim.scene import make_world
+    from eegvision.sim.stimuli import render_images
+    from eegvision.sim.world.assets import shipped_world_models
+
+    root, out_dir = Path(root), Path(out_dir)
+    meta = json.loads((root / "simulation.json").read_text())
+    pr = meta["preset"]
+    names = None
+    paths: dict[str, dict[str, Path]] = {}
+    done = out_dir / "targets.json"
+    if done.is_file():
+        return {k: {s: out_dir / p for s, p in v.items()} for k, v in json.loads(done.read_text()).items()}
+    world = make_world(pr["n_train_concepts"], pr["n_test_concepts"], pr["n_train_images"], 1, seed=meta["seed"])
+    rendered = render_images(world, pr.get("image_size", 64))
+    models = models or shipped_world_models()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for split, tag in (("training", "train"), ("test", "test")):
+        layers = {f"clip-{k}": v.numpy() for k, v in models.clip.embed_image_layers(rendered[split]).items()}
+        layers["pixels"] = pixel_features(rendered[split])
+        names = names or list(layers)
+        for name, table in layers.items():
+            path = out_dir / f"{name}.{tag}.safetensors"
+            save_features(path, table, normalized=True, model="world-clip" if name != "pixels" else "pixels",
+                          layer=name, split=split, transform="eegvision.sim.world.features.write_target_files")
+            paths.setdefault(name, {})[tag] = path
+    from eegvision.utils import write_text_atomic
+
+    write_text_atomic(done, json.dumps({k: {s: p.name for s, p in v.items()} for k, v in paths.items()}) + "\n")
+    return paths
