@@ -248,6 +248,7 @@ def test_ceiling_beats_ridge_beats_chance(tmp_path):
     assert res.ceiling["top1"] >= 0.8
 
 
+@pytest.mark.slow  # several seconds; the default suite keeps the cheaper checks of the same module
 def test_gain_modulation_hides_the_code_from_ridge_not_from_the_bayes_decoder(tmp_path):
     """Same data size and noise; gating the later components takes ridge to near chance, not the ceiling."""
     pr = replace(get_preset("tiny"), n_subjects=1, n_train_concepts=200, n_test_concepts=40, test_reps=10,
@@ -277,6 +278,7 @@ def test_gate_is_a_signed_gain_on_the_later_components_only():
         ForwardModel(eeg_layout(), ForwardParams(gated_components=["N2"]), seed=0)
 
 
+@pytest.mark.slow  # several seconds; the default suite keeps the cheaper checks of the same module
 def test_imagination_lower_ceiling():
     world = make_world(10, 100, 1, 1, seed=0)
     z = world.latents("test")

@@ -79,12 +79,13 @@ def test_router_output_for_hand_set_weights_and_eval_ignores_the_id():
 
 
 def test_subject_aware_options_are_checked():
-    cfg = FitConfig(mmd_epochs=2, mmd_weight=0.5, subject_mmd_weight=0.1, subject_router="heads", protocol="loso")
+    cfg = FitConfig(encoder="stconv", mmd_epochs=2, mmd_weight=0.5, subject_mmd_weight=0.1, subject_router="heads",
+                    protocol="loso")
     assert FitConfig.from_dict(cfg.to_dict()) == cfg
     with pytest.raises(ValueError, match="subject_router"):
-        FitConfig(subject_router="experts")
+        FitConfig(encoder="stconv", subject_router="experts")
     with pytest.raises(ValueError, match="mmd_epochs"):
-        FitConfig(mmd_epochs=-1)
+        FitConfig(encoder="stconv", mmd_epochs=-1)
     with pytest.raises(ValueError, match="subject_router"):
         FitConfig(encoder="ridge", subject_router="gate")
 

@@ -158,6 +158,7 @@ def test_train_world_models_reduced_reproduces_loadable_models(tmp_path):
         train_world_models(tmp_path / "w", clip_steps=1, classifier_steps=1, generator_steps=1)
 
 
+@pytest.mark.slow  # several seconds; the default suite keeps the cheaper checks of the same module
 def test_world_train_reuse_keeps_the_reused_model_and_its_record(tmp_path):
     """--reuse clip: the CLIP file, its steps and training time are kept; the others are retrained."""
     from eegvision.sim.world.train import train_world_models
