@@ -54,8 +54,9 @@ def compare(got: dict[str, float], name: str) -> None:
     want = json.loads(path.read_text())
     missing = sorted(set(want) - set(got))
     assert not missing, f"golden numbers no longer produced: {missing[:20]}"
+    # rel 1e-4: float32 convolutions of generated images differ by ~1e-5 (relative) with the thread count
     bad = {k: (got[k], v) for k, v in want.items()
-           if not (math.isclose(got[k], v, rel_tol=1e-5, abs_tol=1e-6) or (math.isnan(got[k]) and math.isnan(v)))}
+           if not (math.isclose(got[k], v, rel_tol=1e-4, abs_tol=1e-6) or (math.isnan(got[k]) and math.isnan(v)))}
     assert not bad, f"{len(bad)} of {len(want)} golden numbers changed (got, golden): {dict(list(bad.items())[:20])}"
     assert len(want) > 20  # the comparison covers real content
 

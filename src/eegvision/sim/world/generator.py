@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -129,12 +130,20 @@ class WorldGenerator:
         sched.set_timesteps(steps)
         g = torch.Generator().manual_seed(seed)
         noise = torch.randn((len(cond), 3, IMAGE_SIZE, IMAGE_SIZE), generator=g)
+        return self.reverse(noise, cond, sched, sched.timesteps, guidance_scale=guidance_scale, eta=eta,
+                            batch_size=batch_size)
+
+    @torch.no_grad()
+    def reverse(self, start: torch.Tensor, cond: torch.Tensor, sched: Any, timesteps: Any, *,
+                guidance_scale: float, eta: float, batch_size: int) -> torch.Tensor:
+        """Run the reverse process from ``start`` (noise, or a noised image for img2img) over ``timesteps`` of
+        ``sched``, conditioned on the L2-normalised ``cond`` with classifier-free guidance; images in [-1, 1]."""
         out = []
-        for start in range(0, len(cond), batch_size):
-            c = cond[start:start + batch_size].to(self.device)
-            x = noise[start:start + batch_size].to(self.device)
+        for s in range(0, len(cond), batch_size):
+            c = cond[s:s + batch_size].to(self.device)
+            x = start[s:s + batch_size].to(self.device)
             cc = torch.cat([torch.zeros_like(c), c]) if guidance_scale != 1.0 else c
-            for t in sched.timesteps:
+            for t in timesteps:
                 if guidance_scale != 1.0:
                     un, co = self._predict(torch.cat([x, x]), t, cc).chunk(2)
                     pred = un + guidance_scale * (co - un)

@@ -74,20 +74,8 @@ def generate_from_images(generator: WorldGenerator, embeddings, init_images: tor
     g = torch.Generator().manual_seed(seed)
     noise = torch.randn(init.shape, generator=g)
     start = sched.add_noise(init.clamp(-1, 1), noise, timesteps[:1].repeat(len(init)))
-    out = []
-    for s in range(0, len(cond), batch_size):
-        c = cond[s:s + batch_size].to(generator.device)
-        x = start[s:s + batch_size].to(generator.device)
-        cc = torch.cat([torch.zeros_like(c), c]) if guidance_scale != 1.0 else c
-        for t in timesteps:
-            if guidance_scale != 1.0:
-                un, co = generator._predict(torch.cat([x, x]), t, cc).chunk(2)
-                pred = un + guidance_scale * (co - un)
-            else:
-                pred = generator._predict(x, t, cc)
-            x = sched.step(pred, t, x, eta=eta).prev_sample
-        out.append(x.clamp(-1, 1).float().cpu())
-    return torch.cat(out)
+    return generator.reverse(start, cond, sched, timesteps, guidance_scale=guidance_scale, eta=eta,
+                             batch_size=batch_size)
 
 
 __all__ = ["generate_from_images", "img2img_timesteps"]
