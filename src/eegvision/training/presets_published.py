@@ -4,7 +4,7 @@ Each preset records the paper's protocol (17 occipito-parietal or 63 channels, t
 selection rule), its image targets (backbone, layers, pooling, image prior) and the training options eegvision does
 not have yet (``requires``: ``fit --preset`` refuses those presets until the options exist, or trains the rest with
 ``--partial-preset``). Facts come from the authors' code where it is public (repository and commit in ``source``)
-and from ``/work/shared/reference/anchors.md`` (§1, §7) otherwise; see ``docs/presets.md`` for what each preset
+and from the project's reference notes ``anchors.md`` (§1, §7) otherwise; see ``docs/presets.md`` for what each preset
 cannot reproduce. HCF and NVOL have no preset: only their abstracts are public (``docs/presets.md``).
 
 Encoders: UBP's ``EEGProjectLayer`` and NeuroBridge's ``EEGProject`` are eegvision's ``eegproject`` (same
