@@ -478,7 +478,9 @@ class EEGDataset(Dataset):
         if isinstance(indices, torch.Tensor):
             indices = indices.detach().cpu().numpy()
         out = self.fetch(indices)
-        batch = {key: torch.from_numpy(np.ascontiguousarray(v)) for key, v in out.items()}
+        # copies only read-only arrays (broadcast or memory-mapped): torch cannot hold them
+        batch = {key: torch.from_numpy(np.ascontiguousarray(v) if np.asarray(v).flags.writeable else np.array(v))
+                 for key, v in out.items()}
         if self.dtype != torch.float32:
             batch["eeg"] = batch["eeg"].to(self.dtype)
         return batch

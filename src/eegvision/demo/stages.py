@@ -149,7 +149,7 @@ def prior_stage(state: dict) -> dict:
     for sub in state["sim"].subjects:
         run = load_run(state["run"].path, subject=sub)
         eeg = run.embed(store, sub, "training", average=average)
-        cond = torch.as_tensor(store.metadata(sub, "training")["condition"].to_numpy())
+        cond = torch.as_tensor(store.metadata(sub, "training")["condition"].to_numpy(copy=True))
         if average:  # one row per condition, in condition order
             cond = torch.unique(cond)
         test_eeg = run.embed(store, sub, "test", average=True)

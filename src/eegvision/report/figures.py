@@ -170,7 +170,9 @@ def topomap(values: np.ndarray, ch_names: Sequence[str], path: str | Path, title
 
     plt = _plt()
     info = mne.create_info(list(ch_names), sfreq, "eeg")
-    info.set_montage(mne.channels.make_standard_montage("standard_1005"), on_missing="ignore")
+    # MNE 1.13 renamed the 10-05 template (standard_1005 is deprecated); older MNE has only the old name
+    name = "colin27_1005" if "colin27_1005" in mne.channels.get_builtin_montages() else "standard_1005"
+    info.set_montage(mne.channels.make_standard_montage(name), on_missing="ignore")
     fig, ax = plt.subplots(figsize=(3.6, 3.4))
     im, _ = mne.viz.plot_topomap(np.asarray(values, dtype=float), info, axes=ax, show=False, cmap="viridis")
     fig.colorbar(im, ax=ax, shrink=0.7)
