@@ -73,12 +73,11 @@ DEMO_SETTINGS: dict[str, dict[str, Any]] = {
 #: up, 595 s in all, leaving 5 s of the 10-minute target for start-up. A stage over its budget is flagged on
 #: stderr; a change that makes a stage slower must take the time from another stage's budget and say so. The
 #: prior and reconstruction stages are where time can be won back (issue: a stage I that earns its place).
-#: The low-level stage (issue #19, part 2) gets 35 s, an estimate not yet measured on the full demo (ridge CV on
-#: 4000 x 1575 features, 4200 tiny-VAE encodings, 200 img2img samples x 10 DDIM steps), taken from the prior's
-#: budget (124 → 91 s) on the word that the full demo now runs in about 480 s; re-measure with
-#: ``benchmarks/demo_time.py`` and move budgets to the measured profile.
+#: Moved to the profile of a fresh-clone ``make demo`` on an idle 2-core machine (session 6, after the low-level stage
+#: and the x0 prior: simulate 104, fit 125, prior 36, reconstruct 135, low-level 31 s; 477 s of stages): simulate
+#: 96 → 110 and reconstruct 116 → 150, taken from fit (203 → 180) and prior (91 → 55); 584 s in all.
 DEMO_STAGE_BUDGET_S: dict[str, float] = {
-    "simulate": 96, "convert": 8, "features": 2, "fit": 203, "evaluate": 10, "prior": 91, "reconstruct": 116,
+    "simulate": 110, "convert": 8, "features": 2, "fit": 180, "evaluate": 10, "prior": 55, "reconstruct": 150,
     "low-level": 35, "caption": 12, "score": 2, "analysis": 18, "report": 2,
 }
 
