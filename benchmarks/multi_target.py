@@ -33,7 +33,10 @@ from _common import RESULTS, write_result  # noqa: E402
 
 #: (final-layer recipe, its multi-target recipes): the penalty chosen by cross-validated top-1, then by R^2
 GROUPS = (("ridge-clip-final", ("ridge-clip-layers", "ridge-clip-layers-pixels")),
-          ("ridge-clip-final-r2", ("ridge-clip-layers-r2", "ridge-clip-layers-pixels-r2")))
+          ("ridge-clip-final-r2", ("ridge-clip-layers-r2", "ridge-clip-layers-pixels-r2")),
+          ("ridge-clip-final-pw", ("ridge-clip-fused-cv",)))
+#: The recipe whose fused-target weights are chosen per subject (``target_weights="cv"``): its choices are listed.
+CV_WEIGHTS = "ridge-clip-fused-cv"
 FINAL = GROUPS[0][0]
 CONTEXT = ("known_model", "whitened_ridge", "ridge-pixels")
 
@@ -112,6 +115,26 @@ def main(argv: list[str] | None = None) -> dict:
                 out[f"{f}.{m}.final"] = final
                 out[f"{f}.{m}.n_seeds_paired"] = len(both)
     dev = [f for f in families if f not in held_out]
+    for final, multi in GROUPS:  # pooled over the development families: (family, seed) blocks of test images
+        for m in multi:
+            pairs = [(f, s) for f in dev for s in seeds if (f, s, m) in cells and (f, s, final) in cells]
+            if len(pairs) != len(dev) * len(seeds):
+                continue
+            for q in ("top1", "pairwise"):
+                res = paired_item_bootstrap([METRICS[q](cells[(f, s, m)]["ranks"]) for f, s in pairs],
+                                            [METRICS[q](cells[(f, s, final)]["ranks"]) for f, s in pairs],
+                                            n_boot=args.n_boot, seed=0)
+                out[f"development_families_mean.{m}.{q}_diff_vs_final"] = round(res["mean_diff"], 4)
+                out[f"development_families_mean.{m}.{q}_ci95_vs_final"] = [round(res["ci_low"], 4),
+                                                                            round(res["ci_high"], 4)]
+    for f in families:  # the weights target_weights="cv" chose, per seed (primary first)
+        for s in seeds:
+            tw = cells.get((f, s, CV_WEIGHTS), {}).get("extra", {}).get("target_weights")
+            if tw:
+                out[f"{f}.{CV_WEIGHTS}.seed{s}.weights"] = tw["weights"]
+                out[f"{f}.{CV_WEIGHTS}.seed{s}.cv_pairwise"] = round(tw["pairwise"], 4)
+                out[f"{f}.{CV_WEIGHTS}.seed{s}.cv_pairwise_primary_only"] = round(tw["primary_only"]["pairwise"], 4)
+                out[f"{CV_WEIGHTS}.targets"] = ["final"] + [t.split("/")[-1].split(".")[0] for t in tw["targets"][1:]]
     for r in recipes:
         for q in ("top1", "pairwise"):
             vals = [out.get(f"{f}.{r.name}.{q}_mean") for f in dev]
@@ -154,10 +177,24 @@ def _markdown(out: dict, families: list[str], held_out: set[str]) -> str:
             row = [val(f, n) for n in CONTEXT]
             for final, multi in GROUPS:
                 row.append(val(f, final))
-                row += [diff(f, m) if f != "development_families_mean" else
+                row += [diff(f, m) if f != "development_families_mean" or f"{f}.{m}.{q}_diff_vs_final" in out else
                         (lambda a, b: "—" if "—" in (a, b) else f"{float(b) - float(a):+.3f}")(val(f, final), val(f, m))
                         for m in multi]
             lines.append(f"| {label} | " + " | ".join(row) + " |")
+        lines.append("")
+    names = out.get(f"{CV_WEIGHTS}.targets")
+    if names:
+        lines += [f"**Weights `{CV_WEIGHTS}` chose** (per seed; targets {', '.join(names)}; cross-validated pairwise "
+                  "accuracy of the choice vs the final layer alone)", "", "| family | seed 0 | seed 1 | seed 2 |",
+                  "|---|---|---|---|"]
+        for f in order:
+            cols = []
+            for s in out["seeds"]:
+                w = out.get(f"{f}.{CV_WEIGHTS}.seed{s}.weights")
+                cols.append("—" if w is None else "/".join(f"{x:g}" for x in w) + " ({:.3f} vs {:.3f})".format(
+                    out[f"{f}.{CV_WEIGHTS}.seed{s}.cv_pairwise"],
+                    out[f"{f}.{CV_WEIGHTS}.seed{s}.cv_pairwise_primary_only"]))
+            lines.append(f"| `{f}` | " + " | ".join(cols) + " |")
         lines.append("")
     return "\n".join(lines)
 

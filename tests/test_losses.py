@@ -60,6 +60,20 @@ def test_logit_scale_exp_clamped_and_raw():
         LogitScale(mode="linear")
 
 
+def test_softplus_scale_and_image_only_normalisation_as_ubp():
+    ls = LogitScale(0.07, mode="softplus")
+    assert ls().item() == pytest.approx(math.log(1 + 1 / 0.07), rel=1e-6)   # softplus(log(1/0.07)) = 2.7269
+    with torch.no_grad():
+        ls.log_scale.fill_(200.0)                                          # no clamp
+    assert ls().item() == pytest.approx(200.0)
+    g = torch.Generator().manual_seed(2)
+    a, b = torch.randn(5, 4, generator=g), torch.randn(5, 4, generator=g)
+    bn = b / b.norm(dim=1, keepdim=True)
+    got = info_nce(a, b, 2.0, normalize="image")
+    assert got.item() == pytest.approx(naive_info_nce(a, bn, 2.0, normalize=False), rel=1e-5)
+    assert abs(got.item() - info_nce(a, b, 2.0).item()) > 1e-3
+
+
 def test_reference_clip_loss_is_raw_dot_products():
     g = torch.Generator().manual_seed(2)
     e, f = torch.randn(5, 4, generator=g) * 3, F.normalize(torch.randn(5, 4, generator=g), dim=1)

@@ -3,6 +3,7 @@ modules at the authors' sizes, one smoke fit per required preset, and (slow) end
 
 import json
 
+import numpy as np
 import pytest
 import torch
 from decode_helpers import make_problem, patch_open_data
@@ -185,8 +186,8 @@ def test_presets_command_lists_the_required_presets_with_their_numbers():
                  "published 200-way top-1 0.353, top-5 0.656, leave-one-subject-out (SVTL",
                  "requires (not in eegvision yet; fit refuses without --partial-preset): multi_view_target, "
                  "projector, mmd, stages",
-                 "requires (not in eegvision yet; fit refuses without --partial-preset): uncertainty_blur, "
-                 "logit_scale_mode='softplus', normalize",
+                 "needs your files: --blur-levels LOW,HIGH: the RN50 features of the kernel-45 and kernel-57 "
+                 "fovea-blurred",
                  "protocol: 63 channels (all), averaged training trials"):
         assert line in out, line
     doc = json.loads(runner.invoke(app, ["presets", "--json"]).stdout)
@@ -231,10 +232,13 @@ def test_fit_refuses_a_preset_with_unmet_requirements(tmp_path):
 
 def test_partial_preset_config_records_what_it_leaves_out():
     cfg = preset_config("ubp", partial=True, data="x", subjects=["sub-01"], epochs=3)
-    assert cfg.preset == "ubp[partial: without uncertainty_blur, logit_scale_mode, normalize]"
+    assert cfg.preset == "ubp[partial: without blur_levels]"
     assert (cfg.encoder, cfg.channels, cfg.average_train, cfg.lr, cfg.epochs) == (
         "eegproject", "occipito-parietal", True, 1e-4, 3)
-    assert cfg.logit_scale_mode == "exp"  # the unmet requirement is not applied
+    assert (cfg.logit_scale_mode, cfg.normalize_embeddings, cfg.blur_levels) == ("softplus", "image", [])
+    cfg = preset_config("samga", partial=True, data="x", subjects=["sub-01"])
+    assert cfg.preset.startswith("samga[partial: without ") and "subject_router" in cfg.preset
+    assert cfg.subject_router is None  # an unmet requirement is not applied
 
 
 def test_a_requirement_is_met_once_fitconfig_accepts_it():
@@ -266,6 +270,31 @@ def tiny(tmp_path_factory):
 # (80 - 25 + 1 - 51) // 5 + 1 = 2 steps, so Linear(80, 16) 1,296 + 272 + 32: 14,080.
 SMOKE = {"ubp": ("eegproject", 8_000), "neurobridge": ("eegproject", 8_000), "samga": ("eegproject", 8_000),
          "svtl": ("nice", 14_080)}
+
+
+def test_ubp_preset_trains_as_published_once_given_its_blur_files(tiny, monkeypatch):
+    """UBP's whole recipe (softplus logit scale, raw EEG / normalised image logits, per-image blur levels): refused
+    without the blur files, trained with them and recorded as the preset itself (not partial)."""
+    from eegvision.features.files import load_features, save_features
+
+    store, data, root = tiny
+    patch_open_data(monkeypatch, store)
+    with pytest.raises(ValueError, match=r"Preset 'ubp' trains on files only you can make: blur_levels .*--blur-levels"):
+        preset_config("ubp", data=str(data), subjects=["sub-01"])
+    train = load_features(data / "features" / "train.safetensors").image.numpy()
+    rng = np.random.default_rng(0)
+    files = []
+    for name, sd in (("low", 0.2), ("high", 1.0)):
+        x = train + sd * rng.standard_normal(train.shape).astype(np.float32)
+        files.append(str(root / f"ubp-{name}.train.safetensors"))
+        save_features(files[-1], x / np.linalg.norm(x, axis=1, keepdims=True))
+    cfg = preset_config("ubp", data=str(data), subjects=["sub-01"], blur_levels=files, epochs=2, batch_size=16,
+                        val_fraction=0.2, eval_ks=[2, 8], eval_methods=["exact"])
+    assert cfg.preset == "ubp" and cfg.logit_scale_mode == "softplus" and cfg.normalize_embeddings == "image"
+    result = fit(cfg, root / "run-ubp-full")
+    history = (result.run.unit().path / "history.csv").read_text().splitlines()
+    assert history[0].split(",")[-3:] == ["blur_high", "blur_low", "blur_medium"] and len(history) == 3
+    assert json.loads((root / "run-ubp-full" / "config.json").read_text())["fit"]["preset"] == "ubp"
 
 
 @pytest.mark.parametrize("name", REQUIRED)

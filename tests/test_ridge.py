@@ -111,11 +111,11 @@ def test_default_alphas_and_refusals():
         ridge_cv(x, y, groups, [1.0], n_splits=12)
     with pytest.raises(ValueError, match=r"ridge_cv's y has shape \(29, 6\); expected \(30, outputs\)"):
         ridge_cv(x, y[1:], groups, [1.0])
-    with pytest.raises(ValueError, match="scoring must be one of top1, r2; got 'acc'"):
+    with pytest.raises(ValueError, match="scoring must be one of top1, r2, pairwise; got 'acc'"):
         ridge_cv(x, y, groups, [1.0], scoring="acc")
     for opts, msg in (({"decim": 0}, "decim must be a whole number of 1 or more; got 0"),
                       ({"decim": 21}, "decim=21 samples per time bin is longer than the epoch"),
-                      ({"scoring": "top5"}, "scoring must be one of top1, r2; got 'top5'"),
+                      ({"scoring": "top5"}, "scoring must be one of top1, r2, pairwise; got 'top5'"),
                       ({"alphas": [1.0, -2.0]}, "positive penalties"), ({"cv": 1}, "cv must be a whole number of 2"),
                       ({"rank": 9}, "rank=9 exceeds the embedding size n_outputs=8"),
                       ({"whiten": "yes"}, "whiten must be one of False, True; got 'yes'")):

@@ -215,6 +215,15 @@ def fit_cmd(
     target_dim: int = typer.Option(None, "--target-dim", min=1, help="fused: PCA dimension of the fused target "
                                    "(fitted on the training images)."),
     primary_weight: float = typer.Option(None, "--primary-weight", help="Weight of the primary target (1)."),
+    target_weights: str = typer.Option(None, "--target-weights", help="fixed (the weights given; default) or cv: "
+                                       "with --target-mode fused and --encoder ridge, each extra target's weight "
+                                       "chosen for the subject from --target-weight-grid by cross-validation."),
+    target_weight_grid: str = typer.Option(None, "--target-weight-grid", help="cv: the weights an extra target "
+                                           "may take, comma-separated (0,0.25,1,4; 0 drops it)."),
+    blur_levels: str = typer.Option(None, "--blur-levels", help="UBP's blur prior in training: LOW,HIGH training "
+                                    "feature files of the low and high blur levels; --features-train/--features-"
+                                    "test must be the medium level. Each image's level is chosen from its running "
+                                    "similarity (eegvision.training.blur_prior)."),
     preset: str = typer.Option(None, "--preset", help="Named config (list them with `eegvision presets`); "
                                                      "options given beside it override it."),
     partial_preset: bool = typer.Option(False, "--partial-preset",
@@ -254,7 +263,9 @@ def fit_cmd(
             same_concept_positives=same_concept_positives, reference_loss=reference_loss, reference=reference,
             encoder_options=parse_options(encoder_option) or None, devices=devices, strategy=strategy,
             targets=[parse_target(t).to_dict() for t in target] if target else None, target_mode=target_mode,
-            target_dim=target_dim, primary_weight=primary_weight,
+            target_dim=target_dim, primary_weight=primary_weight, target_weights=target_weights,
+            target_weight_grid=[float(v) for v in split_list(target_weight_grid)] if target_weight_grid else None,
+            blur_levels=split_list(blur_levels) if blur_levels else None,
             accelerator=accelerator, precision=precision, num_workers=num_workers,
         )
         fields["progress"] = not quiet

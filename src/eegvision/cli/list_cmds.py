@@ -47,7 +47,7 @@ def presets_cmd(
     if as_json:
         print_json({name: {"description": p.description, "features": p.features, "reference": p.reference,
                            "source": p.source, "settings": p.overrides, "targets": p.targets,
-                           "protocol": p.protocol, "requires": p.requires,
+                           "protocol": p.protocol, "requires": p.requires, "inputs": p.inputs,
                            "unmet_requirements": unmet_requirements(p), "notes": list(p.notes)}
                     for name, p in PRESETS.items()})
         return
@@ -77,6 +77,8 @@ def _preset_lines(p, unmet: dict) -> list[str]:
         prior = t.get("prior")
         prior_text = f", image prior {prior['name']}" if isinstance(prior, dict) else ""
         lines.append(f"targets: {t.get('backbone')} ({t.get('pretrained')}), layers {layers}{prior_text}")
+    for k, how in p.inputs.items():
+        lines.append(f"needs your files: --{k.replace('_', '-')} {how}")
     if unmet:
         shown = [f"{k}={p.requires[k]!r}" if isinstance(p.requires[k], (str, int, float, bool)) else k for k in unmet]
         lines.append("requires (not in eegvision yet; fit refuses without --partial-preset): " + ", ".join(shown))

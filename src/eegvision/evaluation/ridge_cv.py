@@ -14,10 +14,13 @@ symmetric eigendecomposition per fold:
 The folds are scikit-learn's ``GroupKFold(n_splits)`` over ``groups`` (the concept of each row: a held-out fold
 holds out whole concepts, as the test set does). Per penalty and fold it scores R² (scikit-learn's ``r2_score``,
 uniform mean over outputs), the mean squared error, and retrieval among the fold's held-out rows (top-1/top-5 of
-each prediction's cosine against every held-out target; ties count against; and the mean cosine of the true
-pairs). The penalty maximises the mean over folds of ``scoring``: ``"r2"`` (the first best in grid order) —
-which makes the whole procedure equal to ``RidgeCV(alphas, cv=GroupKFold(n_splits), fit_intercept=True)`` —
-or ``"top1"`` (ties broken by the mean true-pair cosine). The model is then refitted on all rows.
+each prediction's cosine against every held-out target; ties count against; the pairwise accuracy — the fraction
+of the other held-out targets ranked below the true one, ties against, averaged over rows; and the mean cosine of
+the true pairs). The penalty maximises the mean over folds of ``scoring``: ``"r2"`` (the first best in grid
+order) — which makes the whole procedure equal to ``RidgeCV(alphas, cv=GroupKFold(n_splits), fit_intercept=True)``
+—, ``"top1"`` or ``"pairwise"`` (ties broken by the mean true-pair cosine). Pairwise accuracy uses every rank, not
+only the first place, so it still separates penalties where top-1 among the held-out rows sits near chance. The
+model is then refitted on all rows.
 
 Reduced rank (``rank=r``): the classic reduced-rank ridge — the fitted values :math:`X_c W` of the training rows
 are projected onto their top ``r`` principal directions :math:`V_r` (eigenvectors of
@@ -34,9 +37,11 @@ import numpy as np
 from eegvision.checks import check_choice, check_shape
 from eegvision.evaluation.linear import topk_from_scores
 
-__all__ = ["RidgeCVResult", "default_alphas", "ridge_cv"]
+__all__ = ["SCORINGS", "RidgeCVResult", "default_alphas", "pairwise_accuracy", "ridge_cv"]
 
-SCORES = ("r2", "top1", "top5", "cosine", "mse")
+SCORES = ("r2", "top1", "top5", "pairwise", "cosine", "mse")
+#: The scores a penalty can be chosen by.
+SCORINGS = ("top1", "r2", "pairwise")
 
 
 @dataclass
@@ -52,7 +57,7 @@ class RidgeCVResult:
     alphas : list of float
         The penalties tried, in order.
     scores : dict
-        ``{score: [mean over folds, per penalty]}`` for ``r2``, ``top1``, ``top5``, ``cosine``, ``mse``.
+        ``{score: [mean over folds, per penalty]}`` for ``r2``, ``top1``, ``top5``, ``pairwise``, ``cosine``, ``mse``.
     fold_scores : dict
         ``{score: [[per penalty] per fold]}``.
     form : str
@@ -118,7 +123,19 @@ def _scores(y: np.ndarray, pred: np.ndarray) -> dict[str, float]:
     ks = (1, 5) if len(y) >= 5 else (1,)
     top = topk_from_scores(sims, ks)
     return {"r2": _r2(y, pred), "top1": top["top1"], "top5": top.get("top5", float("nan")),
-            "cosine": float(np.mean(np.diag(sims))), "mse": float(((y - pred) ** 2).sum(1).mean())}
+            "pairwise": pairwise_accuracy(sims), "cosine": float(np.mean(np.diag(sims))),
+            "mse": float(((y - pred) ** 2).sum(1).mean())}
+
+
+def pairwise_accuracy(sims: np.ndarray) -> float:
+    """Mean over rows of the fraction of the other columns scored strictly below the true one (the diagonal):
+    ``1 - rank / (n - 1)`` with ties counted against (chance 0.5). ``sims`` is ``(n, n)``, row ``i``'s true
+    column ``i``."""
+    n = len(sims)
+    if n < 2:
+        return float("nan")
+    true = np.diag(sims)[:, None]
+    return float(((sims < true).sum(1) / (n - 1)).mean())
 
 
 def _top_directions(gram: np.ndarray, rank: int | None) -> np.ndarray | None:
@@ -161,7 +178,7 @@ def ridge_cv(x: np.ndarray, y: np.ndarray, groups: np.ndarray, alphas: Sequence[
     """
     from sklearn.model_selection import GroupKFold
 
-    check_choice("scoring", scoring, ("top1", "r2"))
+    check_choice("scoring", scoring, SCORINGS)
     y = np.asarray(y, dtype=np.float64)
     groups = np.asarray(groups)
     _check(x, y, groups, n_splits)
@@ -183,7 +200,7 @@ def ridge_cv(x: np.ndarray, y: np.ndarray, groups: np.ndarray, alphas: Sequence[
     if scoring == "r2":
         best = int(np.argmax(scores["r2"]))  # the first best, as GridSearchCV
     else:
-        best = max(range(len(alphas)), key=lambda i: (scores["top1"][i], scores["cosine"][i], -i))
+        best = max(range(len(alphas)), key=lambda i: (scores[scoring][i], scores["cosine"][i], -i))
     alpha = alphas[best]
     coef, intercept = solver.refit(alpha, rank)
     return RidgeCVResult(alpha=alpha, coef=coef, intercept=intercept, alphas=alphas, scores=scores,

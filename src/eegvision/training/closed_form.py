@@ -112,13 +112,15 @@ def standardize(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return mean, scale
 
 
-def solve_linear(config: FitConfig, store: Any, unit: dict, train_feats: Any, conditions: Any = None,
-                 options: dict[str, Any] | None = None, data: dict[str, Any] | None = None) -> tuple[Any, Any, Any, float]:
-    """The closed-form encoder of ``config`` (``ridge`` unless ``options`` name another's options) solved on the
-    unit's training subjects, restricted to ``conditions`` when given (e.g. a neural fit's fitting conditions,
-    so that its validation concepts stay unseen).
+def linear_design(config: FitConfig, store: Any, unit: dict, n_outputs: int, conditions: Any = None,
+                  options: dict[str, Any] | None = None, data: dict[str, Any] | None = None
+                  ) -> tuple[Any, np.ndarray, tuple[np.ndarray, np.ndarray], Any, Any, float]:
+    """The closed-form encoder of ``config`` (``ridge`` unless ``options`` name another's options), not yet
+    solved, and its standardised design on the unit's training subjects (one row per training condition and
+    subject, the mean of its repetitions; restricted to ``conditions`` when given).
 
-    Returns ``(encoder, ridge_cv result, the averaged training dataset, seconds spent reading)``.
+    Returns ``(encoder, x, (mean, scale) of the standardisation applied to x in place, whitener or None, the
+    averaged training dataset, seconds spent reading)``; :func:`solve_linear` then sets the encoder's solution.
     """
     from eegvision.data.dataset import EEGDataset
 
@@ -131,15 +133,27 @@ def solve_linear(config: FitConfig, store: Any, unit: dict, train_feats: Any, co
     if config.whiten:
         opts["whiten"] = True
     if options is None:
-        encoder = make_encoder(config, data, train_feats.dim, **opts)
+        encoder = make_encoder(config, data, n_outputs, **opts)
     else:
         from eegvision.models import create_encoder
 
-        encoder = create_encoder("ridge", n_chans=train.n_chans, n_times=train.n_times, n_outputs=train_feats.dim,
+        encoder = create_encoder("ridge", n_chans=train.n_chans, n_times=train.n_times, n_outputs=n_outputs,
                                  sfreq=train.sfreq, n_subjects=max(1, len(train_ids)), **opts)
     x, w = read_design(train, encoder.decim, encoder.whiten)
-    mean, scale = standardize(x)
-    read_s = time.perf_counter() - start
+    mean_scale = standardize(x)
+    return encoder, x, mean_scale, w, train, time.perf_counter() - start
+
+
+def solve_linear(config: FitConfig, store: Any, unit: dict, train_feats: Any, conditions: Any = None,
+                 options: dict[str, Any] | None = None, data: dict[str, Any] | None = None) -> tuple[Any, Any, Any, float]:
+    """The closed-form encoder of ``config`` (``ridge`` unless ``options`` name another's options) solved on the
+    unit's training subjects, restricted to ``conditions`` when given (e.g. a neural fit's fitting conditions,
+    so that its validation concepts stay unseen).
+
+    Returns ``(encoder, ridge_cv result, the averaged training dataset, seconds spent reading)``.
+    """
+    encoder, x, (mean, scale), w, train, read_s = linear_design(config, store, unit, train_feats.dim, conditions,
+                                                                options, data)
     y = train_feats.image.numpy()[train.condition_index].astype(np.float64)
     res = ridge_cv(x, y, train.concepts, encoder.alphas, n_splits=encoder.cv, scoring=encoder.scoring,
                    rank=encoder.rank, chunk_rows=ROW_CHUNK)

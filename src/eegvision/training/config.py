@@ -31,6 +31,7 @@ PRECISIONS = ("32", "32-true", "16-mixed", "bf16-mixed")
 WHITENINGS = ("mvnn",)
 #: How ``FitConfig.targets`` are used (see the class docstring).
 TARGET_MODES = ("heads", "fused")
+TARGET_WEIGHTS = ("fixed", "cv")
 #: The k values evaluated by default (ATM's 2-, 4-, 10-, 50-, 100- and 200-way); see :func:`eval_ks_for`.
 DEFAULT_EVAL_KS = (2, 4, 10, 50, 100, 200)
 
@@ -168,6 +169,23 @@ class FitConfig:
         The primary target's weight in either mode.
     target_dim : int, optional
         ``fused`` only: PCA dimension of the fused target (None: the full concatenation).
+    target_weights : {"fixed", "cv"}
+        ``fixed``: the weights given. ``cv`` (``fused`` with the ``ridge`` encoder, one subject per run; without
+        extra targets there is nothing to weigh and the fit is the plain ridge): the
+        extra targets' weights are chosen for the subject from ``target_weight_grid`` (the primary's stays
+        ``primary_weight``; weight 0 drops a target, so the primary alone is always a candidate), together with
+        the ridge penalty, by grouped cross-validation over the training concepts
+        (:func:`eegvision.evaluation.fusion_cv.fusion_cv`); the choice and every candidate's score are written
+        to the run's ``target_weights.json``.
+    target_weight_grid : list of float
+        The weights each extra target may take with ``target_weights="cv"``.
+    blur_levels : list of str
+        UBP's blur prior in training (:mod:`eegvision.training.blur_prior`): ``[LOW, HIGH]``, the training feature
+        files of the low- and high-blur images (:class:`eegvision.features.image_priors.ImagePrior` ``"blur"``);
+        ``features_train``/``features_test`` must be the medium level (UBP tests on it). Each training image's
+        target is then its low, medium or high blur features, the level chosen from the image's running
+        matched-pair similarity as UBP's code does; the levels are recorded per epoch in ``history.csv``
+        (``blur_low``, ``blur_medium``, ``blur_high``). Gradient-trained encoders only. Empty: no blur prior.
     """
 
     data: str = ""
@@ -201,6 +219,9 @@ class FitConfig:
     target_mode: str = "heads"
     primary_weight: float = 1.0
     target_dim: int | None = None
+    target_weights: str = "fixed"
+    target_weight_grid: list[float] = field(default_factory=lambda: [0.0, 0.25, 1.0, 4.0])
+    blur_levels: list[str] = field(default_factory=list)
     channels: str | list[str] | None = None
     window: list[float] | None = None
     align: str | None = None
@@ -214,7 +235,7 @@ class FitConfig:
     selection: str = "val_top1"
     init_temperature: float = 0.07
     logit_scale_mode: str = "exp"
-    normalize_embeddings: bool = True
+    normalize_embeddings: bool | str = True
     same_concept_positives: bool = False
     reference_loss: bool = False
     reference: bool = False
@@ -241,7 +262,10 @@ class FitConfig:
         check_choice("selection", self.selection, SELECTIONS)
         check_choice("schedule", self.schedule, ("none", "cosine"))
         check_choice("precision", str(self.precision), PRECISIONS)
-        check_choice("logit_scale_mode", self.logit_scale_mode, ("exp", "raw"))
+        check_choice("logit_scale_mode", self.logit_scale_mode, ("exp", "raw", "softplus"))
+        if self.normalize_embeddings not in (True, False, "image"):
+            raise ValueError(f"normalize_embeddings is true (both sides of the contrastive logits), false (neither) or "
+                             f"'image' (the targets only, UBP's loss); got {self.normalize_embeddings!r}.")
         self.subjects = check_list("subjects", self.subjects, "['sub-01', 'sub-02']")
         self.train_subjects = check_list("train_subjects", self.train_subjects, "['sub-02', 'sub-03']")
         for name in ("epochs", "batch_size"):
@@ -315,6 +339,33 @@ class FitConfig:
             if self.target_mode != "fused":
                 raise ValueError("target_dim is the PCA dimension of a fused target; set target_mode='fused' "
                                  "(--target-mode fused) or drop --target-dim.")
+        check_choice("target_weights", self.target_weights, TARGET_WEIGHTS)
+        self.target_weight_grid = [float(v) for v in self.target_weight_grid]
+        if not self.target_weight_grid or min(self.target_weight_grid) < 0:
+            raise ValueError(f"target_weight_grid holds the weights (>= 0) an extra target may take; got "
+                             f"{self.target_weight_grid}.")
+        if self.target_weights == "cv":
+            if self.target_mode != "fused" or self.encoder != "ridge" or self.target_dim:
+                raise ValueError("target_weights='cv' chooses the weights of a fused target by the ridge encoder's "
+                                 "cross-validation: give --target-mode fused, --encoder ridge and no --target-dim "
+                                 f"(and extra targets, --target); got {len(self.targets)} extra target(s), target_mode="
+                                 f"{self.target_mode!r}, encoder={self.encoder!r}, target_dim={self.target_dim}.")
+            if self.align:
+                raise ValueError("target_weights='cv' reads the unaligned training EEG; drop --align or use "
+                                 "target_weights='fixed'.")
+        self.blur_levels = [str(p) for p in (self.blur_levels or [])]
+        if self.blur_levels:
+            if len(self.blur_levels) != 2:
+                raise ValueError(f"blur_levels takes the LOW and HIGH blur training feature files (the primary "
+                                 f"features are the medium level); got {len(self.blur_levels)}: {self.blur_levels}.")
+            if is_closed_form(self.encoder) or self.encoder == "auto":
+                why = "may keep its ridge candidate" if self.encoder == "auto" else "is solved in closed form"
+                raise ValueError(f"The blur prior changes each image's target during training, by epoch; encoder "
+                                 f"{self.encoder!r} {why}. Choose a gradient-trained encoder (e.g. --encoder "
+                                 "stconv).")
+            if self.targets or self.ensemble > 1 or self.objective != "retrieval":
+                raise ValueError("The blur prior is not combined with extra targets, ensembles or a non-retrieval "
+                                 "objective yet; drop --target/--ensemble or --blur-levels.")
         if self.targets and self.target_mode == "heads" and is_closed_form(self.encoder):
             raise ValueError(f"Encoder {self.encoder!r} is solved in closed form, one output column at a time: extra "
                              "heads could not change its primary output. Use --target-mode fused (a wider target) "

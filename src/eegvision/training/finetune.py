@@ -356,7 +356,7 @@ def finetune(parent: str | os.PathLike | None, config: FinetuneConfig, out: str 
         accelerator=config.accelerator, devices=1, strategy="auto", preset=None, report_test_curve=False,
         mix_repetitions=False,  # budgets count single trials (or averaged conditions); mixing is not applied
         ensemble=1,  # a parent ensemble is fine-tuned as one model (its EnsembleEncoder)
-        targets=[], target_mode="heads", target_dim=None,  # fine-tuning aligns to the primary target only
+        targets=[], target_mode="heads", target_dim=None, target_weights="fixed",  # the primary target only
     )
     if encoder is None and _takes_channel_names(cfg.encoder):
         cfg = cfg.replace(encoder_options={"ch_names": list(pool.ch_names), **cfg.encoder_options})

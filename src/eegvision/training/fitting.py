@@ -165,7 +165,7 @@ def fit(config: FitConfig, out: str | os.PathLike, *, resume: bool = False,
         train_feats = load_training_features(config, paths["train"], run.feature_cache, expect, tables["training"])
         test_feats = load_training_features(config, paths["test"], run.feature_cache, None, tables["test"])
         check_inputs(config, store, units, train_feats, test_feats)
-        heads = None
+        heads, solve_config = None, config
         if config.targets:
             extras = load_target_features(config, run.feature_cache, tables)
             for (tr, te), spec in zip(extras, config.targets):
@@ -174,14 +174,19 @@ def fit(config: FitConfig, out: str | os.PathLike, *, resume: bool = False,
                                      f"primary features hold {len(train_feats)} and {len(test_feats)} (one per image "
                                      "of each split, in the data's order). Extract it from the same image folders.")
             if config.target_mode == "fused":
+                weights = [config.primary_weight] + [t["weight"] for t in config.targets]
+                if config.target_weights == "cv":  # a weight of 0 drops its target
+                    weights, solve_config = _cv_target_weights(config, store, units, run, train_feats, extras)
+                    extras = [e for e, w in zip(extras, weights[1:]) if w > 0]
+                    weights = weights[:1] + [w for w in weights[1:] if w > 0]
                 run.feature_cache.mkdir(parents=True, exist_ok=True)
-                train_feats, test_feats, _ = fuse_targets((train_feats, test_feats), extras,
-                                                          [config.primary_weight] + [t["weight"] for t in config.targets],
+                train_feats, test_feats, _ = fuse_targets((train_feats, test_feats), extras, weights,
                                                           config.target_dim, out_dir=run.feature_cache)
                 paths = {"train": train_feats.path, "test": test_feats.path}
             else:
                 heads = TargetHeads.from_features([e[0] for e in extras], [t["weight"] for t in config.targets],
                                                   config.primary_weight)
+        blur = _blur_targets(config, run, tables, train_feats) if config.blur_levels else None
         if primary:
             run.write_config(config, names, paths, concepts=tables, data=config.data)
 
@@ -191,9 +196,11 @@ def fit(config: FitConfig, out: str | os.PathLike, *, resume: bool = False,
         extra = {"wrap": ridge_init(config, train_feats)} if config.ridge_init else {}
         if heads is not None:
             extra["heads"] = heads
+        if blur is not None:
+            extra["blur"] = blur
         for unit, folder in zip(units, run.planned_units(names)):
             train = fit_ensemble if config.ensemble > 1 else fit_one
-            all_rows += train(config, store, unit, folder, train_feats, test_feats, resume=resume,
+            all_rows += train(solve_config, store, unit, folder, train_feats, test_feats, resume=resume,
                               primary=primary, callbacks=callbacks, **extra)
     except BaseException:
         if primary and not run.has_checkpoints():
@@ -202,6 +209,46 @@ def fit(config: FitConfig, out: str | os.PathLike, *, resume: bool = False,
     if primary and len(units) > 1:
         run.write_metrics(all_rows)
     return FitResult(run=run, units=names, rows=all_rows)
+
+
+def _blur_targets(config: FitConfig, run: RunFolder, tables: dict, train_feats: Any) -> Any:
+    """``FitConfig.blur_levels``: the ``(3, n_images, dim)`` low / medium (the primary) / high blur targets."""
+    import torch
+
+    levels = []
+    for name, path in zip(("low", "high"), config.blur_levels):
+        if not Path(path).is_file():
+            raise FileNotFoundError(f"The {name}-blur feature file {path} (blur_levels) does not exist; extract it "
+                                    "with the blur image prior (eegvision.features.image_priors.ImagePrior('blur')).")
+        f = load_training_features(config, Path(path), run.feature_cache, None, tables["training"])
+        if f.image.shape != train_feats.image.shape:
+            raise ValueError(f"The {name}-blur features {path} hold {tuple(f.image.shape)}; the primary (medium) "
+                             f"training features hold {tuple(train_feats.image.shape)}. Extract every level from the "
+                             "same training images with the same model.")
+        levels.append(f.image.float())
+    return torch.stack([levels[0], train_feats.image.float(), levels[1]])
+
+
+def _cv_target_weights(config: FitConfig, store: Any, units: list[dict], run: RunFolder, train_feats: Any,
+                       extras: list[tuple[Any, Any]]) -> tuple[list[float], FitConfig]:
+    """``target_weights='cv'``: the subject's fused-target weights and ridge penalty by grouped CV
+    (:func:`eegvision.training.layer_select.select_target_weights`), written to ``RUN/target_weights.json``.
+    Returns the weights (primary first) and the config the unit is solved with (the chosen penalty only; the
+    run's ``config.json`` keeps the config as given)."""
+    from eegvision.training.layer_select import select_target_weights
+    from eegvision.utils import write_text_atomic
+
+    if len(units) != 1:
+        raise ValueError(f"target_weights='cv' chooses the weights for one subject; this run has {len(units)} units "
+                         f"({', '.join(u['name'] for u in units)}). Fit one subject per run (--subject sub-01), or "
+                         "use target_weights='fixed'.")
+    choice = select_target_weights(config, store, units[0], train_feats, [e[0] for e in extras])
+    record = {"unit": units[0]["name"], "targets": ["primary"] + [t["train"] for t in config.targets],
+              "grid": config.target_weight_grid, **choice.to_dict()}
+    run.path.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(run.path / "target_weights.json", json.dumps(record, indent=1) + "\n")
+    options = {**config.encoder_options, "alphas": [choice.alpha]}
+    return choice.weights, config.replace(encoder_options=options)
 
 
 def _remove_new_files(run: RunFolder, existed: bool, before: set[Path]) -> None:

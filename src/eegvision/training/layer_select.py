@@ -19,7 +19,7 @@ from typing import Any
 
 from eegvision.training.config import FitConfig
 
-__all__ = ["LayerChoice", "select_layers"]
+__all__ = ["LayerChoice", "select_layers", "select_target_weights"]
 
 
 @dataclass
@@ -55,7 +55,8 @@ def select_layers(config: FitConfig, candidates: list[str], ridge_options: dict[
         raise ValueError("select_layers chooses per subject: give config.subjects (e.g. ['sub-01']).")
     store = sources.open_data(config.data)
     table = store.concept_table("training")
-    cfg = config.replace(encoder="ridge", targets=[], target_mode="heads", target_dim=None, ridge_init=False,
+    cfg = config.replace(encoder="ridge", targets=[], target_mode="heads", target_dim=None, target_weights="fixed",
+                         ridge_init=False,
                          ridge_options={}, encoder_options={}, ensemble=1, mix_repetitions=False, time_shift=0,
                          amplitude_scale=0.0, channel_dropout=0.0, noise=0.0)
     feats = {c: load_training_features(cfg, Path(c), Path(c).parent, None, table) for c in candidates}
@@ -70,3 +71,21 @@ def select_layers(config: FitConfig, candidates: list[str], ridge_options: dict[
         best = max(candidates, key=lambda c: (scores[c], -candidates.index(c)))
         out.append(LayerChoice(subject, best, scores, alphas, scoring))
     return out
+
+
+def select_target_weights(config: FitConfig, store: Any, unit: dict, primary: Any, extras: list[Any]) -> Any:
+    """The fused target's weights for ``unit`` (one subject): the weight of each of ``extras`` (training
+    :class:`~eegvision.features.files.Features`, one row per training condition, as ``primary``) from
+    ``config.target_weight_grid`` and the ridge penalty, by
+    :func:`eegvision.evaluation.fusion_cv.fusion_cv` on the unit's training EEG (the ridge encoder's design:
+    repetition-averaged, binned, standardised). Returns its :class:`~eegvision.evaluation.fusion_cv.FusionCVResult`."""
+    import numpy as np
+
+    from eegvision.evaluation.fusion_cv import fusion_cv
+    from eegvision.training.closed_form import ROW_CHUNK, linear_design
+
+    encoder, x, _, _, train, _ = linear_design(config, store, unit, primary.dim)
+    rows = train.condition_index
+    targets = [f.image.numpy()[rows].astype(np.float64) for f in [primary, *extras]]
+    return fusion_cv(x, targets, train.concepts, config.target_weight_grid, encoder.alphas,
+                     primary_weight=config.primary_weight, n_splits=encoder.cv, chunk_rows=ROW_CHUNK)

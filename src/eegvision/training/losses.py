@@ -53,6 +53,10 @@ OBJECTIVE_WEIGHTS: dict[str, tuple[float, float, float, float]] = {
 }
 
 
+#: How the learnable logit scale maps its parameter to the scale (:class:`LogitScale`).
+LOGIT_SCALE_MODES = ("exp", "raw", "softplus")
+
+
 class LogitScale(nn.Module):
     """Learnable inverse temperature of the contrastive logits.
 
@@ -60,16 +64,18 @@ class LogitScale(nn.Module):
     ----------
     init_temperature : float
         Initial temperature τ; the parameter starts at ``log(1/τ)`` (CLIP uses 0.07).
-    mode : {"exp", "raw"}
+    mode : {"exp", "raw", "softplus"}
         ``"exp"`` (default): scale = ``exp(log_scale)`` clamped to ``max_scale``.
         ``"raw"``: scale = the parameter itself (reference behaviour, unclamped).
+        ``"softplus"``: scale = ``softplus(log_scale)`` (UBP's ClipLoss: the parameter starts at ``log(1/τ)``,
+        so the scale starts near 2.7 for τ = 0.07), unclamped.
     max_scale : float
         Upper clamp of the exponentiated scale (CLIP uses 100).
     """
 
     def __init__(self, init_temperature: float = 0.07, mode: str = "exp", max_scale: float = 100.0) -> None:
         super().__init__()
-        self.mode = check_choice("logit_scale_mode", mode, ("exp", "raw"))
+        self.mode = check_choice("logit_scale_mode", mode, LOGIT_SCALE_MODES)
         check_positive("init_temperature", init_temperature)
         self.max_scale = float(max_scale)
         self.log_scale = nn.Parameter(torch.tensor(math.log(1.0 / init_temperature), dtype=torch.float32))
@@ -77,6 +83,8 @@ class LogitScale(nn.Module):
     def forward(self) -> Tensor:
         if self.mode == "raw":
             return self.log_scale
+        if self.mode == "softplus":
+            return F.softplus(self.log_scale)
         return self.log_scale.exp().clamp(max=self.max_scale)
 
     @property
@@ -92,7 +100,7 @@ def info_nce(
     scale: Tensor | float,
     *,
     concepts: Tensor | None = None,
-    normalize: bool = True,
+    normalize: bool | str = True,
 ) -> Tensor:
     """Symmetric InfoNCE between two batches of paired embeddings.
 
@@ -106,8 +114,9 @@ def info_nce(
         ``(batch,)`` integer concept labels. When given, samples sharing a concept are all
         positives for each other (soft targets uniform over positives); otherwise only the
         diagonal is positive and duplicates count as negatives (reference behaviour).
-    normalize : bool
-        L2-normalise ``a`` and ``b`` before the dot product (cosine logits).
+    normalize : bool or "image"
+        L2-normalise ``a`` and ``b`` before the dot product (cosine logits); ``"image"``: ``b`` only (the
+        targets; UBP's loss keeps the EEG embedding ``a`` raw).
 
     Returns
     -------
@@ -120,7 +129,8 @@ def info_nce(
     a = a.float()
     b = b.float()
     if normalize:
-        a = F.normalize(a, dim=-1)
+        if normalize != "image":
+            a = F.normalize(a, dim=-1)
         b = F.normalize(b, dim=-1)
     logits = scale * (a @ b.T)
     if concepts is None:
@@ -216,10 +226,10 @@ class Objective(nn.Module):
         Which mix (see the module docstring for weights and target normalisation).
     init_temperature : float
         Initial temperature of the learnable logit scale.
-    logit_scale_mode : {"exp", "raw"}
+    logit_scale_mode : {"exp", "raw", "softplus"}
         See :class:`LogitScale`.
-    normalize : bool
-        L2-normalise embeddings inside the InfoNCE terms (cosine logits).
+    normalize : bool or "image"
+        L2-normalise embeddings inside the InfoNCE terms (cosine logits); ``"image"``: the targets only.
     same_concept_positives : bool
         Treat samples of the same concept in a batch as positives (see :func:`info_nce`).
     reference : bool
@@ -234,7 +244,7 @@ class Objective(nn.Module):
         *,
         init_temperature: float = 0.07,
         logit_scale_mode: str = "exp",
-        normalize: bool = True,
+        normalize: bool | str = True,
         same_concept_positives: bool = False,
         reference: bool = False,
         weights: tuple[float, float, float, float] | None = None,
@@ -294,7 +304,7 @@ from eegvision.checks import check_choice, check_positive
 
 
 def weighted_info_nce(pairs: list[tuple[Tensor, Tensor]], weights: list[float], scale: Tensor | float, *,
-                      concepts: Tensor | None = None, normalize: bool = True) -> Tensor:
+                      concepts: Tensor | None = None, normalize: bool | str = True) -> Tensor:
     """:math:`\\sum_j w_j\\,\\mathrm{InfoNCE}(a_j, b_j)` over the ``(a_j, b_j)`` pairs (:func:`info_nce` each, the
     same ``scale``, ``concepts`` and ``normalize``): the extra heads' part of the ``heads`` target mode."""
     if len(pairs) != len(weights) or not pairs:

@@ -229,6 +229,7 @@ class ContrastiveModule(pl.LightningModule):
         mmd_weight: float = 1.0,
         subject_mmd_weight: float = 0.0,
         heads: Any = None,
+        blur_targets: Tensor | None = None,
     ) -> None:
         super().__init__()
         self.encoder = encoder
@@ -262,6 +263,16 @@ class ContrastiveModule(pl.LightningModule):
             self.heads = nn.ModuleList([nn.Linear(dim, d) for d in heads.dims])
             for j, f in enumerate(heads.features):
                 self.register_buffer(f"head_features_{j}", f.float(), persistent=False)
+        # UBP's blur prior (FitConfig.blur_levels): (3, n_images, dim) low/medium/high targets, a level per image
+        self.register_buffer("blur_targets", None if blur_targets is None else blur_targets.float(), persistent=False)
+        self.blur_schedule = None
+        if blur_targets is not None:
+            from eegvision.training.blur_prior import UBPBlurSchedule
+
+            if blur_targets.ndim != 3 or blur_targets.shape[0] != 3 or blur_targets.shape[1:] != image_features.shape:
+                raise ValueError(f"blur_targets stacks the low, medium and high blur features of every training "
+                                 f"image, shape (3, {tuple(image_features.shape)}); got {tuple(blur_targets.shape)}.")
+            self.blur_schedule = UBPBlurSchedule(int(image_features.shape[0]))
 
     # -- data ---------------------------------------------------------------------------
     def _world(self) -> tuple[int, int]:
@@ -309,9 +320,19 @@ class ContrastiveModule(pl.LightningModule):
             eeg = self.augment(eeg, epoch=self.current_epoch, batch=batch_idx, rank=self._world()[0])
         emb = self(eeg, batch["subject"])
         img, txt = self._targets(batch, self.image_features, self.text_features)
+        if self.blur_schedule is not None:
+            from eegvision.training.blur_prior import select_blur_targets
+
+            cond = batch["condition"].cpu()
+            img = select_blur_targets(self.blur_targets, cond, self.blur_schedule.levels[cond])
         emb = self._gather(emb, grads=True)
         img, txt, concepts = self._gather(img), self._gather(txt), self._gather(batch["concept"])
         loss = self.training_loss(emb, img, txt, concepts, self._gather(batch["subject"]))
+        if self.blur_schedule is not None:  # UBP: the matched-pair logits update each image's running similarity
+            with torch.no_grad():
+                diag = self.objective.logit_scale() * (F.normalize(emb.float(), dim=-1)
+                                                       * F.normalize(img.float(), dim=-1)).sum(-1)
+            self.blur_schedule.update(self._gather(batch["condition"]).cpu(), diag.detach().cpu())
         if self.target_heads is not None:
             loss = self.target_heads.primary_weight * loss + self.heads_loss(emb, self._gather(batch["condition"]),
                                                                              concepts)
@@ -351,6 +372,8 @@ class ContrastiveModule(pl.LightningModule):
         random.seed(s)
         np.random.seed(s)
         self._train_sum, self._train_count = torch.zeros(()), 0
+        if self.blur_schedule is not None:  # UBP hands the levels of the last epoch to the data at its end
+            self.blur_schedule.end_epoch()
 
     def on_train_batch_start(self, batch: dict, batch_idx: int) -> None:
         # dropout masks are a function of (seed, epoch, batch, rank) only, whatever else consumed the
@@ -402,6 +425,9 @@ class ContrastiveModule(pl.LightningModule):
             "lr": float(self.trainer.optimizers[0].param_groups[0]["lr"]),
             "temperature": self.objective.logit_scale.temperature,
         }
+        if self.blur_schedule is not None:  # the levels the next epoch's images take
+            for i, name in enumerate(("blur_low", "blur_medium", "blur_high")):
+                row[name] = int((self.blur_schedule.pending == i).sum())
         if self.report_test_curve and self.test_data and self.test_image_features is not None:
             row["test_top1_curve"] = self.test_top1()
             self.log("test_top1_curve", row["test_top1_curve"])
@@ -438,6 +464,12 @@ class ContrastiveModule(pl.LightningModule):
     # -- checkpoint state ----------------------------------------------------------------
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint["eegvision_history"] = list(self.history)
+        if self.blur_schedule is not None:
+            b = self.blur_schedule
+            checkpoint["eegvision_blur"] = {"running": b.running.clone(), "pending": b.pending.clone()}
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         self.history = list(checkpoint.get("eegvision_history", []))
+        if self.blur_schedule is not None and "eegvision_blur" in checkpoint:
+            for key, value in checkpoint["eegvision_blur"].items():
+                setattr(self.blur_schedule, key, value.clone())

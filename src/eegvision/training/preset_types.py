@@ -51,6 +51,10 @@ class Preset:
         held-out training concepts), ``seeds``, ``preprocessing``.
     notes : tuple of str
         Where the preset differs from the paper and what is not public.
+    inputs : dict
+        :class:`FitConfig` fields that hold files only the user can make (e.g. ``blur_levels``: the feature files
+        of the blurred images), ``{field: how to make them}``; :func:`~eegvision.training.presets.preset_config`
+        refuses the preset until each is given.
     """
 
     name: str
@@ -63,6 +67,7 @@ class Preset:
     requires: dict[str, Any] = field(default_factory=dict)
     protocol: dict[str, Any] = field(default_factory=dict)
     notes: tuple[str, ...] = ()
+    inputs: dict[str, str] = field(default_factory=dict)
 
 
 def unmet_requirements(preset: Preset) -> dict[str, str]:

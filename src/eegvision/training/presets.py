@@ -132,8 +132,9 @@ def preset_config(name: str, *, partial: bool = False, **fields: Any) -> FitConf
     name : str
         A preset of :data:`PRESETS`.
     partial : bool
-        Build the config even though some of the preset's ``requires`` are not eegvision options yet: the run then
-        trains *without* them and records the preset as ``"NAME[partial: without A, B]"``. Default: refuse.
+        Build the config even though some of the preset's ``requires`` are not eegvision options yet, or its
+        ``inputs`` are not given: the run then trains *without* them and records the preset as
+        ``"NAME[partial: without A, B]"``. Default: refuse.
     **fields
         :class:`FitConfig` fields that replace the preset's.
 
@@ -141,20 +142,28 @@ def preset_config(name: str, *, partial: bool = False, **fields: Any) -> FitConf
     ------
     ValueError
         The preset needs training options that do not exist yet (their names, the paper's settings and how to go
-        on are in the message), unless ``partial``.
+        on are in the message), unless ``partial``; or one of its ``inputs`` (files only the user can make) is
+        not in ``fields``.
     """
     preset = get_preset(name)
     unmet = unmet_requirements(preset)
     met = {k: v for k, v in preset.requires.items() if k not in unmet}
+    missing = [k for k in preset.inputs if not fields.get(k)]
     label = name
-    if unmet:
-        if not partial:
-            listed = "; ".join(_requirement_text(k, preset.requires[k], why) for k, why in unmet.items())
-            raise ValueError(
-                f"Preset {name!r} needs training options that eegvision does not have yet: {listed}. Training it "
-                f"without them would not be the paper's method (the settings: `eegvision presets --json`). Either "
-                f"wait for those options, or train the rest of the recipe knowingly with `eegvision fit --preset "
-                f"{name} --partial-preset` (library: preset_config({name!r}, partial=True)); the run is then "
-                f"recorded as a partial preset.")
-        label = f"{name}[partial: without {', '.join(unmet)}]"
+    if unmet and not partial:
+        listed = "; ".join(_requirement_text(k, preset.requires[k], why) for k, why in unmet.items())
+        raise ValueError(
+            f"Preset {name!r} needs training options that eegvision does not have yet: {listed}. Training it "
+            f"without them would not be the paper's method (the settings: `eegvision presets --json`). Either "
+            f"wait for those options, or train the rest of the recipe knowingly with `eegvision fit --preset "
+            f"{name} --partial-preset` (library: preset_config({name!r}, partial=True)); the run is then "
+            f"recorded as a partial preset.")
+    if missing and not partial:
+        listed = "; ".join(f"{k} ({preset.inputs[k]})" for k in missing)
+        raise ValueError(f"Preset {name!r} trains on files only you can make: {listed}. Give "
+                         + ", ".join(f"--{k.replace('_', '-')}" for k in missing) + " (library: preset_config("
+                         f"{name!r}, {', '.join(f'{k}=...' for k in missing)})), or train without them knowingly "
+                         "with --partial-preset.")
+    if unmet or missing:
+        label = f"{name}[partial: without {', '.join([*unmet, *missing])}]"
     return FitConfig(**{**preset.overrides, **met, **fields, "preset": label})

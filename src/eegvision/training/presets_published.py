@@ -38,17 +38,19 @@ _UBP_TARGETS = {**_RN50, "prior": {
     "name": "fovea_blur", "kernel": 51, "kernel_shift": 6, "kernels": {"low": 45, "medium": 51, "high": 57},
     "curve": "exp", "system_g": 3, "image_size": [224, 224], "test_kernel": 51}}
 _UBP_REQUIRES = {
-    "uncertainty_blur": {"levels": ["low", "medium", "high"], "gamma": 0.3, "alpha": 0.05,
-                         "rule": "per training sample: running similarity s <- 0.3 * diag logit + 0.7 * s; above the "
-                                 "batch's mean + 1.96 sd -> the least blurred features (kernel 45), below mean - 1.96 "
-                                 "sd -> the most blurred (57), else 51"},
     "logit_scale_mode": "softplus",
-    "normalize": {"eeg": False, "image": True},
+    "normalize_embeddings": "image",
 }
+# UBP's uncertainty-aware blur (per training image: running similarity s <- 0.3 * diag logit + 0.7 * s; above the
+# batch's mean + 1.96 sd -> the least blurred features (kernel 45), below mean - 1.96 sd -> the most blurred (57),
+# else 51) is FitConfig.blur_levels: the files of the low and high levels are the user's to extract.
+_UBP_INPUTS = {"blur_levels": "LOW,HIGH: the RN50 features of the kernel-45 and kernel-57 fovea-blurred training "
+               "images, `eegvision features IMAGES OUT --model RN50 --pretrained FILE --prior blur` (its medium "
+               "files are --features-train/--features-test)"}
 _UBP_NOTES = (
     "UBP's logit scale is softplus of a learnable parameter starting at log(1/0.07) (a scale near 2.7), applied to "
-    "L2-normalised image features and *raw* EEG embeddings (main.py, base/utils.py ClipLoss); eegvision offers exp "
-    "(scale 1/0.07 at the start) or raw, and normalises both sides or neither: listed under requires.",
+    "L2-normalised image features and *raw* EEG embeddings (main.py, base/utils.py ClipLoss): logit_scale_mode "
+    "'softplus', normalize_embeddings 'image'.",
     "Selection differs: UBP intra-subject trains until the training loss stalls (early stopping, patience 5) and "
     "tests the last epoch; inter-subject it keeps the best top-1 on the 200 *test* images of the training "
     "subjects. eegvision selects on held-out training concepts.",
@@ -148,7 +150,7 @@ PUBLISHED_PRESETS: dict[str, Preset] = {p.name: p for p in (
         "configs/eeg/ubp.yaml, scripts/exp.sh, main.py.",
         {"encoder": "eegproject", "protocol": "within", **_RETRIEVAL_17, "epochs": 50, "batch_size": 1024,
          "lr": 1e-4, "weight_decay": 1e-4},
-        targets=_UBP_TARGETS, requires=_UBP_REQUIRES,
+        targets=_UBP_TARGETS, requires=_UBP_REQUIRES, inputs=_UBP_INPUTS,
         protocol={**_PROTOCOL_17, "selection": "last epoch (early stopping on the training loss, patience 5)",
                   "seeds": [0], "preprocessing": _WHITENED},
         notes=_UBP_NOTES,
@@ -161,7 +163,7 @@ PUBLISHED_PRESETS: dict[str, Preset] = {p.name: p for p in (
         f"UBP CVPR 2025 Table 1, inter-subject (anchors.md §1.1 [P]); recipe from {_UBP_REPO} scripts/exp.sh.",
         {"encoder": "eegproject", "protocol": "loso", **_RETRIEVAL_17, "epochs": 50, "batch_size": 1024,
          "lr": 1e-5, "weight_decay": 1e-4},
-        targets=_UBP_TARGETS, requires=_UBP_REQUIRES,
+        targets=_UBP_TARGETS, requires=_UBP_REQUIRES, inputs=_UBP_INPUTS,
         protocol={**_PROTOCOL_17, "selection": "early stopping on top-1 of the training subjects' test-image EEG "
                   "(patience 5); the checkpoint tested is the last saved", "seeds": [0],
                   "preprocessing": _WHITENED},

@@ -187,7 +187,7 @@ def unit_encoder(config: FitConfig, store: Any, unit: dict, data: dict[str, Any]
 
 
 def build_module(config: FitConfig, data: dict[str, Any], train_feats: Any, test_feats: Any,
-                 encoder: Any = None, heads: Any = None) -> ContrastiveModule:
+                 encoder: Any = None, heads: Any = None, blur: Any = None) -> ContrastiveModule:
     """Objective + Lightning module of one unit around ``encoder`` (default: a fresh one from
     :func:`make_encoder`; seed the RNG first)."""
     if encoder is None:
@@ -213,7 +213,7 @@ def build_module(config: FitConfig, data: dict[str, Any], train_feats: Any, test
         decay_all_parameters=config.reference, seed=config.seed, num_workers=config.num_workers, report_test_curve=config.report_test_curve,
         val_k=min(200, n_val_images), augment=augment, ema_decay=config.ema_decay, patience=config.patience,
         monitor=config.selection, mmd_epochs=config.mmd_epochs, mmd_weight=config.mmd_weight,
-        subject_mmd_weight=config.subject_mmd_weight, heads=heads,
+        subject_mmd_weight=config.subject_mmd_weight, heads=heads, blur_targets=blur,
     )
 
 
@@ -282,12 +282,13 @@ def train_and_select(config: FitConfig, module: ContrastiveModule, folder: UnitF
 
 def fit_unit(config: FitConfig, store: Any, unit: dict, folder: UnitFolder, train_feats: Any, test_feats: Any,
              *, resume: bool = False, primary: bool = True, callbacks: Sequence[Callback] = (),
-             wrap: Callable[..., Any] | None = None, heads: Any = None) -> list[dict]:
+             wrap: Callable[..., Any] | None = None, heads: Any = None, blur: Any = None) -> list[dict]:
     """Train one fresh model for ``unit`` (its plan), keep the validation-selected epoch, save and evaluate it
     into ``folder``; ``callbacks`` are added to the trainer's. ``wrap(encoder, store=, unit=, data=)`` may replace
     the fresh encoder before training (``FitConfig.ridge_init``: the ridge solution plus the encoder, see
     :func:`eegvision.training.closed_form.ridge_init`). ``heads`` (a :class:`~eegvision.training.losses.TargetHeads`)
-    adds the extra targets' heads of ``FitConfig.target_mode="heads"``. (``fit`` trains seed ensembles with
+    adds the extra targets' heads of ``FitConfig.target_mode="heads"``; ``blur`` (``(3, n_images, dim)``) the
+    low/medium/high blur targets of ``FitConfig.blur_levels``. (``fit`` trains seed ensembles with
     :func:`eegvision.training.ensemble.fit_ensemble`.)
 
     Returns the result rows (empty on non-primary DDP processes).
@@ -300,8 +301,7 @@ def fit_unit(config: FitConfig, store: Any, unit: dict, folder: UnitFolder, trai
         encoder = unit_encoder(config, store, unit, data, train_feats.dim)
         if wrap is not None:
             encoder = wrap(encoder, store=store, unit=unit, data=data)
-        module = build_module(config, data, train_feats, test_feats, encoder=encoder,
-                              **({"heads": heads} if heads is not None else {}))
+        module = build_module(config, data, train_feats, test_feats, encoder=encoder, heads=heads, blur=blur)
         if primary:
             write_unit_config(config, unit, folder, data, train_feats, test_feats, encoder=module.encoder)
         trained = train_and_select(config, module, folder, callbacks, resume=resume)

@@ -23,7 +23,7 @@ from eegvision.checks import check_choice, check_finite, check_int, check_shape
 from eegvision.models.encoders.base import EEGEncoder
 
 #: Cross-validation scores the penalty can be chosen on (see :mod:`eegvision.training.closed_form`).
-SCORINGS = ("top1", "r2")
+SCORINGS = ("top1", "r2", "pairwise")
 #: Default time resolution after binning (Hz): ``decim=None`` bins ``round(sfreq / 25)`` samples.
 TARGET_HZ = 25.0
 
@@ -53,9 +53,10 @@ class LinearEncoder(EEGEncoder):
         eigenvalue of the design's Gram matrix (``max(rows, features)``) times ``10**[-3, -2.5, ..., 3]``.
     cv : int
         Folds of the grouped (by concept) cross-validation that chooses the penalty.
-    scoring : {"top1", "r2"}
+    scoring : {"top1", "r2", "pairwise"}
         What the penalty maximises over the held-out folds: retrieval top-1 among the held-out images (ties
-        broken by the mean cosine of the true pairs), or scikit-learn's R² (mean over output dimensions).
+        broken by the mean cosine of the true pairs), scikit-learn's R² (mean over output dimensions), or the
+        pairwise accuracy among the held-out images (every rank counts; steadier than top-1 near chance).
 
     Notes
     -----

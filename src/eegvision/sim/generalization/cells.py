@@ -257,6 +257,10 @@ def _fit(recipe: Recipe, data: SimulatedData, run_dir: Path) -> tuple[np.ndarray
     selection = result.run.unit_for_subject(SUBJECT).read_selection()
     extra = {"selection": selection, "run_top5": row[0]["top5"]}
     unit = result.run.unit_for_subject(SUBJECT)
+    if (result.run.path / "target_weights.json").is_file():  # target_weights="cv": the subject's choice
+        tw = json.loads((result.run.path / "target_weights.json").read_text())
+        extra["target_weights"] = {k: tw[k] for k in ("targets", "weights", "alpha", "pairwise", "top1",
+                                                      "primary_only")}
     if unit.auto_path.is_file():  # encoder "auto": both candidates' validation scores, the winner, each one's test
         auto = unit.read_auto()
         tests = {"ridge" if auto["winner"] == "ridge" else "stconv": row[0]["top1"]}

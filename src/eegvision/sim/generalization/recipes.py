@@ -41,7 +41,8 @@ FIT_INPUT_FIELDS = ("data", "subjects", "features_train", "features_test", "feat
 #: FitConfig fields added after cells were cached (issue #18): left out of a recipe's configuration (and hash)
 #: while at their defaults, so that the cached cells of recipes that do not use them stay valid.
 LATER_FIELDS = {"mmd_epochs": 0, "mmd_weight": 1.0, "subject_mmd_weight": 0.0, "subject_router": None,
-                "router_experts": 4}
+                "router_experts": 4, "target_weights": "fixed", "target_weight_grid": [0.0, 0.25, 1.0, 4.0],
+                "blur_levels": []}
 #: Target sets of ``fit`` recipes (``Recipe.targets``): the primary target file and the extra ones (weight 1 each),
 #: computed per simulation from its images (:func:`eegvision.sim.world.features.write_target_files`).
 TARGET_SETS: dict[str, tuple[str, tuple[str, ...]]] = {
@@ -176,6 +177,14 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in (
     Recipe("ridge-clip-layers-pixels-r2", "fit", "ridge-clip-layers-pixels, penalty chosen by cross-validated R^2",
            {"encoder": "ridge", "target_mode": "fused", "encoder_options": {"scoring": "r2"}},
            targets="clip-layers-pixels"),
+    # added with the fused-target weights chosen per subject (FitConfig.target_weights="cv"): that choice is made on
+    # the cross-validated pairwise accuracy, so its final-layer counterpart chooses its penalty the same way
+    Recipe("ridge-clip-final-pw", "fit", "ridge-clip-final, penalty chosen by cross-validated pairwise accuracy",
+           {"encoder": "ridge", "encoder_options": {"scoring": "pairwise"}}, targets="clip-final"),
+    Recipe("ridge-clip-fused-cv", "fit", "ridge encoder to the fused target of the world CLIP's final embedding, "
+           "its block outputs and pixel-level features, each extra target's weight (0, 0.25, 1 or 4) and the penalty "
+           "chosen per subject by cross-validated pairwise accuracy over the training concepts",
+           {"encoder": "ridge", "target_mode": "fused", "target_weights": "cv"}, targets="clip-layers-pixels"),
     Recipe("ridge-pixels", "fit", "ridge encoder to the pixel-level features alone (a check of how much pixel-level "
            "information the EEG carries)", {"encoder": "ridge"}, targets="pixels"),
 )}
