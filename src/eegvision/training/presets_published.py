@@ -71,7 +71,7 @@ _NB_REQUIRES = {
                       "note": "moving average along time on each channel with probability 0.3, drawn once when the "
                               "training data are loaded (--frozen_eeg_prior)"},
     "learn_temperature": False,
-    "normalize": {"eeg": False, "image": True},
+    "normalize_embeddings": "image",
 }
 _NB_COMMON = {"epochs": 50, "batch_size": 1024, "lr": 1e-4, "weight_decay": 1e-4, "init_temperature": 0.07,
               "seed": 2025}
