@@ -72,8 +72,10 @@ def main(argv: list[str] | None = None) -> dict:
     from eegvision.sim.generalization.recipes import json_hash
 
     seeds = [int(s) for s in args.seeds.split(",")]
-    families = [f.name for f in list_families()]
-    held_out = {f.name for f in list_families() if f.held_out}
+    # the single-subject families (cross-subject is benchmarked across subjects by sim_cross_subject.py)
+    single = [f for f in list_families() if f.presets[f.default_preset].n_subjects == 1]
+    families = [f.name for f in single]
+    held_out = {f.name for f in single if f.held_out}
     recipes = get_recipes([*CONTEXT, *[n for final, multi in GROUPS for n in (final, *multi)]])
     store = CellCache(Path(args.cache))
     cells = {}
