@@ -301,7 +301,8 @@ def fit_unit(config: FitConfig, store: Any, unit: dict, folder: UnitFolder, trai
         encoder = unit_encoder(config, store, unit, data, train_feats.dim)
         if wrap is not None:
             encoder = wrap(encoder, store=store, unit=unit, data=data)
-        module = build_module(config, data, train_feats, test_feats, encoder=encoder, heads=heads, blur=blur)
+        extras = {k: v for k, v in (("heads", heads), ("blur", blur)) if v is not None}
+        module = build_module(config, data, train_feats, test_feats, encoder=encoder, **extras)
         if primary:
             write_unit_config(config, unit, folder, data, train_feats, test_feats, encoder=module.encoder)
         trained = train_and_select(config, module, folder, callbacks, resume=resume)
