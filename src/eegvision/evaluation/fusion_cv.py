@@ -32,13 +32,7 @@ import numpy as np
 
 from eegvision.checks import check_shape
 from eegvision.evaluation.linear import topk_from_scores
-from eegvision.evaluation.ridge_cv import (
-    _check,
-    _KernelSolver,
-    _PrimalSolver,
-    default_alphas,
-    pairwise_accuracy,
-)
+from eegvision.evaluation.ridge_cv import _check, default_alphas, fold_solver, pairwise_accuracy
 
 __all__ = ["FusionCVResult", "MAX_COMBINATIONS", "fusion_cv", "weight_grid"]
 
@@ -96,8 +90,6 @@ def fusion_cv(x: np.ndarray, targets: Sequence[np.ndarray], groups: np.ndarray, 
     alphas : list of float, optional
         Penalties (default :func:`~eegvision.evaluation.ridge_cv.default_alphas`).
     """
-    from sklearn.model_selection import GroupKFold
-
     if len(targets) < 2:
         raise ValueError("fusion_cv needs the primary target and at least one extra target.")
     for j, t in enumerate(targets):
@@ -112,12 +104,7 @@ def fusion_cv(x: np.ndarray, targets: Sequence[np.ndarray], groups: np.ndarray, 
     bounds = np.cumsum([0] + [u.shape[1] for u in units])
     n, p = x.shape
     alphas = default_alphas(n, p) if alphas is None else [float(a) for a in alphas]
-    folds = [va for _, va in GroupKFold(n_splits=n_splits).split(np.zeros((n, 1)), groups=groups)]
-    fold_of = np.empty(n, dtype=np.int64)
-    for f, va in enumerate(folds):
-        fold_of[va] = f
-    form = "kernel" if n - min(len(va) for va in folds) < p else "primal"
-    solver = _KernelSolver(x, y) if form == "kernel" else _PrimalSolver(x, y, fold_of, n_splits, chunk_rows)
+    folds, _, solver = fold_solver(x, y, groups, n_splits, chunk_rows)
     pair = np.zeros((len(combos), len(alphas)))
     top1 = np.zeros((len(combos), len(alphas)))
     for f, va in enumerate(folds):

@@ -37,7 +37,7 @@ import numpy as np
 from eegvision.checks import check_choice, check_shape
 from eegvision.evaluation.linear import topk_from_scores
 
-__all__ = ["SCORINGS", "RidgeCVResult", "default_alphas", "pairwise_accuracy", "ridge_cv"]
+__all__ = ["SCORINGS", "RidgeCVResult", "default_alphas", "fold_solver", "pairwise_accuracy", "ridge_cv"]
 
 SCORES = ("r2", "top1", "top5", "pairwise", "cosine", "mse")
 #: The scores a penalty can be chosen by.
@@ -174,22 +174,15 @@ def ridge_cv(x: np.ndarray, y: np.ndarray, groups: np.ndarray, alphas: Sequence[
     alphas : list of float, optional
         Absolute penalties (default :func:`default_alphas`).
     n_splits, scoring, rank
-        Folds; ``"top1"`` or ``"r2"``; reduced rank (None: full rank).
+        Folds; ``"top1"``, ``"r2"`` or ``"pairwise"``; reduced rank (None: full rank).
     """
-    from sklearn.model_selection import GroupKFold
-
     check_choice("scoring", scoring, SCORINGS)
     y = np.asarray(y, dtype=np.float64)
     groups = np.asarray(groups)
     _check(x, y, groups, n_splits)
     n, p = x.shape
     alphas = default_alphas(n, p) if alphas is None else [float(a) for a in alphas]
-    folds = [va for _, va in GroupKFold(n_splits=n_splits).split(np.zeros((n, 1)), groups=groups)]
-    fold_of = np.empty(n, dtype=np.int64)
-    for f, va in enumerate(folds):
-        fold_of[va] = f
-    form = "kernel" if n - min(len(va) for va in folds) < p else "primal"  # a fold's training rows vs features
-    solver = _KernelSolver(x, y) if form == "kernel" else _PrimalSolver(x, y, fold_of, n_splits, chunk_rows)
+    folds, form, solver = fold_solver(x, y, groups, n_splits, chunk_rows)
 
     fold_scores: dict[str, list[list[float]]] = {k: [] for k in SCORES}
     for f, va in enumerate(folds):
@@ -207,6 +200,23 @@ def ridge_cv(x: np.ndarray, y: np.ndarray, groups: np.ndarray, alphas: Sequence[
                          fold_scores=fold_scores, form=form, scoring=scoring, n_rows=n, n_features=p,
                          n_splits=n_splits, rank=rank, train_mse=_train_mse(x, y, coef, intercept, chunk_rows),
                          fold_sizes=[len(va) for va in folds])
+
+
+def fold_solver(x: np.ndarray, y: np.ndarray, groups: np.ndarray, n_splits: int, chunk_rows: int
+                ) -> tuple[list[np.ndarray], str, "_KernelSolver | _PrimalSolver"]:
+    """The held-out rows of each ``GroupKFold`` fold, the solver's form (``"kernel"`` when a fold's training rows
+    are fewer than the features, else ``"primal"``) and the solver whose ``fold_predictions`` give every penalty's
+    held-out predictions (inputs already checked)."""
+    from sklearn.model_selection import GroupKFold
+
+    n, p = x.shape
+    folds = [va for _, va in GroupKFold(n_splits=n_splits).split(np.zeros((n, 1)), groups=groups)]
+    fold_of = np.empty(n, dtype=np.int64)
+    for f, va in enumerate(folds):
+        fold_of[va] = f
+    form = "kernel" if n - min(len(va) for va in folds) < p else "primal"
+    solver = _KernelSolver(x, y) if form == "kernel" else _PrimalSolver(x, y, fold_of, n_splits, chunk_rows)
+    return folds, form, solver
 
 
 def _train_mse(x: np.ndarray, y: np.ndarray, coef: np.ndarray, intercept: np.ndarray, chunk: int) -> float:
