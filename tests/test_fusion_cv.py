@@ -81,3 +81,18 @@ def test_ridge_run_with_cv_weights_drops_a_target_the_eeg_does_not_carry(tmp_pat
     with pytest.raises(ValueError, match="target-mode fused"):
         FitConfig(data=str(data), subjects=["sub-01"], encoder="ridge", targets=["a.train.safetensors"],
                   target_weights="cv")
+
+
+def test_cli_refuses_a_bad_weight_grid_and_a_single_blur_file(tmp_path):
+    from typer.testing import CliRunner
+
+    from eegvision.cli.main import app
+
+    runner = CliRunner()
+    base = ["fit", "--data", str(tmp_path), "--subject", "sub-01", "--out", str(tmp_path / "r")]
+    res = runner.invoke(app, base + ["--encoder", "ridge", "--target-mode", "fused", "--target-weights", "cv",
+                                     "--target-weight-grid", "0,half"])
+    assert res.exit_code == 2 and "--target-weight-grid takes weights >= 0" in res.output and "'0,half'" in res.output
+    res = runner.invoke(app, base + ["--encoder", "stconv", "--blur-levels", "low.train.safetensors"])
+    assert res.exit_code == 2 and "LOW and HIGH blur training feature files" in res.output
+    assert not (tmp_path / "r").exists()

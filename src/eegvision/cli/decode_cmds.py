@@ -38,6 +38,17 @@ def _config_fields(**given) -> dict:
     return fields
 
 
+def _weight_grid(text: str | None) -> list[float] | None:
+    """``--target-weight-grid 0,0.25,1,4`` as floats (None when not given)."""
+    if not text:
+        return None
+    try:
+        return [float(v) for v in split_list(text)]
+    except ValueError:
+        raise ValueError(f"--target-weight-grid takes weights >= 0 separated by commas (e.g. 0,0.25,1,4); got "
+                         f"{text!r}.") from None
+
+
 def _build_config(preset: str | None, fields: dict, config_file: Path | None = None, partial: bool = False):
     """The FitConfig of ``fields`` (the options given) over a preset or a config file (``--config``).
 
@@ -264,7 +275,7 @@ def fit_cmd(
             encoder_options=parse_options(encoder_option) or None, devices=devices, strategy=strategy,
             targets=[parse_target(t).to_dict() for t in target] if target else None, target_mode=target_mode,
             target_dim=target_dim, primary_weight=primary_weight, target_weights=target_weights,
-            target_weight_grid=[float(v) for v in split_list(target_weight_grid)] if target_weight_grid else None,
+            target_weight_grid=_weight_grid(target_weight_grid),
             blur_levels=split_list(blur_levels) if blur_levels else None,
             accelerator=accelerator, precision=precision, num_workers=num_workers,
         )
