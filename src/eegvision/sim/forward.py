@@ -307,7 +307,17 @@ class ForwardModel:
         return np.einsum("jf,jab->fab", v, np.stack(covs))
 
     def noise(self, rng: np.random.Generator, n: int, n_times: int, sfreq: float) -> np.ndarray:
-        """``(n, n_chans, n_times)`` noise epochs (or one continuous stretch with ``n=1``)."""
+        """``(n, n_chans, n_times)`` noise epochs (or one continuous stretch with ``n=1``).
+
+        The spatial mixing runs on one BLAS thread: a multi-threaded matrix product splits long recordings
+        differently with the thread count, which changed the last bits of raw files, so the same seed gave other
+        bytes on another machine. (One thread is no slower at these sizes.)"""
+        from threadpoolctl import threadpool_limits
+
+        with threadpool_limits(1, user_api="blas"):
+            return self._noise(rng, n, n_times, sfreq)
+
+    def _noise(self, rng: np.random.Generator, n: int, n_times: int, sfreq: float) -> np.ndarray:
         v = self.bin_variances(n_times, sfreq)
         n_bins = v.shape[1]
         out = np.zeros((n, self.layout.n_chans, n_times))
