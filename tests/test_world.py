@@ -181,6 +181,7 @@ def test_world_train_reuse_keeps_the_reused_model_and_its_record(tmp_path):
         train_world_models(out, overwrite=True, reuse=("generator",))
 
 
+@pytest.mark.slow  # ~5 s: trains a small CLIP; the shipped CLIP is checked by sha256 in the default suite
 def test_clip_attribute_loss_separates_shapes_by_angle():
     """With the auxiliary attribute loss, images of one shape embed closer together than images of different
     shapes; without it (contrastive only, every other attribute varying) much less so."""
