@@ -202,5 +202,23 @@ def test_target_recipe_cell_on_a_small_pixel_erp_simulation(tmp_path):
     fused = load_features(tmp_path / "run" / "features" / "fused.test.safetensors")
     assert fused.dim == 4 * 64 + 320 and len(fused) == 50 and cell["n_test"] == 50
     files = json.loads((tmp_path / "sim" / "targets" / "targets.json").read_text())
-    assert set(files) == {"clip-embeddings", "clip-block1", "clip-block2", "clip-final", "pixels"}
+    assert set(files) == {"clip-embeddings", "clip-block1", "clip-block2", "clip-final", "pixels", "vae"}
     assert 0.0 <= cell["top1"] <= 1.0 and len(cell["ranks"]) == 50
+    # the VAE target: the world VAE's scaled posterior mean of each rendered test image, flattened, unit rows
+    import torch
+
+    from eegvision.sim.scene import make_world
+    from eegvision.sim.stimuli import render_images
+    from eegvision.sim.world import load_world_models, to_model_input
+    from eegvision.sim.world.vae import load_world_vae
+
+    vae_rows = load_features(tmp_path / "sim" / "targets" / files["vae"]["test"]).image.numpy()
+    meta = json.loads((tmp_path / "sim" / "simulation.json").read_text())
+    pr = meta["preset"]
+    world = make_world(pr["n_train_concepts"], pr["n_test_concepts"], pr["n_train_images"], 1, seed=meta["seed"])
+    test_images = render_images(world, pr.get("image_size", 64))["test"][:3]
+    vae = load_world_vae(load_world_models().path, device="cpu")
+    with torch.no_grad():
+        mu = vae.encode(to_model_input(test_images)).latent_dist.mean.flatten(1).double().numpy()
+    np.testing.assert_allclose(vae_rows[:3], mu / np.linalg.norm(mu, axis=1, keepdims=True), atol=1e-5)
+    assert vae_rows.shape == (50, 256)

@@ -50,6 +50,7 @@ TARGET_SETS: dict[str, tuple[str, tuple[str, ...]]] = {
     "clip-layers": ("clip-final", ("clip-embeddings", "clip-block1", "clip-block2")),
     "clip-layers-pixels": ("clip-final", ("clip-embeddings", "clip-block1", "clip-block2", "pixels")),
     "pixels": ("pixels", ()),
+    "clip-final-pixels-vae": ("clip-final", ("pixels", "vae")),
 }
 #: What the linear baselines do (evaluation/linear.py), recorded in their configuration.
 _LINEAR = {"average": "all repetitions", "rate_hz": 25.0, "standardise": "per feature (training mean, std)",
@@ -185,6 +186,11 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in (
            "its block outputs and pixel-level features, each extra target's weight (0, 0.25, 1 or 4) and the penalty "
            "chosen per subject by cross-validated pairwise accuracy over the training concepts",
            {"encoder": "ridge", "target_mode": "fused", "target_weights": "cv"}, targets="clip-layers-pixels"),
+    # added with the world VAE's latents as a target (BrainHiVE's ViT + VAE fusion, on the simulator)
+    Recipe("ridge-clip-vae-fused-cv", "fit", "ridge encoder to the fused target of the world CLIP's final embedding, "
+           "pixel-level features and the world VAE's latent, the two extra weights (0, 0.25, 1 or 4) and the penalty "
+           "chosen per subject by cross-validated pairwise accuracy over the training concepts",
+           {"encoder": "ridge", "target_mode": "fused", "target_weights": "cv"}, targets="clip-final-pixels-vae"),
     Recipe("ridge-pixels", "fit", "ridge encoder to the pixel-level features alone (a check of how much pixel-level "
            "information the EEG carries)", {"encoder": "ridge"}, targets="pixels"),
 )}

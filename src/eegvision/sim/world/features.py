@@ -75,15 +75,31 @@ def world_clip_feature_info(models) -> dict:
 
 
 #: The target feature files :func:`write_target_files` writes, besides the world CLIP's block outputs.
-TARGET_FILES = ("clip-embeddings", "clip-block1", "clip-block2", "clip-final", "pixels")
+TARGET_FILES = ("clip-embeddings", "clip-block1", "clip-block2", "clip-final", "pixels", "vae")
+
+
+def _vae_rows(models, images) -> np.ndarray:
+    """``(n, 256)`` L2-normalised world-VAE latents (scaled posterior means) of uint8 pictures."""
+    import torch
+
+    from eegvision.sim.world.data import to_model_input
+    from eegvision.sim.world.vae import load_world_vae
+
+    vae = load_world_vae(models.path, device="cpu")
+    with torch.no_grad():
+        mu = torch.cat([vae.encode(to_model_input(images[s:s + 256])).latent_dist.mean
+                        for s in range(0, len(images), 256)]) * vae.config.scaling_factor
+    rows = mu.flatten(1).double().numpy()
+    return (rows / np.maximum(np.linalg.norm(rows, axis=1, keepdims=True), 1e-12)).astype(np.float32)
 
 
 def write_target_files(root: str | Path, out_dir: str | Path, models=None) -> dict[str, dict[str, Path]]:
     """Feature files of a simulated folder's images for multi-target training (issue #17), computed from the
     images themselves: ``{name: {"train": path, "test": path}}`` with ``OUT_DIR/{name}.{train,test}.safetensors``
     for every output of the world CLIP's image tower (:meth:`~eegvision.sim.world.clip_model.WorldCLIP.
-    embed_image_layers`: ``clip-embeddings``, ``clip-block1`` ..., ``clip-final``) and ``pixels``
-    (:func:`eegvision.features.pixels.pixel_features`). The world is rebuilt from ``simulation.json`` and
+    embed_image_layers`: ``clip-embeddings``, ``clip-block1`` ..., ``clip-final``), ``pixels``
+    (:func:`eegvision.features.pixels.pixel_features`) and ``vae`` (the world VAE's scaled posterior-mean latent of
+    each image, 4 x 8 x 8 flattened, rows L2-normalised: the simulator's stand-in for an SDXL-VAE target). The world is rebuilt from ``simulation.json`` and
     its images rendered as the simulation rendered them (the pixels of the written JPEGs before compression).
     Existing files are kept (same folder, same files)."""
     from eegvision.features.files import save_features
@@ -107,10 +123,12 @@ def write_target_files(root: str | Path, out_dir: str | Path, models=None) -> di
     for split, tag in (("training", "train"), ("test", "test")):
         layers = {f"clip-{k}": v.numpy() for k, v in models.clip.embed_image_layers(rendered[split]).items()}
         layers["pixels"] = pixel_features(rendered[split])
+        layers["vae"] = _vae_rows(models, rendered[split])
         names = names or list(layers)
         for name, table in layers.items():
             path = out_dir / f"{name}.{tag}.safetensors"
-            save_features(path, table, normalized=True, model="world-clip" if name != "pixels" else "pixels",
+            model = {"pixels": "pixels", "vae": "world-vae"}.get(name, "world-clip")
+            save_features(path, table, normalized=True, model=model,
                           layer=name, split=split, transform="eegvision.sim.world.features.write_target_files")
             paths.setdefault(name, {})[tag] = path
     from eegvision.utils import write_text_atomic
