@@ -34,9 +34,9 @@ from _common import RESULTS, write_result  # noqa: E402
 #: (final-layer recipe, its multi-target recipes): the penalty chosen by cross-validated top-1, then by R^2
 GROUPS = (("ridge-clip-final", ("ridge-clip-layers", "ridge-clip-layers-pixels")),
           ("ridge-clip-final-r2", ("ridge-clip-layers-r2", "ridge-clip-layers-pixels-r2")),
-          ("ridge-clip-final-pw", ("ridge-clip-fused-cv",)))
-#: The recipe whose fused-target weights are chosen per subject (``target_weights="cv"``): its choices are listed.
-CV_WEIGHTS = "ridge-clip-fused-cv"
+          ("ridge-clip-final-pw", ("ridge-clip-fused-cv", "ridge-clip-vae-fused-cv")))
+#: The recipes whose fused-target weights are chosen per subject (``target_weights="cv"``): their choices are listed.
+CV_WEIGHTS = ("ridge-clip-fused-cv", "ridge-clip-vae-fused-cv")
 FINAL = GROUPS[0][0]
 CONTEXT = ("known_model", "whitened_ridge", "ridge-pixels")
 
@@ -129,14 +129,15 @@ def main(argv: list[str] | None = None) -> dict:
                 out[f"development_families_mean.{m}.{q}_diff_vs_final"] = round(res["mean_diff"], 4)
                 out[f"development_families_mean.{m}.{q}_ci95_vs_final"] = [round(res["ci_low"], 4),
                                                                             round(res["ci_high"], 4)]
-    for f in families:  # the weights target_weights="cv" chose, per seed (primary first)
-        for s in seeds:
-            tw = cells.get((f, s, CV_WEIGHTS), {}).get("extra", {}).get("target_weights")
-            if tw:
-                out[f"{f}.{CV_WEIGHTS}.seed{s}.weights"] = tw["weights"]
-                out[f"{f}.{CV_WEIGHTS}.seed{s}.cv_pairwise"] = round(tw["pairwise"], 4)
-                out[f"{f}.{CV_WEIGHTS}.seed{s}.cv_pairwise_primary_only"] = round(tw["primary_only"]["pairwise"], 4)
-                out[f"{CV_WEIGHTS}.targets"] = ["final"] + [t.split("/")[-1].split(".")[0] for t in tw["targets"][1:]]
+    for rec in CV_WEIGHTS:  # the weights target_weights="cv" chose, per seed (primary first)
+        for f in families:
+            for s in seeds:
+                tw = cells.get((f, s, rec), {}).get("extra", {}).get("target_weights")
+                if tw:
+                    out[f"{f}.{rec}.seed{s}.weights"] = tw["weights"]
+                    out[f"{f}.{rec}.seed{s}.cv_pairwise"] = round(tw["pairwise"], 4)
+                    out[f"{f}.{rec}.seed{s}.cv_pairwise_primary_only"] = round(tw["primary_only"]["pairwise"], 4)
+                    out[f"{rec}.targets"] = ["final"] + [t.split("/")[-1].split(".")[0] for t in tw["targets"][1:]]
     for r in recipes:
         for q in ("top1", "pairwise"):
             vals = [out.get(f"{f}.{r.name}.{q}_mean") for f in dev]
@@ -184,18 +185,19 @@ def _markdown(out: dict, families: list[str], held_out: set[str]) -> str:
                         for m in multi]
             lines.append(f"| {label} | " + " | ".join(row) + " |")
         lines.append("")
-    names = out.get(f"{CV_WEIGHTS}.targets")
-    if names:
-        lines += [f"**Weights `{CV_WEIGHTS}` chose** (per seed; targets {', '.join(names)}; cross-validated pairwise "
+    for rec in CV_WEIGHTS:
+        names = out.get(f"{rec}.targets")
+        if not names:
+            continue
+        lines += [f"**Weights `{rec}` chose** (per seed; targets {', '.join(names)}; cross-validated pairwise "
                   "accuracy of the choice vs the final layer alone)", "", "| family | seed 0 | seed 1 | seed 2 |",
                   "|---|---|---|---|"]
         for f in order:
             cols = []
             for s in out["seeds"]:
-                w = out.get(f"{f}.{CV_WEIGHTS}.seed{s}.weights")
+                w = out.get(f"{f}.{rec}.seed{s}.weights")
                 cols.append("—" if w is None else "/".join(f"{x:g}" for x in w) + " ({:.3f} vs {:.3f})".format(
-                    out[f"{f}.{CV_WEIGHTS}.seed{s}.cv_pairwise"],
-                    out[f"{f}.{CV_WEIGHTS}.seed{s}.cv_pairwise_primary_only"]))
+                    out[f"{f}.{rec}.seed{s}.cv_pairwise"], out[f"{f}.{rec}.seed{s}.cv_pairwise_primary_only"]))
             lines.append(f"| `{f}` | " + " | ".join(cols) + " |")
         lines.append("")
     return "\n".join(lines)

@@ -241,6 +241,22 @@ def test_partial_preset_config_records_what_it_leaves_out():
     assert cfg.subject_router is None  # an unmet requirement is not applied
 
 
+def test_neurobridge_fixed_temperature_is_met_and_kept_in_training(tiny, monkeypatch):
+    store, data, root = tiny
+    assert set(unmet_requirements(PRESETS["neurobridge"])) == {"projector", "eeg_smoothing"}
+    patch_open_data(monkeypatch, store)
+    cfg = FitConfig(data=str(data), subjects=["sub-01"], encoder="eegproject", epochs=2, batch_size=16, lr=3e-2,
+                    val_fraction=0.2, eval_ks=[2, 8], eval_methods=["exact"], learn_temperature=False)
+    result = fit(cfg, root / "run-fixed-t")
+    temps = [float(line.split(",")[6]) for line in
+             (result.run.unit().path / "history.csv").read_text().splitlines()[1:]]
+    assert temps == pytest.approx([0.07, 0.07], abs=1e-7)
+    learned = fit(cfg.replace(learn_temperature=True), root / "run-learned-t")
+    temps = [float(line.split(",")[6]) for line in
+             (learned.run.unit().path / "history.csv").read_text().splitlines()[1:]]
+    assert abs(temps[-1] - 0.07) > 1e-4
+
+
 def test_a_requirement_is_met_once_fitconfig_accepts_it():
     met = Preset("t", "", "", {}, "", {"encoder": "stconv"}, requires={"schedule": "cosine"})
     assert unmet_requirements(met) == {}

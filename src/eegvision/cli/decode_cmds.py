@@ -231,6 +231,8 @@ def fit_cmd(
                                        "chosen for the subject from --target-weight-grid by cross-validation."),
     target_weight_grid: str = typer.Option(None, "--target-weight-grid", help="cv: the weights an extra target "
                                            "may take, comma-separated (0,0.25,1,4; 0 drops it)."),
+    learn_temperature: bool = typer.Option(None, "--learn-temperature/--fixed-temperature",
+                                           help="Train the contrastive temperature, or keep it at its start value."),
     blur_levels: str = typer.Option(None, "--blur-levels", help="UBP's blur prior in training: LOW,HIGH training "
                                     "feature files of the low and high blur levels; --features-train/--features-"
                                     "test must be the medium level. Each image's level is chosen from its running "
@@ -276,7 +278,7 @@ def fit_cmd(
             targets=[parse_target(t).to_dict() for t in target] if target else None, target_mode=target_mode,
             target_dim=target_dim, primary_weight=primary_weight, target_weights=target_weights,
             target_weight_grid=_weight_grid(target_weight_grid),
-            blur_levels=split_list(blur_levels) if blur_levels else None,
+            blur_levels=split_list(blur_levels) if blur_levels else None, learn_temperature=learn_temperature,
             accelerator=accelerator, precision=precision, num_workers=num_workers,
         )
         fields["progress"] = not quiet
@@ -435,7 +437,7 @@ FIT_DEFAULTS = {
     "same_concept_positives": "off", "reference_loss": "off", "time_shift": 0, "amplitude_scale": 0.0,
     "channel_dropout": 0.0, "noise": 0.0, "patience": "no early stopping", "ema_decay": "no averaging",
     "ensemble": 1, "ridge_init": "off", "mmd_epochs": 0, "mmd_weight": 1.0, "subject_mmd_weight": 0.0,
-    "subject_router": "no router", "router_experts": 4,
+    "subject_router": "no router", "router_experts": 4, "learn_temperature": "learn-temperature",
     "devices": 1, "strategy": "auto",
     "accelerator": "auto", "precision": "32", "num_workers": 0,
 }

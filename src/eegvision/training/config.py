@@ -179,6 +179,9 @@ class FitConfig:
         to the run's ``target_weights.json``.
     target_weight_grid : list of float
         The weights each extra target may take with ``target_weights="cv"``.
+    learn_temperature : bool
+        Train the contrastive logit scale (True, CLIP's way) or keep it at ``1 / init_temperature`` (NeuroBridge's
+        scripts keep the temperature fixed).
     blur_levels : list of str
         UBP's blur prior in training (:mod:`eegvision.training.blur_prior`): ``[LOW, HIGH]``, the training feature
         files of the low- and high-blur images (:class:`eegvision.features.image_priors.ImagePrior` ``"blur"``);
@@ -234,6 +237,7 @@ class FitConfig:
     val_fraction: float = 0.05
     selection: str = "val_top1"
     init_temperature: float = 0.07
+    learn_temperature: bool = True
     logit_scale_mode: str = "exp"
     normalize_embeddings: bool | str = True
     same_concept_positives: bool = False

@@ -195,6 +195,8 @@ def build_module(config: FitConfig, data: dict[str, Any], train_feats: Any, test
     objective = Objective(config.objective, init_temperature=config.init_temperature,
                           logit_scale_mode=config.logit_scale_mode, normalize=config.normalize_embeddings,
                           same_concept_positives=config.same_concept_positives, reference=config.reference_loss)
+    if not config.learn_temperature:
+        objective.logit_scale.requires_grad_(False)
     enc_scale = getattr(encoder, "logit_scale", None)
     if config.reference_loss and isinstance(enc_scale, torch.nn.Parameter):
         objective.logit_scale.log_scale = enc_scale  # the reference trains the encoder's own raw logit_scale
