@@ -76,6 +76,14 @@ def test_training_step_uses_each_images_level_and_updates_its_running_similarity
     pending = sched.pending.clone()
     module.on_train_epoch_start()
     assert torch.equal(sched.levels, pending)
+    # with UBP's loss (image side normalised only) the running similarity reads the same raw-EEG logits
+    raw = ContrastiveModule(Enc(), Objective("retrieval", normalize="image"), feats, blur_targets=stack)
+    raw.log = lambda *a, **k: None
+    emb = raw(batch["eeg"], batch["subject"]).detach()
+    img = feats[cond]                                  # every level starts at medium: the primary rows
+    raw.training_step(batch, 0)
+    s = float(raw.objective.logit_scale().detach()) * (emb * img).sum(-1)
+    torch.testing.assert_close(raw.blur_schedule.running[cond], 0.3 * s + 0.7, rtol=1e-5, atol=1e-6)
 
 
 def test_identical_levels_reproduce_a_plain_fit(problem, tmp_path, monkeypatch):
@@ -119,3 +127,11 @@ def test_blur_levels_are_refused_where_they_cannot_apply(problem):
         _config(data, encoder="ridge", blur_levels=[str(files["low"]), str(files["high"])])
     with pytest.raises(ValueError, match="ridge candidate"):
         _config(data, encoder="auto", blur_levels=[str(files["low"]), str(files["high"])])
+
+
+def test_a_missing_blur_file_is_named_before_training(problem, tmp_path, monkeypatch):
+    store, data, files = problem
+    patch_open_data(monkeypatch, store)
+    with pytest.raises(FileNotFoundError, match=r"high-blur feature file .*nope.train.safetensors .*--prior blur"):
+        fit(_config(data, blur_levels=[str(files["low"]), str(tmp_path / "nope.train.safetensors")]), tmp_path / "r")
+    assert not (tmp_path / "r").exists()

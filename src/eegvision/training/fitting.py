@@ -218,8 +218,9 @@ def _blur_targets(config: FitConfig, run: RunFolder, tables: dict, train_feats: 
     levels = []
     for name, path in zip(("low", "high"), config.blur_levels):
         if not Path(path).is_file():
-            raise FileNotFoundError(f"The {name}-blur feature file {path} (blur_levels) does not exist; extract it "
-                                    "with the blur image prior (eegvision.features.image_priors.ImagePrior('blur')).")
+            raise FileNotFoundError(f"The {name}-blur feature file {path} (--blur-levels LOW,HIGH) does not exist; "
+                                    "extract the three blur levels with `eegvision features IMAGES OUT --prior blur` "
+                                    "and give the low and high training files.")
         f = load_training_features(config, Path(path), run.feature_cache, None, tables["training"])
         if f.image.shape != train_feats.image.shape:
             raise ValueError(f"The {name}-blur features {path} hold {tuple(f.image.shape)}; the primary (medium) "

@@ -329,9 +329,11 @@ class ContrastiveModule(pl.LightningModule):
         img, txt, concepts = self._gather(img), self._gather(txt), self._gather(batch["concept"])
         loss = self.training_loss(emb, img, txt, concepts, self._gather(batch["subject"]))
         if self.blur_schedule is not None:  # UBP: the matched-pair logits update each image's running similarity
-            with torch.no_grad():
-                diag = self.objective.logit_scale() * (F.normalize(emb.float(), dim=-1)
-                                                       * F.normalize(img.float(), dim=-1)).sum(-1)
+            with torch.no_grad():  # the matched-pair logits as the loss computes them (normalize_embeddings)
+                norm = self.objective.normalize
+                a = F.normalize(emb.float(), dim=-1) if norm and norm != "image" else emb.float()
+                b = F.normalize(img.float(), dim=-1) if norm else img.float()
+                diag = self.objective.logit_scale() * (a * b).sum(-1)
             self.blur_schedule.update(self._gather(batch["condition"]).cpu(), diag.detach().cpu())
         if self.target_heads is not None:
             loss = self.target_heads.primary_weight * loss + self.heads_loss(emb, self._gather(batch["condition"]),
