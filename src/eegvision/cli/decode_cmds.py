@@ -197,8 +197,9 @@ def fit_cmd(
                                  "...) and average their normalised embeddings."),
     channels: str = typer.Option(None, "--channels", help="Region (occipito-parietal) or names (O1,Oz,O2)."),
     window: str = typer.Option(None, "--window", help="Time window TMIN,TMAX in seconds."),
-    align: str = typer.Option(None, "--align", help="Per-subject alignment: euclidean (each subject's channels "
-                              "whitened by its own mean covariance, from its training split; for loso/joint)."),
+    align: str = typer.Option(None, "--align", help="Per-subject alignment from each subject's training split, "
+                              "no labels (for loso/joint): euclidean (channels whitened by the subject's mean "
+                              "covariance), centre (its mean trial subtracted) or centre-euclidean (both)."),
     mmd_epochs: int = typer.Option(None, "--mmd-epochs", min=0, help="Coarse-to-fine: train the first N epochs "
                                    "on the MMD between EEG and image embeddings, then InfoNCE."),
     mmd_weight: float = typer.Option(None, "--mmd-weight", help="Weight of the coarse MMD loss."),

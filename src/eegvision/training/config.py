@@ -93,11 +93,12 @@ class FitConfig:
         Channel subset (region name such as ``"occipito-parietal"``, or names).
     window : tuple of float, optional
         Time window in seconds ``(tmin, tmax)``.
-    align : {None, "euclidean"}
-        Per-subject Euclidean alignment (:mod:`eegvision.data.alignment`): every subject's channels are
-        whitened by its own mean spatial covariance, computed from its training-split trials without labels
-        (a held-out subject's too, never its test EEG); the matrices are recorded in the unit folder and
-        reused by ``evaluate``/``embed``. For cross-subject protocols (``loso``, ``joint``).
+    align : {None, "euclidean", "centre", "centre-euclidean"}
+        Per-subject alignment (:mod:`eegvision.data.alignment`), computed from each subject's training-split
+        trials without labels (a held-out subject's too, never its test EEG): ``euclidean`` whitens its channels
+        by its own mean spatial covariance (EA); ``centre`` subtracts its mean trial (its mean evoked
+        response); ``centre-euclidean`` does both. The alignments are recorded in the unit folder and reused
+        by ``evaluate``/``embed``. For cross-subject protocols (``loso``, ``joint``).
     val_fraction : float
         Fraction of the training concepts held out for validation/model selection.
     selection : {"val_top1", "val_loss"}

@@ -312,9 +312,9 @@ def finetune(parent: str | os.PathLike | None, config: FinetuneConfig, out: str 
     common = {"channels": base.channels, "window": base.window}
     alignment = {}
     if base.align is not None:  # the parent's per-subject alignment, for the new subject from its training split
-        from eegvision.data.alignment import AlignedStore, alignment_matrices
+        from eegvision.data.alignment import AlignedStore, subject_alignments
 
-        alignment = alignment_matrices(store, [subject], base.align)
+        alignment = subject_alignments(store, [subject], base.align)
         store = AlignedStore(store, alignment)
     split = validation_split(store, "training", fraction=val_fraction, seed=seed)
     pool_conditions = _pool_conditions(split, config)

@@ -69,16 +69,16 @@ class TrainedRun:
                           window=self.config.window, subject_ids={subject: self.subject_id(subject)})
 
     def aligned(self, store: Any, subject: str) -> Any:
-        """``store`` with this run's alignment of ``subject`` (``config.align``): the recorded matrix, or for a
+        """``store`` with this run's alignment of ``subject`` (``config.align``): the recorded one, or for a
         subject the run never saw, one computed from that subject's training split (no labels)."""
         if self.config.align is None:
             return store
-        from eegvision.data.alignment import AlignedStore, alignment_matrices
+        from eegvision.data.alignment import AlignedStore, subject_alignments
 
-        matrices = self.folder.read_alignment()
-        if subject not in matrices:
-            matrices = alignment_matrices(store, [subject], self.config.align)
-        return AlignedStore(store, {subject: matrices[subject]})
+        alignments = self.folder.read_alignment()
+        if subject not in alignments:
+            alignments = subject_alignments(store, [subject], self.config.align)
+        return AlignedStore(store, {subject: alignments[subject]})
 
     def embed(self, store: Any, subject: str, split: str = "test", average: bool = True,
               batch_size: int = 256, device: str | None = None) -> torch.Tensor:

@@ -272,23 +272,31 @@ class UnitFolder(_Folder):
         return load_safetensors(self.test_embeddings_path, "Test embeddings",
                                 "Write them again with `eegvision evaluate RUN` after `eegvision fit --resume`.")
 
-    def write_alignment(self, matrices: Mapping[str, Any], method: str) -> None:
-        """Write the per-subject alignment matrices ``{subject: (C, C)}`` the unit used (``alignment.safetensors``)."""
+    def write_alignment(self, alignments: Mapping[str, Any], method: str) -> None:
+        """Write the per-subject alignments ``{subject: SubjectAlignment}`` the unit used (``alignment.safetensors``:
+        ``SUBJECT`` the ``(C, C)`` matrix, ``SUBJECT.mean`` the ``(C, T)`` mean trial where there is one)."""
         import torch
 
-        save_safetensors(self.path / _ALIGNMENT,
-                         {s: torch.as_tensor(m, dtype=torch.float64) for s, m in sorted(matrices.items())},
+        tensors = {}
+        for s, a in sorted(alignments.items()):
+            tensors[s] = torch.as_tensor(a.matrix, dtype=torch.float64)
+            if a.mean is not None:
+                tensors[f"{s}.mean"] = torch.as_tensor(a.mean, dtype=torch.float64)
+        save_safetensors(self.path / _ALIGNMENT, tensors,
                          {"method": method, "computed_from": "each subject's training split, no labels"})
 
     def read_alignment(self) -> dict[str, Any]:
-        """``{subject: (C, C) float64 array}`` written by :meth:`write_alignment` (``{}`` when there is none)."""
+        """``{subject: SubjectAlignment}`` written by :meth:`write_alignment` (``{}`` when there is none)."""
+        from eegvision.data.alignment import SubjectAlignment
         from eegvision.tensorfiles import load_safetensors
 
         path = self.path / _ALIGNMENT
         if not path.is_file():
             return {}
-        return {s: t.numpy() for s, t in load_safetensors(path, "Alignment matrices",
-                                                          "Train the run again with `eegvision fit`.").items()}
+        tensors = {k: t.numpy() for k, t in load_safetensors(path, "Alignment matrices",
+                                                             "Train the run again with `eegvision fit`.").items()}
+        return {s: SubjectAlignment(m, tensors.get(f"{s}.mean")) for s, m in tensors.items()
+                if not s.endswith(".mean")}
 
     # ------------------------------------------------------------------ seed ensembles
     def member_folders(self, seeds: Sequence[int]) -> list[UnitFolder]:

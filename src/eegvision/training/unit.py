@@ -103,16 +103,16 @@ def torch_load_checkpoint(path: str | os.PathLike) -> dict:
 
 def aligned_store(config: FitConfig, store: Any, unit: dict, folder: UnitFolder | None = None) -> Any:
     """``store`` wrapped in the per-subject alignment of ``config.align`` (unchanged when it is ``None``); the
-    matrices of the unit's training and test subjects are written to ``folder`` (main process)."""
+    alignments of the unit's training and test subjects are written to ``folder`` (main process)."""
     if config.align is None:
         return store
-    from eegvision.data.alignment import AlignedStore, alignment_matrices
+    from eegvision.data.alignment import AlignedStore, subject_alignments
 
     subjects = list(dict.fromkeys([*unit["train_subjects"], *unit["test_subjects"]]))
-    matrices = alignment_matrices(store, subjects, config.align)
+    alignments = subject_alignments(store, subjects, config.align)
     if folder is not None:
-        folder.write_alignment(matrices, config.align)
-    return AlignedStore(store, matrices)
+        folder.write_alignment(alignments, config.align)
+    return AlignedStore(store, alignments)
 
 
 def _datasets(config: FitConfig, store: Any, unit: dict, split_seed: int | None = None) -> dict[str, Any]:
