@@ -241,8 +241,6 @@ class FitConfig:
     target_weights: str = "fixed"
     target_weight_grid: list[float] = field(default_factory=lambda: [0.0, 0.25, 1.0, 4.0])
     blur_levels: list[str] = field(default_factory=list)
-    projector: dict[str, Any] | None = None
-    eeg_smoothing: dict[str, Any] | None = None
     channels: str | list[str] | None = None
     window: list[float] | None = None
     align: str | None = None
@@ -262,6 +260,8 @@ class FitConfig:
     reference_loss: bool = False
     reference: bool = False
     report_test_curve: bool = False
+    projector: dict[str, Any] | None = None
+    eeg_smoothing: dict[str, Any] | None = None
     eval_ks: list[int] = field(default_factory=lambda: list(DEFAULT_EVAL_KS))
     eval_tops: list[int] = field(default_factory=lambda: [1, 5])
     eval_methods: list[str] = field(default_factory=lambda: ["exact", "montecarlo", "csls"])
