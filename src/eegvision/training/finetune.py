@@ -289,6 +289,10 @@ def finetune(parent: str | os.PathLike | None, config: FinetuneConfig, out: str 
     parent_run = load_run(parent, unit=config.unit) if parent is not None else None
     if parent_run is not None:
         base = parent_run.config
+        if base.projector is not None:
+            raise ValueError(f"Run {parent} was trained with projector {base.projector} (an EEG and an image "
+                             "projection); fine-tuning such a run is not supported yet. Fine-tune a run trained "
+                             "without --projector-dim, or train a new run on the new data.")
         parent_ids = dict(parent_run.subject_ids)
         encoder = parent_run.encoder
         temperature = _parent_temperature(parent_run.folder) or base.init_temperature
