@@ -6,19 +6,23 @@ Families (``docs/families.md``):
 * ``cross-subject`` at its default size (4 subjects that differ in scalp patterns, gains and latency; 1000
   training concepts x 1 image x 4 repetitions, 100 test concepts x 10 repetitions): where subject-aware training
   must beat plain LOSO;
-* ``linear-erp`` with 3 subjects at the same size (its own small subject differences): where subject-aware
-  training must not lose.
+* ``linear-erp`` and ``ar1-noise`` with 3 subjects at the same size (their own small subject differences; the
+  second with AR(1) sensor noise): where subject-aware training must not lose.
 
 Recipes (FitConfig, ``protocol="loso"``: one fresh model per held-out subject, trained on the other subjects,
 tested on the held-out one's averaged test trials, 100-way): a small common base (``BASE``: EEGProject, the 17
 occipito-parietal channels, 0.05-0.5 s, repetition-averaged training, 12 epochs, batch 128, AdamW 1e-3 cosine,
-selection on 10 % held-out training concepts), and on top of it each subject-aware option alone and all
-together. Each held-out subject's test embeddings are also scored after every transductive calibration
+selection on 10 % held-out training concepts), and on top of it each subject-aware option alone and together:
+per-subject alignment (``align``: Euclidean, centring, both; from each subject's unlabelled training split, the
+held-out subject's too, never its test EEG), the training-only router with per-subject heads, the coarse MMD stage
+and the subject MMD term. Each held-out subject's test embeddings are also scored after every transductive calibration
 (:mod:`eegvision.evaluation.calibration`), reported in a separate column and never mixed with the inductive
 numbers.
 
     python benchmarks/sim_cross_subject.py                                # make bench: small presets, seed 0, 2 epochs
-    python benchmarks/sim_cross_subject.py --size default --recipes loso,subject-aware   # the measured run
+    python benchmarks/sim_cross_subject.py --size default --recipes loso,centre,centre-euclidean,centre-subject-aware \
+        --linear-erp-recipes loso,centre,centre-euclidean,centre-subject-aware              # the measured run
+    python benchmarks/sim_cross_subject.py --size default --families ar1-noise --linear-erp-recipes loso,centre
     python benchmarks/sim_cross_subject.py --size default --seeds 0 --recipes align,heads,mmd --families cross-subject
 
 Writes ``benchmarks/results/sim_cross_subject.json`` (every cell: family, seed, recipe, held-out subject, 100-way
@@ -178,19 +182,23 @@ def markdown(summary: dict, seeds: list[int]) -> str:
     for fam, recs in summary.items():
         subs = sorted({s for e in recs.values() for s in e["per_subject"]})
         n_seeds = max(len(e["inductive"]["per_seed"]) for e in recs.values())
-        lines += [f"### `{fam}` — inductive (LOSO, mean ± std over {n_seeds} seed(s) of the mean over held-out "
+        lines += [f"### `{fam}` — inductive (LOSO: the held-out subject's test EEG is decoded, never fitted to; "
+                  f"mean ± std over {n_seeds} seed(s) of the mean over held-out "
                   "subjects; per held-out subject: mean ± std over seeds; chance: 0.010 at 100-way, 0.100 at "
                   "10-way)", "",
-                  "| recipe | 100-way top-1 | 10-way top-1 | " + " | ".join(f"{s} (100-way)" for s in subs)
+                  "| recipe | held-out subject's EEG used | 100-way top-1 | 10-way top-1 | "
+                  + " | ".join(f"{s} (100-way)" for s in subs)
                   + " | vs plain LOSO, 100-way (mean diff; folds better/worse) | vs plain LOSO, 10-way | CPU s |",
-                  "|---|---|---|" + "---|" * len(subs) + "---|---|---|"]
+                  "|---|---|---|---|" + "---|" * len(subs) + "---|---|---|"]
         for rec, e in recs.items():
             vs = e.get("vs_loso")
             vs_txt = f"{vs['mean_diff']:+.3f}; {vs['n_better']}/{vs['n_worse']} of {vs['n_folds']}" if vs else "—"
             vs10 = (f"{vs['mean_diff_10way']:+.3f}; {vs['n_better_10way']}/{vs['n_worse_10way']} of "
                     f"{vs['n_folds']}") if vs else "—"
             ind = e["inductive"]
-            lines.append(f"| {rec} | {fmt(ind['top1_mean'], ind['top1_std'])} | "
+            uses = ("its training split, unlabelled (alignment)" if RECIPES.get(rec, {}).get("align")
+                    else "none")
+            lines.append(f"| {rec} | {uses} | {fmt(ind['top1_mean'], ind['top1_std'])} | "
                          f"{fmt(ind['top1_10way_mean'], ind['top1_10way_std'])} | "
                          + " | ".join(fmt(e['per_subject'][s]['top1_mean'], e['per_subject'][s]['top1_std'])
                                       for s in subs) + f" | {vs_txt} | {vs10} | {e['cost']['cpu_s']:.0f} |")
