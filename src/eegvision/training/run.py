@@ -129,7 +129,8 @@ def evaluate_run(run_dir: str | os.PathLike, *, ks: list[int] | None = None, top
         Override the run's evaluation settings (default: those of its config).
     features_test : path, optional
         Evaluate against other test features (default: the file the run was trained with, found relative to the
-        run folder, else at its absolute path; see :meth:`RunFolder.input_path`).
+        run folder, else at its absolute path; see :meth:`RunFolder.input_path`; a unit trained with
+        ``target_mode="learned"`` is evaluated against its own ``fusion_test.safetensors``).
     write : bool
         Write ``metrics.json``/``metrics.csv`` in each unit and (with several units) in the run.
     calibrations : list of str, optional
@@ -165,11 +166,15 @@ def evaluate_run(run_dir: str | os.PathLike, *, ks: list[int] | None = None, top
         desc = unit.read_config()
         best = _best_on_test(unit)
         rows = []
+        unit_feats = feats
+        if features_test is None and unit.fused_test_features_path.is_file():  # target_mode="learned"
+            unit_feats = load_training_features(cfg, unit.fused_test_features_path, run.feature_cache, None,
+                                                run.concepts("test"))
         for subject, emb in unit.read_test_embeddings().items():
-            info = run_info(cfg, subject, desc["data"]["n_train"], desc["data"]["n_chans"], feats)
+            info = run_info(cfg, subject, desc["data"]["n_train"], desc["data"]["n_chans"], unit_feats)
             if best is not None:
                 info["best_epoch_on_test_top1"] = best
-            rows += evaluate_embeddings(emb, feats.image, feats.text, ks=ks or eval_ks_for(cfg.eval_ks, len(emb)),
+            rows += evaluate_embeddings(emb, unit_feats.image, unit_feats.text, ks=ks or eval_ks_for(cfg.eval_ks, len(emb)),
                                         tops=tops or cfg.eval_tops,
                                         methods=methods or cfg.eval_methods, seed=cfg.seed, info=info,
                                         calibrations=calibrations or ())

@@ -322,6 +322,21 @@ class UnitFolder(_Folder):
             raise FileNotFoundError(f"{self.auto_path} not found: {self.path} was not fitted with encoder 'auto'.")
         return _read_json(self.auto_path, self.path)
 
+    @property
+    def fusion_path(self) -> Path:
+        """``fusion.json``: the learned layer weights of ``target_mode="learned"`` (:mod:`.fusion`)."""
+        return self.path / "fusion.json"
+
+    @property
+    def fused_test_features_path(self) -> Path:
+        """``fusion_test.safetensors``: the test images' features fused with the unit's learned shared weights
+        (what the unit is evaluated against)."""
+        return self.path / "fusion_test.safetensors"
+
+    def write_fusion(self, record: Mapping[str, Any]) -> None:
+        """Write ``fusion.json``."""
+        write_text_atomic(self.fusion_path, json.dumps(dict(record), indent=2) + "\n")
+
     def read_finetune_record(self) -> dict:
         """``finetune.json`` of a fine-tuned run."""
         if not self.finetune_record_path.is_file():
