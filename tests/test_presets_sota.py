@@ -185,7 +185,8 @@ def test_presets_command_lists_the_required_presets_with_their_numbers():
                  "published 200-way top-1 0.913, top-5 0.988, within-subject (SAMGA",
                  "published 200-way top-1 0.353, top-5 0.656, leave-one-subject-out (SVTL",
                  "requires (not in eegvision yet; fit refuses without --partial-preset): multi_view_target, "
-                 "projector, mmd, stages",
+                 "projector\n",
+                 "needs your files: --target FILE (repeat for each layer): the InternViT-6B training features",
                  "needs your files: --blur-levels LOW,HIGH: the RN50 features of the kernel-45 and kernel-57 "
                  "fovea-blurred",
                  "protocol: 63 channels (all), averaged training trials"):
@@ -194,7 +195,8 @@ def test_presets_command_lists_the_required_presets_with_their_numbers():
     assert set(REQUIRED) <= set(doc)
     assert doc["samga"]["targets"]["layers"] == [20, 24, 28, 32, 36]
     assert doc["ubp"]["targets"]["prior"]["kernels"] == {"low": 45, "medium": 51, "high": 57}
-    assert set(doc["svtl"]["unmet_requirements"]) == {"multi_view_target", "projector", "mmd", "stages"}
+    assert set(doc["svtl"]["unmet_requirements"]) == {"multi_view_target", "projector"}
+    assert doc["samga"]["unmet_requirements"] == {} and doc["samga"]["requires"]["target_mode"] == "learned"
     assert doc["atm-table8-within"]["unmet_requirements"] == {} and doc["atm-table8-within"]["targets"] == {}
 
 
@@ -222,8 +224,8 @@ def test_fit_refuses_a_preset_with_unmet_requirements(tmp_path):
                                          r"eegvision training option yet\); projector .*--partial-preset"):
         preset_config("svtl", data="x", subjects=["sub-01"])
     res = runner.invoke(app, ["fit", "--data", str(tmp_path), "--subject", "sub-01", "--out", str(tmp_path / "r"),
-                              "--preset", "samga"])
-    assert res.exit_code == 2 and "subject_router" in res.output and "mmd" in res.output
+                              "--preset", "svtl"])
+    assert res.exit_code == 2 and "multi_view_target" in res.output and "projector" in res.output
     assert not (tmp_path / "r").exists()
     res = runner.invoke(app, ["fit", "--data", str(tmp_path), "--subject", "sub-01", "--out", str(tmp_path / "r"),
                               "--encoder", "nice", "--partial-preset"])
@@ -237,8 +239,11 @@ def test_partial_preset_config_records_what_it_leaves_out():
         "eegproject", "occipito-parietal", True, 1e-4, 3)
     assert (cfg.logit_scale_mode, cfg.normalize_embeddings, cfg.blur_levels) == ("softplus", "image", [])
     cfg = preset_config("samga", partial=True, data="x", subjects=["sub-01"])
-    assert cfg.preset.startswith("samga[partial: without ") and "subject_router" in cfg.preset
-    assert cfg.subject_router is None  # an unmet requirement is not applied
+    assert cfg.preset == "samga[partial: without targets]"   # its requirements are met: only its layer files lack
+    assert (cfg.target_mode, cfg.subject_router, cfg.mmd_epochs) == ("learned", "gate", 5)
+    cfg = preset_config("svtl", partial=True, data="x", subjects=["sub-01"])
+    assert cfg.preset == "svtl[partial: without multi_view_target, projector]"
+    assert (cfg.epochs, cfg.lr, [s["subject_mmd_weight"] for s in cfg.stages]) == (50, 1e-4, [[0.9, 0.5], 0.0])
 
 
 def test_neurobridge_fixed_temperature_is_met_and_kept_in_training(tiny, monkeypatch):
@@ -283,8 +288,9 @@ def tiny(tmp_path_factory):
 # Encoder sizes on the fake store's 6 occipito-parietal channels x 80 samples -> 16-d features, by hand:
 # eegproject: Linear(480, 16) 7,696 + Linear(16, 16) 272 + LayerNorm 32 = 8,000;
 # nice: TSConv conv(1, 25) 1,040 + BN 80 + conv(6, 1) 9,640 + BN 80 + 1x1 conv 1,640 = 12,480, leaving
-# (80 - 25 + 1 - 51) // 5 + 1 = 2 steps, so Linear(80, 16) 1,296 + 272 + 32: 14,080.
-SMOKE = {"ubp": ("eegproject", 8_000), "neurobridge": ("eegproject", 8_000), "samga": ("eegproject", 8_000),
+# (80 - 25 + 1 - 51) // 5 + 1 = 2 steps, so Linear(80, 16) 1,296 + 272 + 32: 14,080;
+# samga: eegproject inside the gate router, 4 adapters 16 x 16 (1,024) and a gate of 1 subject x 4 (4): 9,028.
+SMOKE = {"ubp": ("eegproject", 8_000), "neurobridge": ("eegproject", 8_000), "samga": ("eegproject", 9_028),
          "svtl": ("nice", 14_080)}
 
 
@@ -317,8 +323,9 @@ def test_ubp_preset_trains_as_published_once_given_its_blur_files(tiny, monkeypa
 def test_smoke_one_epoch_of_each_required_preset(name, tiny, monkeypatch):
     store, data, root = tiny
     patch_open_data(monkeypatch, store)
+    stages = {"stages": [{"epochs": 1, "lr": 1e-4, "subject_mmd_weight": [0.9, 0.5]}]} if name == "svtl" else {}
     cfg = preset_config(name, partial=True, data=str(data), subjects=["sub-01"], epochs=1, batch_size=16,
-                        val_fraction=0.2, eval_ks=[2, 8], eval_methods=["exact"])
+                        val_fraction=0.2, eval_ks=[2, 8], eval_methods=["exact"], **stages)
     result = fit(cfg, root / f"run-{name}")
     recorded = json.loads((root / f"run-{name}" / "config.json").read_text())["fit"]
     assert recorded["preset"].startswith(f"{name}[partial: without ") and recorded["encoder"] == SMOKE[name][0]
@@ -335,9 +342,12 @@ def test_end_to_end_partial_preset_run_beats_chance(name, tmp_path):
     _, data = make_problem(tmp_path, real_store=True, n_subjects=3, n_train_concepts=40, n_test=20, n_times=80,
                            noise=0.5)
     run = tmp_path / "run"
+    schedule = ["--epochs", "30", "--lr", "1e-3"]
+    if name == "svtl":  # its two stages, shortened
+        schedule = ["--stages", json.dumps([{"epochs": 12, "lr": 1e-3, "subject_mmd_weight": [0.9, 0.5]},
+                                            {"epochs": 18, "lr": 5e-4, "subject_mmd_weight": 0.0}])]
     res = runner.invoke(app, ["fit", "--data", str(data), "--subject", "sub-02", "--out", str(run), "--preset", name,
-                              "--partial-preset", "--epochs", "30", "--batch-size", "32", "--lr", "1e-3",
-                              "--val-fraction", "0.2", "--quiet"])
+                              "--partial-preset", *schedule, "--batch-size", "32", "--val-fraction", "0.2", "--quiet"])
     assert res.exit_code == 0, res.output
     cfg = json.loads((run / "config.json").read_text())["fit"]
     assert cfg["preset"].startswith(f"{name}[partial") and cfg["protocol"] == PRESETS[name].overrides["protocol"]

@@ -222,7 +222,13 @@ def fit_cmd(
                                      "training feature file (e.g. another layer); its test file is the same name "
                                      "with 'test' for the last 'train'. Weight 1 by default."),
     target_mode: str = typer.Option(None, "--target-mode", help="heads (one head + InfoNCE term per extra target; "
-                                    "the primary embedding is kept; default) or fused (one concatenated target)."),
+                                    "the primary embedding is kept; default), fused (one concatenated target) or "
+                                    "learned (SAMGA: the layers of one width summed with learned softmax weights, a "
+                                    "per-subject offset in training only; eegvision.training.fusion)."),
+    fusion_subject_dropout: float = typer.Option(None, "--fusion-subject-dropout", help="learned: probability of "
+                                                 "dropping a training sample's subject offset of the layer weights."),
+    fusion_layer_dropout: float = typer.Option(None, "--fusion-layer-dropout", help="learned: probability of "
+                                               "zeroing each layer's weight of a training sample (rest renormalised)."),
     target_dim: int = typer.Option(None, "--target-dim", min=1, help="fused: PCA dimension of the fused target "
                                    "(fitted on the training images)."),
     primary_weight: float = typer.Option(None, "--primary-weight", help="Weight of the primary target (1)."),
@@ -231,6 +237,9 @@ def fit_cmd(
                                        "chosen for the subject from --target-weight-grid by cross-validation."),
     target_weight_grid: str = typer.Option(None, "--target-weight-grid", help="cv: the weights an extra target "
                                            "may take, comma-separated (0,0.25,1,4; 0 drops it)."),
+    stages: str = typer.Option(None, "--stages", help="Training stages as JSON text or a JSON file: a list of "
+                               "{\"epochs\": N, \"lr\": LR, \"subject_mmd_weight\": W or [START, END], \"freeze\": "
+                               "[GROUPS]} (SVTL; eegvision.training.stages); --epochs is their sum."),
     learn_temperature: bool = typer.Option(None, "--learn-temperature/--fixed-temperature",
                                            help="Train the contrastive temperature, or keep it at its start value."),
     blur_levels: str = typer.Option(None, "--blur-levels", help="UBP's blur prior in training: LOW,HIGH training "
@@ -277,7 +286,8 @@ def fit_cmd(
             encoder_options=parse_options(encoder_option) or None, devices=devices, strategy=strategy,
             targets=[parse_target(t).to_dict() for t in target] if target else None, target_mode=target_mode,
             target_dim=target_dim, primary_weight=primary_weight, target_weights=target_weights,
-            target_weight_grid=_weight_grid(target_weight_grid),
+            target_weight_grid=_weight_grid(target_weight_grid), fusion_subject_dropout=fusion_subject_dropout,
+            fusion_layer_dropout=fusion_layer_dropout, stages=_stages_option(stages),
             blur_levels=split_list(blur_levels) if blur_levels else None, learn_temperature=learn_temperature,
             accelerator=accelerator, precision=precision, num_workers=num_workers,
         )
@@ -426,6 +436,25 @@ def benchmark_cmd(
     stdout.print(f"{len(res.runs)} run(s); wrote {res.out}")
 
 
+def _stages_option(value: str | None) -> list | None:
+    """``--stages``: JSON text (starting with ``[``) or the path of a JSON file holding the list of stages."""
+    import json
+
+    if value is None:
+        return None
+    text = value
+    if not value.lstrip().startswith("["):
+        path = Path(value).expanduser()
+        if not path.is_file():
+            raise ValueError(f"--stages takes a JSON list of stages or a JSON file; {value!r} is neither (no such "
+                             'file). Example: --stages \'[{"epochs": 20, "lr": 1e-4}, {"epochs": 30, "lr": 5e-5}]\'.')
+        text = path.read_text()
+    try:
+        return json.loads(text)
+    except ValueError as err:
+        raise ValueError(f"--stages is not valid JSON ({err}): {value!r}.") from None
+
+
 #: What ``fit --help`` shows as each option's default: the :class:`~eegvision.training.config.FitConfig` default
 #: (the options themselves default to "not given", so that a --preset can set them; tests/test_cli_output.py
 #: checks these against FitConfig).
@@ -438,6 +467,7 @@ FIT_DEFAULTS = {
     "channel_dropout": 0.0, "noise": 0.0, "patience": "no early stopping", "ema_decay": "no averaging",
     "ensemble": 1, "ridge_init": "off", "mmd_epochs": 0, "mmd_weight": 1.0, "subject_mmd_weight": 0.0,
     "subject_router": "no router", "router_experts": 4, "learn_temperature": "learn-temperature",
+    "fusion_subject_dropout": 0.0, "fusion_layer_dropout": 0.0, "stages": "one stage (--epochs, --lr)",
     "devices": 1, "strategy": "auto",
     "accelerator": "auto", "precision": "32", "num_workers": 0,
 }
