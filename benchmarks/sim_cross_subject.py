@@ -47,9 +47,12 @@ BASE = {"encoder": "eegproject", "protocol": "loso", "channels": "occipito-parie
 RECIPES = {
     "loso": {},
     "align": {"align": "euclidean"},
+    "centre": {"align": "centre"},
+    "centre-euclidean": {"align": "centre-euclidean"},
     "heads": {"subject_router": "heads"},
     "mmd": {"mmd_epochs": 3, "subject_mmd_weight": 1.0},
     "subject-aware": {"align": "euclidean", "subject_router": "heads", "mmd_epochs": 3, "subject_mmd_weight": 1.0},
+    "centre-subject-aware": {"align": "centre", "subject_router": "heads", "mmd_epochs": 3, "subject_mmd_weight": 1.0},
 }
 CALIBRATIONS = ("centre", "whiten", "procrustes", "score")
 

@@ -1,5 +1,5 @@
-"""Per-subject Euclidean alignment: the reference covariance, the aligned view, and a LOSO run that records
-and reuses its matrices (computed from training splits only)."""
+"""Per-subject alignment (Euclidean, centring, both): the reference covariance, the aligned view, and a LOSO run
+that records and reuses its alignments (computed from training splits only)."""
 
 import json
 
@@ -11,8 +11,10 @@ from decode_helpers import make_problem, patch_open_data
 from eegvision.data.alignment import (
     AlignedStore,
     ChannelMixedArray,
+    SubjectAlignment,
     alignment_matrices,
     euclidean_reference,
+    subject_alignments,
 )
 from eegvision.data.dataset import EEGDataset
 from eegvision.training.config import FitConfig
@@ -70,7 +72,8 @@ def test_loso_alignment_recorded_from_training_splits_and_reused(tmp_path, monke
     recorded = trained.folder.read_alignment()
     assert sorted(recorded) == ["sub-01", "sub-02", "sub-03"]
     want = alignment_matrices(store, ["sub-02"])["sub-02"]
-    np.testing.assert_allclose(recorded["sub-02"], want, rtol=1e-12)
+    np.testing.assert_allclose(recorded["sub-02"].matrix, want, rtol=1e-12)
+    assert recorded["sub-02"].mean is None
     # the held-out subject's matrix ignores its test EEG
     original = store._arrays[("sub-02", "test")]
     store._arrays[("sub-02", "test")] = original * 5.0 + 1.0
@@ -92,3 +95,53 @@ def test_loso_alignment_recorded_from_training_splits_and_reused(tmp_path, monke
 def test_align_is_checked():
     with pytest.raises(ValueError, match="align"):
         FitConfig(data="x", subjects=["sub-01"], align="riemann").validate()
+
+
+def test_centring_subtracts_each_subjects_mean_trial_and_centre_euclidean_whitens_the_rest(tmp_path):
+    store, _ = make_problem(tmp_path, n_subjects=2)
+    raw = store.array("sub-01", "training").astype(np.float64)              # (cond, rep, C, T)
+    n_cond, n_rep, n_chans, n_times = raw.shape
+    mean = raw.reshape(-1, n_chans, n_times).mean(0)
+    centre = subject_alignments(store, ["sub-01"], "centre")["sub-01"]
+    np.testing.assert_allclose(centre.matrix, np.eye(n_chans))
+    np.testing.assert_allclose(centre.mean, mean, rtol=1e-10, atol=1e-12)
+    # the aligned trials are the raw ones minus the mean trial, and a time window takes the mean's columns
+    aligned = AlignedStore(store, {"sub-01": centre})
+    np.testing.assert_allclose(aligned.array("sub-01", "training")[2, 1], raw[2, 1] - mean, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(aligned.array("sub-01", "test")[0, :, :, 3:7],
+                               store.array("sub-01", "test")[0, :, :, 3:7] - mean[:, 3:7], rtol=1e-5, atol=1e-5)
+    # the training trials of every aligned subject average to zero
+    np.testing.assert_allclose(np.asarray(aligned.array("sub-01", "training"), np.float64).mean((0, 1)), 0.0,
+                               atol=1e-5)
+    # centre-euclidean: R^{-1/2} of the centred trials' mean covariance, by hand (each trial centred over time)
+    both = subject_alignments(store, ["sub-01"], "centre-euclidean")["sub-01"]
+    ref = np.zeros((n_chans, n_chans))
+    for x in (raw - mean).reshape(-1, n_chans, n_times):
+        xc = x - x.mean(1, keepdims=True)
+        ref += xc @ xc.T / n_times
+    ref /= n_cond * n_rep
+    w, v = np.linalg.eigh(ref)
+    np.testing.assert_allclose(both.matrix, (v / np.sqrt(w)) @ v.T, rtol=1e-8, atol=1e-10)
+    np.testing.assert_allclose(both.mean, mean, rtol=1e-10, atol=1e-12)
+    centred = AlignedStore(store, {"sub-01": both}).array("sub-01", "training")
+    np.testing.assert_allclose(euclidean_reference(centred), np.eye(n_chans), atol=1e-4)
+    with pytest.raises(ValueError, match=r"mean is \(2, 3\)"):
+        ChannelMixedArray(raw, np.eye(n_chans), np.zeros((2, 3)))
+
+
+def test_loso_centring_is_recorded_and_reused_for_a_new_subject(tmp_path, monkeypatch):
+    store, data = make_problem(tmp_path, n_subjects=3)
+    patch_open_data(monkeypatch, store)
+    cfg = FitConfig(data=str(data), subjects=["sub-02"], protocol="loso", encoder="eegproject", epochs=1,
+                    batch_size=16, val_fraction=0.2, eval_ks=[2, 4], eval_methods=["exact"], align="centre")
+    trained = load_run(fit(cfg, tmp_path / "run").path)
+    recorded = trained.folder.read_alignment()["sub-02"]
+    assert isinstance(recorded, SubjectAlignment)
+    raw = store.array("sub-02", "training").astype(np.float64)
+    np.testing.assert_allclose(recorded.mean, raw.reshape(-1, *raw.shape[2:]).mean(0), rtol=1e-10, atol=1e-12)
+    # the test embeddings are the encoder of the averaged test trials minus the training-split mean trial
+    x = store.array("sub-02", "test").astype(np.float64).mean(1) - recorded.mean
+    with torch.no_grad():
+        direct = trained.encoder(torch.tensor(x, dtype=torch.float32), subject_ids=torch.full((len(x),), -1))
+    torch.testing.assert_close(trained.embed(store, "sub-02", device="cpu"), direct, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(trained.folder.read_test_embeddings()["sub-02"], direct, rtol=1e-4, atol=1e-5)

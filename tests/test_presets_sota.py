@@ -248,7 +248,7 @@ def test_partial_preset_config_records_what_it_leaves_out():
 
 def test_neurobridge_fixed_temperature_is_met_and_kept_in_training(tiny, monkeypatch):
     store, data, root = tiny
-    assert set(unmet_requirements(PRESETS["neurobridge"])) == {"projector", "eeg_smoothing"}
+    assert unmet_requirements(PRESETS["neurobridge"]) == {} == unmet_requirements(PRESETS["neurobridge-loso"])
     patch_open_data(monkeypatch, store)
     cfg = FitConfig(data=str(data), subjects=["sub-01"], encoder="eegproject", epochs=2, batch_size=16, lr=3e-2,
                     val_fraction=0.2, eval_ks=[2, 8], eval_methods=["exact"], learn_temperature=False)
@@ -289,9 +289,14 @@ def tiny(tmp_path_factory):
 # eegproject: Linear(480, 16) 7,696 + Linear(16, 16) 272 + LayerNorm 32 = 8,000;
 # nice: TSConv conv(1, 25) 1,040 + BN 80 + conv(6, 1) 9,640 + BN 80 + 1x1 conv 1,640 = 12,480, leaving
 # (80 - 25 + 1 - 51) // 5 + 1 = 2 steps, so Linear(80, 16) 1,296 + 272 + 32: 14,080;
-# samga: eegproject inside the gate router, 4 adapters 16 x 16 (1,024) and a gate of 1 subject x 4 (4): 9,028.
-SMOKE = {"ubp": ("eegproject", 8_000), "neurobridge": ("eegproject", 8_000), "samga": ("eegproject", 9_028),
+# samga: eegproject inside the gate router, 4 adapters 16 x 16 (1,024) and a gate of 1 subject x 4 (4): 9,028;
+# neurobridge adds its EEG projection Linear(16, 512): 8,192 + 512 = 8,704, so 16,704 (its image projection,
+# Linear(16, 512), is saved beside the encoder).
+SMOKE = {"ubp": ("eegproject", 8_000), "neurobridge": ("eegproject", 16_704), "samga": ("eegproject", 9_028),
          "svtl": ("nice", 14_080)}
+#: What a run of each required preset records as its preset when built with partial=True (neurobridge is complete).
+PARTIAL_LABEL = {"ubp": "ubp[partial: without ", "neurobridge": "neurobridge", "samga": "samga[partial: without ",
+                 "svtl": "svtl[partial: without "}
 
 
 def test_ubp_preset_trains_as_published_once_given_its_blur_files(tiny, monkeypatch):
@@ -328,7 +333,8 @@ def test_smoke_one_epoch_of_each_required_preset(name, tiny, monkeypatch):
                         val_fraction=0.2, eval_ks=[2, 8], eval_methods=["exact"], **stages)
     result = fit(cfg, root / f"run-{name}")
     recorded = json.loads((root / f"run-{name}" / "config.json").read_text())["fit"]
-    assert recorded["preset"].startswith(f"{name}[partial: without ") and recorded["encoder"] == SMOKE[name][0]
+    assert recorded["preset"].startswith(PARTIAL_LABEL[name]) and recorded["encoder"] == SMOKE[name][0]
+    assert (recorded["preset"] == "neurobridge") == (name == "neurobridge")
     assert result.run.unit().load_encoder().n_parameters() == SMOKE[name][1]
     tops = [r["top1"] for r in result.rows if r.get("k") == 8]
     assert tops and all(0.0 <= t <= 1.0 for t in tops)
@@ -350,7 +356,7 @@ def test_end_to_end_partial_preset_run_beats_chance(name, tmp_path):
                               "--partial-preset", *schedule, "--batch-size", "32", "--val-fraction", "0.2", "--quiet"])
     assert res.exit_code == 0, res.output
     cfg = json.loads((run / "config.json").read_text())["fit"]
-    assert cfg["preset"].startswith(f"{name}[partial") and cfg["protocol"] == PRESETS[name].overrides["protocol"]
+    assert cfg["preset"].startswith(PARTIAL_LABEL[name]) and cfg["protocol"] == PRESETS[name].overrides["protocol"]
     rows = json.loads((run / "metrics.json").read_text())["rows"]
     top1 = [r["top1"] for r in rows if r["modality"] == "image" and r["method"] == "exact" and r["k"] == 20]
     assert top1 and min(top1) > 0.15  # chance 0.05

@@ -164,7 +164,7 @@ def test_whitening_with_ensembles_alignment_and_closed_form_refusals(tmp_path, m
     run = load_run(fit(FitConfig(data=str(data), subjects=["sub-01"], encoder="ridge", whiten="mvnn",
                                  align="euclidean", eval_ks=[2], eval_methods=["exact"],
                                  encoder_options={"cv": 3, "decim": 4}), tmp_path / "ridge").path)
-    a = run.folder.read_alignment()["sub-01"]
+    a = run.folder.read_alignment()["sub-01"].matrix
     train = store.array("sub-01", "training").astype(np.float64)
     np.testing.assert_allclose(run.encoder.whitening_matrix().numpy(), _hand_whitener(np.matmul(a, train)),
                                rtol=1e-4, atol=1e-5)

@@ -159,13 +159,17 @@ def plot_topomaps(table: Any, path: str | os.PathLike,
     return save(fig, path)
 
 
-def _test_features(run: RunFolder, features_test: str | None) -> np.ndarray:
+def _test_features(run: RunFolder, features_test: str | None, unit: UnitFolder | None = None) -> np.ndarray:
+    """The run's test image features; projected by ``unit``'s image projector when it has one."""
     from eegvision.training.inputs import load_training_features
 
     cfg = run.fit_config()
     path = Path(features_test or run.feature_files().get("test") or cfg.features_test
                 or Path(cfg.data) / "features" / "test.safetensors")
     feats = load_training_features(cfg, path, run.feature_cache, None)
+    projector = unit.load_image_projector() if unit is not None else None
+    if projector is not None:
+        feats = projector.project_features(feats)
     return feats.image.numpy().astype(np.float32)
 
 
@@ -190,7 +194,7 @@ def run_test_embeddings(run_dir: str | os.PathLike, *, subject: str | None = Non
     subject = subject or sorted(embs)[0]
     if subject not in embs:
         raise ValueError(f"Run {folder.path} has no test embeddings of {subject!r}; it has {sorted(embs)}.")
-    return embs[subject].float().numpy(), _test_features(run, features_test), subject
+    return embs[subject].float().numpy(), _test_features(run, features_test, folder), subject
 
 
 def importance_for_run(run_dir: str | os.PathLike, out: str | os.PathLike, *, data: str | None = None,
@@ -212,7 +216,7 @@ def importance_for_run(run_dir: str | os.PathLike, out: str | os.PathLike, *, da
     store = open_data(data or run.config.data)
     ds = run.dataset(store, subject, "test", average=True)
     batch = ds.fetch(np.arange(len(ds)))
-    feats = _test_features(folder, features_test)[batch["condition"]]
+    feats = _test_features(folder, features_test, run.folder)[batch["condition"]]
     res = channel_importance(run.encoder, batch["eeg"], feats, ds.ch_names, subject_id=run.subject_id(subject),
                              fill=fill, device=device)
     out = Path(out)

@@ -49,6 +49,22 @@ def _weight_grid(text: str | None) -> list[float] | None:
                          f"{text!r}.") from None
 
 
+def _smoothing(text: str | None) -> dict | None:
+    """``--eeg-smoothing KERNEL,PROBABILITY[,frozen|redrawn]`` as ``FitConfig.eeg_smoothing`` (None when not given)."""
+    if not text:
+        return None
+    parts = split_list(text)
+    how = "--eeg-smoothing takes KERNEL,PROBABILITY[,frozen|redrawn] (e.g. 5,0.3: NeuroBridge's)"
+    if len(parts) not in (2, 3) or (len(parts) == 3 and parts[2] not in ("frozen", "redrawn")):
+        raise ValueError(f"{how}; got {text!r}.")
+    try:
+        kernel, probability = int(parts[0]), float(parts[1])
+    except ValueError:
+        raise ValueError(f"{how}: KERNEL a whole number of samples, PROBABILITY a number in [0, 1]; got "
+                         f"{text!r}.") from None
+    return {"kernel": kernel, "channel_probability": probability, "frozen": len(parts) == 2 or parts[2] == "frozen"}
+
+
 def _build_config(preset: str | None, fields: dict, config_file: Path | None = None, partial: bool = False):
     """The FitConfig of ``fields`` (the options given) over a preset or a config file (``--config``).
 
@@ -197,8 +213,9 @@ def fit_cmd(
                                  "...) and average their normalised embeddings."),
     channels: str = typer.Option(None, "--channels", help="Region (occipito-parietal) or names (O1,Oz,O2)."),
     window: str = typer.Option(None, "--window", help="Time window TMIN,TMAX in seconds."),
-    align: str = typer.Option(None, "--align", help="Per-subject alignment: euclidean (each subject's channels "
-                              "whitened by its own mean covariance, from its training split; for loso/joint)."),
+    align: str = typer.Option(None, "--align", help="Per-subject alignment from each subject's training split, "
+                              "no labels (for loso/joint): euclidean (channels whitened by the subject's mean "
+                              "covariance), centre (its mean trial subtracted) or centre-euclidean (both)."),
     mmd_epochs: int = typer.Option(None, "--mmd-epochs", min=0, help="Coarse-to-fine: train the first N epochs "
                                    "on the MMD between EEG and image embeddings, then InfoNCE."),
     mmd_weight: float = typer.Option(None, "--mmd-weight", help="Weight of the coarse MMD loss."),
@@ -246,6 +263,13 @@ def fit_cmd(
                                     "feature files of the low and high blur levels; --features-train/--features-"
                                     "test must be the medium level. Each image's level is chosen from its running "
                                     "similarity (eegvision.training.blur_prior)."),
+    projector: int = typer.Option(None, "--projector-dim", min=1, help="NeuroBridge's projectors: a trainable "
+                                      "Linear to this size after the encoder and another on the image features; "
+                                      "retrieval in that space (e.g. 512)."),
+    eeg_smoothing: str = typer.Option(None, "--eeg-smoothing", help="NeuroBridge's smoothing of the training EEG: "
+                                      "KERNEL,PROBABILITY[,frozen|redrawn]: each channel moving-averaged over "
+                                      "KERNEL samples with that probability, drawn once (frozen, the default) or "
+                                      "at every read (e.g. 5,0.3)."),
     preset: str = typer.Option(None, "--preset", help="Named config (list them with `eegvision presets`); "
                                                      "options given beside it override it."),
     partial_preset: bool = typer.Option(False, "--partial-preset",
@@ -289,6 +313,8 @@ def fit_cmd(
             target_weight_grid=_weight_grid(target_weight_grid), fusion_subject_dropout=fusion_subject_dropout,
             fusion_layer_dropout=fusion_layer_dropout, stages=_stages_option(stages),
             blur_levels=split_list(blur_levels) if blur_levels else None, learn_temperature=learn_temperature,
+            projector={"dim": projector} if projector is not None else None,
+            eeg_smoothing=_smoothing(eeg_smoothing),
             accelerator=accelerator, precision=precision, num_workers=num_workers,
         )
         fields["progress"] = not quiet
@@ -468,6 +494,7 @@ FIT_DEFAULTS = {
     "ensemble": 1, "ridge_init": "off", "mmd_epochs": 0, "mmd_weight": 1.0, "subject_mmd_weight": 0.0,
     "subject_router": "no router", "router_experts": 4, "learn_temperature": "learn-temperature",
     "fusion_subject_dropout": 0.0, "fusion_layer_dropout": 0.0, "stages": "one stage (--epochs, --lr)",
+    "projector": "no projector", "eeg_smoothing": "no smoothing",
     "devices": 1, "strategy": "auto",
     "accelerator": "auto", "precision": "32", "num_workers": 0,
 }

@@ -93,11 +93,12 @@ class FitConfig:
         Channel subset (region name such as ``"occipito-parietal"``, or names).
     window : tuple of float, optional
         Time window in seconds ``(tmin, tmax)``.
-    align : {None, "euclidean"}
-        Per-subject Euclidean alignment (:mod:`eegvision.data.alignment`): every subject's channels are
-        whitened by its own mean spatial covariance, computed from its training-split trials without labels
-        (a held-out subject's too, never its test EEG); the matrices are recorded in the unit folder and
-        reused by ``evaluate``/``embed``. For cross-subject protocols (``loso``, ``joint``).
+    align : {None, "euclidean", "centre", "centre-euclidean"}
+        Per-subject alignment (:mod:`eegvision.data.alignment`), computed from each subject's training-split
+        trials without labels (a held-out subject's too, never its test EEG): ``euclidean`` whitens its channels
+        by its own mean spatial covariance (EA); ``centre`` subtracts its mean trial (its mean evoked
+        response); ``centre-euclidean`` does both. The alignments are recorded in the unit folder and reused
+        by ``evaluate``/``embed``. For cross-subject protocols (``loso``, ``joint``).
     val_fraction : float
         Fraction of the training concepts held out for validation/model selection.
     selection : {"val_top1", "val_loss"}
@@ -210,6 +211,21 @@ class FitConfig:
         target is then its low, medium or high blur features, the level chosen from the image's running
         matched-pair similarity as UBP's code does; the levels are recorded per epoch in ``history.csv``
         (``blur_low``, ``blur_medium``, ``blur_high``). Gradient-trained encoders only. Empty: no blur prior.
+    projector : dict, optional
+        NeuroBridge's projectors: ``{"dim": D}`` adds a trainable ``Linear(embedding, D)`` after the encoder (saved
+        with it: :class:`~eegvision.models.encoders.projected.ProjectedEncoder`) and a trainable
+        ``Linear(feature_dim, D)`` on the image targets (:class:`~eegvision.models.image_projector.ImageProjector`,
+        saved in the unit's ``image_projector/``); the loss, validation and test retrieval work in the ``D``-d
+        space, and the unit's test features are recorded projected (``test_features.safetensors``). Text features
+        are not used (the image projector is trained on images only). Gradient-trained retrieval only; not with
+        extra target heads, ensembles or ``ema_decay``. None: no projectors.
+    eeg_smoothing : dict, optional
+        NeuroBridge's EEG smoothing of the training data (never validation or test):
+        ``{"kernel": K, "channel_probability": P, "frozen": F}`` (missing keys: 5, 0.3, True, NeuroBridge's); each
+        channel of each training sample is replaced by its moving average of width ``K`` along time with
+        probability ``P``, the channels drawn once when the data are loaded (``frozen``, seeded by ``seed``) or
+        anew at each read (see :class:`eegvision.data.augment.SmoothedTrials`). Not with ``mix_repetitions``.
+        None: off.
     """
 
     data: str = ""
@@ -268,6 +284,8 @@ class FitConfig:
     reference_loss: bool = False
     reference: bool = False
     report_test_curve: bool = False
+    projector: dict[str, Any] | None = None
+    eeg_smoothing: dict[str, Any] | None = None
     eval_ks: list[int] = field(default_factory=lambda: list(DEFAULT_EVAL_KS))
     eval_tops: list[int] = field(default_factory=lambda: [1, 5])
     eval_methods: list[str] = field(default_factory=lambda: ["exact", "montecarlo", "csls"])
@@ -312,6 +330,7 @@ class FitConfig:
 
         check_fusion_config(self, is_closed_form(self.encoder))
         check_stages_config(self)
+        self._validate_neurobridge()
         if is_closed_form(self.encoder):
             self._validate_closed_form()
         if self.encoder == "auto" and self.reference:
@@ -414,13 +433,49 @@ class FitConfig:
             raise ValueError("Extra target heads are InfoNCE terms of the retrieval objective; use "
                              "objective='retrieval' or --target-mode fused.")
 
+    def _validate_neurobridge(self) -> None:
+        """Check ``projector`` and ``eeg_smoothing`` (NeuroBridge's options) and refuse what they cannot join."""
+        from eegvision.data.augment import check_smoothing
+
+        self.eeg_smoothing = check_smoothing(self.eeg_smoothing)
+        if self.eeg_smoothing is not None and self.mix_repetitions:
+            raise ValueError("eeg_smoothing smooths the training samples of averaged or single trials; "
+                             "mix_repetitions draws new samples every batch. Drop --mix-repetitions or "
+                             "--eeg-smoothing.")
+        if self.projector is None:
+            return
+        if not isinstance(self.projector, dict):
+            raise ValueError(f"projector is a dict such as {{'dim': 512}} (the size of the shared space of the EEG "
+                             f"and image projections) or None; got {self.projector!r}.")
+        check_names("projector key", list(self.projector), ["dim"], "projector", "Give {'dim': 512}.")
+        if "dim" not in self.projector:
+            raise ValueError(f"projector needs its 'dim' (the projected size, e.g. {{'dim': 512}}); got "
+                             f"{self.projector!r}.")
+        check_int("projector dim", self.projector["dim"], minimum=1,
+                  hint="It is the size of the shared space (NeuroBridge: 512).")
+        why = {"closed-form encoder": is_closed_form(self.encoder),
+               "encoder 'auto' (it may keep its closed-form ridge candidate)": self.encoder == "auto",
+               f"objective {self.objective!r} (the projections would shrink to match)": self.objective != "retrieval",
+               "--reference/--reference-loss (their loss adds the unprojected text features)":
+                   self.reference or self.reference_loss,
+               "extra target heads": bool(self.targets) and self.target_mode == "heads",
+               "target_mode 'learned' (its fused test features are recorded unprojected)":
+                   self.target_mode == "learned",
+               "ensemble > 1 (each member would have its own image projector)": self.ensemble > 1,
+               "ema_decay (the image projector is not averaged)": self.ema_decay is not None}
+        bad = [k for k, v in why.items() if v]
+        if bad:
+            raise ValueError(f"projector {self.projector} trains an EEG and an image projection by gradient with the "
+                             f"retrieval loss; it cannot be combined with {'; '.join(bad)}. Choose a gradient-trained "
+                             "encoder (e.g. --encoder eegproject) and drop the others, or drop --projector-dim.")
+
     def _validate_closed_form(self) -> None:
         """Refuse the options a closed-form fit (``ridge``) cannot honour: it has no epochs or batches to mix,
         augment or ensemble over (optimiser, epoch and early-stopping settings are not used either)."""
         given = [name for name, off in (("mix_repetitions", False), ("time_shift", 0), ("amplitude_scale", 0.0),
                                          ("channel_dropout", 0.0), ("noise", 0.0), ("ensemble", 1),
                                          ("ridge_init", False), ("mmd_epochs", 0), ("subject_mmd_weight", 0.0),
-                                         ("subject_router", None), ("stages", []))
+                                         ("subject_router", None), ("stages", []), ("eeg_smoothing", None))
                  if getattr(self, name) != off]
         if given:
             raise ValueError(f"Encoder {self.encoder!r} is fitted in closed form on each training condition's mean "
@@ -536,7 +591,7 @@ AUTO_RECIPE_FIELDS = ("encoder_options", "epochs", "batch_size", "lr", "weight_d
                       "mix_repetitions", "time_shift", "amplitude_scale", "channel_dropout", "noise", "patience",
                       "ema_decay", "ensemble", "ridge_init", "ridge_options", "objective", "reference",
                       "reference_loss", "selection", "mmd_epochs", "subject_mmd_weight", "subject_router",
-                      "stages")
+                      "stages", "eeg_smoothing")
 
 
 def is_closed_form(encoder: str) -> bool:

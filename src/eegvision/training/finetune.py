@@ -289,6 +289,10 @@ def finetune(parent: str | os.PathLike | None, config: FinetuneConfig, out: str 
     parent_run = load_run(parent, unit=config.unit) if parent is not None else None
     if parent_run is not None:
         base = parent_run.config
+        if base.projector is not None:
+            raise ValueError(f"Run {parent} was trained with projector {base.projector} (an EEG and an image "
+                             "projection); fine-tuning such a run is not supported yet. Fine-tune a run trained "
+                             "without --projector-dim, or train a new run on the new data.")
         parent_ids = dict(parent_run.subject_ids)
         encoder = parent_run.encoder
         temperature = _parent_temperature(parent_run.folder) or base.init_temperature
@@ -312,9 +316,9 @@ def finetune(parent: str | os.PathLike | None, config: FinetuneConfig, out: str 
     common = {"channels": base.channels, "window": base.window}
     alignment = {}
     if base.align is not None:  # the parent's per-subject alignment, for the new subject from its training split
-        from eegvision.data.alignment import AlignedStore, alignment_matrices
+        from eegvision.data.alignment import AlignedStore, subject_alignments
 
-        alignment = alignment_matrices(store, [subject], base.align)
+        alignment = subject_alignments(store, [subject], base.align)
         store = AlignedStore(store, alignment)
     split = validation_split(store, "training", fraction=val_fraction, seed=seed)
     pool_conditions = _pool_conditions(split, config)

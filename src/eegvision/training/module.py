@@ -203,6 +203,9 @@ class ContrastiveModule(pl.LightningModule):
         ``FitConfig.target_mode="learned"`` (:mod:`eegvision.training.fusion`): the batch's image targets are the
         fusion of ``fusion_targets`` ``(L, n_images, dim)`` (training weights in training; the shared weights for
         validation); ``fusion_test_targets`` ``(L, n_test, dim)`` give the test images' features.
+    image_projector : nn.Module, optional
+        ``FitConfig.projector``: the trainable image-side projection, applied to every image target (training,
+        validation and test retrieval) before the loss; the encoder carries the EEG side.
     patience, monitor : int or None, str
         Early stopping on ``monitor`` (:func:`~eegvision.training.regularise.stop_early`; the history it reads
         is kept in checkpoints, so a resumed run stops where an uninterrupted one does).
@@ -242,10 +245,12 @@ class ContrastiveModule(pl.LightningModule):
         fusion: nn.Module | None = None,
         fusion_targets: Tensor | None = None,
         fusion_test_targets: Tensor | None = None,
+        image_projector: nn.Module | None = None,
     ) -> None:
         super().__init__()
         self.encoder = encoder
         self.objective = objective
+        self.image_projector = image_projector
         self.register_buffer("image_features", image_features.float(), persistent=False)
         self.register_buffer("text_features", None if text_features is None else text_features.float(),
                              persistent=False)
@@ -365,6 +370,10 @@ class ContrastiveModule(pl.LightningModule):
         txt = text_features[batch["concept"]] if text_features is not None else None
         return img, txt
 
+    def project_images(self, features: Tensor) -> Tensor:
+        """Image features in the retrieval space: through the image projector when there is one."""
+        return features if self.image_projector is None else self.image_projector(features)
+
     def _gather(self, t: Tensor | None, grads: bool = False) -> Tensor | None:
         if t is None or self._world()[1] == 1:
             return t
@@ -387,8 +396,9 @@ class ContrastiveModule(pl.LightningModule):
             img = select_blur_targets(self.blur_targets, cond, self.blur_schedule.levels[cond])
         if self.fusion is not None:  # the layers fused with the batch's training weights (gradient to the fusion)
             img = self.fusion(self.fusion_targets[:, batch["condition"]], batch["subject"])
+        img = self.project_images(img)
         emb = self._gather(emb, grads=True)
-        img = self._gather(img, grads=self.fusion is not None)
+        img = self._gather(img, grads=self.fusion is not None or self.image_projector is not None)
         txt, concepts = self._gather(txt), self._gather(batch["concept"])
         loss = self.training_loss(emb, img, txt, concepts, self._gather(batch["subject"]))
         if self.blur_schedule is not None:  # UBP: the matched-pair logits update each image's running similarity
@@ -497,7 +507,7 @@ class ContrastiveModule(pl.LightningModule):
     def validation_step(self, batch: dict, batch_idx: int) -> None:
         emb = call_encoder(self.eval_encoder, batch["eeg"], batch["subject"])
         img, txt = self._targets(batch, self.train_images(), self.text_features)
-        loss = self.objective(emb, img, txt, batch["concept"]).loss
+        loss = self.objective(emb, self.project_images(img), txt, batch["concept"]).loss
         self._val_out.append((emb.float(), batch["condition"], loss.detach() * emb.shape[0]))
 
     def on_validation_epoch_end(self) -> None:
@@ -508,7 +518,8 @@ class ContrastiveModule(pl.LightningModule):
         cond = torch.cat([o[1] for o in self._val_out])
         val_loss = float(sum(o[2] for o in self._val_out) / emb.shape[0])
         self._val_out = []
-        acc = validation_topk(emb, cond, self.train_images(), self.val_k)
+        with torch.no_grad():
+            acc = validation_topk(emb, cond, self.project_images(self.train_images()), self.val_k)
         self._val_images = None
         self.log_dict({"val_loss": val_loss, "val_top1": acc[1], "val_top5": acc[5]}, prog_bar=True)
         row = {
@@ -537,9 +548,11 @@ class ContrastiveModule(pl.LightningModule):
         Only for the labelled "best epoch on test" extra; never used for model selection.
         """
         accs = []
+        with torch.no_grad():
+            images = self.project_images(self.test_images())
         for data in self.test_data.values():
             emb, cond = embed_data(self.eval_encoder, data, batch_size=self.eval_batch_size, device=self.device)
-            sims = F.normalize(emb.to(self.device), dim=-1) @ F.normalize(self.test_images(), dim=-1).T
+            sims = F.normalize(emb.to(self.device), dim=-1) @ F.normalize(images, dim=-1).T
             accs.append(kway_topk(sims, cond.to(self.device), None, (1,))[1])
         return float(np.mean(accs))
 

@@ -64,12 +64,16 @@ _NB_TARGETS = {**_RN50, "prior": {
     "degradations": {"gaussian_blur": {"kernel": 15}, "gaussian_noise": {"mean": 0.0, "std": 25.0},
                      "low_resolution": {"scale": 0.1}, "mosaic": {"level": 5}},
     "apply_to": ["training", "test"]}}
+# train.py --projector linear --feature_dim 512: module/projector.py ProjectorLinear, one trainable Linear(1024, 512)
+# after the EEG encoder and another on the image features (524,800 parameters each); loss and retrieval in the 512-d
+# space (FitConfig.projector). --eeg_aug --eeg_aug_type smooth --frozen_eeg_prior: module/eeg_augmentation.py
+# RandomSmooth(kernel_size=5, smooth_prob=0.3), a moving average along time (window shrinking at the edges) of each
+# channel with probability 0.3, applied once to the training EEG when module/dataset.py loads it (after averaging,
+# channel selection and time window; numpy's global RNG, seeded by --seed); never to the test EEG (--eeg_test_aug
+# off) (FitConfig.eeg_smoothing).
 _NB_REQUIRES = {
-    "projector": {"eeg": "Linear(1024, 512)", "image": "Linear(1024, 512)", "dim": 512,
-                  "note": "trainable, one per modality; retrieval in the 512-d space"},
-    "eeg_smoothing": {"kernel": 5, "channel_probability": 0.3, "frozen": True,
-                      "note": "moving average along time on each channel with probability 0.3, drawn once when the "
-                              "training data are loaded (--frozen_eeg_prior)"},
+    "projector": {"dim": 512},
+    "eeg_smoothing": {"kernel": 5, "channel_probability": 0.3, "frozen": True},
     "learn_temperature": False,
     "normalize_embeddings": "image",
 }
@@ -80,10 +84,13 @@ _NB_NOTES = (
     "and the last epoch's accuracy; the paper does not say which its table gives. eegvision selects on held-out "
     "training concepts.",
     "The temperature is fixed at 0.07 in the authors' scripts (t_learnable off) and only the image side is "
-    "L2-normalised (img_l2norm on, eeg_l2norm off); eegvision learns the temperature and normalises both sides or "
-    "neither: listed under requires.",
+    "L2-normalised (img_l2norm on, eeg_l2norm off): learn_temperature False, normalize_embeddings 'image'.",
     "The EEG and image projectors are two separate Linear(1024, 512) layers in the code (the paper calls the "
-    "projection 'shared'); they need a trainable image-side module, which eegvision's trainer does not have.",
+    "projection 'shared'): FitConfig.projector {'dim': 512}. Text features are not used (the scripts give none).",
+    "The EEG smoothing's channels are drawn as the code draws them (numpy seeded by the seed, subject by subject, "
+    "condition by condition), over all training conditions; eegvision then holds some concepts out for "
+    "validation, which the code trains on.",
+    "Weight decay: the code decays every parameter (AdamW 1e-4); eegvision leaves biases and norms undecayed.",
 )
 
 # SAMGA: code announced for after acceptance (LinJiang8/SAMGA README at d1ffb48); facts from the abstract / README

@@ -38,6 +38,9 @@ class TrainedRun:
         The validation-selected encoder, in eval mode.
     subject_ids : dict
         Model id of each training subject.
+    image_projector : torch.nn.Module or None
+        The unit's image projector (``FitConfig.projector``; the encoder then ends with the EEG projection, so its
+        embeddings are in the projected space): score them against ``image_projector(image_features)``.
     """
 
     folder: UnitFolder
@@ -45,6 +48,7 @@ class TrainedRun:
     description: dict
     encoder: torch.nn.Module
     subject_ids: dict[str, int] = field(default_factory=dict)
+    image_projector: torch.nn.Module | None = None
 
     @property
     def path(self) -> Path:
@@ -69,16 +73,16 @@ class TrainedRun:
                           window=self.config.window, subject_ids={subject: self.subject_id(subject)})
 
     def aligned(self, store: Any, subject: str) -> Any:
-        """``store`` with this run's alignment of ``subject`` (``config.align``): the recorded matrix, or for a
+        """``store`` with this run's alignment of ``subject`` (``config.align``): the recorded one, or for a
         subject the run never saw, one computed from that subject's training split (no labels)."""
         if self.config.align is None:
             return store
-        from eegvision.data.alignment import AlignedStore, alignment_matrices
+        from eegvision.data.alignment import AlignedStore, subject_alignments
 
-        matrices = self.folder.read_alignment()
-        if subject not in matrices:
-            matrices = alignment_matrices(store, [subject], self.config.align)
-        return AlignedStore(store, {subject: matrices[subject]})
+        alignments = self.folder.read_alignment()
+        if subject not in alignments:
+            alignments = subject_alignments(store, [subject], self.config.align)
+        return AlignedStore(store, {subject: alignments[subject]})
 
     def embed(self, store: Any, subject: str, split: str = "test", average: bool = True,
               batch_size: int = 256, device: str | None = None) -> torch.Tensor:
@@ -113,13 +117,17 @@ def load_run(run_dir: str | os.PathLike, unit: str | None = None, map_location: 
     desc = folder.read_config()
     ids = {k: int(v) for k, v in desc.get("subject_ids", {}).items()}  # training subjects; others are unseen
     return TrainedRun(folder=folder, config=FitConfig.from_dict(desc["fit"]), description=desc,
-                      encoder=folder.load_encoder(map_location), subject_ids=ids)
+                      encoder=folder.load_encoder(map_location), subject_ids=ids,
+                      image_projector=folder.load_image_projector(map_location))
 
 
 def evaluate_run(run_dir: str | os.PathLike, *, ks: list[int] | None = None, tops: list[int] | None = None,
                  methods: list[str] | None = None, features_test: str | None = None, write: bool = True,
                  calibrations: list[str] | None = None) -> Evaluation:
     """Evaluate a run's stored test embeddings against its test features; write ``metrics.{json,csv}``.
+
+    A unit trained with ``FitConfig.projector`` is scored against the test features projected by its own image
+    projector (those given with ``features_test`` too).
 
     Parameters
     ----------
@@ -165,16 +173,20 @@ def evaluate_run(run_dir: str | os.PathLike, *, ks: list[int] | None = None, top
     for unit in units:
         desc = unit.read_config()
         best = _best_on_test(unit)
-        rows = []
         unit_feats = feats
         if features_test is None and unit.fused_test_features_path.is_file():  # target_mode="learned"
             unit_feats = load_training_features(cfg, unit.fused_test_features_path, run.feature_cache, None,
                                                 run.concepts("test"))
+        projector = unit.load_image_projector()
+        if projector is not None:  # FitConfig.projector: score in the projected space
+            unit_feats = projector.project_features(unit_feats)
+        rows = []
         for subject, emb in unit.read_test_embeddings().items():
             info = run_info(cfg, subject, desc["data"]["n_train"], desc["data"]["n_chans"], unit_feats)
             if best is not None:
                 info["best_epoch_on_test_top1"] = best
-            rows += evaluate_embeddings(emb, unit_feats.image, unit_feats.text, ks=ks or eval_ks_for(cfg.eval_ks, len(emb)),
+            rows += evaluate_embeddings(emb, unit_feats.image, unit_feats.text,
+                                        ks=ks or eval_ks_for(cfg.eval_ks, len(emb)),
                                         tops=tops or cfg.eval_tops,
                                         methods=methods or cfg.eval_methods, seed=cfg.seed, info=info,
                                         calibrations=calibrations or ())

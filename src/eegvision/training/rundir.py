@@ -21,6 +21,10 @@ with several, unit ``NAME`` lives in ``RUN/NAME/``. Layout::
                                      lr, temperature (+ test_top1_curve with report_test_curve)
     UNIT/selection.json              selected epoch, selection rule, best validation value
     UNIT/test_embeddings.safetensors one tensor per test subject (row i = test condition i)
+    UNIT/image_projector/            FitConfig.projector: the image-side projector (config.json + model.safetensors,
+                                     eegvision.models.image_projector)
+    UNIT/test_features.safetensors   FitConfig.projector: the test image features projected by it (a feature file;
+                                     what the unit's test embeddings are scored against)
     UNIT/metrics.json, metrics.csv   result rows
     UNIT/finetune.json               fine-tuned runs: parent, frozen parameters, trials used
     UNIT/finetune_trials.tsv         fine-tuned runs: the training trials used
@@ -77,6 +81,8 @@ _LAST_CHECKPOINT = "last.ckpt"  # Lightning's name for ModelCheckpoint(save_last
 _BEST_CHECKPOINT = "best-{epoch:03d}"  # ModelCheckpoint's filename template (it adds .ckpt)
 _TEST_EMBEDDINGS = "test_embeddings.safetensors"
 _ALIGNMENT = "alignment.safetensors"
+_IMAGE_PROJECTOR = "image_projector"
+_TEST_FEATURES = "test_features.safetensors"
 _FEATURE_CACHE = "features"
 _PRIOR = "prior"
 _CAPTIONER = "captioner"
@@ -272,23 +278,57 @@ class UnitFolder(_Folder):
         return load_safetensors(self.test_embeddings_path, "Test embeddings",
                                 "Write them again with `eegvision evaluate RUN` after `eegvision fit --resume`.")
 
-    def write_alignment(self, matrices: Mapping[str, Any], method: str) -> None:
-        """Write the per-subject alignment matrices ``{subject: (C, C)}`` the unit used (``alignment.safetensors``)."""
+    # ------------------------------------------------------------------ image projector (FitConfig.projector)
+    @property
+    def test_features_path(self) -> Path:
+        """``test_features.safetensors``: the projected test features of a unit trained with a projector."""
+        return self.path / _TEST_FEATURES
+
+    def save_image_projector(self, projector: Any) -> Path:
+        """Save the image projector to ``image_projector/``."""
+        return projector.save_pretrained(self.path / _IMAGE_PROJECTOR)
+
+    def load_image_projector(self, map_location: str = "cpu") -> Any:
+        """The unit's :class:`~eegvision.models.image_projector.ImageProjector` (eval mode), or None when it was
+        trained without one."""
+        from eegvision.models.image_projector import ImageProjector
+
+        path = self.path / _IMAGE_PROJECTOR
+        return ImageProjector.from_pretrained(path, map_location) if path.is_dir() else None
+
+    def write_test_features(self, feats: Any) -> Path:
+        """Write the projected test features (a feature file, metadata and concept table kept)."""
+        from eegvision.features.files import save_features
+
+        meta = {k: v for k, v in feats.metadata.items() if k not in ("normalized", "eegvision_version")}
+        return save_features(self.test_features_path, feats.image, None, normalized=False,
+                             concepts=feats.concepts, **meta)
+
+    def write_alignment(self, alignments: Mapping[str, Any], method: str) -> None:
+        """Write the per-subject alignments ``{subject: SubjectAlignment}`` the unit used (``alignment.safetensors``:
+        ``SUBJECT`` the ``(C, C)`` matrix, ``SUBJECT.mean`` the ``(C, T)`` mean trial where there is one)."""
         import torch
 
-        save_safetensors(self.path / _ALIGNMENT,
-                         {s: torch.as_tensor(m, dtype=torch.float64) for s, m in sorted(matrices.items())},
+        tensors = {}
+        for s, a in sorted(alignments.items()):
+            tensors[s] = torch.as_tensor(a.matrix, dtype=torch.float64)
+            if a.mean is not None:
+                tensors[f"{s}.mean"] = torch.as_tensor(a.mean, dtype=torch.float64)
+        save_safetensors(self.path / _ALIGNMENT, tensors,
                          {"method": method, "computed_from": "each subject's training split, no labels"})
 
     def read_alignment(self) -> dict[str, Any]:
-        """``{subject: (C, C) float64 array}`` written by :meth:`write_alignment` (``{}`` when there is none)."""
+        """``{subject: SubjectAlignment}`` written by :meth:`write_alignment` (``{}`` when there is none)."""
+        from eegvision.data.alignment import SubjectAlignment
         from eegvision.tensorfiles import load_safetensors
 
         path = self.path / _ALIGNMENT
         if not path.is_file():
             return {}
-        return {s: t.numpy() for s, t in load_safetensors(path, "Alignment matrices",
-                                                          "Train the run again with `eegvision fit`.").items()}
+        tensors = {k: t.numpy() for k, t in load_safetensors(path, "Alignment matrices",
+                                                             "Train the run again with `eegvision fit`.").items()}
+        return {s: SubjectAlignment(m, tensors.get(f"{s}.mean")) for s, m in tensors.items()
+                if not s.endswith(".mean")}
 
     # ------------------------------------------------------------------ seed ensembles
     def member_folders(self, seeds: Sequence[int]) -> list[UnitFolder]:

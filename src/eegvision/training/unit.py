@@ -103,16 +103,16 @@ def torch_load_checkpoint(path: str | os.PathLike) -> dict:
 
 def aligned_store(config: FitConfig, store: Any, unit: dict, folder: UnitFolder | None = None) -> Any:
     """``store`` wrapped in the per-subject alignment of ``config.align`` (unchanged when it is ``None``); the
-    matrices of the unit's training and test subjects are written to ``folder`` (main process)."""
+    alignments of the unit's training and test subjects are written to ``folder`` (main process)."""
     if config.align is None:
         return store
-    from eegvision.data.alignment import AlignedStore, alignment_matrices
+    from eegvision.data.alignment import AlignedStore, subject_alignments
 
     subjects = list(dict.fromkeys([*unit["train_subjects"], *unit["test_subjects"]]))
-    matrices = alignment_matrices(store, subjects, config.align)
+    alignments = subject_alignments(store, subjects, config.align)
     if folder is not None:
-        folder.write_alignment(matrices, config.align)
-    return AlignedStore(store, matrices)
+        folder.write_alignment(alignments, config.align)
+    return AlignedStore(store, alignments)
 
 
 def _datasets(config: FitConfig, store: Any, unit: dict, split_seed: int | None = None) -> dict[str, Any]:
@@ -131,6 +131,10 @@ def _datasets(config: FitConfig, store: Any, unit: dict, split_seed: int | None 
         from eegvision.data.mixing import RepetitionMix
 
         train = RepetitionMix(train, seed=config.seed)
+    if config.eeg_smoothing is not None:  # NeuroBridge's smoothing: the training samples only
+        from eegvision.data.augment import SmoothedTrials
+
+        train = SmoothedTrials(train, **config.eeg_smoothing, seed=config.seed)
     val = EEGDataset(store, unit["train_subjects"], "training", average=True,
                      conditions=split.val_conditions, subject_ids=train_ids, **common)
     test = make_test_datasets(config, store, unit, train_ids)
@@ -190,9 +194,19 @@ def build_module(config: FitConfig, data: dict[str, Any], train_feats: Any, test
                  encoder: Any = None, heads: Any = None, blur: Any = None, fusion: Any = None) -> ContrastiveModule:
     """Objective + Lightning module of one unit around ``encoder`` (default: a fresh one from
     :func:`make_encoder`; seed the RNG first); ``fusion`` (:class:`~eegvision.training.fusion.FusionTargets`) adds
-    the learned layer fusion of ``target_mode="learned"``, with the unit's training subjects as its router's rows."""
+    the learned layer fusion of ``target_mode="learned"``, with the unit's training subjects as its router's rows.
+    With ``config.projector`` the encoder is wrapped in its EEG projection and the module gets the image projection
+    (their initial weights drawn here, in that order)."""
     if encoder is None:
         encoder = make_encoder(config, data, train_feats.dim)
+    image_projector, text_features = None, train_feats.text
+    if config.projector is not None:
+        from eegvision.models.encoders.projected import ProjectedEncoder
+        from eegvision.models.image_projector import ImageProjector
+
+        encoder = ProjectedEncoder.around(encoder, config.projector["dim"])
+        image_projector = ImageProjector(train_feats.dim, config.projector["dim"])
+        text_features = None  # NeuroBridge trains the projectors on images only
     objective = Objective(config.objective, init_temperature=config.init_temperature,
                           logit_scale_mode=config.logit_scale_mode, normalize=config.normalize_embeddings,
                           same_concept_positives=config.same_concept_positives, reference=config.reference_loss)
@@ -210,14 +224,14 @@ def build_module(config: FitConfig, data: dict[str, Any], train_feats: Any, test
     augment = Augment(time_shift=config.time_shift, amplitude_scale=config.amplitude_scale,
                       channel_dropout=config.channel_dropout, noise=config.noise, seed=config.seed)
     return ContrastiveModule(
-        encoder, objective, train_feats.image, train_feats.text,
+        encoder, objective, train_feats.image, text_features,
         train_data=data["train"], val_data=data["val"], test_data=data["test"], test_image_features=test_feats.image,
         batch_size=config.batch_size, lr=config.lr, weight_decay=config.weight_decay, schedule=config.schedule,
         decay_all_parameters=config.reference, seed=config.seed, num_workers=config.num_workers, report_test_curve=config.report_test_curve,
         val_k=min(200, n_val_images), augment=augment, ema_decay=config.ema_decay, patience=config.patience,
         monitor=config.selection, mmd_epochs=config.mmd_epochs, mmd_weight=config.mmd_weight,
         subject_mmd_weight=config.subject_mmd_weight, heads=heads, blur_targets=blur, stages=config.stages or None,
-        **_fusion_arguments(config, data, fusion),
+        image_projector=image_projector, **_fusion_arguments(config, data, fusion),
     )
 
 
@@ -370,7 +384,8 @@ def finish_unit(config: FitConfig, unit: dict, folder: UnitFolder, module: Contr
     curve = [r["test_top1_curve"] for r in history if r.get("test_top1_curve") is not None]
     if curve:
         extra["best_epoch_on_test_top1"] = float(max(curve))
-    rows = save_and_evaluate(config, folder, module.encoder, data, test_feats, extra)
+    rows = save_and_evaluate(config, folder, module.encoder, data, test_feats, extra,
+                             image_projector=getattr(module, "image_projector", None))
     chosen = [r.get("val_top1") for r in history if r.get("epoch") is not None and int(r["epoch"]) == selected_epoch]
     folder.write_selection({"selected_epoch": selected_epoch, "selection": config.selection,
                             "best_val": _best_val(history, config.selection),
@@ -380,13 +395,20 @@ def finish_unit(config: FitConfig, unit: dict, folder: UnitFolder, module: Contr
 
 
 def save_and_evaluate(config: FitConfig, folder: UnitFolder, encoder: Any, data: dict, test_feats: Any,
-                      extra: dict | None = None) -> list[dict]:
+                      extra: dict | None = None, *, image_projector: Any = None) -> list[dict]:
     """Save ``encoder`` into ``folder``, embed the averaged test sets of ``data["test"]`` with it, evaluate
-    them against ``test_feats`` (result columns ``extra`` added) and write the embeddings and metrics."""
+    them against ``test_feats`` (result columns ``extra`` added) and write the embeddings and metrics. With an
+    ``image_projector`` (``FitConfig.projector``) it is saved too, and the test features are projected by it,
+    recorded in the unit (``test_features.safetensors``) and scored in its space."""
     from eegvision.evaluation.embeddings import evaluate_embeddings
 
     encoder = encoder.cpu().eval()
     folder.save_encoder(encoder)
+    if image_projector is not None:
+        image_projector = image_projector.cpu().eval()
+        folder.save_image_projector(image_projector)
+        test_feats = image_projector.project_features(test_feats)
+        folder.write_test_features(test_feats)
     embeds = {}
     for subject, ds in data["test"].items():
         emb, cond = embed_data(encoder, ds, device="cpu")

@@ -12,6 +12,7 @@ from eegvision.models.encoders.eegproject import EEGProjectEncoder
 from eegvision.models.encoders.ensemble import EnsembleEncoder
 from eegvision.models.encoders.linear import LinearEncoder
 from eegvision.models.encoders.nice import NICEEncoder
+from eegvision.models.encoders.projected import ProjectedEncoder
 from eegvision.models.encoders.projector import ProjectorEncoder
 from eegvision.models.encoders.residual import ResidualEncoder
 from eegvision.models.encoders.routed import RoutedEncoder
@@ -28,6 +29,7 @@ __all__ = [
     "EnsembleEncoder",
     "LinearEncoder",
     "NICEEncoder",
+    "ProjectedEncoder",
     "ProjectorEncoder",
     "ResidualEncoder",
     "RoutedEncoder",
