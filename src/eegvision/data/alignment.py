@@ -155,8 +155,9 @@ class ChannelMixedArray:
                              "it must be (channels, times).")
         self.base = base
         self.dtype = np.dtype(np.float64 if base.dtype == np.float64 else np.float32)
-        self.matrix = matrix.astype(self.dtype)
         self.mean = None if mean is None else np.asarray(mean, dtype=np.float64).astype(self.dtype)
+        identity = self.mean is not None and np.array_equal(matrix, np.eye(len(matrix)))  # "centre": no product
+        self.matrix = None if identity else matrix.astype(self.dtype)
         self.shape = tuple(base.shape)
         self.ndim = 4
 
@@ -174,7 +175,7 @@ class ChannelMixedArray:
                              "two axes.")
         if self.mean is not None:
             block = block - (self.mean[:, key[3]] if len(key) > 3 else self.mean)
-        return np.matmul(self.matrix, block)
+        return block if self.matrix is None else np.matmul(self.matrix, block)
 
     def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
         out = self[:]
