@@ -184,8 +184,7 @@ def test_presets_command_lists_the_required_presets_with_their_numbers():
                  "published 200-way top-1 0.632, top-5 0.899, within-subject (NeuroBridge",
                  "published 200-way top-1 0.913, top-5 0.988, within-subject (SAMGA",
                  "published 200-way top-1 0.353, top-5 0.656, leave-one-subject-out (SVTL",
-                 "requires (not in eegvision yet; fit refuses without --partial-preset): multi_view_target, "
-                 "projector, mmd, stages",
+                 "requires (not in eegvision yet; fit refuses without --partial-preset): mmd, stages",
                  "needs your files: --blur-levels LOW,HIGH: the RN50 features of the kernel-45 and kernel-57 "
                  "fovea-blurred",
                  "protocol: 63 channels (all), averaged training trials"):
@@ -194,7 +193,7 @@ def test_presets_command_lists_the_required_presets_with_their_numbers():
     assert set(REQUIRED) <= set(doc)
     assert doc["samga"]["targets"]["layers"] == [20, 24, 28, 32, 36]
     assert doc["ubp"]["targets"]["prior"]["kernels"] == {"low": 45, "medium": 51, "high": 57}
-    assert set(doc["svtl"]["unmet_requirements"]) == {"multi_view_target", "projector", "mmd", "stages"}
+    assert set(doc["svtl"]["unmet_requirements"]) == {"mmd", "stages"}
     assert doc["atm-table8-within"]["unmet_requirements"] == {} and doc["atm-table8-within"]["targets"] == {}
 
 
@@ -218,8 +217,8 @@ def test_the_17_channels_are_the_papers_list():
 
 
 def test_fit_refuses_a_preset_with_unmet_requirements(tmp_path):
-    with pytest.raises(ValueError, match=r"Preset 'svtl' needs training options .*: multi_view_target \(not an "
-                                         r"eegvision training option yet\); projector .*--partial-preset"):
+    with pytest.raises(ValueError, match=r"Preset 'svtl' needs training options .*: mmd \(not an "
+                                         r"eegvision training option yet\); stages .*--partial-preset"):
         preset_config("svtl", data="x", subjects=["sub-01"])
     res = runner.invoke(app, ["fit", "--data", str(tmp_path), "--subject", "sub-01", "--out", str(tmp_path / "r"),
                               "--preset", "samga"])
@@ -285,9 +284,10 @@ def tiny(tmp_path_factory):
 # nice: TSConv conv(1, 25) 1,040 + BN 80 + conv(6, 1) 9,640 + BN 80 + 1x1 conv 1,640 = 12,480, leaving
 # (80 - 25 + 1 - 51) // 5 + 1 = 2 steps, so Linear(80, 16) 1,296 + 272 + 32: 14,080.
 # neurobridge adds its EEG projection Linear(16, 512): 8,192 + 512 = 8,704, so 16,704 (its image projection,
-# Linear(16, 512), is saved beside the encoder).
+# Linear(16, 512), is saved beside the encoder); so does svtl (nice: 14,080 + 8,704 = 22,784; its multi-view
+# target module is saved beside the encoder).
 SMOKE = {"ubp": ("eegproject", 8_000), "neurobridge": ("eegproject", 16_704), "samga": ("eegproject", 8_000),
-         "svtl": ("nice", 14_080)}
+         "svtl": ("nice", 22_784)}
 #: What a run of each required preset records as its preset when built with partial=True (neurobridge is complete).
 PARTIAL_LABEL = {"ubp": "ubp[partial: without ", "neurobridge": "neurobridge", "samga": "samga[partial: without ",
                  "svtl": "svtl[partial: without "}
@@ -318,12 +318,27 @@ def test_ubp_preset_trains_as_published_once_given_its_blur_files(tiny, monkeypa
     assert json.loads((root / "run-ubp-full" / "config.json").read_text())["fit"]["preset"] == "ubp"
 
 
+def _token_files(data, root, store) -> dict:
+    """Token files (2 tokens per image, layers 20 and 24: the image features and their negation) of the fake
+    store's features, as --features-train/--features-test."""
+    from eegvision.features.files import load_features, save_features
+
+    out = {}
+    for split, name in (("training", "train"), ("test", "test")):
+        img = load_features(data / "features" / f"{name}.safetensors").image
+        path = root / f"tokens.{name}.safetensors"
+        save_features(path, torch.stack([img, -img], dim=1), layers=[20, 24], concepts=store.concept_table(split))
+        out[f"features_{name}"] = str(path)
+    return out
+
+
 @pytest.mark.parametrize("name", REQUIRED)
 def test_smoke_one_epoch_of_each_required_preset(name, tiny, monkeypatch):
     store, data, root = tiny
     patch_open_data(monkeypatch, store)
+    extra = _token_files(data, root, store) if name == "svtl" else {}  # its multi-view target reads token files
     cfg = preset_config(name, partial=True, data=str(data), subjects=["sub-01"], epochs=1, batch_size=16,
-                        val_fraction=0.2, eval_ks=[2, 8], eval_methods=["exact"])
+                        val_fraction=0.2, eval_ks=[2, 8], eval_methods=["exact"], **extra)
     result = fit(cfg, root / f"run-{name}")
     recorded = json.loads((root / f"run-{name}" / "config.json").read_text())["fit"]
     assert recorded["preset"].startswith(PARTIAL_LABEL[name]) and recorded["encoder"] == SMOKE[name][0]
@@ -338,11 +353,13 @@ def test_smoke_one_epoch_of_each_required_preset(name, tiny, monkeypatch):
 def test_end_to_end_partial_preset_run_beats_chance(name, tmp_path):
     """The CLI path: a store on disk, `fit --preset NAME --partial-preset` with the preset's own recipe (only
     the epochs cut), then `evaluate`; the tiny problem is linear, so every encoder should beat chance."""
-    _, data = make_problem(tmp_path, real_store=True, n_subjects=3, n_train_concepts=40, n_test=20, n_times=80,
-                           noise=0.5)
+    store, data = make_problem(tmp_path, real_store=True, n_subjects=3, n_train_concepts=40, n_test=20, n_times=80,
+                               noise=0.5)
     run = tmp_path / "run"
+    extra = [f"--{k.replace('_', '-')}={v}" for k, v in _token_files(data, tmp_path, store).items()] \
+        if name == "svtl" else []
     res = runner.invoke(app, ["fit", "--data", str(data), "--subject", "sub-02", "--out", str(run), "--preset", name,
-                              "--partial-preset", "--epochs", "30", "--batch-size", "32", "--lr", "1e-3",
+                              *extra, "--partial-preset", "--epochs", "30", "--batch-size", "32", "--lr", "1e-3",
                               "--val-fraction", "0.2", "--quiet"])
     assert res.exit_code == 0, res.output
     cfg = json.loads((run / "config.json").read_text())["fit"]

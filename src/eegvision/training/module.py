@@ -197,7 +197,9 @@ class ContrastiveModule(pl.LightningModule):
         Adds this times :func:`~eegvision.training.losses.subject_mmd` of the batch's embeddings (every epoch).
     image_projector : nn.Module, optional
         ``FitConfig.projector``: the trainable image-side projection, applied to every image target (training,
-        validation and test retrieval) before the loss; the encoder carries the EEG side.
+        validation and test retrieval) before the loss; the encoder carries the EEG side. With
+        ``FitConfig.multi_view_target`` the multi-view module, and ``image_features`` are token features
+        ``(n_images, n_tokens, dim)``.
     patience, monitor : int or None, str
         Early stopping on ``monitor`` (:func:`~eegvision.training.regularise.stop_early`; the history it reads
         is kept in checkpoints, so a resumed run stops where an uninterrupted one does).
@@ -430,7 +432,9 @@ class ContrastiveModule(pl.LightningModule):
         val_loss = float(sum(o[2] for o in self._val_out) / emb.shape[0])
         self._val_out = []
         with torch.no_grad():
-            acc = validation_topk(emb, cond, self.project_images(self.image_features), self.val_k)
+            cands = torch.unique(cond)  # only the validation images go through an image projector
+            acc = validation_topk(emb, torch.searchsorted(cands, cond), self.project_images(self.image_features[cands]),
+                                  self.val_k)
         self.log_dict({"val_loss": val_loss, "val_top1": acc[1], "val_top5": acc[5]}, prog_bar=True)
         row = {
             "epoch": int(self.current_epoch),

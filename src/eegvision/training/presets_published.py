@@ -112,14 +112,18 @@ _SAMGA_NOTES = (
 )
 
 _SVTL_TARGETS = {"library": "perception_models", "backbone": "PE-Core-G14-448", "pretrained": "facebook",
-                 "layers": [20, 24, 28, 32, 36], "pooling": "none: spatial patch tokens, turned into views by the "
-                 "trainable multi-view module", "normalize": None, "dim": 1536, "prior": None}
+                 "layers": [20, 24, 28, 32, 36], "pooling": "tokens: one token file of the spatial patch tokens of "
+                 "the five layers (`eegvision features ... --pooling tokens --layers 20,24,28,32,36 --token-grid G`; "
+                 "the grid is eegvision's, to fit in memory), turned into views by the trainable multi-view module",
+                 "normalize": None, "dim": 1536, "prior": None}
 _SVTL_REQUIRES = {
-    "multi_view_target": {"views": 12, "blocks": 4, "routing_temperature": 0.7,
-                          "extractor": "12 learnable queries, multi-head cross-attention over the layer-normalised "
-                                       "patch tokens; block attention-residual routing (within 4 blocks of 3 views, "
-                                       "then across blocks)"},
-    "projector": {"eeg": "1024 -> 512", "image": "views -> 512", "dim": 512, "frozen_in_stage_2": True},
+    # 12 learnable queries, multi-head cross-attention over the layer-normalised patch tokens; block
+    # attention-residual routing (within 4 blocks of 3 views, then across blocks): FitConfig.multi_view_target
+    # (eegvision.models.multi_view; its head count, 8, and the routing's scoring are eegvision's assumptions).
+    "multi_view_target": {"views": 12, "blocks": 4, "routing_temperature": 0.7},
+    # EEG 1024 -> 512 and image views -> 512 (FitConfig.projector: the multi-view module's output layer is the image
+    # side); frozen in stage 2 (see stages).
+    "projector": {"dim": 512},
     "mmd": {"weight": [0.9, 0.5], "schedule": "linear decay over stage I", "between": "source subjects' EEG "
             "embeddings"},
     "stages": [{"epochs": 20, "lr": 1e-4, "loss": "contrastive + MMD"},
@@ -133,6 +137,10 @@ _SVTL_NOTES = (
     "orthogonal map fitted on the unseen subject's unlabelled test embeddings); the preset targets the inductive "
     "35.3 / 65.6 only.",
     "Averaged training trials and weight decay 1e-4 are assumed from the NeuroBridge code base the recipe resembles.",
+    "The multi-view target (FitConfig.multi_view_target) follows the paper's description; the attention head count "
+    "(8), the routing's learned linear scores with a mean residual, the per-layer token embedding and the token "
+    "grid of the feature files are eegvision's choices (docs/presets.md). It trains on token files "
+    "(--features-train/--features-test made with `eegvision features ... --pooling tokens`).",
 )
 
 _BH_TARGETS = {"library": "mixed", "backbone": "fused: synclr_vit_b_16 (768) + CLIP-ViT-B-32-laion2B-s34B-b79K (512) "
