@@ -147,3 +147,9 @@ def test_fit_on_token_files_scores_saves_and_reloads_in_the_modules_space(proble
     torch.testing.assert_close(out.embeddings["sub-01"], emb, rtol=1e-5, atol=1e-6)
     # the module was trained with the encoder: its layer embeddings start at zero and were moved by the loss
     assert module.layer_embedding.abs().max() > 1e-4
+    # without a projector the module maps to the EEG embedding's size, the token width (16), and the encoder has no
+    # projection
+    alone = fit(cfg.replace(projector=None, epochs=1), root / "run-alone").run.unit()
+    assert load_image_module(alone.path / "image_projector").head.weight.shape == (16, 16)
+    assert load_features(alone.test_features_path).image.shape == (8, 16)
+    assert alone.load_encoder().n_outputs == 16 and alone.read_test_embeddings()["sub-01"].shape == (8, 16)

@@ -319,15 +319,15 @@ def test_ubp_preset_trains_as_published_once_given_its_blur_files(tiny, monkeypa
 
 
 def _token_files(data, root, store) -> dict:
-    """Token files (2 tokens per image, layers 20 and 24: the image features and their negation) of the fake
-    store's features, as --features-train/--features-test."""
+    """Token files (2 tokens per image, layers 20 and 24, both the image's features) of the fake store's features,
+    as --features-train/--features-test."""
     from eegvision.features.files import load_features, save_features
 
     out = {}
     for split, name in (("training", "train"), ("test", "test")):
         img = load_features(data / "features" / f"{name}.safetensors").image
         path = root / f"tokens.{name}.safetensors"
-        save_features(path, torch.stack([img, -img], dim=1), layers=[20, 24], concepts=store.concept_table(split))
+        save_features(path, torch.stack([img, img], dim=1), layers=[20, 24], concepts=store.concept_table(split))
         out[f"features_{name}"] = str(path)
     return out
 
