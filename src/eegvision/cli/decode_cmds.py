@@ -49,6 +49,26 @@ def _weight_grid(text: str | None) -> list[float] | None:
                          f"{text!r}.") from None
 
 
+def _multi_view(text: str | None) -> dict | None:
+    """``--multi-view VIEWS,BLOCKS[,TAU[,HEADS]]`` (or a JSON dict) as ``FitConfig.multi_view_target``."""
+    if not text:
+        return None
+    if text.strip().startswith("{"):
+        import json
+
+        return json.loads(text)
+    parts = split_list(text)
+    try:
+        values = [int(parts[0]), int(parts[1])] + ([float(parts[2])] if len(parts) > 2 else []) + \
+            ([int(parts[3])] if len(parts) > 3 else [])
+    except (ValueError, IndexError):
+        values = []
+    if not 2 <= len(parts) <= 4 or len(values) != len(parts):
+        raise ValueError(f"--multi-view takes VIEWS,BLOCKS[,TAU[,HEADS]] (whole numbers, TAU a number; SVTL's: "
+                         f"12,4,0.7) or a JSON dict; got {text!r}.")
+    return dict(zip(("views", "blocks", "routing_temperature", "heads"), values))
+
+
 def _smoothing(text: str | None) -> dict | None:
     """``--eeg-smoothing KERNEL,PROBABILITY[,frozen|redrawn]`` as ``FitConfig.eeg_smoothing`` (None when not given)."""
     if not text:
@@ -270,6 +290,10 @@ def fit_cmd(
                                       "KERNEL,PROBABILITY[,frozen|redrawn]: each channel moving-averaged over "
                                       "KERNEL samples with that probability, drawn once (frozen, the default) or "
                                       "at every read (e.g. 5,0.3)."),
+    multi_view_target: str = typer.Option(None, "--multi-view", help="SVTL's trainable image target from token "
+                                          "features (--features-train/-test made with `features --pooling tokens`): "
+                                          "VIEWS,BLOCKS[,TAU[,HEADS]] (e.g. 12,4,0.7) or a JSON dict; learned "
+                                          "queries attend over the tokens, views routed within blocks then across."),
     preset: str = typer.Option(None, "--preset", help="Named config (list them with `eegvision presets`); "
                                                      "options given beside it override it."),
     partial_preset: bool = typer.Option(False, "--partial-preset",
@@ -314,7 +338,7 @@ def fit_cmd(
             fusion_layer_dropout=fusion_layer_dropout, stages=_stages_option(stages),
             blur_levels=split_list(blur_levels) if blur_levels else None, learn_temperature=learn_temperature,
             projector={"dim": projector} if projector is not None else None,
-            eeg_smoothing=_smoothing(eeg_smoothing),
+            eeg_smoothing=_smoothing(eeg_smoothing), multi_view_target=_multi_view(multi_view_target),
             accelerator=accelerator, precision=precision, num_workers=num_workers,
         )
         fields["progress"] = not quiet
@@ -494,7 +518,7 @@ FIT_DEFAULTS = {
     "ensemble": 1, "ridge_init": "off", "mmd_epochs": 0, "mmd_weight": 1.0, "subject_mmd_weight": 0.0,
     "subject_router": "no router", "router_experts": 4, "learn_temperature": "learn-temperature",
     "fusion_subject_dropout": 0.0, "fusion_layer_dropout": 0.0, "stages": "one stage (--epochs, --lr)",
-    "projector": "no projector", "eeg_smoothing": "no smoothing",
+    "projector": "no projector", "eeg_smoothing": "no smoothing", "multi_view_target": "fixed image vectors",
     "devices": 1, "strategy": "auto",
     "accelerator": "auto", "precision": "32", "num_workers": 0,
 }

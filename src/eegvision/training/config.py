@@ -226,6 +226,15 @@ class FitConfig:
         probability ``P``, the channels drawn once when the data are loaded (``frozen``, seeded by ``seed``) or
         anew at each read (see :class:`eegvision.data.augment.SmoothedTrials`). Not with ``mix_repetitions``.
         None: off.
+    multi_view_target : dict, optional
+        SVTL's trainable image target: ``{"views": V, "blocks": B, "heads": H, "routing_temperature": T}`` (missing
+        keys: 12, 4, 8, 0.7). ``features_train``/``features_test`` must be token files (``eegvision features ...
+        --pooling tokens``); a :class:`~eegvision.models.multi_view.MultiViewTarget` (V learned queries
+        cross-attending over the layer-normalised tokens, views routed within B blocks then across them at
+        temperature T, then the ``projector``'s ``dim`` or the EEG embedding's size) turns each image's tokens into
+        its target, trained with the encoder by the retrieval loss, saved in the unit's ``image_projector/``; the
+        unit's test features are recorded as its output (``test_features.safetensors``). Same restrictions as
+        ``projector``, and no extra targets or blur levels. None: fixed image vectors.
     """
 
     data: str = ""
@@ -286,6 +295,7 @@ class FitConfig:
     report_test_curve: bool = False
     projector: dict[str, Any] | None = None
     eeg_smoothing: dict[str, Any] | None = None
+    multi_view_target: dict[str, Any] | None = None
     eval_ks: list[int] = field(default_factory=lambda: list(DEFAULT_EVAL_KS))
     eval_tops: list[int] = field(default_factory=lambda: [1, 5])
     eval_methods: list[str] = field(default_factory=lambda: ["exact", "montecarlo", "csls"])
@@ -331,6 +341,7 @@ class FitConfig:
         check_fusion_config(self, is_closed_form(self.encoder))
         check_stages_config(self)
         self._validate_neurobridge()
+        self._validate_multi_view()
         if is_closed_form(self.encoder):
             self._validate_closed_form()
         if self.encoder == "auto" and self.reference:
@@ -468,6 +479,26 @@ class FitConfig:
             raise ValueError(f"projector {self.projector} trains an EEG and an image projection by gradient with the "
                              f"retrieval loss; it cannot be combined with {'; '.join(bad)}. Choose a gradient-trained "
                              "encoder (e.g. --encoder eegproject) and drop the others, or drop --projector-dim.")
+
+    def _validate_multi_view(self) -> None:
+        """Check ``multi_view_target`` (SVTL's) and refuse what it cannot join."""
+        if self.multi_view_target is None:
+            return
+        from eegvision.models.multi_view import check_multi_view
+
+        self.multi_view_target = check_multi_view(self.multi_view_target)
+        why = {"closed-form encoder": is_closed_form(self.encoder),
+               "encoder 'auto' (it may keep its closed-form ridge candidate)": self.encoder == "auto",
+               f"objective {self.objective!r}": self.objective != "retrieval",
+               "--reference/--reference-loss (their loss adds text features)": self.reference or self.reference_loss,
+               "extra targets (--target)": bool(self.targets), "blur_levels": bool(self.blur_levels),
+               "ensemble > 1 (each member would have its own target module)": self.ensemble > 1,
+               "ema_decay (the target module is not averaged)": self.ema_decay is not None}
+        bad = [k for k, v in why.items() if v]
+        if bad:
+            raise ValueError(f"multi_view_target trains the image target (from token features) by gradient with the "
+                             f"retrieval loss; it cannot be combined with {'; '.join(bad)}. Choose a gradient-trained "
+                             "encoder (e.g. --encoder nice) and drop the others, or drop --multi-view.")
 
     def _validate_closed_form(self) -> None:
         """Refuse the options a closed-form fit (``ridge``) cannot honour: it has no epochs or batches to mix,

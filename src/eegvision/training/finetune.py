@@ -289,6 +289,9 @@ def finetune(parent: str | os.PathLike | None, config: FinetuneConfig, out: str 
     parent_run = load_run(parent, unit=config.unit) if parent is not None else None
     if parent_run is not None:
         base = parent_run.config
+        if base.multi_view_target is not None:
+            raise ValueError(f"Run {parent} was trained with a multi-view target (a trainable image side); "
+                             "fine-tuning such a run is not supported yet. Train a new run on the new data.")
         if base.projector is not None:
             raise ValueError(f"Run {parent} was trained with projector {base.projector} (an EEG and an image "
                              "projection); fine-tuning such a run is not supported yet. Fine-tune a run trained "

@@ -205,7 +205,9 @@ class ContrastiveModule(pl.LightningModule):
         validation); ``fusion_test_targets`` ``(L, n_test, dim)`` give the test images' features.
     image_projector : nn.Module, optional
         ``FitConfig.projector``: the trainable image-side projection, applied to every image target (training,
-        validation and test retrieval) before the loss; the encoder carries the EEG side.
+        validation and test retrieval) before the loss; the encoder carries the EEG side. With
+        ``FitConfig.multi_view_target`` the multi-view module, and ``image_features`` are token features
+        ``(n_images, n_tokens, dim)``.
     patience, monitor : int or None, str
         Early stopping on ``monitor`` (:func:`~eegvision.training.regularise.stop_early`; the history it reads
         is kept in checkpoints, so a resumed run stops where an uninterrupted one does).
@@ -464,10 +466,21 @@ class ContrastiveModule(pl.LightningModule):
         if not any(p.freeze for p in self.stage_plan):
             return
         from eegvision.training.freeze import apply_freeze, frozen_parameter_names
+        from eegvision.training.stages import PROJECTOR_GROUP
 
         if self._frozen_before is None:  # parameters frozen by other means stay frozen in every stage
             self._frozen_before = {n for n, p in self.encoder.named_parameters() if not p.requires_grad}
-        frozen = self._frozen_before | set(frozen_parameter_names(self.encoder, list(plan.freeze)))
+        groups = [g for g in plan.freeze if g != PROJECTOR_GROUP]
+        frozen = self._frozen_before | set(frozen_parameter_names(self.encoder, groups))
+        image_side = None if self.image_projector is None else getattr(self.image_projector, "head", None) or \
+            getattr(self.image_projector, "linear", None)
+        if PROJECTOR_GROUP in plan.freeze:  # the EEG projection after the encoder and the image side's output layer
+            from eegvision.models.encoders.projected import ProjectedEncoder
+
+            frozen |= {f"{name}.projection.{n}".lstrip(".") for name, m in self.encoder.named_modules()
+                       if isinstance(m, ProjectedEncoder) for n, _ in m.projection.named_parameters()}
+        if image_side is not None:
+            image_side.requires_grad_(PROJECTOR_GROUP not in plan.freeze)
         modules = apply_freeze(self.encoder, sorted(frozen))
         self._frozen_modules = modules if plan.freeze else []
 
@@ -519,7 +532,9 @@ class ContrastiveModule(pl.LightningModule):
         val_loss = float(sum(o[2] for o in self._val_out) / emb.shape[0])
         self._val_out = []
         with torch.no_grad():
-            acc = validation_topk(emb, cond, self.project_images(self.train_images()), self.val_k)
+            cands = torch.unique(cond)  # only the validation images go through an image projector
+            acc = validation_topk(emb, torch.searchsorted(cands, cond),
+                                  self.project_images(self.train_images()[cands]), self.val_k)
         self._val_images = None
         self.log_dict({"val_loss": val_loss, "val_top1": acc[1], "val_top5": acc[5]}, prog_bar=True)
         row = {

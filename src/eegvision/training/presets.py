@@ -9,8 +9,8 @@ file: pass the features named in :attr:`Preset.features` (``eegvision features``
 The presets of the post-ATM methods (:mod:`.presets_published`: ``ubp``, ``neurobridge``, ``samga``, ``svtl``, their
 ``-loso`` variants and ``brainhive``) list the training options their recipes need (:attr:`Preset.requires`); those
 eegvision has are passed on (``ubp``'s blur prior, ``neurobridge``'s projectors and EEG smoothing, ``samga``'s learned
-layer fusion, router and coarse MMD stage, ``svtl``'s stages), and for the others (SVTL's multi-view target, ...)
-:func:`preset_config` refuses the preset, naming the missing options, unless ``partial=True`` (``fit
+layer fusion, router and coarse MMD stage, ``svtl``'s multi-view target, projector, stages and MMD schedule), and for
+the others :func:`preset_config` refuses the preset, naming the missing options, unless ``partial=True`` (``fit
 --partial-preset``), which trains the rest of the recipe and records the run's
 preset as ``"NAME[partial: without ...]"``. ``docs/presets.md`` describes each method and what only real data on a
 GPU can confirm.

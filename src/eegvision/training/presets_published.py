@@ -132,19 +132,22 @@ _SAMGA_NOTES = (
 )
 
 _SVTL_TARGETS = {"library": "perception_models", "backbone": "PE-Core-G14-448", "pretrained": "facebook",
-                 "layers": [20, 24, 28, 32, 36], "pooling": "none: spatial patch tokens, turned into views by the "
-                 "trainable multi-view module", "normalize": None, "dim": 1536, "prior": None}
+                 "layers": [20, 24, 28, 32, 36], "pooling": "tokens: one token file of the spatial patch tokens of "
+                 "the five layers (`eegvision features ... --pooling tokens --layers 20,24,28,32,36 --token-grid G`; "
+                 "the grid is eegvision's, to fit in memory), turned into views by the trainable multi-view module",
+                 "normalize": None, "dim": 1536, "prior": None}
 _SVTL_REQUIRES = {
-    "multi_view_target": {"views": 12, "blocks": 4, "routing_temperature": 0.7,
-                          "extractor": "12 learnable queries, multi-head cross-attention over the layer-normalised "
-                                       "patch tokens; block attention-residual routing (within 4 blocks of 3 views, "
-                                       "then across blocks)"},
-    "projector": {"eeg": "1024 -> 512", "image": "views -> 512", "dim": 512, "frozen_in_stage_2": True},
+    # 12 learnable queries, multi-head cross-attention over the layer-normalised patch tokens; block
+    # attention-residual routing (within 4 blocks of 3 views, then across blocks): FitConfig.multi_view_target
+    # (eegvision.models.multi_view; its head count, 8, and the routing's scoring are eegvision's assumptions).
+    "multi_view_target": {"views": 12, "blocks": 4, "routing_temperature": 0.7},
+    # EEG 1024 -> 512 and image views -> 512 (FitConfig.projector: the multi-view module's output layer is the image
+    # side); frozen in stage II (see stages).
+    "projector": {"dim": 512},
     # stage I: contrastive + MMD between source subjects' EEG embeddings, its weight decaying linearly 0.9 -> 0.5
-    # over the stage's epochs; stage II: contrastive only, projection layers frozen. Add "freeze": ["projector"]
-    # to stage II once FitConfig.projector (and its freeze group) exists; until then `projector` is unmet anyway.
+    # over the stage's epochs; stage II: contrastive only, projection layers frozen.
     "stages": [{"epochs": 20, "lr": 1e-4, "subject_mmd_weight": [0.9, 0.5]},
-               {"epochs": 30, "lr": 5e-5, "subject_mmd_weight": 0.0}],
+               {"epochs": 30, "lr": 5e-5, "subject_mmd_weight": 0.0, "freeze": ["projector"]}],
 }
 _SVTL_NOTES = (
     "Code not released; the recipe comes from the paper as summarised in a third-party reading note of arXiv "
@@ -156,6 +159,10 @@ _SVTL_NOTES = (
     "Averaged training trials and weight decay 1e-4 are assumed from the NeuroBridge code base the recipe resembles.",
     "The MMD weight decays per epoch (constant within an epoch: 0.9 in the first epoch of stage I, 0.5 in its last); "
     "the summary does not say whether the paper decays it per step.",
+    "The multi-view target (FitConfig.multi_view_target) follows the paper's description; the attention head count "
+    "(8), the routing's learned linear scores with a mean residual, the per-layer token embedding and the token "
+    "grid of the feature files are eegvision's choices (docs/presets.md). It trains on token files "
+    "(--features-train/--features-test made with `eegvision features ... --pooling tokens`).",
 )
 
 _BH_TARGETS = {"library": "mixed", "backbone": "fused: synclr_vit_b_16 (768) + CLIP-ViT-B-32-laion2B-s34B-b79K (512) "

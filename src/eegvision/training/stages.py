@@ -8,7 +8,9 @@ an MMD between source subjects whose weight decays linearly from 0.9 to 0.5 over
     [{"epochs": 20, "lr": 1e-4, "subject_mmd_weight": [0.9, 0.5]},
      {"epochs": 30, "lr": 5e-5, "subject_mmd_weight": 0.0, "freeze": ["projector"]}]
 
-(``"projector"`` becomes a freeze group once ``FitConfig.projector`` exists; today the groups are those of
+(``"projector"``, a group of stages only, is the pair of projections of ``FitConfig.projector``: the EEG side's
+Linear after the encoder and the image side's output layer — the :class:`~eegvision.models.image_projector.
+ImageProjector`'s Linear, or the multi-view target's ``head``; the other groups are those of
 :mod:`eegvision.training.freeze`: ``encoder``, ``attention``, ``subject``, ``head`` or ``all-but-head``.)
 
 A stage is a dict with keys
@@ -24,7 +26,7 @@ A stage is a dict with keys
     last ``end``; the weight is constant within an epoch. Absent: ``FitConfig.subject_mmd_weight``.
 ``freeze`` (optional)
     parameter groups of the encoder frozen during the stage (no gradient, no weight decay, their submodules in
-    eval mode); they train again in a later stage that does not name them.
+    eval mode), and ``"projector"`` (above); they train again in a later stage that does not name them.
 
 Everything follows from the epoch index, so a run resumed from a checkpoint in the middle of a stage continues
 exactly as an uninterrupted one.
@@ -42,6 +44,8 @@ __all__ = ["STAGE_KEYS", "EpochPlan", "parse_stages", "stage_schedule"]
 
 #: The keys a stage dict may hold.
 STAGE_KEYS = ("epochs", "lr", "subject_mmd_weight", "freeze")
+#: The freeze group of stages that names the projections of ``FitConfig.projector`` (module docstring).
+PROJECTOR_GROUP = "projector"
 
 _EXAMPLE = ('[{"epochs": 20, "lr": 1e-4, "subject_mmd_weight": [0.9, 0.5]}, {"epochs": 30, "lr": 5e-5, '
             '"freeze": ["encoder"]}]')
@@ -89,8 +93,9 @@ def parse_stages(stages: Any) -> list[dict[str, Any]]:
         if "subject_mmd_weight" in stage:
             norm["subject_mmd_weight"] = _mmd_weight(stage["subject_mmd_weight"], where)
         if "freeze" in stage:
-            groups = [stage["freeze"]] if isinstance(stage["freeze"], str) else stage["freeze"]
-            norm["freeze"] = parse_freeze(groups)
+            groups = [stage["freeze"]] if isinstance(stage["freeze"], str) else list(stage["freeze"])
+            projector = [PROJECTOR_GROUP] if PROJECTOR_GROUP in groups else []
+            norm["freeze"] = parse_freeze([g for g in groups if g != PROJECTOR_GROUP]) + projector
         out.append(norm)
     return out
 
@@ -115,6 +120,9 @@ def check_stages_config(config: Any) -> None:
     config.stages = parse_stages(config.stages)
     if not config.stages:
         return
+    if config.projector is None and any(PROJECTOR_GROUP in s.get("freeze", ()) for s in config.stages):
+        raise ValueError("A stage freezes 'projector' but the run has no projector; add --projector-dim D (e.g. "
+                         "512) or drop 'projector' from the stage's freeze list.")
     total = sum(s["epochs"] for s in config.stages)
     for name, value, default in (("epochs", total, 40), ("lr", config.stages[0]["lr"], 3e-4)):
         given = getattr(config, name)

@@ -196,7 +196,7 @@ def build_module(config: FitConfig, data: dict[str, Any], train_feats: Any, test
     :func:`make_encoder`; seed the RNG first); ``fusion`` (:class:`~eegvision.training.fusion.FusionTargets`) adds
     the learned layer fusion of ``target_mode="learned"``, with the unit's training subjects as its router's rows.
     With ``config.projector`` the encoder is wrapped in its EEG projection and the module gets the image projection
-    (their initial weights drawn here, in that order)."""
+    (their initial weights drawn here, in that order).; with ``config.multi_view_target`` the image side is the multi-view target module (drawn last)."""
     if encoder is None:
         encoder = make_encoder(config, data, train_feats.dim)
     image_projector, text_features = None, train_feats.text
@@ -205,8 +205,16 @@ def build_module(config: FitConfig, data: dict[str, Any], train_feats: Any, test
         from eegvision.models.image_projector import ImageProjector
 
         encoder = ProjectedEncoder.around(encoder, config.projector["dim"])
-        image_projector = ImageProjector(train_feats.dim, config.projector["dim"])
+        if config.multi_view_target is None:
+            image_projector = ImageProjector(train_feats.dim, config.projector["dim"])
         text_features = None  # NeuroBridge trains the projectors on images only
+    if config.multi_view_target is not None:  # SVTL: the image target computed from the tokens, trained with it
+        from eegvision.models.multi_view import MultiViewTarget
+
+        out_dim = config.projector["dim"] if config.projector is not None else train_feats.dim
+        image_projector = MultiViewTarget(train_feats.dim, out_dim, train_feats.token_layers,
+                                          **config.multi_view_target)
+        text_features = None
     objective = Objective(config.objective, init_temperature=config.init_temperature,
                           logit_scale_mode=config.logit_scale_mode, normalize=config.normalize_embeddings,
                           same_concept_positives=config.same_concept_positives, reference=config.reference_loss)
