@@ -105,10 +105,12 @@ def test_fit_help_shows_the_config_defaults():
     from eegvision.cli.decode_cmds import FIT_DEFAULTS
     from eegvision.training.config import FitConfig
 
-    defaults = {f.name: f.default for f in dataclasses.fields(FitConfig)}
+    defaults = {f.name: f.default_factory() if f.default is dataclasses.MISSING else f.default
+                for f in dataclasses.fields(FitConfig)}
     words = {"single-trials": False, "off": False, "all channels": None, "the whole epoch": None,
              "no early stopping": None, "no averaging": None, "no alignment": None, "no router": None,
-             "learn-temperature": True, "no projector": None, "no smoothing": None}
+             "learn-temperature": True, "one stage (--epochs, --lr)": [], "no projector": None, "no smoothing": None,
+             "fixed image vectors": None}
     for name, shown in FIT_DEFAULTS.items():
         assert words.get(shown, shown) == defaults[name], name
     res = runner.invoke(app, ["fit", "--help"], env={"COLUMNS": "200"})

@@ -24,7 +24,7 @@ def read_concepts_option(path: Path, split: str = "test") -> ConceptTable:
     if path.suffix.lower() == ".safetensors":
         from eegvision.features.files import load_features
 
-        table = load_features(path).concepts
+        table = load_features(path, tokens=True).concepts
         if table is None:
             raise ValueError(f"Feature file {path} records no concept table (written by eegvision 0.1.0, or "
                              f"imported without one); give the store or THINGS-EEG2 folder, or a .tsv with columns "

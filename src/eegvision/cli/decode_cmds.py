@@ -49,6 +49,26 @@ def _weight_grid(text: str | None) -> list[float] | None:
                          f"{text!r}.") from None
 
 
+def _multi_view(text: str | None) -> dict | None:
+    """``--multi-view VIEWS,BLOCKS[,TAU[,HEADS]]`` (or a JSON dict) as ``FitConfig.multi_view_target``."""
+    if not text:
+        return None
+    if text.strip().startswith("{"):
+        import json
+
+        return json.loads(text)
+    parts = split_list(text)
+    try:
+        values = [int(parts[0]), int(parts[1])] + ([float(parts[2])] if len(parts) > 2 else []) + \
+            ([int(parts[3])] if len(parts) > 3 else [])
+    except (ValueError, IndexError):
+        values = []
+    if not 2 <= len(parts) <= 4 or len(values) != len(parts):
+        raise ValueError(f"--multi-view takes VIEWS,BLOCKS[,TAU[,HEADS]] (whole numbers, TAU a number; SVTL's: "
+                         f"12,4,0.7) or a JSON dict; got {text!r}.")
+    return dict(zip(("views", "blocks", "routing_temperature", "heads"), values))
+
+
 def _smoothing(text: str | None) -> dict | None:
     """``--eeg-smoothing KERNEL,PROBABILITY[,frozen|redrawn]`` as ``FitConfig.eeg_smoothing`` (None when not given)."""
     if not text:
@@ -239,7 +259,13 @@ def fit_cmd(
                                      "training feature file (e.g. another layer); its test file is the same name "
                                      "with 'test' for the last 'train'. Weight 1 by default."),
     target_mode: str = typer.Option(None, "--target-mode", help="heads (one head + InfoNCE term per extra target; "
-                                    "the primary embedding is kept; default) or fused (one concatenated target)."),
+                                    "the primary embedding is kept; default), fused (one concatenated target) or "
+                                    "learned (SAMGA: the layers of one width summed with learned softmax weights, a "
+                                    "per-subject offset in training only; eegvision.training.fusion)."),
+    fusion_subject_dropout: float = typer.Option(None, "--fusion-subject-dropout", help="learned: probability of "
+                                                 "dropping a training sample's subject offset of the layer weights."),
+    fusion_layer_dropout: float = typer.Option(None, "--fusion-layer-dropout", help="learned: probability of "
+                                               "zeroing each layer's weight of a training sample (rest renormalised)."),
     target_dim: int = typer.Option(None, "--target-dim", min=1, help="fused: PCA dimension of the fused target "
                                    "(fitted on the training images)."),
     primary_weight: float = typer.Option(None, "--primary-weight", help="Weight of the primary target (1)."),
@@ -248,6 +274,9 @@ def fit_cmd(
                                        "chosen for the subject from --target-weight-grid by cross-validation."),
     target_weight_grid: str = typer.Option(None, "--target-weight-grid", help="cv: the weights an extra target "
                                            "may take, comma-separated (0,0.25,1,4; 0 drops it)."),
+    stages: str = typer.Option(None, "--stages", help="Training stages as JSON text or a JSON file: a list of "
+                               "{\"epochs\": N, \"lr\": LR, \"subject_mmd_weight\": W or [START, END], \"freeze\": "
+                               "[GROUPS]} (SVTL; eegvision.training.stages); --epochs is their sum."),
     learn_temperature: bool = typer.Option(None, "--learn-temperature/--fixed-temperature",
                                            help="Train the contrastive temperature, or keep it at its start value."),
     blur_levels: str = typer.Option(None, "--blur-levels", help="UBP's blur prior in training: LOW,HIGH training "
@@ -261,6 +290,10 @@ def fit_cmd(
                                       "KERNEL,PROBABILITY[,frozen|redrawn]: each channel moving-averaged over "
                                       "KERNEL samples with that probability, drawn once (frozen, the default) or "
                                       "at every read (e.g. 5,0.3)."),
+    multi_view_target: str = typer.Option(None, "--multi-view", help="SVTL's trainable image target from token "
+                                          "features (--features-train/-test made with `features --pooling tokens`): "
+                                          "VIEWS,BLOCKS[,TAU[,HEADS]] (e.g. 12,4,0.7) or a JSON dict; learned "
+                                          "queries attend over the tokens, views routed within blocks then across."),
     preset: str = typer.Option(None, "--preset", help="Named config (list them with `eegvision presets`); "
                                                      "options given beside it override it."),
     partial_preset: bool = typer.Option(False, "--partial-preset",
@@ -301,10 +334,11 @@ def fit_cmd(
             encoder_options=parse_options(encoder_option) or None, devices=devices, strategy=strategy,
             targets=[parse_target(t).to_dict() for t in target] if target else None, target_mode=target_mode,
             target_dim=target_dim, primary_weight=primary_weight, target_weights=target_weights,
-            target_weight_grid=_weight_grid(target_weight_grid),
+            target_weight_grid=_weight_grid(target_weight_grid), fusion_subject_dropout=fusion_subject_dropout,
+            fusion_layer_dropout=fusion_layer_dropout, stages=_stages_option(stages),
             blur_levels=split_list(blur_levels) if blur_levels else None, learn_temperature=learn_temperature,
             projector={"dim": projector} if projector is not None else None,
-            eeg_smoothing=_smoothing(eeg_smoothing),
+            eeg_smoothing=_smoothing(eeg_smoothing), multi_view_target=_multi_view(multi_view_target),
             accelerator=accelerator, precision=precision, num_workers=num_workers,
         )
         fields["progress"] = not quiet
@@ -452,6 +486,25 @@ def benchmark_cmd(
     stdout.print(f"{len(res.runs)} run(s); wrote {res.out}")
 
 
+def _stages_option(value: str | None) -> list | None:
+    """``--stages``: JSON text (starting with ``[``) or the path of a JSON file holding the list of stages."""
+    import json
+
+    if value is None:
+        return None
+    text = value
+    if not value.lstrip().startswith("["):
+        path = Path(value).expanduser()
+        if not path.is_file():
+            raise ValueError(f"--stages takes a JSON list of stages or a JSON file; {value!r} is neither (no such "
+                             'file). Example: --stages \'[{"epochs": 20, "lr": 1e-4}, {"epochs": 30, "lr": 5e-5}]\'.')
+        text = path.read_text()
+    try:
+        return json.loads(text)
+    except ValueError as err:
+        raise ValueError(f"--stages is not valid JSON ({err}): {value!r}.") from None
+
+
 #: What ``fit --help`` shows as each option's default: the :class:`~eegvision.training.config.FitConfig` default
 #: (the options themselves default to "not given", so that a --preset can set them; tests/test_cli_output.py
 #: checks these against FitConfig).
@@ -464,7 +517,8 @@ FIT_DEFAULTS = {
     "channel_dropout": 0.0, "noise": 0.0, "patience": "no early stopping", "ema_decay": "no averaging",
     "ensemble": 1, "ridge_init": "off", "mmd_epochs": 0, "mmd_weight": 1.0, "subject_mmd_weight": 0.0,
     "subject_router": "no router", "router_experts": 4, "learn_temperature": "learn-temperature",
-    "projector": "no projector", "eeg_smoothing": "no smoothing",
+    "fusion_subject_dropout": 0.0, "fusion_layer_dropout": 0.0, "stages": "one stage (--epochs, --lr)",
+    "projector": "no projector", "eeg_smoothing": "no smoothing", "multi_view_target": "fixed image vectors",
     "devices": 1, "strategy": "auto",
     "accelerator": "auto", "precision": "32", "num_workers": 0,
 }

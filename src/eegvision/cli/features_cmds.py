@@ -36,7 +36,11 @@ def features(
     pooling: str | None = typer.Option(
         None, "--pooling", help="Token pooling: cls, mean, cls+mean (DINOv2 probe), map (SigLIP head, last block); "
                                 "one for all or a comma list per layer. Default: the model's (cls; mean for SigLIP "
-                                "and CNNs)."),
+                                "and CNNs). tokens: no pooling, the patch tokens of all --layers in one token file "
+                                "(for fit --multi-view)."),
+    token_grid: int = typer.Option(0, "--token-grid", min=0, help="--pooling tokens: average-pool each layer's "
+                                   "patch grid to G x G tokens (0: all; full THINGS token files need e.g. 2 or 4 "
+                                   "to fit in memory)."),
     prior: str = typer.Option("none", "--prior", help="Image prior: none, blur (UBP fovea blur; one file per level "
                                                      "low/medium/high) or cpa (NeuroBridge, 4 degraded views averaged)."),
     prior_size: int = typer.Option(224, "--prior-size", min=0, help="Resize images to N x N before the prior."),
@@ -74,6 +78,20 @@ def features(
     with user_errors():
         if layer is not None and layers:
             raise ValueError("give either --layer N (one CLIP block) or --layers LIST, not both")
+        if pooling == "tokens":
+            from eegvision.features.tokens import extract_tokens
+
+            if prior != "none":
+                raise ValueError("--pooling tokens takes no --prior (token files are made of the images themselves)")
+            chosen = split_list(layers) or ([str(layer)] if layer is not None else [])
+            got = extract_tokens(images, out, backend=backend, weights=pretrained,
+                                 model="" if backend != "open_clip" and model == "ViT-H-14" else model, layers=chosen,
+                                 token_grid=token_grid, normalize=normalize, batch_size=batch_size, device=device,
+                                 split=split, force=force)
+            stdout.print(f"{'cached' if got.cached else 'wrote'} {got.path}")
+            return
+        if token_grid:
+            raise ValueError("--token-grid applies to --pooling tokens only")
         if _uses_targets(backend, pretrained, layers, pooling, prior):
             from eegvision.features.image_priors import ImagePrior
             from eegvision.features.targets import extract_targets

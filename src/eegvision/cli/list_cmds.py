@@ -59,6 +59,8 @@ def presets_cmd(
 
 def _preset_lines(p, unmet: dict) -> list[str]:
     """The indented lines under a preset's name: published numbers, protocol, targets, requirements."""
+    from eegvision.training.preset_types import input_flag
+
     lines = []
     if "top1" in p.reference:
         protocol = {"within": "within-subject", "loso": "leave-one-subject-out", "joint": "joint"}.get(
@@ -78,7 +80,7 @@ def _preset_lines(p, unmet: dict) -> list[str]:
         prior_text = f", image prior {prior['name']}" if isinstance(prior, dict) else ""
         lines.append(f"targets: {t.get('backbone')} ({t.get('pretrained')}), layers {layers}{prior_text}")
     for k, how in p.inputs.items():
-        lines.append(f"needs your files: --{k.replace('_', '-')} {how}")
+        lines.append(f"needs your files: {input_flag(k)} {how}")
     if unmet:
         shown = [f"{k}={p.requires[k]!r}" if isinstance(p.requires[k], (str, int, float, bool)) else k for k in unmet]
         lines.append("requires (not in eegvision yet; fit refuses without --partial-preset): " + ", ".join(shown))

@@ -214,6 +214,16 @@ class Backbone:
             out.append(x.float().cpu())
         return out
 
+    @torch.no_grad()
+    def patch_tokens(self, pixels: torch.Tensor, blocks: Sequence[int]) -> list[torch.Tensor]:
+        """The patch tokens ``(N, L, C)`` (float32, on CPU; prefix tokens left out) of each 1-based block of
+        ``blocks``, after the tower's final norm, from one forward pass (:mod:`eegvision.features.tokens`)."""
+        if self.kind in ("cnn", "vae"):
+            raise ValueError(f"{self.name} is not a transformer tower: token features need patch tokens (a ViT, "
+                             "SigLIP or DINOv2 model).")
+        tokens, _ = self._tokens(pixels.to(self.device), sorted(set(blocks)), False)
+        return [tokens[b][1].float().cpu() for b in blocks]
+
     # --- per backend -------------------------------------------------------------------------------------
     def _tokens(self, pixels: torch.Tensor, blocks: list[int], want_final: bool) -> tuple[dict, torch.Tensor | None]:
         """{block: (prefix tokens or None, patch tokens (N, L, C) or map (N, C, H, W))} after the final norm, and

@@ -9,6 +9,16 @@ known, ``concepts``: the split's :class:`~eegvision.store.concepts.ConceptTable`
 ``concept``, ``image``). :func:`load_features` reads it into :attr:`Features.concepts` and checks it against the
 data's table when the caller gives one.
 
+**Token files** hold ``image`` of shape ``(n_images, n_tokens, dim)`` instead: the patch tokens of one or more
+layers of a vision tower (``eegvision features ... --pooling tokens``, :mod:`eegvision.features.tokens`), for the
+trainable multi-view target (``FitConfig.multi_view_target``). Their metadata says ``kind: "tokens"`` and
+``layers``: a JSON list with the layer (1-based block) of each token, in token order; the tokens of several layers
+are concatenated along the token axis, layer by layer (all tokens of the first layer, then the next ...), each
+layer's tokens in row-major patch-grid order. ``normalized`` describes each token (``true``: every token has L2
+norm 1). :func:`load_features` refuses a token file unless the caller passes ``tokens=True`` (everything but the
+multi-view target needs one vector per image); a token file never has ``text``. A ``(n, 1, dim)`` array is still
+read as the 2-D features ``(n, dim)`` (some NICE/BraVL caches), never as one token.
+
 Retrieval training wants L2-normalised targets; the generation prior wants raw (unnormalised) image features.
 The reference ATM code stores both under the same file name (``atm.md`` §1.6, §6), which silently mixes them
 up. :func:`load_features` checks what a file holds against what the caller expects and says how to fix it.
@@ -53,6 +63,8 @@ class Features:
         The file they were read from.
     concepts : ConceptTable or None
         The concept table of the split (row j of ``text`` is its concept j), when the file records it.
+
+    ``image`` is ``(n_images, n_tokens, dim)`` in a token file (:attr:`is_tokens`, module docstring).
     """
 
     image: torch.Tensor
@@ -63,7 +75,21 @@ class Features:
 
     @property
     def dim(self) -> int:
-        return int(self.image.shape[1])
+        """The size of each row (of each token, in a token file)."""
+        return int(self.image.shape[-1])
+
+    @property
+    def is_tokens(self) -> bool:
+        """Whether the file holds token features ``(n_images, n_tokens, dim)`` (module docstring)."""
+        return self.image.ndim == 3
+
+    @property
+    def token_layers(self) -> list[int] | None:
+        """The layer of each token (the ``layers`` metadata) of a token file; None for 2-D features."""
+        if not self.is_tokens:
+            return None
+        layers = self.metadata.get("layers")
+        return [int(v) for v in json.loads(layers)] if layers else [0] * int(self.image.shape[1])
 
     @property
     def normalized(self) -> bool:
@@ -85,32 +111,34 @@ def is_unit_norm(x: torch.Tensor, tol: float = _NORM_TOL) -> bool:
     return bool(torch.all((norms - 1).abs() < tol))
 
 
-def _to_tensor(x, name: str) -> torch.Tensor:
+def _to_tensor(x, name: str, tokens: bool = False) -> torch.Tensor:
     if isinstance(x, np.ndarray):
         x = torch.from_numpy(x)
     if not isinstance(x, torch.Tensor):
         raise ValueError(f"{name} features must be a tensor or array, got {type(x).__name__}")
     x = x.detach().cpu()
-    if x.ndim == 3 and x.shape[1] == 1:  # (n, 1, dim) as in some NICE/BraVL caches
+    if x.ndim == 3 and x.shape[1] == 1 and not tokens:  # (n, 1, dim) as in some NICE/BraVL caches
         x = x[:, 0]
-    if x.ndim != 2:
-        raise ValueError(f"{name} features must be 2-D (rows, dim), got shape {tuple(x.shape)}")
+    if x.ndim != (3 if tokens else 2):
+        want = "3-D (rows, tokens, dim)" if tokens else "2-D (rows, dim)"
+        raise ValueError(f"{name} features must be {want}, got shape {tuple(x.shape)}")
     if not torch.is_floating_point(x):
         raise ValueError(f"{name} features must be floating point, got {x.dtype}")
     return x.float().contiguous()
 
 
 def save_features(path: str | os.PathLike, image, text=None, *, normalized: bool | None = None,
-                  overwrite: bool = True, concepts: ConceptTable | None = None, **meta) -> Path:
+                  overwrite: bool = True, concepts: ConceptTable | None = None,
+                  layers: list[int] | None = None, **meta) -> Path:
     """Write a feature file (safetensors) atomically.
 
     Parameters
     ----------
     path : path
         Target ``.safetensors`` file.
-    image : tensor or array (n_images, dim)
+    image : tensor or array (n_images, dim), or (n_images, n_tokens, dim) for a token file
     text : tensor or array (n_concepts, dim), optional
-        Must have the same ``dim`` as ``image``.
+        Must have the same ``dim`` as ``image``; not with token features.
     normalized : bool, optional
         Whether the image rows are L2-normalised. Measured from the data when omitted.
     overwrite : bool
@@ -118,6 +146,8 @@ def save_features(path: str | os.PathLike, image, text=None, *, normalized: bool
     concepts : ConceptTable, optional
         The split's concept table, stored as JSON under ``concepts`` (one row per ``text`` row when both are
         given).
+    layers : list of int, optional
+        Makes a token file: ``image`` is 3-D and ``layers[t]`` is the layer of token ``t`` (module docstring).
     **meta
         Metadata strings: ``model``, ``pretrained``, ``layer``, ``transform``, ``split``, ``prompt_template``
         and any extra key. Values are converted with ``str``; ``None`` becomes ``""``.
@@ -127,7 +157,14 @@ def save_features(path: str | os.PathLike, image, text=None, *, normalized: bool
     path = Path(path)
     if path.exists() and not overwrite:
         raise FileExistsError(f"{path} exists; choose another name or allow overwriting")
-    img = _to_tensor(image, "image")
+    img = _to_tensor(image, "image", tokens=layers is not None)
+    if layers is not None:
+        layers = [int(v) for v in layers]
+        if len(layers) != img.shape[1]:
+            raise ValueError(f"layers names the layer of each token: {img.shape[1]} tokens but {len(layers)} layers")
+        if text is not None:
+            raise ValueError("a token file holds image tokens only; write text features to a 2-D feature file")
+        meta = {**meta, "kind": "tokens", "layers": json.dumps(layers)}
     tensors = {"image": img}
     if text is not None:
         txt = _to_tensor(text, "text")
@@ -179,7 +216,7 @@ def _read_atm_pt(path: Path) -> tuple[torch.Tensor, torch.Tensor | None]:
 
 def load_features(path: str | os.PathLike, expect_normalized: bool | None = None,
                   expect_dim: int | None = None, expect_rows: int | None = None,
-                  expect_concepts: ConceptTable | None = None) -> Features:
+                  expect_concepts: ConceptTable | None = None, tokens: bool = False) -> Features:
     """Read a feature file and check it against what the caller needs.
 
     Parameters
@@ -197,6 +234,8 @@ def load_features(path: str | os.PathLike, expect_normalized: bool | None = None
     expect_concepts : ConceptTable, optional
         The concept table of the data split the features are used with (``store.concept_table(split)``); when
         the file records a table too, both must name the same concept at every index.
+    tokens : bool
+        Accept a token file (module docstring); by default one is refused, as one vector per image is needed.
     """
     path = Path(path)
     if not path.is_file():
@@ -213,9 +252,15 @@ def load_features(path: str | os.PathLike, expect_normalized: bool | None = None
             keys = set(f.keys())
             if "image" not in keys:
                 raise ValueError(f"{path} has tensors {show_list(sorted(keys))} but no 'image'; it is not a feature file")
+            meta = dict(f.metadata() or {})
+            if meta.get("kind") == "tokens" and not tokens:
+                raise ValueError(
+                    f"{path} holds token features (image {tuple(f.get_slice('image').get_shape())}: images x tokens "
+                    "x dim, the patch tokens of a vision tower) but one vector per image is needed here; only "
+                    "training with a multi-view target (FitConfig.multi_view_target, `eegvision fit --multi-view`) "
+                    "reads token files. Extract pooled features (`eegvision features ... --pooling cls`) instead.")
             image = f.get_tensor("image").float()
             text = f.get_tensor("text").float() if "text" in keys else None
-            meta = dict(f.metadata() or {})
     elif suffix in (".pt", ".pth"):
         image, text = _read_atm_pt(path)
         meta = {"source": str(path), "normalized": "true" if is_unit_norm(image) else "false",

@@ -31,7 +31,7 @@ PRECISIONS = ("32", "32-true", "16-mixed", "bf16-mixed")
 #: Input noise whitening of ``FitConfig.whiten`` (:mod:`eegvision.training.whitening`).
 WHITENINGS = ("mvnn",)
 #: How ``FitConfig.targets`` are used (see the class docstring).
-TARGET_MODES = ("heads", "fused")
+TARGET_MODES = ("heads", "fused", "learned")
 TARGET_WEIGHTS = ("fixed", "cv")
 #: The k values evaluated by default (ATM's 2-, 4-, 10-, 50-, 100- and 200-way); see :func:`eval_ks_for`.
 DEFAULT_EVAL_KS = (2, 4, 10, 50, 100, 200)
@@ -157,7 +157,7 @@ class FitConfig:
         ``{"train": FILE, "weight": W, "test": FILE or None}`` (the test file defaults to the training file's name
         with its last ``train`` replaced by ``test``; :class:`eegvision.features.fused.TargetSpec`), e.g. other
         layers of the vision model or pixel-level features. Empty: one target.
-    target_mode : {"heads", "fused"}
+    target_mode : {"heads", "fused", "learned"}
         How ``targets`` are used. ``heads``: one linear projection head per extra target on the encoder's
         embedding, one InfoNCE term each, added with its weight to the primary objective (weight
         ``primary_weight``); the embedding saved, evaluated and used by the prior is the primary one (the heads
@@ -166,9 +166,20 @@ class FitConfig:
         its own, so heads could not change its primary output. ``fused``: one target, the weighted concatenation
         of the L2-normalised targets (optionally projected to ``target_dim`` by PCA fitted on the training images;
         :func:`eegvision.features.fused.fuse_targets`); it replaces the primary target everywhere (training,
-        evaluation, prior), and its files are written into the run's ``features/`` folder.
+        evaluation, prior), and its files are written into the run's ``features/`` folder. ``learned`` (SAMGA's
+        subject-aware layer weights, :mod:`eegvision.training.fusion`): the target is ``sum_l w_l F_l`` over the
+        primary and extra targets (rows L2-normalised; one width for all, as they are added; the given weights are
+        not used), ``w = softmax(logits + offset of the subject)`` with learnable logits and a per-subject offset
+        table (the router) in training only, subject and layer dropout per sample
+        (``fusion_subject_dropout``, ``fusion_layer_dropout``); validation, test and the saved record use the
+        shared weights ``softmax(logits)`` for every subject. The unit writes the selected epoch's weights to
+        ``fusion.json`` and the fused test features to ``fusion_test.safetensors``, which its evaluation uses
+        (the prior and the run-level feature files stay the primary). Gradient-trained encoders only.
     primary_weight : float
-        The primary target's weight in either mode.
+        The primary target's weight in the ``heads`` and ``fused`` modes.
+    fusion_subject_dropout, fusion_layer_dropout : float
+        ``learned`` only: probability of dropping a training sample's subject offset (its weights are then the
+        shared ones), and of zeroing each layer's weight of a sample (the rest renormalised); 0: off.
     target_dim : int, optional
         ``fused`` only: PCA dimension of the fused target (None: the full concatenation).
     target_weights : {"fixed", "cv"}
@@ -184,6 +195,15 @@ class FitConfig:
     learn_temperature : bool
         Train the contrastive logit scale (True, CLIP's way) or keep it at ``1 / init_temperature`` (NeuroBridge's
         scripts keep the temperature fixed).
+    stages : list of dict
+        Training in consecutive stages (:mod:`eegvision.training.stages`; SVTL's two-stage recipe): each
+        ``{"epochs": N, "lr": LR, "subject_mmd_weight": W or [START, END], "freeze": [GROUPS]}`` (the last two
+        optional). The stage's lr holds for its epochs, ``[START, END]`` decays the subject MMD weight linearly over
+        the stage's epochs (a stage without it takes ``subject_mmd_weight``) and ``freeze`` names the encoder's
+        parameter groups (:mod:`eegvision.training.freeze`) frozen during the stage. ``epochs`` becomes the sum of
+        the stages' epochs and ``lr`` the first stage's (other values are refused); ``schedule`` must be
+        ``"none"``. The per-epoch stage and subject MMD weight are recorded in ``history.csv``. Empty: one stage of
+        ``epochs`` at ``lr``.
     blur_levels : list of str
         UBP's blur prior in training (:mod:`eegvision.training.blur_prior`): ``[LOW, HIGH]``, the training feature
         files of the low- and high-blur images (:class:`eegvision.features.image_priors.ImagePrior` ``"blur"``);
@@ -206,6 +226,15 @@ class FitConfig:
         probability ``P``, the channels drawn once when the data are loaded (``frozen``, seeded by ``seed``) or
         anew at each read (see :class:`eegvision.data.augment.SmoothedTrials`). Not with ``mix_repetitions``.
         None: off.
+    multi_view_target : dict, optional
+        SVTL's trainable image target: ``{"views": V, "blocks": B, "heads": H, "routing_temperature": T}`` (missing
+        keys: 12, 4, 8, 0.7). ``features_train``/``features_test`` must be token files (``eegvision features ...
+        --pooling tokens``); a :class:`~eegvision.models.multi_view.MultiViewTarget` (V learned queries
+        cross-attending over the layer-normalised tokens, views routed within B blocks then across them at
+        temperature T, then the ``projector``'s ``dim`` or the EEG embedding's size) turns each image's tokens into
+        its target, trained with the encoder by the retrieval loss, saved in the unit's ``image_projector/``; the
+        unit's test features are recorded as its output (``test_features.safetensors``). Same restrictions as
+        ``projector``, and no extra targets or blur levels. None: fixed image vectors.
     """
 
     data: str = ""
@@ -250,11 +279,14 @@ class FitConfig:
     lr: float = 3e-4
     weight_decay: float = 0.01
     schedule: str = "none"
+    stages: list[dict[str, Any]] = field(default_factory=list)
     seed: int = 0
     val_fraction: float = 0.05
     selection: str = "val_top1"
     init_temperature: float = 0.07
     learn_temperature: bool = True
+    fusion_subject_dropout: float = 0.0
+    fusion_layer_dropout: float = 0.0
     logit_scale_mode: str = "exp"
     normalize_embeddings: bool | str = True
     same_concept_positives: bool = False
@@ -263,6 +295,7 @@ class FitConfig:
     report_test_curve: bool = False
     projector: dict[str, Any] | None = None
     eeg_smoothing: dict[str, Any] | None = None
+    multi_view_target: dict[str, Any] | None = None
     eval_ks: list[int] = field(default_factory=lambda: list(DEFAULT_EVAL_KS))
     eval_tops: list[int] = field(default_factory=lambda: [1, 5])
     eval_methods: list[str] = field(default_factory=lambda: ["exact", "montecarlo", "csls"])
@@ -302,7 +335,13 @@ class FitConfig:
             check_choice("whiten", self.whiten, WHITENINGS, "Leave it out (None) for no whitening.")
         self._validate_regularisation()
         self._validate_targets()
+        from eegvision.training.fusion import check_fusion_config
+        from eegvision.training.stages import check_stages_config
+
+        check_fusion_config(self, is_closed_form(self.encoder))
+        check_stages_config(self)
         self._validate_neurobridge()
+        self._validate_multi_view()
         if is_closed_form(self.encoder):
             self._validate_closed_form()
         if self.encoder == "auto" and self.reference:
@@ -431,6 +470,8 @@ class FitConfig:
                "--reference/--reference-loss (their loss adds the unprojected text features)":
                    self.reference or self.reference_loss,
                "extra target heads": bool(self.targets) and self.target_mode == "heads",
+               "target_mode 'learned' (its fused test features are recorded unprojected)":
+                   self.target_mode == "learned",
                "ensemble > 1 (each member would have its own image projector)": self.ensemble > 1,
                "ema_decay (the image projector is not averaged)": self.ema_decay is not None}
         bad = [k for k, v in why.items() if v]
@@ -439,13 +480,33 @@ class FitConfig:
                              f"retrieval loss; it cannot be combined with {'; '.join(bad)}. Choose a gradient-trained "
                              "encoder (e.g. --encoder eegproject) and drop the others, or drop --projector-dim.")
 
+    def _validate_multi_view(self) -> None:
+        """Check ``multi_view_target`` (SVTL's) and refuse what it cannot join."""
+        if self.multi_view_target is None:
+            return
+        from eegvision.models.multi_view import check_multi_view
+
+        self.multi_view_target = check_multi_view(self.multi_view_target)
+        why = {"closed-form encoder": is_closed_form(self.encoder),
+               "encoder 'auto' (it may keep its closed-form ridge candidate)": self.encoder == "auto",
+               f"objective {self.objective!r}": self.objective != "retrieval",
+               "--reference/--reference-loss (their loss adds text features)": self.reference or self.reference_loss,
+               "extra targets (--target)": bool(self.targets), "blur_levels": bool(self.blur_levels),
+               "ensemble > 1 (each member would have its own target module)": self.ensemble > 1,
+               "ema_decay (the target module is not averaged)": self.ema_decay is not None}
+        bad = [k for k, v in why.items() if v]
+        if bad:
+            raise ValueError(f"multi_view_target trains the image target (from token features) by gradient with the "
+                             f"retrieval loss; it cannot be combined with {'; '.join(bad)}. Choose a gradient-trained "
+                             "encoder (e.g. --encoder nice) and drop the others, or drop --multi-view.")
+
     def _validate_closed_form(self) -> None:
         """Refuse the options a closed-form fit (``ridge``) cannot honour: it has no epochs or batches to mix,
         augment or ensemble over (optimiser, epoch and early-stopping settings are not used either)."""
         given = [name for name, off in (("mix_repetitions", False), ("time_shift", 0), ("amplitude_scale", 0.0),
                                          ("channel_dropout", 0.0), ("noise", 0.0), ("ensemble", 1),
                                          ("ridge_init", False), ("mmd_epochs", 0), ("subject_mmd_weight", 0.0),
-                                         ("subject_router", None), ("eeg_smoothing", None))
+                                         ("subject_router", None), ("stages", []), ("eeg_smoothing", None))
                  if getattr(self, name) != off]
         if given:
             raise ValueError(f"Encoder {self.encoder!r} is fitted in closed form on each training condition's mean "
@@ -561,7 +622,7 @@ AUTO_RECIPE_FIELDS = ("encoder_options", "epochs", "batch_size", "lr", "weight_d
                       "mix_repetitions", "time_shift", "amplitude_scale", "channel_dropout", "noise", "patience",
                       "ema_decay", "ensemble", "ridge_init", "ridge_options", "objective", "reference",
                       "reference_loss", "selection", "mmd_epochs", "subject_mmd_weight", "subject_router",
-                      "eeg_smoothing")
+                      "stages", "eeg_smoothing")
 
 
 def is_closed_form(encoder: str) -> bool:

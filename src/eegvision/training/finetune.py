@@ -289,6 +289,9 @@ def finetune(parent: str | os.PathLike | None, config: FinetuneConfig, out: str 
     parent_run = load_run(parent, unit=config.unit) if parent is not None else None
     if parent_run is not None:
         base = parent_run.config
+        if base.multi_view_target is not None:
+            raise ValueError(f"Run {parent} was trained with a multi-view target (a trainable image side); "
+                             "fine-tuning such a run is not supported yet. Train a new run on the new data.")
         if base.projector is not None:
             raise ValueError(f"Run {parent} was trained with projector {base.projector} (an EEG and an image "
                              "projection); fine-tuning such a run is not supported yet. Fine-tune a run trained "
@@ -346,10 +349,10 @@ def finetune(parent: str | os.PathLike | None, config: FinetuneConfig, out: str 
     bs = max(1, min(bs, n_use)) if n_use else bs
     steps_per_epoch = max(1, n_use // bs) if n_use else 0
     epochs = max(int(config.epochs), math.ceil(config.min_steps / steps_per_epoch)) if n_use else int(config.epochs)
-    if base.targets and base.target_mode == "fused":
-        raise ValueError("The parent run was trained on a fused target (target_mode='fused'); fine-tuning it on "
-                         "the primary features would change its output space. Fine-tune a run trained with one "
-                         "target or with target heads.")
+    if base.targets and base.target_mode in ("fused", "learned"):
+        raise ValueError(f"The parent run was trained on a fused target (target_mode={base.target_mode!r}); "
+                         "fine-tuning it on the primary features would change its output space. Fine-tune a run "
+                         "trained with one target or with target heads.")
     cfg = base.replace(
         data=data, subjects=[subject], protocol="within", train_subjects=[], epochs=epochs, lr=float(config.lr),
         batch_size=bs, seed=seed, val_fraction=val_fraction, init_temperature=float(temperature),
@@ -361,6 +364,7 @@ def finetune(parent: str | os.PathLike | None, config: FinetuneConfig, out: str 
         mix_repetitions=False,  # budgets count single trials (or averaged conditions); mixing is not applied
         ensemble=1,  # a parent ensemble is fine-tuned as one model (its EnsembleEncoder)
         targets=[], target_mode="heads", target_dim=None, target_weights="fixed",  # the primary target only
+        fusion_subject_dropout=0.0, fusion_layer_dropout=0.0, stages=[],  # one stage of epochs at lr
     )
     if encoder is None and _takes_channel_names(cfg.encoder):
         cfg = cfg.replace(encoder_options={"ch_names": list(pool.ch_names), **cfg.encoder_options})

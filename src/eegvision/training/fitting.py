@@ -165,14 +165,17 @@ def fit(config: FitConfig, out: str | os.PathLike, *, resume: bool = False,
         train_feats = load_training_features(config, paths["train"], run.feature_cache, expect, tables["training"])
         test_feats = load_training_features(config, paths["test"], run.feature_cache, None, tables["test"])
         check_inputs(config, store, units, train_feats, test_feats)
-        heads, solve_config = None, config
-        if config.targets:
+        heads, fusion, solve_config = None, None, config
+        if config.target_mode == "learned":
+            from eegvision.training.fusion import stack_layer_targets
+
+            extras = load_target_features(config, run.feature_cache, tables) if config.targets else []
+            _check_target_rows(config, extras, train_feats, test_feats)
+            fusion = stack_layer_targets((train_feats, test_feats), extras,
+                                         [str(paths["train"])] + [t["train"] for t in config.targets])
+        elif config.targets:
             extras = load_target_features(config, run.feature_cache, tables)
-            for (tr, te), spec in zip(extras, config.targets):
-                if (len(tr), len(te)) != (len(train_feats), len(test_feats)):
-                    raise ValueError(f"Target {spec['train']} holds {len(tr)} training and {len(te)} test rows; the "
-                                     f"primary features hold {len(train_feats)} and {len(test_feats)} (one per image "
-                                     "of each split, in the data's order). Extract it from the same image folders.")
+            _check_target_rows(config, extras, train_feats, test_feats)
             if config.target_mode == "fused":
                 weights = [config.primary_weight] + [t["weight"] for t in config.targets]
                 if config.target_weights == "cv":  # a weight of 0 drops its target
@@ -198,6 +201,8 @@ def fit(config: FitConfig, out: str | os.PathLike, *, resume: bool = False,
             extra["heads"] = heads
         if blur is not None:
             extra["blur"] = blur
+        if fusion is not None:
+            extra["fusion"] = fusion
         for unit, folder in zip(units, run.planned_units(names)):
             train = fit_ensemble if config.ensemble > 1 else fit_one
             all_rows += train(solve_config, store, unit, folder, train_feats, test_feats, resume=resume,
@@ -209,6 +214,15 @@ def fit(config: FitConfig, out: str | os.PathLike, *, resume: bool = False,
     if primary and len(units) > 1:
         run.write_metrics(all_rows)
     return FitResult(run=run, units=names, rows=all_rows)
+
+
+def _check_target_rows(config: FitConfig, extras: list[tuple[Any, Any]], train_feats: Any, test_feats: Any) -> None:
+    """Each extra target holds one row per training and test image, as the primary does."""
+    for (tr, te), spec in zip(extras, config.targets):
+        if (len(tr), len(te)) != (len(train_feats), len(test_feats)):
+            raise ValueError(f"Target {spec['train']} holds {len(tr)} training and {len(te)} test rows; the "
+                             f"primary features hold {len(train_feats)} and {len(test_feats)} (one per image "
+                             "of each split, in the data's order). Extract it from the same image folders.")
 
 
 def _blur_targets(config: FitConfig, run: RunFolder, tables: dict, train_feats: Any) -> Any:

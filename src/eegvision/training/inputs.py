@@ -52,7 +52,9 @@ def load_training_features(config: FitConfig, path: Path, cache_dir: Path, expec
         if not target.is_file():
             import_atm_features(path, target, normalize=bool(config.features_normalized))
         path = target
-    return load_features(path, expect_normalized=expect_normalized, expect_concepts=concepts)
+    tokens = config.multi_view_target is not None  # its module layer-normalises the tokens: any scale will do
+    return load_features(path, expect_normalized=None if tokens else expect_normalized, expect_concepts=concepts,
+                         tokens=tokens)
 
 
 def load_target_features(config: FitConfig, cache_dir: Path, tables: dict[str, ConceptTable]) -> list[tuple[Any, Any]]:
@@ -127,6 +129,13 @@ def check_inputs(config: FitConfig, store: Any, units: list[dict[str, Any]], tra
             f"The test features {test_feats.path} have size {test_feats.dim} but the training features "
             f"{train_feats.path} have size {train_feats.dim} (the encoder's output); pass --features-test made "
             "with the same CLIP model as the training features.")
+    if config.multi_view_target is not None and not (train_feats.is_tokens and test_feats.is_tokens
+                                                     and train_feats.token_layers == test_feats.token_layers):
+        raise ValueError(
+            f"multi_view_target computes each image's target from its patch tokens: --features-train and "
+            f"--features-test must be token files of the same layers and grid (`eegvision features IMAGES OUT "
+            f"--pooling tokens --layers ...`); got image features of shapes {tuple(train_feats.image.shape)} "
+            f"({train_feats.path}) and {tuple(test_feats.image.shape)} ({test_feats.path}).")
     if test_feats.normalized != train_feats.normalized:
         state = {True: "L2-normalised", False: "raw (unnormalised)"}
         raise ValueError(

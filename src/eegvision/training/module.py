@@ -194,10 +194,20 @@ class ContrastiveModule(pl.LightningModule):
         L2-normalised EEG embeddings and image features of the batch instead of the objective
         (``FitConfig.mmd_epochs``).
     subject_mmd_weight : float
-        Adds this times :func:`~eegvision.training.losses.subject_mmd` of the batch's embeddings (every epoch).
+        Adds this times :func:`~eegvision.training.losses.subject_mmd` of the batch's embeddings (every epoch; with
+        ``stages``, the epoch's weight of the stage schedule).
+    stages : list of dict, optional
+        ``FitConfig.stages`` (:mod:`eegvision.training.stages`): at the start of each epoch the optimiser's lr, the
+        subject MMD weight and the frozen encoder groups are set from the epoch's stage.
+    fusion : LayerFusion, optional
+        ``FitConfig.target_mode="learned"`` (:mod:`eegvision.training.fusion`): the batch's image targets are the
+        fusion of ``fusion_targets`` ``(L, n_images, dim)`` (training weights in training; the shared weights for
+        validation); ``fusion_test_targets`` ``(L, n_test, dim)`` give the test images' features.
     image_projector : nn.Module, optional
         ``FitConfig.projector``: the trainable image-side projection, applied to every image target (training,
-        validation and test retrieval) before the loss; the encoder carries the EEG side.
+        validation and test retrieval) before the loss; the encoder carries the EEG side. With
+        ``FitConfig.multi_view_target`` the multi-view module, and ``image_features`` are token features
+        ``(n_images, n_tokens, dim)``.
     patience, monitor : int or None, str
         Early stopping on ``monitor`` (:func:`~eegvision.training.regularise.stop_early`; the history it reads
         is kept in checkpoints, so a resumed run stops where an uninterrupted one does).
@@ -233,6 +243,10 @@ class ContrastiveModule(pl.LightningModule):
         subject_mmd_weight: float = 0.0,
         heads: Any = None,
         blur_targets: Tensor | None = None,
+        stages: list[dict] | None = None,
+        fusion: nn.Module | None = None,
+        fusion_targets: Tensor | None = None,
+        fusion_test_targets: Tensor | None = None,
         image_projector: nn.Module | None = None,
     ) -> None:
         super().__init__()
@@ -278,6 +292,24 @@ class ContrastiveModule(pl.LightningModule):
                 raise ValueError(f"blur_targets stacks the low, medium and high blur features of every training "
                                  f"image, shape (3, {tuple(image_features.shape)}); got {tuple(blur_targets.shape)}.")
             self.blur_schedule = UBPBlurSchedule(int(image_features.shape[0]))
+        self.stage_plan = None
+        if stages:
+            from eegvision.training.stages import stage_schedule
+
+            self.stage_plan = stage_schedule(stages, self.subject_mmd_weight)
+        self._frozen_before: set[str] | None = None
+        self._val_images: Tensor | None = None
+        self._frozen_modules: list[nn.Module] = []
+        # SAMGA's learned layer fusion (FitConfig.target_mode="learned"): its logits and router are parameters
+        self.fusion = fusion
+        self.register_buffer("fusion_targets", None if fusion_targets is None else fusion_targets.float(),
+                             persistent=False)
+        self.register_buffer("fusion_test_targets", None if fusion_test_targets is None
+                             else fusion_test_targets.float(), persistent=False)
+        if fusion is not None and (fusion_targets is None or fusion_targets.shape[1:] != image_features.shape):
+            raise ValueError(f"fusion_targets stacks every layer's training features, shape (L, "
+                             f"{', '.join(map(str, image_features.shape))}); got "
+                             f"{None if fusion_targets is None else tuple(fusion_targets.shape)}.")
 
     # -- data ---------------------------------------------------------------------------
     def _world(self) -> tuple[int, int]:
@@ -304,6 +336,36 @@ class ContrastiveModule(pl.LightningModule):
         return batch_loader(self.val_data, self.eval_batch_size, shuffle=False)
 
     # -- steps ---------------------------------------------------------------------------
+    def train_images(self) -> Tensor:
+        """The training images' features validation scores against: the shared-weight fusion of the layers with
+        ``fusion`` (no gradient; computed once per validation), else ``image_features``."""
+        if self.fusion is None:
+            return self.image_features
+        if self._val_images is not None:
+            return self._val_images
+        with torch.no_grad():
+            return self.fusion.fuse_shared(self.fusion_targets)
+
+    def test_images(self) -> Tensor | None:
+        """The test images' features: the shared-weight fusion of the layers with ``fusion``."""
+        if self.fusion is None or self.fusion_test_targets is None:
+            return self.test_image_features
+        with torch.no_grad():
+            return self.fusion.fuse_shared(self.fusion_test_targets)
+
+    def epoch_plan(self, epoch: int | None = None) -> Any:
+        """The :class:`~eegvision.training.stages.EpochPlan` of ``epoch`` (default: the current one), or None
+        without stages."""
+        if self.stage_plan is None:
+            return None
+        epoch = self.current_epoch if epoch is None else int(epoch)
+        return self.stage_plan[min(epoch, len(self.stage_plan) - 1)]
+
+    def epoch_subject_mmd_weight(self) -> float:
+        """The subject MMD weight of the current epoch (the stage's with ``stages``)."""
+        plan = self.epoch_plan()
+        return self.subject_mmd_weight if plan is None else plan.subject_mmd_weight
+
     def _targets(self, batch: dict, image_features: Tensor, text_features: Tensor | None
                  ) -> tuple[Tensor, Tensor | None]:
         img = image_features[batch["condition"]]
@@ -334,9 +396,11 @@ class ContrastiveModule(pl.LightningModule):
 
             cond = batch["condition"].cpu()
             img = select_blur_targets(self.blur_targets, cond, self.blur_schedule.levels[cond])
+        if self.fusion is not None:  # the layers fused with the batch's training weights (gradient to the fusion)
+            img = self.fusion(self.fusion_targets[:, batch["condition"]], batch["subject"])
         img = self.project_images(img)
         emb = self._gather(emb, grads=True)
-        img = self._gather(img, grads=self.image_projector is not None)
+        img = self._gather(img, grads=self.fusion is not None or self.image_projector is not None)
         txt, concepts = self._gather(txt), self._gather(batch["concept"])
         loss = self.training_loss(emb, img, txt, concepts, self._gather(batch["subject"]))
         if self.blur_schedule is not None:  # UBP: the matched-pair logits update each image's running similarity
@@ -363,8 +427,9 @@ class ContrastiveModule(pl.LightningModule):
                                                       F.normalize(img.float(), dim=-1))
         else:
             loss = self.objective(emb, img, txt, concepts).loss
-        if self.subject_mmd_weight and subjects is not None:
-            loss = loss + self.subject_mmd_weight * subject_mmd(F.normalize(emb.float(), dim=-1), subjects)
+        weight = self.epoch_subject_mmd_weight()
+        if weight and subjects is not None:
+            loss = loss + weight * subject_mmd(F.normalize(emb.float(), dim=-1), subjects)
         return loss
 
     def heads_loss(self, emb: Tensor, conditions: Tensor, concepts: Tensor | None) -> Tensor:
@@ -387,11 +452,44 @@ class ContrastiveModule(pl.LightningModule):
         self._train_sum, self._train_count = torch.zeros(()), 0
         if self.blur_schedule is not None:  # UBP hands the levels of the last epoch to the data at its end
             self.blur_schedule.end_epoch()
+        self.start_stage_epoch()
+
+    def start_stage_epoch(self) -> None:
+        """With ``stages``: set the optimiser's lr and the frozen encoder groups of the current epoch's stage
+        (a function of the epoch alone, so a resumed run continues exactly)."""
+        plan = self.epoch_plan()
+        if plan is None:
+            return
+        if self._trainer is not None:
+            for group in self.trainer.optimizers[0].param_groups:
+                group["lr"] = plan.lr
+        if not any(p.freeze for p in self.stage_plan):
+            return
+        from eegvision.training.freeze import apply_freeze, frozen_parameter_names
+        from eegvision.training.stages import PROJECTOR_GROUP
+
+        if self._frozen_before is None:  # parameters frozen by other means stay frozen in every stage
+            self._frozen_before = {n for n, p in self.encoder.named_parameters() if not p.requires_grad}
+        groups = [g for g in plan.freeze if g != PROJECTOR_GROUP]
+        frozen = self._frozen_before | set(frozen_parameter_names(self.encoder, groups))
+        image_side = None if self.image_projector is None else getattr(self.image_projector, "head", None) or \
+            getattr(self.image_projector, "linear", None)
+        if PROJECTOR_GROUP in plan.freeze:  # the EEG projection after the encoder and the image side's output layer
+            from eegvision.models.encoders.projected import ProjectedEncoder
+
+            frozen |= {f"{name}.projection.{n}".lstrip(".") for name, m in self.encoder.named_modules()
+                       if isinstance(m, ProjectedEncoder) for n, _ in m.projection.named_parameters()}
+        if image_side is not None:
+            image_side.requires_grad_(PROJECTOR_GROUP not in plan.freeze)
+        modules = apply_freeze(self.encoder, sorted(frozen))
+        self._frozen_modules = modules if plan.freeze else []
 
     def on_train_batch_start(self, batch: dict, batch_idx: int) -> None:
         # dropout masks are a function of (seed, epoch, batch, rank) only, whatever else consumed the
         # global RNG (data-loader iterators, validation): a resumed run reproduces an uninterrupted one
         torch.manual_seed(self._step_seed(batch_idx))
+        for m in self._frozen_modules:  # a stage's frozen groups run in eval mode (fixed BatchNorm statistics)
+            m.eval()
 
     @property
     def eval_encoder(self) -> nn.Module:
@@ -415,22 +513,29 @@ class ContrastiveModule(pl.LightningModule):
         """Whether ``monitor`` has not improved for ``patience`` validations (always False without patience)."""
         return stop_early(self.history, self.monitor, self.patience)
 
+    def on_validation_epoch_start(self) -> None:
+        self._val_images = None  # with a fusion: the training images fused with this epoch's shared weights
+        self._val_images = self.train_images() if self.fusion is not None else None
+
     def validation_step(self, batch: dict, batch_idx: int) -> None:
         emb = call_encoder(self.eval_encoder, batch["eeg"], batch["subject"])
-        img, txt = self._targets(batch, self.image_features, self.text_features)
+        img, txt = self._targets(batch, self.train_images(), self.text_features)
         loss = self.objective(emb, self.project_images(img), txt, batch["concept"]).loss
         self._val_out.append((emb.float(), batch["condition"], loss.detach() * emb.shape[0]))
 
     def on_validation_epoch_end(self) -> None:
         if self.trainer.sanity_checking or not self._val_out:
-            self._val_out = []
+            self._val_out, self._val_images = [], None
             return
         emb = torch.cat([o[0] for o in self._val_out])
         cond = torch.cat([o[1] for o in self._val_out])
         val_loss = float(sum(o[2] for o in self._val_out) / emb.shape[0])
         self._val_out = []
         with torch.no_grad():
-            acc = validation_topk(emb, cond, self.project_images(self.image_features), self.val_k)
+            cands = torch.unique(cond)  # only the validation images go through an image projector
+            acc = validation_topk(emb, torch.searchsorted(cands, cond),
+                                  self.project_images(self.train_images()[cands]), self.val_k)
+        self._val_images = None
         self.log_dict({"val_loss": val_loss, "val_top1": acc[1], "val_top5": acc[5]}, prog_bar=True)
         row = {
             "epoch": int(self.current_epoch),
@@ -439,10 +544,13 @@ class ContrastiveModule(pl.LightningModule):
             "lr": float(self.trainer.optimizers[0].param_groups[0]["lr"]),
             "temperature": self.objective.logit_scale.temperature,
         }
+        plan = self.epoch_plan()
+        if plan is not None:
+            row["stage"], row["subject_mmd_weight"] = plan.stage + 1, plan.subject_mmd_weight
         if self.blur_schedule is not None:  # the levels the next epoch's images take
             for i, name in enumerate(("blur_low", "blur_medium", "blur_high")):
                 row[name] = int((self.blur_schedule.pending == i).sum())
-        if self.report_test_curve and self.test_data and self.test_image_features is not None:
+        if self.report_test_curve and self.test_data and self.test_images() is not None:
             row["test_top1_curve"] = self.test_top1()
             self.log("test_top1_curve", row["test_top1_curve"])
         self.history.append(row)
@@ -456,7 +564,7 @@ class ContrastiveModule(pl.LightningModule):
         """
         accs = []
         with torch.no_grad():
-            images = self.project_images(self.test_image_features)
+            images = self.project_images(self.test_images())
         for data in self.test_data.values():
             emb, cond = embed_data(self.eval_encoder, data, batch_size=self.eval_batch_size, device=self.device)
             sims = F.normalize(emb.to(self.device), dim=-1) @ F.normalize(images, dim=-1).T

@@ -15,7 +15,7 @@ from typing import Any
 
 from eegvision.training.config import FitConfig
 
-__all__ = ["Preset", "unmet_requirements"]
+__all__ = ["Preset", "input_flag", "unmet_requirements"]
 
 
 @dataclass(frozen=True)
@@ -40,10 +40,12 @@ class Preset:
         ``prior`` (``None`` or a dict: the image degradation applied before encoding and its parameters). Empty for
         the older presets, whose ``features`` text says it.
     requires : dict
-        Training options the paper's recipe needs that :class:`FitConfig` does not have yet, ``{option: settings}``
-        (e.g. ``{"mmd": {...}, "subject_router": {...}}``). ``fit --preset`` refuses a preset with unmet
-        requirements (:func:`unmet_requirements`) unless asked for a partial run. A requirement counts as met once
-        :class:`FitConfig` has a field of that name that accepts the settings; it is then passed on as that field.
+        Training options the paper's recipe needs beyond ``overrides``, ``{option: settings}``, each keyed by the
+        :class:`FitConfig` field that expresses it (or will: e.g. ``{"target_mode": "learned", "subject_router":
+        "gate", "projector": {...}}``), its value one that field accepts (descriptions go in comments and
+        ``notes``). ``fit --preset`` refuses a preset with unmet requirements (:func:`unmet_requirements`) unless
+        asked for a partial run. A requirement counts as met once :class:`FitConfig` has a field of that name that
+        accepts the settings; it is then passed on as that field.
     protocol : dict
         The paper's protocol knobs, for the record and the listing: ``channels`` (region name of
         :data:`eegvision.readers.channels.REGIONS` or ``"all"``), ``n_channels``, ``average_train``,
@@ -74,16 +76,29 @@ def unmet_requirements(preset: Preset) -> dict[str, str]:
     """``{option: why}`` for each of ``preset.requires`` that :class:`FitConfig` cannot express yet (empty: none).
 
     A requirement is met when :class:`FitConfig` has a field of that name and accepts the preset's settings for it
-    together with the preset's ``overrides``.
+    together with the preset's ``overrides`` and its other requirements that are fields (they are passed on
+    together, e.g. a dropout of ``target_mode="learned"`` with that mode). When the fields are refused only
+    together, each of them is reported with the joint refusal.
     """
     names = {f.name for f in dataclasses.fields(FitConfig)}
-    unmet = {}
-    for option, settings in preset.requires.items():
-        if option not in names:
-            unmet[option] = "not an eegvision training option yet"
-            continue
+    unmet = {option: "not an eegvision training option yet" for option in preset.requires if option not in names}
+    fields = {k: v for k, v in preset.requires.items() if k in names}
+    try:
+        FitConfig(**{**preset.overrides, **fields})
+        return unmet
+    except (TypeError, ValueError) as exc:
+        joint = exc
+    for option, settings in fields.items():
         try:
             FitConfig(**{**preset.overrides, option: settings})
         except (TypeError, ValueError) as exc:
             unmet[option] = f"FitConfig does not accept {settings!r} for it ({exc})"
+    if not any(option in unmet for option in fields):
+        for option, settings in fields.items():
+            unmet[option] = f"FitConfig does not accept {settings!r} for it with the other requirements ({joint})"
     return unmet
+
+
+def input_flag(name: str) -> str:
+    """The ``eegvision fit`` option that gives :attr:`Preset.inputs` field ``name`` (``targets``: ``--target``)."""
+    return {"targets": "--target"}.get(name, "--" + name.replace("_", "-"))

@@ -8,9 +8,10 @@ file: pass the features named in :attr:`Preset.features` (``eegvision features``
 
 The presets of the post-ATM methods (:mod:`.presets_published`: ``ubp``, ``neurobridge``, ``samga``, ``svtl``, their
 ``-loso`` variants and ``brainhive``) list the training options their recipes need (:attr:`Preset.requires`); those
-eegvision has are passed on (``ubp``'s blur prior, ``neurobridge``'s projectors and EEG smoothing), and for the others
-(MMD schedules, a subject router, multi-view targets, ...) :func:`preset_config` refuses the preset, naming the
-missing options, unless ``partial=True`` (``fit --partial-preset``), which trains the rest of the recipe and records the run's
+eegvision has are passed on (``ubp``'s blur prior, ``neurobridge``'s projectors and EEG smoothing, ``samga``'s learned
+layer fusion, router and coarse MMD stage, ``svtl``'s multi-view target, projector, stages and MMD schedule), and for
+the others :func:`preset_config` refuses the preset, naming the missing options, unless ``partial=True`` (``fit
+--partial-preset``), which trains the rest of the recipe and records the run's
 preset as ``"NAME[partial: without ...]"``. ``docs/presets.md`` describes each method and what only real data on a
 GPU can confirm.
 
@@ -32,7 +33,7 @@ from __future__ import annotations
 from typing import Any
 
 from eegvision.training.config import FitConfig
-from eegvision.training.preset_types import Preset, unmet_requirements
+from eegvision.training.preset_types import Preset, input_flag, unmet_requirements
 from eegvision.training.presets_published import PUBLISHED_PRESETS
 
 __all__ = ["Preset", "PRESETS", "get_preset", "list_presets", "preset_config", "unmet_requirements"]
@@ -162,7 +163,7 @@ def preset_config(name: str, *, partial: bool = False, **fields: Any) -> FitConf
     if missing and not partial:
         listed = "; ".join(f"{k} ({preset.inputs[k]})" for k in missing)
         raise ValueError(f"Preset {name!r} trains on files only you can make: {listed}. Give "
-                         + ", ".join(f"--{k.replace('_', '-')}" for k in missing) + " (library: preset_config("
+                         + ", ".join(input_flag(k) for k in missing) + " (library: preset_config("
                          f"{name!r}, {', '.join(f'{k}=...' for k in missing)})), or train without them knowingly "
                          "with --partial-preset.")
     if unmet or missing:

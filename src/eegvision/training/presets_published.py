@@ -1,9 +1,9 @@
 """Presets of the post-ATM methods: UBP, NeuroBridge, SAMGA, SVTL (required) and BrainHiVE.
 
 Each preset records the paper's protocol (17 occipito-parietal or 63 channels, trial averaging, the paper's
-selection rule), its image targets (backbone, layers, pooling, image prior) and the training options eegvision does
-not have yet (``requires``: ``fit --preset`` refuses those presets until the options exist, or trains the rest with
-``--partial-preset``). Facts come from the authors' code where it is public (repository and commit in ``source``)
+selection rule), its image targets (backbone, layers, pooling, image prior) and the training options its recipe needs
+beyond the overrides (``requires``, keyed by FitConfig field name: ``fit --preset`` refuses a preset while one of
+them is not an option yet, or trains the rest with ``--partial-preset``). Facts come from the authors' code where it is public (repository and commit in ``source``)
 and from the project's reference notes ``anchors.md`` (§1, §7) otherwise; see ``docs/presets.md`` for what each preset
 cannot reproduce. HCF and NVOL have no preset: only their abstracts are public (``docs/presets.md``).
 
@@ -98,32 +98,56 @@ _NB_NOTES = (
 _SAMGA_TARGETS = {"library": "InternViT (transformers)", "backbone": "InternViT-6B", "pretrained": "not stated",
                   "layers": [20, 24, 28, 32, 36], "pooling": "not stated", "normalize": None, "dim": None,
                   "prior": None}
+# Each key is a FitConfig field and its value one that field accepts (preset_types.unmet_requirements):
+#   target fusion: the five layers (primary = layer 20, --target = layers 24..36) fused by softmax weights whose
+#     logits a subject-aware router offsets per subject in training only, subject-agnostic at inference, with
+#     subject and layer dropout (eegvision.training.fusion); the two dropout rates are not published (0.1 assumed);
+#   subject router (training only): the adapter mixture routed by the subject id (models/encoders/routed.py),
+#     evaluation taking the average route; its form is ours;
+#   mmd: coarse stage of MMD between the EEG embeddings and their image targets, then InfoNCE (FitConfig.mmd_epochs;
+#     the number of coarse epochs is not published: 5 of the default 40 assumed).
 _SAMGA_REQUIRES = {
-    "target_fusion": {"layers": [20, 24, 28, 32, 36],
-                      "weights": "learned per subject by a subject-aware router during training; subject-agnostic "
-                                 "at inference", "dropout": "subject and layer dropout"},
-    "subject_router": {"used": "training only"},
-    "mmd": {"schedule": "coarse stage: MMD between subjects' EEG embeddings, then fine stage: InfoNCE"},
+    "target_mode": "learned",
+    "fusion_subject_dropout": 0.1,
+    "fusion_layer_dropout": 0.1,
+    "subject_router": "gate",
+    "mmd_epochs": 5,
 }
+_SAMGA_INPUTS = {"targets": "FILE (repeat for each layer): the InternViT-6B training features of blocks 24, 28, 32 and "
+                 "36 (block 20 is --features-train/--features-test), one width for all, extracted as "
+                 "`targets` describes"}
 _SAMGA_NOTES = (
     "The code is not released (LinJiang8/SAMGA holds a README only); the EEG encoder, epochs, batch, optimiser "
     "and selection rule are not public. The preset's encoder (eegproject, the encoder of Shallow Alignment whose "
     "intermediate-layer targets SAMGA extends) is an assumption, and so are averaged training trials.",
+    "The forms of the subject-aware layer weights (shared softmax logits plus a per-subject offset, target_mode "
+    "'learned') and of the training-only router (subject_router 'gate': adapters on the embedding) are ours; SAMGA "
+    "may use one router for both. Subject and layer dropout rates (0.1 each) are assumptions. Within-subject (one "
+    "training subject) the router's average route is that subject's, so its adapters also act at evaluation (as "
+    "one residual linear map); the layer weights there are still the shared ones.",
+    "Coarse-to-fine: the sources say 'coarse MMD, then fine InfoNCE' without the pair of distributions or the "
+    "schedule. mmd_epochs trains the first 5 epochs (an assumption) on the multi-kernel MMD between the batch's "
+    "L2-normalised EEG embeddings and their (fused) image targets instead of InfoNCE, then switches to InfoNCE (a "
+    "hard switch, no overlap). An MMD between subjects (subject_mmd_weight) is not set.",
 )
 
 _SVTL_TARGETS = {"library": "perception_models", "backbone": "PE-Core-G14-448", "pretrained": "facebook",
-                 "layers": [20, 24, 28, 32, 36], "pooling": "none: spatial patch tokens, turned into views by the "
-                 "trainable multi-view module", "normalize": None, "dim": 1536, "prior": None}
+                 "layers": [20, 24, 28, 32, 36], "pooling": "tokens: one token file of the spatial patch tokens of "
+                 "the five layers (`eegvision features ... --pooling tokens --layers 20,24,28,32,36 --token-grid G`; "
+                 "the grid is eegvision's, to fit in memory), turned into views by the trainable multi-view module",
+                 "normalize": None, "dim": 1536, "prior": None}
 _SVTL_REQUIRES = {
-    "multi_view_target": {"views": 12, "blocks": 4, "routing_temperature": 0.7,
-                          "extractor": "12 learnable queries, multi-head cross-attention over the layer-normalised "
-                                       "patch tokens; block attention-residual routing (within 4 blocks of 3 views, "
-                                       "then across blocks)"},
-    "projector": {"eeg": "1024 -> 512", "image": "views -> 512", "dim": 512, "frozen_in_stage_2": True},
-    "mmd": {"weight": [0.9, 0.5], "schedule": "linear decay over stage I", "between": "source subjects' EEG "
-            "embeddings"},
-    "stages": [{"epochs": 20, "lr": 1e-4, "loss": "contrastive + MMD"},
-               {"epochs": 30, "lr": 5e-5, "loss": "contrastive", "frozen": "projection layers"}],
+    # 12 learnable queries, multi-head cross-attention over the layer-normalised patch tokens; block
+    # attention-residual routing (within 4 blocks of 3 views, then across blocks): FitConfig.multi_view_target
+    # (eegvision.models.multi_view; its head count, 8, and the routing's scoring are eegvision's assumptions).
+    "multi_view_target": {"views": 12, "blocks": 4, "routing_temperature": 0.7},
+    # EEG 1024 -> 512 and image views -> 512 (FitConfig.projector: the multi-view module's output layer is the image
+    # side); frozen in stage II (see stages).
+    "projector": {"dim": 512},
+    # stage I: contrastive + MMD between source subjects' EEG embeddings, its weight decaying linearly 0.9 -> 0.5
+    # over the stage's epochs; stage II: contrastive only, projection layers frozen.
+    "stages": [{"epochs": 20, "lr": 1e-4, "subject_mmd_weight": [0.9, 0.5]},
+               {"epochs": 30, "lr": 5e-5, "subject_mmd_weight": 0.0, "freeze": ["projector"]}],
 }
 _SVTL_NOTES = (
     "Code not released; the recipe comes from the paper as summarised in a third-party reading note of arXiv "
@@ -133,6 +157,12 @@ _SVTL_NOTES = (
     "orthogonal map fitted on the unseen subject's unlabelled test embeddings); the preset targets the inductive "
     "35.3 / 65.6 only.",
     "Averaged training trials and weight decay 1e-4 are assumed from the NeuroBridge code base the recipe resembles.",
+    "The MMD weight decays per epoch (constant within an epoch: 0.9 in the first epoch of stage I, 0.5 in its last); "
+    "the summary does not say whether the paper decays it per step.",
+    "The multi-view target (FitConfig.multi_view_target) follows the paper's description; the attention head count "
+    "(8), the routing's learned linear scores with a mean residual, the per-layer token embedding and the token "
+    "grid of the feature files are eegvision's choices (docs/presets.md). It trains on token files "
+    "(--features-train/--features-test made with `eegvision features ... --pooling tokens`).",
 )
 
 _BH_TARGETS = {"library": "mixed", "backbone": "fused: synclr_vit_b_16 (768) + CLIP-ViT-B-32-laion2B-s34B-b79K (512) "
@@ -215,7 +245,7 @@ PUBLISHED_PRESETS: dict[str, Preset] = {p.name: p for p in (
         "SAMGA (arXiv 2604.17782) abstract and README, intra-subject (anchors.md §1.1 and §7 [P]); code not released "
         "(LinJiang8/SAMGA@d1ffb48 is a README).",
         {"encoder": "eegproject", "protocol": "within", **_RETRIEVAL_17},
-        targets=_SAMGA_TARGETS, requires=_SAMGA_REQUIRES,
+        targets=_SAMGA_TARGETS, requires=_SAMGA_REQUIRES, inputs=_SAMGA_INPUTS,
         protocol={**_PROTOCOL_17, "selection": "not stated in the sources read", "seeds": None,
                   "preprocessing": "not stated"},
         notes=_SAMGA_NOTES,
@@ -229,7 +259,7 @@ PUBLISHED_PRESETS: dict[str, Preset] = {p.name: p for p in (
         "(anchors.md §7).",
         {"encoder": "eegproject", "protocol": "loso", "objective": "retrieval", "average_train": True,
          "channels": None},
-        targets=_SAMGA_TARGETS, requires=_SAMGA_REQUIRES,
+        targets=_SAMGA_TARGETS, requires=_SAMGA_REQUIRES, inputs=_SAMGA_INPUTS,
         protocol={**_PROTOCOL_63, "selection": "not stated in the sources read", "seeds": None,
                   "preprocessing": "not stated"},
         notes=_SAMGA_NOTES,
@@ -244,7 +274,7 @@ PUBLISHED_PRESETS: dict[str, Preset] = {p.name: p for p in (
         "SVTL (arXiv 2609.36971) Table 1, LOSO, inductive (anchors.md §7 [P]); transductive with refinement 0.481 / "
         "0.771. Recipe from a third-party summary of the paper ([S]).",
         {"encoder": "nice", "protocol": "loso", "objective": "retrieval", "average_train": True, "channels": None,
-         "epochs": 50, "batch_size": 1024, "lr": 1e-4, "weight_decay": 1e-4, "seed": 2025},
+         "batch_size": 1024, "weight_decay": 1e-4, "seed": 2025},  # epochs (50) and lr (1e-4) follow the stages
         targets=_SVTL_TARGETS, requires=_SVTL_REQUIRES,
         protocol={**_PROTOCOL_63, "selection": "not stated in the sources read", "seeds": [2025],
                   "preprocessing": "THINGS-EEG2, 63 channels, 250 Hz"},

@@ -137,7 +137,8 @@ def evaluate_run(run_dir: str | os.PathLike, *, ks: list[int] | None = None, top
         Override the run's evaluation settings (default: those of its config).
     features_test : path, optional
         Evaluate against other test features (default: the file the run was trained with, found relative to the
-        run folder, else at its absolute path; see :meth:`RunFolder.input_path`).
+        run folder, else at its absolute path; see :meth:`RunFolder.input_path`; a unit trained with
+        ``target_mode="learned"`` is evaluated against its own ``fusion_test.safetensors``).
     write : bool
         Write ``metrics.json``/``metrics.csv`` in each unit and (with several units) in the run.
     calibrations : list of str, optional
@@ -172,8 +173,13 @@ def evaluate_run(run_dir: str | os.PathLike, *, ks: list[int] | None = None, top
     for unit in units:
         desc = unit.read_config()
         best = _best_on_test(unit)
+        unit_feats = feats
+        if features_test is None and unit.fused_test_features_path.is_file():  # target_mode="learned"
+            unit_feats = load_training_features(cfg, unit.fused_test_features_path, run.feature_cache, None,
+                                                run.concepts("test"))
         projector = unit.load_image_projector()
-        unit_feats = feats if projector is None else projector.project_features(feats)
+        if projector is not None:  # FitConfig.projector: score in the projected space
+            unit_feats = projector.project_features(unit_feats)
         rows = []
         for subject, emb in unit.read_test_embeddings().items():
             info = run_info(cfg, subject, desc["data"]["n_train"], desc["data"]["n_chans"], unit_feats)

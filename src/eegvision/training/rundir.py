@@ -22,7 +22,8 @@ with several, unit ``NAME`` lives in ``RUN/NAME/``. Layout::
     UNIT/selection.json              selected epoch, selection rule, best validation value
     UNIT/test_embeddings.safetensors one tensor per test subject (row i = test condition i)
     UNIT/image_projector/            FitConfig.projector: the image-side projector (config.json + model.safetensors,
-                                     eegvision.models.image_projector)
+                                     eegvision.models.image_projector); FitConfig.multi_view_target: the
+                                     multi-view target module (eegvision.models.multi_view)
     UNIT/test_features.safetensors   FitConfig.projector: the test image features projected by it (a feature file;
                                      what the unit's test embeddings are scored against)
     UNIT/metrics.json, metrics.csv   result rows
@@ -289,12 +290,12 @@ class UnitFolder(_Folder):
         return projector.save_pretrained(self.path / _IMAGE_PROJECTOR)
 
     def load_image_projector(self, map_location: str = "cpu") -> Any:
-        """The unit's :class:`~eegvision.models.image_projector.ImageProjector` (eval mode), or None when it was
-        trained without one."""
-        from eegvision.models.image_projector import ImageProjector
+        """The unit's :class:`~eegvision.models.image_projector.ImageProjector` or
+        :class:`~eegvision.models.multi_view.MultiViewTarget` (eval mode), or None when it was trained without."""
+        from eegvision.models.multi_view import load_image_module
 
         path = self.path / _IMAGE_PROJECTOR
-        return ImageProjector.from_pretrained(path, map_location) if path.is_dir() else None
+        return load_image_module(path, map_location) if path.is_dir() else None
 
     def write_test_features(self, feats: Any) -> Path:
         """Write the projected test features (a feature file, metadata and concept table kept)."""
@@ -361,6 +362,21 @@ class UnitFolder(_Folder):
         if not self.auto_path.is_file():
             raise FileNotFoundError(f"{self.auto_path} not found: {self.path} was not fitted with encoder 'auto'.")
         return _read_json(self.auto_path, self.path)
+
+    @property
+    def fusion_path(self) -> Path:
+        """``fusion.json``: the learned layer weights of ``target_mode="learned"`` (:mod:`.fusion`)."""
+        return self.path / "fusion.json"
+
+    @property
+    def fused_test_features_path(self) -> Path:
+        """``fusion_test.safetensors``: the test images' features fused with the unit's learned shared weights
+        (what the unit is evaluated against)."""
+        return self.path / "fusion_test.safetensors"
+
+    def write_fusion(self, record: Mapping[str, Any]) -> None:
+        """Write ``fusion.json``."""
+        write_text_atomic(self.fusion_path, json.dumps(dict(record), indent=2) + "\n")
 
     def read_finetune_record(self) -> dict:
         """``finetune.json`` of a fine-tuned run."""

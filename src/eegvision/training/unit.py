@@ -191,10 +191,12 @@ def unit_encoder(config: FitConfig, store: Any, unit: dict, data: dict[str, Any]
 
 
 def build_module(config: FitConfig, data: dict[str, Any], train_feats: Any, test_feats: Any,
-                 encoder: Any = None, heads: Any = None, blur: Any = None) -> ContrastiveModule:
+                 encoder: Any = None, heads: Any = None, blur: Any = None, fusion: Any = None) -> ContrastiveModule:
     """Objective + Lightning module of one unit around ``encoder`` (default: a fresh one from
-    :func:`make_encoder`; seed the RNG first). With ``config.projector`` the encoder is wrapped in its EEG
-    projection and the module gets the image projection (their initial weights drawn here, in that order)."""
+    :func:`make_encoder`; seed the RNG first); ``fusion`` (:class:`~eegvision.training.fusion.FusionTargets`) adds
+    the learned layer fusion of ``target_mode="learned"``, with the unit's training subjects as its router's rows.
+    With ``config.projector`` the encoder is wrapped in its EEG projection and the module gets the image projection
+    (their initial weights drawn here, in that order).; with ``config.multi_view_target`` the image side is the multi-view target module (drawn last)."""
     if encoder is None:
         encoder = make_encoder(config, data, train_feats.dim)
     image_projector, text_features = None, train_feats.text
@@ -203,8 +205,16 @@ def build_module(config: FitConfig, data: dict[str, Any], train_feats: Any, test
         from eegvision.models.image_projector import ImageProjector
 
         encoder = ProjectedEncoder.around(encoder, config.projector["dim"])
-        image_projector = ImageProjector(train_feats.dim, config.projector["dim"])
+        if config.multi_view_target is None:
+            image_projector = ImageProjector(train_feats.dim, config.projector["dim"])
         text_features = None  # NeuroBridge trains the projectors on images only
+    if config.multi_view_target is not None:  # SVTL: the image target computed from the tokens, trained with it
+        from eegvision.models.multi_view import MultiViewTarget
+
+        out_dim = config.projector["dim"] if config.projector is not None else train_feats.dim
+        image_projector = MultiViewTarget(train_feats.dim, out_dim, train_feats.token_layers,
+                                          **config.multi_view_target)
+        text_features = None
     objective = Objective(config.objective, init_temperature=config.init_temperature,
                           logit_scale_mode=config.logit_scale_mode, normalize=config.normalize_embeddings,
                           same_concept_positives=config.same_concept_positives, reference=config.reference_loss)
@@ -228,8 +238,20 @@ def build_module(config: FitConfig, data: dict[str, Any], train_feats: Any, test
         decay_all_parameters=config.reference, seed=config.seed, num_workers=config.num_workers, report_test_curve=config.report_test_curve,
         val_k=min(200, n_val_images), augment=augment, ema_decay=config.ema_decay, patience=config.patience,
         monitor=config.selection, mmd_epochs=config.mmd_epochs, mmd_weight=config.mmd_weight,
-        subject_mmd_weight=config.subject_mmd_weight, heads=heads, blur_targets=blur, image_projector=image_projector,
+        subject_mmd_weight=config.subject_mmd_weight, heads=heads, blur_targets=blur, stages=config.stages or None,
+        image_projector=image_projector, **_fusion_arguments(config, data, fusion),
     )
+
+
+def _fusion_arguments(config: FitConfig, data: dict[str, Any], fusion: Any) -> dict[str, Any]:
+    """The :class:`ContrastiveModule` arguments of a learned layer fusion (none without one)."""
+    if fusion is None:
+        return {}
+    from eegvision.training.fusion import LayerFusion
+
+    module = LayerFusion(len(fusion.names), len(data["subject_ids"]), config.fusion_subject_dropout,
+                         config.fusion_layer_dropout)
+    return {"fusion": module, "fusion_targets": fusion.train, "fusion_test_targets": fusion.test}
 
 
 def resolve_strategy(name: str) -> Any:
@@ -297,13 +319,16 @@ def train_and_select(config: FitConfig, module: ContrastiveModule, folder: UnitF
 
 def fit_unit(config: FitConfig, store: Any, unit: dict, folder: UnitFolder, train_feats: Any, test_feats: Any,
              *, resume: bool = False, primary: bool = True, callbacks: Sequence[Callback] = (),
-             wrap: Callable[..., Any] | None = None, heads: Any = None, blur: Any = None) -> list[dict]:
+             wrap: Callable[..., Any] | None = None, heads: Any = None, blur: Any = None,
+             fusion: Any = None) -> list[dict]:
     """Train one fresh model for ``unit`` (its plan), keep the validation-selected epoch, save and evaluate it
     into ``folder``; ``callbacks`` are added to the trainer's. ``wrap(encoder, store=, unit=, data=)`` may replace
     the fresh encoder before training (``FitConfig.ridge_init``: the ridge solution plus the encoder, see
     :func:`eegvision.training.closed_form.ridge_init`). ``heads`` (a :class:`~eegvision.training.losses.TargetHeads`)
     adds the extra targets' heads of ``FitConfig.target_mode="heads"``; ``blur`` (``(3, n_images, dim)``) the
-    low/medium/high blur targets of ``FitConfig.blur_levels``. (``fit`` trains seed ensembles with
+    low/medium/high blur targets of ``FitConfig.blur_levels``; ``fusion`` (a
+    :class:`~eegvision.training.fusion.FusionTargets`) the layers of ``FitConfig.target_mode="learned"``, whose
+    selected weights and fused test features the unit records and is evaluated with. (``fit`` trains seed ensembles with
     :func:`eegvision.training.ensemble.fit_ensemble`.)
 
     Returns the result rows (empty on non-primary DDP processes).
@@ -316,7 +341,7 @@ def fit_unit(config: FitConfig, store: Any, unit: dict, folder: UnitFolder, trai
         encoder = unit_encoder(config, store, unit, data, train_feats.dim)
         if wrap is not None:
             encoder = wrap(encoder, store=store, unit=unit, data=data)
-        extras = {k: v for k, v in (("heads", heads), ("blur", blur)) if v is not None}
+        extras = {k: v for k, v in (("heads", heads), ("blur", blur), ("fusion", fusion)) if v is not None}
         module = build_module(config, data, train_feats, test_feats, encoder=encoder, **extras)
         if primary:
             write_unit_config(config, unit, folder, data, train_feats, test_feats, encoder=module.encoder)
@@ -324,6 +349,10 @@ def fit_unit(config: FitConfig, store: Any, unit: dict, folder: UnitFolder, trai
         if trained is None:
             return []
         history, selected_epoch = trained
+    if fusion is not None:
+        from eegvision.training.fusion import save_fusion
+
+        test_feats = save_fusion(folder, module.fusion, fusion, data["subject_ids"], test_feats)
     return finish_unit(config, unit, folder, module, data, test_feats, history, selected_epoch)
 
 
