@@ -31,6 +31,7 @@ import torch
 from eegvision.checks import check_int, check_list
 from eegvision.features.backbones import Backbone, fingerprint_weights, resolve_layer
 from eegvision.features.image_priors import ImagePrior
+from eegvision.features.vision import ImageFiles
 from eegvision.progress import track
 
 __all__ = ["TokenFile", "extract_tokens", "pool_token_grid"]
@@ -44,20 +45,6 @@ class TokenFile:
     layers: list[int]
     cached: bool
     settings_sha256: str
-
-
-class _Images(torch.utils.data.Dataset):
-    def __init__(self, paths, preprocess):
-        self.paths, self.preprocess = list(paths), preprocess
-
-    def __len__(self) -> int:
-        return len(self.paths)
-
-    def __getitem__(self, i: int) -> torch.Tensor:
-        from PIL import Image
-
-        with Image.open(self.paths[i]) as im:
-            return self.preprocess(im.convert("RGB"))
 
 
 def pool_token_grid(tokens: torch.Tensor, grid: int) -> torch.Tensor:
@@ -143,7 +130,7 @@ def extract_tokens(
         backbone = load_backbone(backend, weights, model=model, device=device)
     blocks = [resolve_layer(v, backbone.depth) for v in layers]
     chunks = []
-    loader = torch.utils.data.DataLoader(_Images(images.paths, backbone.preprocess), batch_size=batch_size)
+    loader = torch.utils.data.DataLoader(ImageFiles(images.paths, backbone.preprocess), batch_size=batch_size)
     for px in track(loader, description="token features", total=len(loader)):
         parts = [pool_token_grid(t, token_grid) for t in backbone.patch_tokens(px, blocks)]
         x = torch.cat(parts, dim=1)

@@ -186,7 +186,9 @@ def load_vision_model(model: str = "ViT-H-14", pretrained: str | os.PathLike | N
     return _load_transformers(model, str(pretrained), device)
 
 
-class _ImageFiles(torch.utils.data.Dataset):
+class ImageFiles(torch.utils.data.Dataset):
+    """Image files as preprocessed tensors (RGB), for a DataLoader."""
+
     def __init__(self, paths: Sequence, preprocess: Callable):
         self.paths, self.preprocess = list(paths), preprocess
 
@@ -271,7 +273,7 @@ def extract_image_features(vm: VisionModel, paths: Sequence, *, batch_size: int 
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     if num_workers is None:
         num_workers = min(4, max(0, (os.cpu_count() or 1) - 1)) if str(vm.device).startswith("cuda") else 0
-    loader = torch.utils.data.DataLoader(_ImageFiles(paths, vm.preprocess), batch_size=batch_size,
+    loader = torch.utils.data.DataLoader(ImageFiles(paths, vm.preprocess), batch_size=batch_size,
                                          shuffle=False, num_workers=num_workers,
                                          pin_memory=str(vm.device).startswith("cuda"))
     chunks = []

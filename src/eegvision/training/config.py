@@ -474,11 +474,8 @@ class FitConfig:
                    self.target_mode == "learned",
                "ensemble > 1 (each member would have its own image projector)": self.ensemble > 1,
                "ema_decay (the image projector is not averaged)": self.ema_decay is not None}
-        bad = [k for k, v in why.items() if v]
-        if bad:
-            raise ValueError(f"projector {self.projector} trains an EEG and an image projection by gradient with the "
-                             f"retrieval loss; it cannot be combined with {'; '.join(bad)}. Choose a gradient-trained "
-                             "encoder (e.g. --encoder eegproject) and drop the others, or drop --projector-dim.")
+        _refuse_with(why, f"projector {self.projector} trains an EEG and an image projection by gradient with the "
+                     "retrieval loss", "--encoder eegproject", "--projector-dim")
 
     def _validate_multi_view(self) -> None:
         """Check ``multi_view_target`` (SVTL's) and refuse what it cannot join."""
@@ -494,11 +491,8 @@ class FitConfig:
                "extra targets (--target)": bool(self.targets), "blur_levels": bool(self.blur_levels),
                "ensemble > 1 (each member would have its own target module)": self.ensemble > 1,
                "ema_decay (the target module is not averaged)": self.ema_decay is not None}
-        bad = [k for k, v in why.items() if v]
-        if bad:
-            raise ValueError(f"multi_view_target trains the image target (from token features) by gradient with the "
-                             f"retrieval loss; it cannot be combined with {'; '.join(bad)}. Choose a gradient-trained "
-                             "encoder (e.g. --encoder nice) and drop the others, or drop --multi-view.")
+        _refuse_with(why, "multi_view_target trains the image target (from token features) by gradient with the "
+                     "retrieval loss", "--encoder nice", "--multi-view")
 
     def _validate_closed_form(self) -> None:
         """Refuse the options a closed-form fit (``ridge``) cannot honour: it has no epochs or batches to mix,
@@ -618,6 +612,14 @@ class FitConfig:
 
 
 #: Training-recipe fields that ``encoder="auto"`` sets per candidate (left at their defaults by the user).
+def _refuse_with(why: dict[str, bool], what: str, encoder_hint: str, flag: str) -> None:
+    """``ValueError`` naming every option of ``why`` that is set (``True``) and cannot join ``what``."""
+    bad = [k for k, v in why.items() if v]
+    if bad:
+        raise ValueError(f"{what}; it cannot be combined with {'; '.join(bad)}. Choose a gradient-trained encoder "
+                         f"(e.g. {encoder_hint}) and drop the others, or drop {flag}.")
+
+
 AUTO_RECIPE_FIELDS = ("encoder_options", "epochs", "batch_size", "lr", "weight_decay", "schedule", "average_train",
                       "mix_repetitions", "time_shift", "amplitude_scale", "channel_dropout", "noise", "patience",
                       "ema_decay", "ensemble", "ridge_init", "ridge_options", "objective", "reference",

@@ -82,6 +82,15 @@ def _check_positive_int(name: str, value: Any) -> int:
     return value
 
 
+def wrapped_groups(base: nn.Module) -> dict[str, list[str]]:
+    """The parameter groups of an encoder that wraps ``base`` (as its attribute ``base``): ``base``'s groups with
+    their names prefixed by ``base.``; the wrapper adds its own modules to them."""
+    groups: dict[str, list[str]] = {"head": [], "encoder": [], "attention": [], "subject": []}
+    for group, names in base.module_groups().items():
+        groups.setdefault(group, []).extend(f"base.{n}" for n in names)
+    return groups
+
+
 class EEGEncoder(nn.Module):
     """Base class: maps ``(batch, n_chans, n_times)`` EEG/MEG to ``(batch, n_outputs)`` embeddings.
 

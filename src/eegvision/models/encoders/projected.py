@@ -15,7 +15,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from eegvision.models.encoders.base import EEGEncoder
+from eegvision.models.encoders.base import EEGEncoder, wrapped_groups
 
 __all__ = ["ProjectedEncoder"]
 
@@ -62,8 +62,6 @@ class ProjectedEncoder(EEGEncoder):
 
     def module_groups(self) -> dict[str, list[str]]:
         """The base encoder's groups prefixed with ``base.``; the projection joins the ``head`` group."""
-        groups: dict[str, list[str]] = {"head": [], "encoder": [], "attention": [], "subject": []}
-        for group, names in self.base.module_groups().items():
-            groups.setdefault(group, []).extend(f"base.{n}" for n in names)
+        groups = wrapped_groups(self.base)
         groups["head"].append("projection")
         return groups

@@ -31,7 +31,7 @@ import torch
 from torch import nn
 
 from eegvision.checks import check_choice
-from eegvision.models.encoders.base import EEGEncoder
+from eegvision.models.encoders.base import EEGEncoder, wrapped_groups
 
 __all__ = ["ROUTER_MODES", "RoutedEncoder"]
 
@@ -110,8 +110,6 @@ class RoutedEncoder(EEGEncoder):
 
     def module_groups(self) -> dict[str, list[str]]:
         """The base encoder's groups prefixed with ``base.``; the adapters and gate are the ``subject`` group."""
-        groups: dict[str, list[str]] = {"head": [], "encoder": [], "attention": [], "subject": []}
-        for group, names in self.base.module_groups().items():
-            groups.setdefault(group, []).extend(f"base.{n}" for n in names)
+        groups = wrapped_groups(self.base)
         groups["subject"] += ["experts"] + (["gate"] if self.mode == "gate" else [])
         return groups
