@@ -57,6 +57,8 @@ RECIPES = {
     "mmd": {"mmd_epochs": 3, "subject_mmd_weight": 1.0},
     "subject-aware": {"align": "euclidean", "subject_router": "heads", "mmd_epochs": 3, "subject_mmd_weight": 1.0},
     "centre-subject-aware": {"align": "centre", "subject_router": "heads", "mmd_epochs": 3, "subject_mmd_weight": 1.0},
+    "centre-heads": {"align": "centre", "subject_router": "heads"},
+    "centre-mmd": {"align": "centre", "mmd_epochs": 3, "subject_mmd_weight": 1.0},
 }
 CALIBRATIONS = ("centre", "whiten", "procrustes", "score")
 
