@@ -112,7 +112,9 @@ def test_help_has_examples_and_bad_input_is_clean(store_dir, tmp_path):
 def test_presets_document_their_source():
     for name, preset in PRESETS.items():
         assert preset.source and (not preset.reference or 0 < preset.reference["top1"] < preset.reference["top5"] < 1)
-        cfg = preset_config(name, partial=True, data="d", subjects=["sub-01"], epochs=3)
-        assert cfg.preset.split("[")[0] == name and cfg.epochs == 3  # explicit fields override the preset
+        # explicit fields override the preset (a preset with stages takes its length from them: svtl)
+        length = {"stages": [{"epochs": 3, "lr": 1e-4}]} if "stages" in preset.requires else {"epochs": 3}
+        cfg = preset_config(name, partial=True, data="d", subjects=["sub-01"], **length)
+        assert cfg.preset.split("[")[0] == name and cfg.epochs == 3
     assert get_preset("atm-table8-loso").overrides["protocol"] == "loso"
     assert preset_config("atm-table8-within").batch_size == 1024
