@@ -110,7 +110,7 @@ def test_fit_help_shows_the_config_defaults():
     words = {"single-trials": False, "off": False, "all channels": None, "the whole epoch": None,
              "no early stopping": None, "no averaging": None, "no alignment": None, "no router": None,
              "learn-temperature": True, "one stage (--epochs, --lr)": [], "no projector": None, "no smoothing": None,
-             "fixed image vectors": None}
+             "fixed image vectors": None, "no fusion encoder": None}
     for name, shown in FIT_DEFAULTS.items():
         assert words.get(shown, shown) == defaults[name], name
     res = runner.invoke(app, ["fit", "--help"], env={"COLUMNS": "200"})

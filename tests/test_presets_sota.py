@@ -184,7 +184,7 @@ def test_presets_command_lists_the_required_presets_with_their_numbers():
                  "published 200-way top-1 0.632, top-5 0.899, within-subject (NeuroBridge",
                  "published 200-way top-1 0.913, top-5 0.988, within-subject (SAMGA",
                  "published 200-way top-1 0.353, top-5 0.656, leave-one-subject-out (SVTL",
-                 "requires (not in eegvision yet; fit refuses without --partial-preset): fusion_encoder\n",
+                 "needs your files: --target FILE (repeat): the training features of CLIP-ViT-B-32-laion2B-s34B-b79K",
                  "needs your files: --target FILE (repeat for each layer): the InternViT-6B training features",
                  "needs your files: --blur-levels LOW,HIGH: the RN50 features of the kernel-45 and kernel-57 "
                  "fovea-blurred",
@@ -197,6 +197,9 @@ def test_presets_command_lists_the_required_presets_with_their_numbers():
     assert doc["svtl"]["unmet_requirements"] == {} and doc["svtl"]["requires"]["projector"] == {"dim": 512}
     assert doc["samga"]["unmet_requirements"] == {} and doc["samga"]["requires"]["target_mode"] == "learned"
     assert doc["atm-table8-within"]["unmet_requirements"] == {} and doc["atm-table8-within"]["targets"] == {}
+    assert doc["brainhive"]["unmet_requirements"] == {} and doc["brainhive"]["requires"]["fusion_encoder"] == {
+        "hidden": 1024, "blocks": 1, "dropout": 0.1}
+    assert "requires (not in eegvision yet" not in out  # no published preset lacks an option any more
 
 
 @pytest.mark.parametrize("name", sorted(PRESETS))
@@ -218,14 +221,21 @@ def test_the_17_channels_are_the_papers_list():
                                     "PO4", "PO8", "O1", "Oz", "O2")
 
 
-def test_fit_refuses_a_preset_with_unmet_requirements(tmp_path):
-    # brainhive's trainable fusion encoder is the one requirement of a preset eegvision does not have
-    with pytest.raises(ValueError, match=r"Preset 'brainhive' needs training options .*: fusion_encoder \(not an "
+def test_fit_refuses_a_preset_with_unmet_requirements(tmp_path, monkeypatch):
+    # no published preset lacks an option any more: a preset needing one that does not exist stands in
+    from eegvision.training import presets
+
+    lacking = Preset("t-lacking", "", "", {}, "", {"encoder": "stconv"}, requires={"no_such_option": 1})
+    assert unmet_requirements(lacking) == {"no_such_option": "not an eegvision training option yet"}
+    monkeypatch.setitem(presets.PRESETS, "t-lacking", lacking)
+    with pytest.raises(ValueError, match=r"Preset 't-lacking' needs training options .*: no_such_option=1 \(not an "
                                          r"eegvision training option yet\).*--partial-preset"):
-        preset_config("brainhive", data="x", subjects=["sub-01"])
+        preset_config("t-lacking", data="x", subjects=["sub-01"])
+    assert preset_config("t-lacking", partial=True, data="x", subjects=["sub-01"]).preset == \
+        "t-lacking[partial: without no_such_option]"
     res = runner.invoke(app, ["fit", "--data", str(tmp_path), "--subject", "sub-01", "--out", str(tmp_path / "r"),
-                              "--preset", "brainhive"])
-    assert res.exit_code == 2 and "fusion_encoder" in res.output
+                              "--preset", "t-lacking"])
+    assert res.exit_code == 2 and "no_such_option" in res.output
     assert not (tmp_path / "r").exists()
     res = runner.invoke(app, ["fit", "--data", str(tmp_path), "--subject", "sub-01", "--out", str(tmp_path / "r"),
                               "--encoder", "nice", "--partial-preset"])

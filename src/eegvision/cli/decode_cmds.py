@@ -69,6 +69,26 @@ def _multi_view(text: str | None) -> dict | None:
     return dict(zip(("views", "blocks", "routing_temperature", "heads"), values))
 
 
+def _fusion_encoder(text: str | None) -> dict | None:
+    """``--fusion-encoder HIDDEN[,BLOCKS[,DROPOUT]]`` (or a JSON dict) as ``FitConfig.fusion_encoder``."""
+    if not text:
+        return None
+    if text.strip().startswith("{"):
+        import json
+
+        return json.loads(text)
+    parts = split_list(text)
+    try:
+        values = [int(parts[0])] + ([int(parts[1])] if len(parts) > 1 else []) + \
+            ([float(parts[2])] if len(parts) > 2 else [])
+    except (ValueError, IndexError):
+        values = []
+    if not 1 <= len(parts) <= 3 or len(values) != len(parts):
+        raise ValueError(f"--fusion-encoder takes HIDDEN[,BLOCKS[,DROPOUT]] (whole numbers, DROPOUT a number; "
+                         f"BrainHiVE's: 1024,1,0.1) or a JSON dict; got {text!r}.")
+    return dict(zip(("hidden", "blocks", "dropout"), values))
+
+
 def _smoothing(text: str | None) -> dict | None:
     """``--eeg-smoothing KERNEL,PROBABILITY[,frozen|redrawn]`` as ``FitConfig.eeg_smoothing`` (None when not given)."""
     if not text:
@@ -294,6 +314,10 @@ def fit_cmd(
                                           "features (--features-train/-test made with `features --pooling tokens`): "
                                           "VIEWS,BLOCKS[,TAU[,HEADS]] (e.g. 12,4,0.7) or a JSON dict; learned "
                                           "queries attend over the tokens, views routed within blocks then across."),
+    fusion_encoder: str = typer.Option(None, "--fusion-encoder", help="BrainHiVE's trainable fusion encoder over "
+                                       "the --features-train/-test and --target files (one Linear each, summed, "
+                                       "then residual layers): HIDDEN[,BLOCKS[,DROPOUT]] (e.g. 1024,1,0.1) or a "
+                                       "JSON dict; retrieval in its HIDDEN-d output space."),
     preset: str = typer.Option(None, "--preset", help="Named config (list them with `eegvision presets`); "
                                                      "options given beside it override it."),
     partial_preset: bool = typer.Option(False, "--partial-preset",
@@ -339,6 +363,7 @@ def fit_cmd(
             blur_levels=split_list(blur_levels) if blur_levels else None, learn_temperature=learn_temperature,
             projector={"dim": projector} if projector is not None else None,
             eeg_smoothing=_smoothing(eeg_smoothing), multi_view_target=_multi_view(multi_view_target),
+            fusion_encoder=_fusion_encoder(fusion_encoder),
             accelerator=accelerator, precision=precision, num_workers=num_workers,
         )
         fields["progress"] = not quiet
@@ -519,6 +544,7 @@ FIT_DEFAULTS = {
     "subject_router": "no router", "router_experts": 4, "learn_temperature": "learn-temperature",
     "fusion_subject_dropout": 0.0, "fusion_layer_dropout": 0.0, "stages": "one stage (--epochs, --lr)",
     "projector": "no projector", "eeg_smoothing": "no smoothing", "multi_view_target": "fixed image vectors",
+    "fusion_encoder": "no fusion encoder",
     "devices": 1, "strategy": "auto",
     "accelerator": "auto", "precision": "32", "num_workers": 0,
 }

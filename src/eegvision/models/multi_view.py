@@ -184,10 +184,12 @@ class MultiViewTarget(nn.Module):
 
 
 def load_image_module(directory: str | os.PathLike, map_location: str | torch.device = "cpu") -> nn.Module:
-    """The image-side module saved in ``directory``: a :class:`MultiViewTarget` or an
+    """The image-side module saved in ``directory``: a :class:`MultiViewTarget`, a
+    :class:`~eegvision.models.fusion_encoder.FusionEncoder` or an
     :class:`~eegvision.models.image_projector.ImageProjector`, by its ``config.json`` name."""
+    from eegvision.models.fusion_encoder import FusionEncoder
     from eegvision.models.image_projector import ImageProjector
 
     name = read_checkpoint_config(directory).get("name")
-    return (MultiViewTarget if name == MultiViewTarget.name else ImageProjector).from_pretrained(directory,
-                                                                                                map_location)
+    cls = {MultiViewTarget.name: MultiViewTarget, FusionEncoder.name: FusionEncoder}.get(name, ImageProjector)
+    return cls.from_pretrained(directory, map_location)

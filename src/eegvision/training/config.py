@@ -235,6 +235,13 @@ class FitConfig:
         its target, trained with the encoder by the retrieval loss, saved in the unit's ``image_projector/``; the
         unit's test features are recorded as its output (``test_features.safetensors``). Same restrictions as
         ``projector``, and no extra targets or blur levels. None: fixed image vectors.
+    fusion_encoder : dict, optional
+        BrainHiVE's trainable fusion of vision models, ``{"hidden": H, "blocks": B, "dropout": P}`` (missing keys:
+        1024, 1, 0.1): the primary features and each of ``targets`` (any widths; no weights or target_mode),
+        concatenated per image into the run's ``features/fusion_input.{train,test}.safetensors``, are mapped by a
+        :class:`~eegvision.models.fusion_encoder.FusionEncoder` to the ``H``-d target (the EEG embedding's size),
+        trained with the encoder, saved in the unit's ``image_projector/``, its test output recorded. Same
+        restrictions as ``projector``, and not with it, ``multi_view_target`` or blur levels. None: off.
     """
 
     data: str = ""
@@ -296,6 +303,7 @@ class FitConfig:
     projector: dict[str, Any] | None = None
     eeg_smoothing: dict[str, Any] | None = None
     multi_view_target: dict[str, Any] | None = None
+    fusion_encoder: dict[str, Any] | None = None
     eval_ks: list[int] = field(default_factory=lambda: list(DEFAULT_EVAL_KS))
     eval_tops: list[int] = field(default_factory=lambda: [1, 5])
     eval_methods: list[str] = field(default_factory=lambda: ["exact", "montecarlo", "csls"])
@@ -342,6 +350,7 @@ class FitConfig:
         check_stages_config(self)
         self._validate_neurobridge()
         self._validate_multi_view()
+        self._validate_fusion_encoder()
         if is_closed_form(self.encoder):
             self._validate_closed_form()
         if self.encoder == "auto" and self.reference:
@@ -429,18 +438,19 @@ class FitConfig:
             if self.targets or self.ensemble > 1 or self.objective != "retrieval":
                 raise ValueError("The blur prior is not combined with extra targets, ensembles or a non-retrieval "
                                  "objective yet; drop --target/--ensemble or --blur-levels.")
-        if self.targets and self.target_mode == "heads" and is_closed_form(self.encoder):
+        heads = bool(self.targets) and self.target_mode == "heads" and self.fusion_encoder is None
+        if heads and is_closed_form(self.encoder):
             raise ValueError(f"Encoder {self.encoder!r} is solved in closed form, one output column at a time: extra "
                              "heads could not change its primary output. Use --target-mode fused (a wider target) "
                              "for it.")
-        if self.targets and self.target_mode == "heads" and self.encoder == "auto":
+        if heads and self.encoder == "auto":
             raise ValueError("Extra target heads need a gradient-trained encoder, and encoder 'auto' may keep its ridge "
                              "candidate; use --target-mode fused (one wider target, which both candidates take), or "
                              "choose an encoder (e.g. --encoder stconv).")
-        if self.targets and self.target_mode == "heads" and self.ensemble > 1:
+        if heads and self.ensemble > 1:
             raise ValueError("Extra target heads and ensemble > 1 cannot be combined yet; train the members one by "
                              "one, or use --target-mode fused.")
-        if self.targets and self.target_mode == "heads" and self.objective != "retrieval":
+        if heads and self.objective != "retrieval":
             raise ValueError("Extra target heads are InfoNCE terms of the retrieval objective; use "
                              "objective='retrieval' or --target-mode fused.")
 
@@ -493,6 +503,16 @@ class FitConfig:
                "ema_decay (the target module is not averaged)": self.ema_decay is not None}
         _refuse_with(why, "multi_view_target trains the image target (from token features) by gradient with the "
                      "retrieval loss", "--encoder nice", "--multi-view")
+
+    def _validate_fusion_encoder(self) -> None:
+        """Check ``fusion_encoder`` (BrainHiVE's) and refuse what it cannot join."""
+        from eegvision.models.fusion_encoder import check_fusion_encoder, fusion_encoder_conflicts
+
+        self.fusion_encoder = check_fusion_encoder(self.fusion_encoder)
+        if self.fusion_encoder is not None:
+            _refuse_with(fusion_encoder_conflicts(self, is_closed_form(self.encoder)), "fusion_encoder trains the "
+                         "image target (from the primary and --target features) by gradient with the retrieval loss",
+                         "--encoder brainmlp", "--fusion-encoder")
 
     def _validate_closed_form(self) -> None:
         """Refuse the options a closed-form fit (``ridge``) cannot honour: it has no epochs or batches to mix,

@@ -166,7 +166,17 @@ def fit(config: FitConfig, out: str | os.PathLike, *, resume: bool = False,
         test_feats = load_training_features(config, paths["test"], run.feature_cache, None, tables["test"])
         check_inputs(config, store, units, train_feats, test_feats)
         heads, fusion, solve_config = None, None, config
-        if config.target_mode == "learned":
+        if config.fusion_encoder is not None:  # BrainHiVE: the primary and --target files are the module's inputs
+            from eegvision.models.fusion_encoder import concat_features
+
+            extras = load_target_features(config, run.feature_cache, tables) if config.targets else []
+            _check_target_rows(config, extras, train_feats, test_feats)
+            run.feature_cache.mkdir(parents=True, exist_ok=True)
+            train_feats, test_feats = (concat_features([pair[k] for pair in [(train_feats, test_feats), *extras]],
+                                                       run.feature_cache / f"fusion_input.{split}.safetensors")
+                                       for k, split in ((0, "train"), (1, "test")))
+            paths = {"train": train_feats.path, "test": test_feats.path}
+        elif config.target_mode == "learned":
             from eegvision.training.fusion import stack_layer_targets
 
             extras = load_target_features(config, run.feature_cache, tables) if config.targets else []

@@ -53,7 +53,8 @@ def load_training_features(config: FitConfig, path: Path, cache_dir: Path, expec
             import_atm_features(path, target, normalize=bool(config.features_normalized))
         path = target
     tokens = config.multi_view_target is not None  # its module layer-normalises the tokens: any scale will do
-    return load_features(path, expect_normalized=None if tokens else expect_normalized, expect_concepts=concepts,
+    free = tokens or config.fusion_encoder is not None  # so does a fusion encoder's first Linear
+    return load_features(path, expect_normalized=None if free else expect_normalized, expect_concepts=concepts,
                          tokens=tokens)
 
 

@@ -170,11 +170,17 @@ _BH_TARGETS = {"library": "mixed", "backbone": "fused: synclr_vit_b_16 (768) + C
                "layers": ["final"], "pooling": "each model's image embedding; the VAE latent flattened",
                "normalize": False, "dim": {"synclr_vit_b_16": 768, "CLIP-ViT-B-32-laion2B-s34B-b79K": 512,
                                            "vae": 1024}, "prior": None}
-_BH_REQUIRES = {
-    "fusion_encoder": {"inputs": {"synclr_vit_b_16": 768, "CLIP-ViT-B-32-laion2B-s34B-b79K": 512, "vae": 1024},
-                       "hidden": 1024, "blocks": 1, "dropout": 0.1,
-                       "note": "trainable: one Linear per backbone, summed, then the bias-free residual block"},
-}
+# Each key is a FitConfig field and its value one that field accepts (preset_types.unmet_requirements):
+#   fusion_encoder: the trainable image side of main/layers.py FusionEncoder as main/models_clip.py builds it
+#     (hidden_size = intermediate_size = 1024, num_layers=1, dropout 0.1 of configs/train_clip.yaml): one
+#     Linear(width, 1024) per vision model of proj_meta, summed, then one residual layer
+#     LayerNorm(W2 dropout(gelu(W1 x)) + x) with bias-free W1, W2 (1024 x 1024); retrieval in its 1024-d output,
+#     the EEG encoder's output size. Its inputs are --features-train/-test (synclr_vit_b_16, 768) and the --target
+#     files (CLIP ViT-B/32 512, the flattened VAE latent 1024), in proj_meta's order (the sum does not depend on it).
+_BH_REQUIRES = {"fusion_encoder": {"hidden": 1024, "blocks": 1, "dropout": 0.1}}
+_BH_INPUTS = {"targets": "FILE (repeat): the training features of CLIP-ViT-B-32-laion2B-s34B-b79K (512-d) and of the "
+              "SDXL VAE latent flattened (1024-d), with their test files next to them; --features-train/-test are "
+              "synclr_vit_b_16's (768-d); unnormalised, as `targets` describes"}
 
 PUBLISHED_PRESETS: dict[str, Preset] = {p.name: p for p in (
     Preset(
@@ -291,7 +297,7 @@ PUBLISHED_PRESETS: dict[str, Preset] = {p.name: p for p in (
         f"{_BH_REPO} configs/train_clip.yaml, scripts/train_clip_intra.sh, main/models_clip.py.",
         {"encoder": "brainmlp", "protocol": "within", **_RETRIEVAL_17, "epochs": 25, "batch_size": 1024,
          "lr": 5e-4, "weight_decay": 0.05, "schedule": "cosine", "init_temperature": 0.07, "seed": 2025},
-        targets=_BH_TARGETS, requires=_BH_REQUIRES,
+        targets=_BH_TARGETS, requires=_BH_REQUIRES, inputs=_BH_INPUTS,
         protocol={**_PROTOCOL_17, "selection": "last epoch (load_best_model_at_end false); inter-subject: best top-1 "
                   "on the held-out subject's evaluation set", "seeds": [2025, 2026, 2027],
                   "preprocessing": _WHITENED},
@@ -299,6 +305,9 @@ PUBLISHED_PRESETS: dict[str, Preset] = {p.name: p for p in (
                "CLIP ViT-B/32 and the VAE; the preset records proj_meta.",
                "AdamW betas (0.9, 0.995), gradient clipping at 1.0 and bf16 are not eegvision options; the preset "
                "trains with betas (0.9, 0.999), no clipping, float32.",
+               "The fusion encoder (FitConfig.fusion_encoder) follows main/layers.py FusionEncoder exactly; its "
+               "inputs are the three feature files as given (eegvision does not extract synclr or the SDXL VAE "
+               "latent: make them with the code's build_embeddings.py and convert them to feature files).",
                "Inter-subject (0.200 / 0.441 [S]) selects the best epoch on the held-out subject's evaluation data, a "
                "test-set selection; no preset is given for it."),
     ),

@@ -23,7 +23,8 @@ with several, unit ``NAME`` lives in ``RUN/NAME/``. Layout::
     UNIT/test_embeddings.safetensors one tensor per test subject (row i = test condition i)
     UNIT/image_projector/            FitConfig.projector: the image-side projector (config.json + model.safetensors,
                                      eegvision.models.image_projector); FitConfig.multi_view_target: the
-                                     multi-view target module (eegvision.models.multi_view)
+                                     multi-view target module (eegvision.models.multi_view); FitConfig.fusion_encoder:
+                                     the fusion encoder (eegvision.models.fusion_encoder)
     UNIT/test_features.safetensors   FitConfig.projector: the test image features projected by it (a feature file;
                                      what the unit's test embeddings are scored against)
     UNIT/metrics.json, metrics.csv   result rows
@@ -290,8 +291,9 @@ class UnitFolder(_Folder):
         return projector.save_pretrained(self.path / _IMAGE_PROJECTOR)
 
     def load_image_projector(self, map_location: str = "cpu") -> Any:
-        """The unit's :class:`~eegvision.models.image_projector.ImageProjector` or
-        :class:`~eegvision.models.multi_view.MultiViewTarget` (eval mode), or None when it was trained without."""
+        """The unit's :class:`~eegvision.models.image_projector.ImageProjector`,
+        :class:`~eegvision.models.multi_view.MultiViewTarget` or
+        :class:`~eegvision.models.fusion_encoder.FusionEncoder` (eval mode), or None when it was trained without."""
         from eegvision.models.multi_view import load_image_module
 
         path = self.path / _IMAGE_PROJECTOR

@@ -190,15 +190,31 @@ def unit_encoder(config: FitConfig, store: Any, unit: dict, data: dict[str, Any]
     return encoder
 
 
+def embedding_size(config: FitConfig, train_feats: Any) -> int:
+    """The EEG encoder's output size: the fusion encoder's ``hidden`` with ``config.fusion_encoder``, else the
+    training features' width."""
+    return config.fusion_encoder["hidden"] if config.fusion_encoder is not None else train_feats.dim
+
+
+def fusion_widths(feats: Any) -> list[int]:
+    """The input widths a concatenated fusion-encoder feature file records (``fusion_widths``)."""
+    widths = str(feats.metadata.get("fusion_widths") or "")
+    if not widths:
+        raise ValueError(f"fusion_encoder reads the concatenated inputs that fit writes (features/fusion_input."
+                         f"*.safetensors); {feats.path} records no fusion_widths.")
+    return [int(w) for w in widths.split(",")]
+
+
 def build_module(config: FitConfig, data: dict[str, Any], train_feats: Any, test_feats: Any,
                  encoder: Any = None, heads: Any = None, blur: Any = None, fusion: Any = None) -> ContrastiveModule:
     """Objective + Lightning module of one unit around ``encoder`` (default: a fresh one from
     :func:`make_encoder`; seed the RNG first); ``fusion`` (:class:`~eegvision.training.fusion.FusionTargets`) adds
     the learned layer fusion of ``target_mode="learned"``, with the unit's training subjects as its router's rows.
     With ``config.projector`` the encoder is wrapped in its EEG projection and the module gets the image projection
-    (their initial weights drawn here, in that order).; with ``config.multi_view_target`` the image side is the multi-view target module (drawn last)."""
+    (their initial weights drawn here, in that order); with ``config.multi_view_target`` the image side is the
+    multi-view target module, with ``config.fusion_encoder`` the fusion encoder (drawn last)."""
     if encoder is None:
-        encoder = make_encoder(config, data, train_feats.dim)
+        encoder = make_encoder(config, data, embedding_size(config, train_feats))
     image_projector, text_features = None, train_feats.text
     if config.projector is not None:
         from eegvision.models.encoders.projected import ProjectedEncoder
@@ -214,6 +230,11 @@ def build_module(config: FitConfig, data: dict[str, Any], train_feats: Any, test
         out_dim = config.projector["dim"] if config.projector is not None else train_feats.dim
         image_projector = MultiViewTarget(train_feats.dim, out_dim, train_feats.token_layers,
                                           **config.multi_view_target)
+        text_features = None
+    if config.fusion_encoder is not None:  # BrainHiVE: the image target fused from several models' features
+        from eegvision.models.fusion_encoder import FusionEncoder
+
+        image_projector = FusionEncoder(fusion_widths(train_feats), **config.fusion_encoder)
         text_features = None
     objective = Objective(config.objective, init_temperature=config.init_temperature,
                           logit_scale_mode=config.logit_scale_mode, normalize=config.normalize_embeddings,
@@ -338,7 +359,7 @@ def fit_unit(config: FitConfig, store: Any, unit: dict, folder: UnitFolder, trai
         pl.seed_everything(config.seed, workers=True, verbose=False)
         store = aligned_store(config, store, unit, folder if primary else None)
         data = _datasets(config, store, unit)
-        encoder = unit_encoder(config, store, unit, data, train_feats.dim)
+        encoder = unit_encoder(config, store, unit, data, embedding_size(config, train_feats))
         if wrap is not None:
             encoder = wrap(encoder, store=store, unit=unit, data=data)
         extras = {k: v for k, v in (("heads", heads), ("blur", blur), ("fusion", fusion)) if v is not None}

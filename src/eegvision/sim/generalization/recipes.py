@@ -44,7 +44,7 @@ LATER_FIELDS = {"mmd_epochs": 0, "mmd_weight": 1.0, "subject_mmd_weight": 0.0, "
                 "router_experts": 4, "target_weights": "fixed", "target_weight_grid": [0.0, 0.25, 1.0, 4.0],
                 "blur_levels": [], "learn_temperature": True, "fusion_subject_dropout": 0.0,
                 "fusion_layer_dropout": 0.0, "stages": [], "projector": None, "eeg_smoothing": None,
-                "multi_view_target": None}
+                "multi_view_target": None, "fusion_encoder": None}
 #: Target sets of ``fit`` recipes (``Recipe.targets``): the primary target file and the extra ones (weight 1 each),
 #: computed per simulation from its images (:func:`eegvision.sim.world.features.write_target_files`).
 TARGET_SETS: dict[str, tuple[str, tuple[str, ...]]] = {
