@@ -49,8 +49,10 @@ def _weight_grid(text: str | None) -> list[float] | None:
                          f"{text!r}.") from None
 
 
-def _multi_view(text: str | None) -> dict | None:
-    """``--multi-view VIEWS,BLOCKS[,TAU[,HEADS]]`` (or a JSON dict) as ``FitConfig.multi_view_target``."""
+def _numbers_or_json(text: str | None, flag: str, fields: tuple[tuple[str, type], ...], required: int,
+                     usage: str) -> dict | None:
+    """A dict option given as a JSON dict or as comma-separated numbers: the first ``required`` of ``fields``
+    (``(key, int or float)``) and any of the rest, in order; ``ValueError`` with ``usage`` otherwise."""
     if not text:
         return None
     if text.strip().startswith("{"):
@@ -59,34 +61,25 @@ def _multi_view(text: str | None) -> dict | None:
         return json.loads(text)
     parts = split_list(text)
     try:
-        values = [int(parts[0]), int(parts[1])] + ([float(parts[2])] if len(parts) > 2 else []) + \
-            ([int(parts[3])] if len(parts) > 3 else [])
-    except (ValueError, IndexError):
+        values = [kind(v) for (_, kind), v in zip(fields, parts)]
+    except ValueError:
         values = []
-    if not 2 <= len(parts) <= 4 or len(values) != len(parts):
-        raise ValueError(f"--multi-view takes VIEWS,BLOCKS[,TAU[,HEADS]] (whole numbers, TAU a number; SVTL's: "
-                         f"12,4,0.7) or a JSON dict; got {text!r}.")
-    return dict(zip(("views", "blocks", "routing_temperature", "heads"), values))
+    if not required <= len(parts) <= len(fields) or len(values) != len(parts):
+        raise ValueError(f"{flag} takes {usage} or a JSON dict; got {text!r}.")
+    return dict(zip([key for key, _ in fields], values))
+
+
+def _multi_view(text: str | None) -> dict | None:
+    """``--multi-view VIEWS,BLOCKS[,TAU[,HEADS]]`` (or a JSON dict) as ``FitConfig.multi_view_target``."""
+    return _numbers_or_json(text, "--multi-view", (("views", int), ("blocks", int), ("routing_temperature", float),
+                                                   ("heads", int)), 2,
+                            "VIEWS,BLOCKS[,TAU[,HEADS]] (whole numbers, TAU a number; SVTL's: 12,4,0.7)")
 
 
 def _fusion_encoder(text: str | None) -> dict | None:
     """``--fusion-encoder HIDDEN[,BLOCKS[,DROPOUT]]`` (or a JSON dict) as ``FitConfig.fusion_encoder``."""
-    if not text:
-        return None
-    if text.strip().startswith("{"):
-        import json
-
-        return json.loads(text)
-    parts = split_list(text)
-    try:
-        values = [int(parts[0])] + ([int(parts[1])] if len(parts) > 1 else []) + \
-            ([float(parts[2])] if len(parts) > 2 else [])
-    except (ValueError, IndexError):
-        values = []
-    if not 1 <= len(parts) <= 3 or len(values) != len(parts):
-        raise ValueError(f"--fusion-encoder takes HIDDEN[,BLOCKS[,DROPOUT]] (whole numbers, DROPOUT a number; "
-                         f"BrainHiVE's: 1024,1,0.1) or a JSON dict; got {text!r}.")
-    return dict(zip(("hidden", "blocks", "dropout"), values))
+    return _numbers_or_json(text, "--fusion-encoder", (("hidden", int), ("blocks", int), ("dropout", float)), 1,
+                            "HIDDEN[,BLOCKS[,DROPOUT]] (whole numbers, DROPOUT a number; BrainHiVE's: 1024,1,0.1)")
 
 
 def _smoothing(text: str | None) -> dict | None:

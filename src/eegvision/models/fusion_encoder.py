@@ -32,11 +32,7 @@ from torch import nn
 
 from eegvision.checks import check_int, check_names, check_range
 from eegvision.features.files import Features, save_features
-from eegvision.models.encoders.checkpoint import (
-    load_checkpoint_weights,
-    read_checkpoint_config,
-    write_checkpoint,
-)
+from eegvision.models.image_projector import ImageModule
 
 __all__ = ["FUSION_ENCODER_DEFAULTS", "FusionEncoder", "check_fusion_encoder", "concat_features",
            "fusion_encoder_conflicts"]
@@ -96,7 +92,7 @@ class ResidualLayer(nn.Module):
         return self.norm(self.w2(self.dropout(F.gelu(self.w1(x)))) + x)
 
 
-class FusionEncoder(nn.Module):
+class FusionEncoder(ImageModule):
     """Concatenated features ``(batch, sum(widths))`` -> ``(batch, hidden)`` (module docstring).
 
     Parameters
@@ -108,6 +104,7 @@ class FusionEncoder(nn.Module):
     """
 
     name = "fusion_encoder"
+    what = "a fusion encoder"
 
     def __init__(self, widths: list[int], hidden: int = 1024, blocks: int = 1, dropout: float = 0.1) -> None:
         super().__init__()
@@ -140,34 +137,6 @@ class FusionEncoder(nn.Module):
         for layer in self.blocks:
             x = layer(x)
         return x
-
-    @torch.no_grad()
-    def project_features(self, feats: Features, batch_size: int = 1024) -> Features:
-        """The module's output ``(n_images, hidden)`` (float32, on CPU) for concatenated features; metadata kept,
-        ``normalized`` ``"false"`` and ``projector`` added; no text rows."""
-        was_training = self.training
-        self.eval()
-        device = self.inputs[0].weight.device
-        image = torch.cat([self(chunk.to(device)).float().cpu() for chunk in feats.image.split(batch_size)])
-        self.train(was_training)
-        meta = {**feats.metadata, "normalized": "false",
-                "projector": f"fusion_encoder {self.widths} -> {self.hidden} of the run"}
-        return Features(image=image, text=None, metadata=meta, path=feats.path, concepts=feats.concepts)
-
-    def save_pretrained(self, directory: str | os.PathLike) -> Path:
-        """Write ``directory/config.json`` and ``directory/model.safetensors`` (atomically)."""
-        return write_checkpoint(self, self.config, directory)
-
-    @classmethod
-    def from_pretrained(cls, directory: str | os.PathLike, map_location: str | torch.device = "cpu"
-                        ) -> FusionEncoder:
-        """Rebuild a module written by :meth:`save_pretrained` (eval mode, on ``map_location``)."""
-        config = read_checkpoint_config(directory)
-        if config.get("name") != cls.name:
-            raise ValueError(f"{directory} holds a {config.get('name')!r}, not a fusion encoder.")
-        model = cls(**{k: v for k, v in config.items() if k != "name"})
-        load_checkpoint_weights(model, directory, map_location)
-        return model.to(map_location).eval()
 
 
 def concat_features(parts: list[Features], path: str | os.PathLike | None = None) -> Features:

@@ -29,19 +29,16 @@ from __future__ import annotations
 
 import math
 import os
-from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
 from eegvision.checks import check_int, check_names, check_positive
-from eegvision.features.files import Features
 from eegvision.models.encoders.checkpoint import (
-    load_checkpoint_weights,
     read_checkpoint_config,
-    write_checkpoint,
 )
+from eegvision.models.image_projector import ImageModule
 
 __all__ = ["MULTI_VIEW_DEFAULTS", "MultiViewTarget", "check_multi_view", "load_image_module", "route"]
 
@@ -77,7 +74,7 @@ def route(x: torch.Tensor, scores: torch.Tensor, temperature: float) -> torch.Te
     return x.mean(dim=-2) + (weights.unsqueeze(-1) * x).sum(dim=-2)
 
 
-class MultiViewTarget(nn.Module):
+class MultiViewTarget(ImageModule):
     """Token features ``(batch, n_tokens, in_dim)`` -> one target vector ``(batch, dim)`` (module docstring).
 
     Parameters
@@ -94,6 +91,8 @@ class MultiViewTarget(nn.Module):
     """
 
     name = "multi_view_target"
+    what = "a multi-view target"
+    project_batch = 256  # token files are large per image
 
     def __init__(self, in_dim: int, dim: int, token_layers: list[int], views: int = 12, blocks: int = 4,
                  heads: int = 8, routing_temperature: float = 0.7) -> None:
@@ -152,35 +151,9 @@ class MultiViewTarget(nn.Module):
         pooled = route(blocks, self.block_score(blocks).squeeze(-1), self.temperature)
         return self.head(pooled)
 
-    @torch.no_grad()
-    def project_features(self, feats: Features, batch_size: int = 256) -> Features:
-        """The target vectors ``(n_images, dim)`` (float32, on CPU) of a token file's features, ``batch_size``
-        images at a time; metadata kept but for the token keys, ``normalized`` ``"false"`` and ``projector``
-        added; no text rows."""
-        was_training = self.training
-        self.eval()
-        device = self.queries.device
-        image = torch.cat([self(chunk.to(device)).float().cpu() for chunk in feats.image.split(batch_size)])
-        self.train(was_training)
-        meta = {k: v for k, v in feats.metadata.items() if k not in ("kind", "layers")}
-        meta.update(normalized="false", projector=f"multi_view_target ({self.views} views, {self.blocks} blocks) "
-                                                  f"-> {self.dim} of the run")
-        return Features(image=image, text=None, metadata=meta, path=feats.path, concepts=feats.concepts)
-
-    def save_pretrained(self, directory: str | os.PathLike) -> Path:
-        """Write ``directory/config.json`` and ``directory/model.safetensors`` (atomically)."""
-        return write_checkpoint(self, self.config, directory)
-
-    @classmethod
-    def from_pretrained(cls, directory: str | os.PathLike, map_location: str | torch.device = "cpu"
-                        ) -> MultiViewTarget:
-        """Rebuild a module written by :meth:`save_pretrained` (eval mode, on ``map_location``)."""
-        config = read_checkpoint_config(directory)
-        if config.get("name") != cls.name:
-            raise ValueError(f"{directory} holds a {config.get('name')!r}, not a multi-view target.")
-        model = cls(**{k: v for k, v in config.items() if k != "name"})
-        load_checkpoint_weights(model, directory, map_location)
-        return model.to(map_location).eval()
+    def projected_metadata(self, metadata: dict[str, Any]) -> dict[str, Any]:
+        """A mapped token file's metadata: the token keys dropped (one vector per image now)."""
+        return super().projected_metadata({k: v for k, v in metadata.items() if k not in ("kind", "layers")})
 
 
 def load_image_module(directory: str | os.PathLike, map_location: str | torch.device = "cpu") -> nn.Module:
