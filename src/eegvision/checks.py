@@ -30,6 +30,7 @@ __all__ = [
     "check_names",
     "check_positive",
     "check_range",
+    "check_settings",
     "check_shape",
     "close_matches",
     "name_error",
@@ -139,6 +140,19 @@ def name_error(kind: str, value: Any, known: Collection[Any], where: str, hint: 
     """The error :func:`check_name` raises, for callers that look names up their own way (aliases, case)."""
     return ValueError(f"{kind} {show(value)} is not in {where} (available: {show_list(known)})."
                       + _did_you_mean(value, known) + (f" {hint}" if hint else ""))
+
+
+def check_settings(name: str, value: Any, defaults: dict[str, Any]) -> dict[str, Any] | None:
+    """A dict option (e.g. ``FitConfig.multi_view_target``): ``None``, or ``defaults`` updated with ``value``,
+    whose keys must be among ``defaults``'; ``ValueError`` naming what was wrong otherwise. The values are the
+    caller's to check."""
+    if value is None:
+        return None
+    example = repr(defaults)
+    if not isinstance(value, dict):
+        raise ValueError(f"{name} is a dict such as {example} or None; got {value!r}.")
+    check_names(f"{name} key", list(value), list(defaults), name, f"Give e.g. {example}.")
+    return {**defaults, **value}
 
 
 def check_names(kind: str, values: Sequence[Any], known: Collection[Any], where: str, hint: str = "",

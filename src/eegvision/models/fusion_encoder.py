@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from eegvision.checks import check_int, check_names, check_range
+from eegvision.checks import check_int, check_range, check_settings
 from eegvision.features.files import Features, save_features
 from eegvision.models.image_projector import ImageModule
 
@@ -43,14 +43,9 @@ FUSION_ENCODER_DEFAULTS = {"hidden": 1024, "blocks": 1, "dropout": 0.1}
 
 def check_fusion_encoder(value: Any) -> dict[str, Any] | None:
     """``FitConfig.fusion_encoder`` checked, missing keys filled from :data:`FUSION_ENCODER_DEFAULTS`."""
-    if value is None:
+    out = check_settings("fusion_encoder", value, FUSION_ENCODER_DEFAULTS)
+    if out is None:
         return None
-    example = "{'hidden': 1024, 'blocks': 1, 'dropout': 0.1}"
-    if not isinstance(value, dict):
-        raise ValueError(f"fusion_encoder is a dict such as {example} or None; got {value!r}.")
-    check_names("fusion_encoder key", list(value), list(FUSION_ENCODER_DEFAULTS), "fusion_encoder",
-                f"Give e.g. {example}.")
-    out = {**FUSION_ENCODER_DEFAULTS, **value}
     out["hidden"] = check_int("fusion_encoder hidden", out["hidden"], minimum=1,
                               hint="It is the size of the shared space (BrainHiVE: 1024).")
     out["blocks"] = check_int("fusion_encoder blocks", out["blocks"], minimum=0,

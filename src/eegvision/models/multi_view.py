@@ -34,7 +34,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from eegvision.checks import check_int, check_names, check_positive
+from eegvision.checks import check_int, check_positive, check_settings
 from eegvision.models.encoders.checkpoint import (
     read_checkpoint_config,
 )
@@ -48,14 +48,9 @@ MULTI_VIEW_DEFAULTS = {"views": 12, "blocks": 4, "heads": 8, "routing_temperatur
 
 def check_multi_view(value: Any) -> dict[str, Any] | None:
     """``FitConfig.multi_view_target`` checked, missing keys filled from :data:`MULTI_VIEW_DEFAULTS`."""
-    if value is None:
+    out = check_settings("multi_view_target", value, MULTI_VIEW_DEFAULTS)
+    if out is None:
         return None
-    example = "{'views': 12, 'blocks': 4, 'heads': 8, 'routing_temperature': 0.7}"
-    if not isinstance(value, dict):
-        raise ValueError(f"multi_view_target is a dict such as {example} or None; got {value!r}.")
-    check_names("multi_view_target key", list(value), list(MULTI_VIEW_DEFAULTS), "multi_view_target",
-                f"Give e.g. {example}.")
-    out = {**MULTI_VIEW_DEFAULTS, **value}
     for key in ("views", "blocks", "heads"):
         out[key] = check_int(f"multi_view_target {key}", out[key], minimum=1)
     if out["views"] % out["blocks"]:
